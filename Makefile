@@ -1,0 +1,37 @@
+# paper-digest: `make demo` runs the main job on the embedded default, `make test` runs the suite.
+# Both create .venv on first use; nothing else needs installing by hand.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lint check clean
+
+# Re-installs when pyproject.toml changes; the stamps keep repeat runs instant.
+$(VENV)/.base: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.base ## ingest the example dumps into var/digest.sqlite3 and report what is new
+	$(BIN)/digest ingest examples/dumps
+	@echo
+	$(BIN)/digest status
+
+test: $(VENV)/.dev ## run the whole test suite
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev ## ruff and mypy, as CI runs them
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) var outbox .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,49 @@
+"""The exception tree. Every error the user can cause is a ``DigestError``.
+
+::
+
+    DigestError                 exit 1; one line naming the thing, the value and the fix
+    ├── ConfigError             bad config file, key or environment variable
+    ├── InputError              a dump that cannot be used
+    │   ├── ReadError           unreadable bytes: missing, too large, binary, not UTF-8
+    │   └── ParseError          readable text that holds no papers
+    ├── StoreError              the database cannot be opened or is from a newer version
+    └── UsageError              exit 2; the command line asks for something impossible
+
+The CLI catches ``DigestError`` once, prints ``str(error)`` on one line and exits
+with ``error.exit_code``. Messages never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class DigestError(Exception):
+    """Base of every error paper-digest reports to the user."""
+
+    exit_code = 1
+
+
+class ConfigError(DigestError):
+    """The configuration file, a key in it, or a DIGEST_* variable is wrong."""
+
+
+class InputError(DigestError):
+    """A dump file cannot be used."""
+
+
+class ReadError(InputError):
+    """A dump file's bytes cannot be read as text."""
+
+
+class ParseError(InputError):
+    """A dump file's text holds no papers."""
+
+
+class StoreError(DigestError):
+    """The database cannot be opened, migrated or queried."""
+
+
+class UsageError(DigestError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = 2

@@ -1,0 +1,276 @@
+"""All SQL: the schema and its migrations, the dumps, the seen-set and sightings.
+
+One SQLite file in WAL mode, created ``0600``. The schema version lives in
+``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a database from version ``i``
+to ``i + 1`` inside one transaction, so a failed upgrade changes nothing.
+
+Tables:
+
+* ``dumps``: one row per distinct file content (keyed by the sha256 of its
+  bytes), so ingesting the same bytes twice is a no-op;
+* ``papers``: the seen-set, one row per paper id, with its normalised title so
+  one paper seen in two sources is one paper;
+* ``sightings``: (dump, paper, position, upvotes): every appearance of a
+  paper, new or not; the trending signal.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+from digest.errors import StoreError
+from digest.models import Dump, DumpRecord, Ingested, Paper, SeenPaper, StoreStatus
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE dumps (
+        id            INTEGER PRIMARY KEY,
+        sha256        TEXT NOT NULL UNIQUE,
+        source        TEXT NOT NULL,
+        layout        TEXT NOT NULL,
+        page_date     TEXT,
+        paper_count   INTEGER NOT NULL DEFAULT 0,
+        new_count     INTEGER NOT NULL DEFAULT 0,
+        warning_count INTEGER NOT NULL DEFAULT 0,
+        ingested_at   TEXT NOT NULL
+    );
+    CREATE TABLE papers (
+        id            TEXT PRIMARY KEY,
+        norm_title    TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        abstract      TEXT,
+        authors_count INTEGER,
+        organization  TEXT,
+        published     TEXT,
+        first_dump    INTEGER NOT NULL REFERENCES dumps (id),
+        first_seen    TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX papers_norm_title ON papers (norm_title);
+    CREATE INDEX papers_first_dump ON papers (first_dump);
+    CREATE TABLE sightings (
+        dump     INTEGER NOT NULL REFERENCES dumps (id),
+        paper    TEXT NOT NULL REFERENCES papers (id),
+        position INTEGER NOT NULL,
+        upvotes  INTEGER,
+        PRIMARY KEY (dump, paper)
+    ) WITHOUT ROWID;
+    CREATE INDEX sightings_paper ON sightings (paper);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """An open database. Use ``Store.open(path)`` as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[Store]:
+        """Open (creating ``0600`` if new) and migrate the database at ``path``."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"{path}: cannot open the database ({e}); check database.path") from e
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            store = cls(conn, path)
+            store._migrate()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise StoreError(f"{path}: not a paper-digest database ({e}); point database.path elsewhere") from e
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            yield store
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema {version} is newer than this paper-digest "
+                f"understands ({SCHEMA_VERSION}); upgrade paper-digest"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._transaction() as conn:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    # --- dumps and the seen-set ---------------------------------------------
+
+    def ingest(self, dump: Dump, *, sha256: str, at: datetime) -> Ingested:
+        """Store a dump, its papers and their sightings, in one transaction.
+
+        A dump whose bytes were stored before changes nothing and comes back with
+        ``repeat=True``. A paper is new when no earlier dump had its id or its
+        normalised title; a known paper only gains fields it lacked.
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM dumps WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is not None:
+                return Ingested(record=_dump_record(row), repeat=True)
+            stamp = at.isoformat(timespec="seconds")
+            dump_id = conn.execute(
+                "INSERT INTO dumps (sha256, source, layout, page_date, paper_count, warning_count, ingested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sha256,
+                    dump.source,
+                    dump.layout,
+                    _iso(dump.page_date),
+                    len(dump.papers),
+                    len(dump.warnings),
+                    stamp,
+                ),
+            ).lastrowid
+            new = 0
+            for paper in dump.papers:
+                known = conn.execute(
+                    "SELECT id FROM papers WHERE id = ? UNION ALL SELECT id FROM papers WHERE norm_title = ? LIMIT 1",
+                    (paper.id, paper.norm_title),
+                ).fetchone()
+                if known is None:
+                    new += 1
+                    paper_id = paper.id
+                    conn.execute(
+                        "INSERT INTO papers (id, norm_title, title, abstract, authors_count, organization,"
+                        " published, first_dump, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            paper.id,
+                            paper.norm_title,
+                            paper.title,
+                            paper.abstract,
+                            paper.authors_count,
+                            paper.organization,
+                            _iso(paper.published),
+                            dump_id,
+                            stamp,
+                        ),
+                    )
+                else:
+                    paper_id = known["id"]
+                    conn.execute(
+                        "UPDATE papers SET abstract = coalesce(abstract, ?),"
+                        " authors_count = coalesce(authors_count, ?), organization = coalesce(organization, ?),"
+                        " published = coalesce(published, ?) WHERE id = ?",
+                        (paper.abstract, paper.authors_count, paper.organization, _iso(paper.published), paper_id),
+                    )
+                conn.execute(
+                    "INSERT OR IGNORE INTO sightings (dump, paper, position, upvotes) VALUES (?, ?, ?, ?)",
+                    (dump_id, paper_id, paper.position or 0, paper.upvotes),
+                )
+            conn.execute("UPDATE dumps SET new_count = ? WHERE id = ?", (new, dump_id))
+            row = conn.execute("SELECT * FROM dumps WHERE id = ?", (dump_id,)).fetchone()
+        return Ingested(record=_dump_record(row), repeat=False)
+
+    def find_dump(self, ref: str) -> DumpRecord | None:
+        """A dump by id, source path, file name or a sha256 prefix (newest first)."""
+        query = (
+            "SELECT * FROM dumps WHERE CAST(id AS TEXT) = :ref OR source = :ref"
+            " OR source LIKE '%/' || :ref OR (length(:ref) >= 6 AND sha256 LIKE :ref || '%')"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        row = self._conn.execute(query, {"ref": ref}).fetchone()
+        return _dump_record(row) if row else None
+
+    def dumps(self) -> list[DumpRecord]:
+        """Every stored dump, oldest first."""
+        return [_dump_record(row) for row in self._conn.execute("SELECT * FROM dumps ORDER BY id")]
+
+    def papers(self, *, first_dump: int | None = None, limit: int | None = None) -> list[SeenPaper]:
+        """Papers of the seen-set in the order they were first seen, optionally from one dump."""
+        rows = self._conn.execute(
+            "SELECT p.*, d.source AS dump_source, s.position, s.upvotes,"
+            " (SELECT count(*) FROM sightings WHERE paper = p.id) AS sighting_count"
+            " FROM papers p JOIN dumps d ON d.id = p.first_dump"
+            " LEFT JOIN sightings s ON s.dump = p.first_dump AND s.paper = p.id"
+            " WHERE :dump IS NULL OR p.first_dump = :dump"
+            " ORDER BY p.first_dump, s.position LIMIT :limit",
+            {"dump": first_dump, "limit": -1 if limit is None else limit},
+        )
+        return [
+            SeenPaper(
+                paper=Paper(
+                    id=row["id"],
+                    title=row["title"],
+                    norm_title=row["norm_title"],
+                    abstract=row["abstract"],
+                    authors_count=row["authors_count"],
+                    organization=row["organization"],
+                    published=_date(row["published"]),
+                    upvotes=row["upvotes"],
+                    position=row["position"],
+                ),
+                first_dump=row["dump_source"],
+                first_seen=datetime.fromisoformat(row["first_seen"]),
+                sightings=row["sighting_count"],
+            )
+            for row in rows
+        ]
+
+    def status(self) -> StoreStatus:
+        """How much the database holds, and the last dump stored."""
+        counts = self._conn.execute(
+            "SELECT (SELECT count(*) FROM dumps), (SELECT count(*) FROM papers), (SELECT count(*) FROM sightings)"
+        ).fetchone()
+        last = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
+        return StoreStatus(
+            path=str(self.path),
+            schema_version=int(self._conn.execute("PRAGMA user_version").fetchone()[0]),
+            dumps=counts[0],
+            papers=counts[1],
+            sightings=counts[2],
+            last_dump=_dump_record(last) if last else None,
+        )
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _dump_record(row: sqlite3.Row) -> DumpRecord:
+    return DumpRecord(
+        id=row["id"],
+        sha256=row["sha256"],
+        source=row["source"],
+        layout=row["layout"],
+        page_date=_date(row["page_date"]),
+        papers=row["paper_count"],
+        new=row["new_count"],
+        warnings=row["warning_count"],
+        ingested_at=datetime.fromisoformat(row["ingested_at"]),
+    )

@@ -1,0 +1,52 @@
+"""Shared fixtures: the example dumps, a fixed ingest day, a CLI runner on a temporary database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from digest.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DUMPS = ROOT / "examples" / "dumps"
+DATA = Path(__file__).resolve().parent / "data"
+TODAY = date(2026, 11, 23)
+SEED_COUNTS = {
+    "000_b302ddefaf34c389.txt": 226,
+    "001_dc7b62520b3cf1f2.txt": 56,
+    "002_de1b89f38ace8a1e.txt": 86,
+    "003_7a5f3204ee6361bf.txt": 75,
+}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder with no DIGEST_* variables, so defaults apply (var/digest.sqlite3)."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("DIGEST_")]:
+        monkeypatch.delenv(name)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(workdir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Call ``digest`` in-process: ``cli("ingest", path)`` returns code, stdout and stderr."""
+
+    def run(*args: str | Path) -> Result:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

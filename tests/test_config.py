@@ -1,0 +1,77 @@
+"""Config: TOML file, DIGEST_* overrides, and errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from digest import config
+from digest.errors import ConfigError
+
+from .conftest import ROOT
+
+
+def test_the_example_config_loads_and_documents_every_key(workdir: Path) -> None:
+    example = ROOT / "config.example.toml"
+    loaded = config.load(example)
+    assert loaded == config.Settings()  # the example shows the defaults
+    documented = tomllib.loads(example.read_text(encoding="utf-8"))
+    fields = {name: set(type(getattr(loaded, name)).model_fields) for name in config.Settings.model_fields}
+    assert {name: set(section) for name, section in documented.items()} == fields
+    text = example.read_text(encoding="utf-8")
+    for section, keys in fields.items():
+        for key in keys:  # each key has a comment right above it
+            before = text.split(f"\n{key} =")[0].rstrip().rsplit("\n", 1)[-1]
+            assert before.startswith("#"), f"[{section}] {key} has no comment"
+
+
+def test_defaults_without_a_file(workdir: Path) -> None:
+    settings = config.load()
+    assert settings.database.path == Path("var/digest.sqlite3")
+    assert settings.ingest.max_bytes == 50 * 1_048_576
+
+
+def test_digest_toml_in_the_working_folder_is_read(workdir: Path) -> None:
+    (workdir / "digest.toml").write_text('[database]\npath = "elsewhere.sqlite3"\n')
+    assert config.load().database.path == Path("elsewhere.sqlite3")
+
+
+def test_environment_overrides_the_file(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workdir / "c.toml").write_text('[database]\npath = "file.sqlite3"\n[ingest]\nmax_size_mb = 5\n')
+    monkeypatch.setenv("DIGEST_DATABASE__PATH", "env.sqlite3")
+    settings = config.load(workdir / "c.toml")
+    assert settings.database.path == Path("env.sqlite3")
+    assert settings.ingest.max_size_mb == 5
+
+
+def test_a_missing_config_path_is_an_error(workdir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found; check the --config path"):
+        config.load(workdir / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[database]\npaht = 'x'\n", r"c\.toml: key 'database\.paht': unknown key; check its spelling"),
+        ("colour = 'blue'\n", r"c\.toml: key 'colour': unknown key"),
+        (
+            "[ingest]\nmax_size_mb = -1\n",
+            r"c\.toml: key 'ingest\.max_size_mb': input should be greater than 0 \(got -1\)",
+        ),
+        ("[ingest]\nmax_size_mb = 'big'\n", r"key 'ingest\.max_size_mb': input should be a valid number"),
+        ("[database\npath = 1\n", r"c\.toml: not valid TOML \(.*line 1.*\); fix the syntax"),
+    ],
+)
+def test_bad_config_names_file_key_and_fix(workdir: Path, text: str, message: str) -> None:
+    (workdir / "c.toml").write_text(text)
+    with pytest.raises(ConfigError, match=message) as caught:
+        config.load(workdir / "c.toml")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_bad_environment_variable_is_named(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_INGEST__MAX_SIZE_MB", "lots")
+    with pytest.raises(ConfigError, match=r"^environment variable DIGEST_INGEST__MAX_SIZE_MB: input should be"):
+        config.load()

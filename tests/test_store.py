@@ -1,0 +1,143 @@
+"""The store on a real SQLite file: seen-set, sightings, re-ingest, migrations, file mode."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from digest import ingest, store
+from digest.errors import StoreError
+from digest.models import Dump
+from digest.store import Store
+
+from .conftest import DUMPS, SEED_COUNTS, TODAY
+from .dumpgen import Card, cards
+
+NOW = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+
+
+def load(name: str) -> tuple[Dump, str]:
+    dump, raw = ingest.load(DUMPS / name, today=TODAY, max_bytes=50 << 20)
+    return dump, raw.sha256
+
+
+def test_seeds_in_order_give_443_papers_429_new_14_seen(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        results = []
+        for name in sorted(SEED_COUNTS):
+            dump, sha = load(name)
+            results.append(db.ingest(dump, sha256=sha, at=NOW))
+        assert [(r.record.papers, r.record.new, r.record.seen) for r in results] == [
+            (226, 226, 0),
+            (56, 56, 0),
+            (86, 84, 2),
+            (75, 63, 12),
+        ]
+        status = db.status()
+        assert (status.dumps, status.papers, status.sightings) == (4, 429, 443)
+
+
+def test_same_bytes_again_is_a_no_op_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite3"
+    dump, sha = load("002_de1b89f38ace8a1e.txt")
+    with Store.open(path) as db:
+        first = db.ingest(dump, sha256=sha, at=NOW)
+    with Store.open(path) as db:
+        again = db.ingest(dump, sha256=sha, at=datetime(2027, 1, 1, tzinfo=UTC))
+        assert again.repeat and not first.repeat
+        assert again.record == first.record
+        assert db.status().sightings == 86
+
+
+def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(tmp_path: Path) -> None:
+    bare = ingest.parse(cards([Card("Shared Paper Title", None)]), source="a.txt", today=TODAY)
+    rich = ingest.parse(
+        cards(
+            [
+                Card(
+                    "shared paper title.",
+                    "Now with an abstract. It is long enough to be one.",
+                    "3 authors",
+                    "Jan 2, 2024",
+                    9,
+                )
+            ]
+        ),
+        source="b.txt",
+        today=TODAY,
+    )
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        assert db.ingest(bare, sha256="a" * 64, at=NOW).record.new == 1
+        second = db.ingest(rich, sha256="b" * 64, at=NOW)
+        assert (second.record.new, second.record.seen) == (0, 1)
+        [row] = db.papers()
+    assert row.paper.title == "Shared Paper Title"  # the first sighting's title stays
+    assert row.paper.abstract == "Now with an abstract. It is long enough to be one."
+    assert (row.paper.authors_count, row.sightings, row.first_dump) == (3, 2, "a.txt")
+
+
+def test_sightings_keep_position_and_upvotes(tmp_path: Path) -> None:
+    dump, sha = load("001_dc7b62520b3cf1f2.txt")
+    path = tmp_path / "d.sqlite3"
+    with Store.open(path) as db:
+        db.ingest(dump, sha256=sha, at=NOW)
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT position, upvotes FROM sightings WHERE upvotes IS NOT NULL ORDER BY position"
+        ).fetchall()
+    positions = [p.position for p in dump.papers if p.upvotes is not None]
+    assert rows == [(positions[0], 1), (positions[1], 2)]
+
+
+def test_papers_new_in_one_dump_and_find_dump_by_name_id_or_hash(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        for name in sorted(SEED_COUNTS):
+            dump, sha = load(name)
+            db.ingest(dump, sha256=sha, at=NOW)
+        record = db.find_dump("003_7a5f3204ee6361bf.txt")
+        assert record is not None
+        assert db.find_dump(str(record.id)) == record == db.find_dump(record.sha256[:8])
+        assert db.find_dump("nothing.txt") is None
+        new = db.papers(first_dump=record.id)
+        assert len(new) == 63
+        assert all(p.first_dump.endswith("003_7a5f3204ee6361bf.txt") for p in new)
+        assert len(db.papers(limit=5)) == 5
+
+
+def test_database_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "d.sqlite3"
+    with Store.open(path):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this paper-digest understands"), Store.open(path):
+        pass
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.sqlite3"
+    path.write_bytes(b"this is not sqlite at all, just some text " * 100)
+    with pytest.raises(StoreError, match="not a paper-digest database"), Store.open(path):
+        pass
+
+
+def test_a_failed_ingest_leaves_nothing_behind(tmp_path: Path) -> None:
+    dump, sha = load("003_7a5f3204ee6361bf.txt")
+    broken = Dump(source=dump.source, layout=dump.layout, page_date=dump.page_date, papers=(*dump.papers, None))  # type: ignore[arg-type]
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        with pytest.raises(AttributeError):
+            db.ingest(broken, sha256=sha, at=NOW)
+        assert (db.status().dumps, db.status().papers) == (0, 0)
+        assert not db.ingest(dump, sha256=sha, at=NOW).repeat
