@@ -18,10 +18,14 @@ $(VENV)/.dev: $(VENV)/.base
 	$(PIP) install -e '.[dev]'
 	touch $@
 
-demo: $(VENV)/.base ## ingest the example dumps into var/digest.sqlite3 and report what is new
-	$(BIN)/digest ingest examples/dumps
+DEMO := $(BIN)/digest --config examples/demo.toml
+
+demo: $(VENV)/.base ## ingest the example dumps, list the example subscribers, preview one digest
+	$(DEMO) ingest examples/dumps
 	@echo
-	$(BIN)/digest status
+	$(DEMO) subscribers
+	@echo
+	$(DEMO) preview chen
 
 test: $(VENV)/.dev ## run the whole test suite
 	$(BIN)/pytest

@@ -15,17 +15,19 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-from digest import __version__, config, pipeline
+from digest import __version__, config, ingest, pipeline, profiles, rank
 from digest.config import Settings
-from digest.errors import DigestError, UsageError
-from digest.models import Dump, DumpRecord, Paper, ParseWarning
+from digest.errors import DigestError, InputError, UsageError
+from digest.models import WEEKDAYS, Dump, DumpRecord, Paper, ParseWarning, Profile, Ranked
 from digest.store import Store
 
 # How many warnings per file the human output shows before summing up the rest.
@@ -264,6 +266,220 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- subscribers and ranking ---------------------------------------------------
+
+
+def _schedule(profile: Profile) -> str:
+    when = profile.send_at.strftime("%H:%M")
+    if profile.frequency == "weekly":
+        cadence = f"weekly on {WEEKDAYS[profile.day or 0].capitalize()}"
+    else:
+        cadence = profile.frequency
+    today = datetime.now(ZoneInfo(profile.timezone)).date()
+    local = datetime.combine(today, profile.send_at, tzinfo=ZoneInfo(profile.timezone))
+    utc = "" if profile.timezone == "UTC" else f" ({local.astimezone(UTC):%H:%M} UTC)"
+    return f"{cadence} at {when} {profile.timezone}{utc}"
+
+
+def _channels(profile: Profile) -> str:
+    parts = []
+    for channel in profile.delivery:
+        if channel.kind == "email":
+            parts.append(f"email {channel.address or profile.email}")
+        elif channel.url_env:
+            parts.append(f"{channel.kind} (URL from ${channel.url_env})")
+        else:
+            parts.append(channel.kind)
+    return ", ".join(parts)
+
+
+def _keywords(profile: Profile) -> str:
+    terms = [term if weight == 1 else f"{term} ×{weight:g}" for term, weight in profile.keywords]
+    return ", ".join(terms) or "none"
+
+
+def _describe(profile: Profile, *, archive_titles: set[str] | None = None) -> list[str]:
+    lines = [
+        f"  when:      {_schedule(profile)}",
+        f"  what:      up to {profile.max_items} papers scoring at least {profile.min_score:g}"
+        + (f", plus {profile.trending} trending" if profile.trending else "")
+        + ("; a short notice on empty days" if profile.empty_day == "notice" else "; nothing on empty days"),
+        f"  where:     {_channels(profile)}",
+        f"  keywords:  {_keywords(profile)}",
+    ]
+    if profile.exclude:
+        lines.append(f"  excludes:  {', '.join(profile.exclude)}")
+    if profile.seeds:
+        known = ""
+        if archive_titles is not None:
+            found = sum(ingest.normalise_title(seed) in archive_titles for seed in profile.seeds)
+            known = f" ({found} found in the archive; the others count once ingested)"
+        lines.append(f"  seeds:     {len(profile.seeds)} paper{'s' if len(profile.seeds) != 1 else ''}{known}")
+    return lines
+
+
+def _sync(store: Store, settings: Settings) -> int:
+    """Sync the subscribers folder; report what changed and what is broken. Returns the error count."""
+    report = pipeline.sync_subscribers(store, settings.subscribers.dir, at=datetime.now(UTC))
+    for name, outcome in report.changes.items():
+        _err.print(f"subscribers: {name} {outcome} (from {report.folder})", markup=False)
+    for name in report.removed:
+        _err.print(f"subscribers: {name} unsubscribed (its file left {report.folder})", markup=False)
+    for error in report.errors:
+        _error(f"{error} (the last good version stays in force)")
+    return len(report.errors)
+
+
+def _archive_titles(store: Store) -> set[str]:
+    return {p.norm_title for p in store.archive()}
+
+
+def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        profile, outcome = pipeline.subscribe(store, args.profile, at=datetime.now(UTC))
+        titles = _archive_titles(store)
+    verb = {"unchanged": "already subscribed, unchanged"}.get(outcome, outcome)
+    print(f"{profile.name}: {verb}")
+    print("\n".join(_describe(profile, archive_titles=titles)))
+    return 0
+
+
+def unsubscribe_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        pipeline.set_state(store, args.name, "unsubscribed", at=datetime.now(UTC))
+    print(f"{args.name}: unsubscribed; their digest history is kept, so subscribing again sends no repeats")
+    return 0
+
+
+def pause_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.until is not None and args.until <= date.today():
+        raise UsageError(f"--until {args.until}: not in the future; give a later date")
+    with Store.open(settings.database.path) as store:
+        pipeline.set_state(store, args.name, "paused", until=args.until, at=datetime.now(UTC))
+    until = f" until {args.until} (digests resume on {args.until + timedelta(days=1)})" if args.until else ""
+    print(f"{args.name}: paused{until}; 'digest resume {args.name}' ends it")
+    return 0
+
+
+def resume_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        pipeline.set_state(store, args.name, "active", at=datetime.now(UTC))
+    print(f"{args.name}: active")
+    return 0
+
+
+def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        broken = _sync(store, settings)
+        rows = store.subscribers(include_unsubscribed=args.all)
+        profiles_ = [(row, pipeline.stored_profile(row)) for row in rows]
+    if args.json:
+        for row, profile in profiles_:
+            _json_line(
+                {
+                    "name": row.name,
+                    "status": row.status,
+                    "paused_until": row.paused_until,
+                    "source": row.source,
+                    "schedule": _schedule(profile),
+                    "channels": [c.kind for c in profile.delivery],
+                    "keywords": dict(profile.keywords),
+                    "seeds": len(profile.seeds),
+                    "updated_at": row.updated_at,
+                }
+            )
+        return 1 if broken else 0
+    if not profiles_:
+        print(f"no subscribers yet: 'digest subscribe PROFILE.toml', or put profiles in {settings.subscribers.dir}/")
+        return 1 if broken else 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("name", "status", "schedule", "channels", "keywords"):
+        table.add_column(column, overflow="fold")
+    for row, profile in profiles_:
+        status = row.status + (f" until {row.paused_until}" if row.paused_until else "")
+        table.add_row(profile.name, status, _schedule(profile), _channels(profile), _keywords(profile))
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    with console.capture() as captured:
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
+    return 1 if broken else 0
+
+
+def check_command(args: argparse.Namespace, settings: Settings) -> int:
+    failed = 0
+
+    def bad(path: Path, error: DigestError) -> None:
+        nonlocal failed
+        failed += 1
+        _error(str(error))
+
+    for profile, _ in profiles.load_many(list(args.profiles), on_error=bad):
+        print(f"{profile.source}: ok ({profile.name})")
+        print("\n".join(_describe(profile)))
+    return 1 if failed else 0
+
+
+def _why_json(item: Ranked) -> list[dict[str, Any]]:
+    return [
+        {"kind": r.kind, "label": r.label, "score": r.score, "where": list(r.where), "detail": r.detail}
+        for r in item.why
+    ]
+
+
+def rank_command(args: argparse.Namespace, settings: Settings) -> int:
+    profile, _ = profiles.load(args.profile)
+    with Store.open(settings.database.path) as store:
+        source: str | None
+        if args.dump is not None:
+            dump, _ = ingest.load(args.dump, today=date.today(), max_bytes=settings.ingest.max_bytes)
+            papers, source = list(dump.papers), str(args.dump)
+        else:
+            papers, source = pipeline.new_papers(store)
+            if source is None:
+                raise InputError("no dumps ingested yet; run 'digest ingest DUMP...' first, or pass --dump FILE")
+        ranked = pipeline.rank_for(store, profile, papers, settings=settings, keep_all=args.all)
+    if args.json:
+        rows = [{"id": r.paper.id, "title": r.paper.title, "score": r.score, "why": _why_json(r)} for r in ranked]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    shown = "all" if args.all else f"top {len(ranked)}"
+    print(f"{profile.name}: {shown} of {len(papers)} papers in {source}")
+    _print_ranked(ranked)
+    return 0
+
+
+def _print_ranked(ranked: Sequence[Ranked]) -> None:
+    for item in ranked:
+        print(f"{item.rank:>4}. {item.score:5.2f}  {item.paper.title}")
+        reasons = [rank.describe(r) for r in item.why if r.kind != "trending"] or [rank.describe(item.why[0])]
+        print(f"             {'; '.join(reasons)}")
+
+
+def preview_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        broken = _sync(store, settings)
+        view = pipeline.preview(store, args.name, settings=settings)
+    profile = view.profile
+    print(f"{profile.name}: {_schedule(profile)}, to {_channels(profile)}")
+    if view.dump is None:
+        print("nothing to send yet: no dumps ingested")
+        return 1 if broken else 0
+    print(f"{len(view.items)} papers for {profile.name} out of {view.candidates} new in {Path(view.dump).name}\n")
+    if view.items:
+        _print_ranked(view.items)
+    else:
+        notice = (
+            "a short 'nothing matched today' notice" if profile.empty_day == "notice" else "nothing (empty_day = skip)"
+        )
+        print(f"  nothing scores {profile.min_score:g} or more today; they would get {notice}")
+    if view.trending:
+        print("\ntrending today")
+        for paper in view.trending:
+            votes = f"  ({paper.upvotes} upvotes)" if paper.upvotes else ""
+            print(f"   -  {paper.title}{votes}")
+    return 1 if broken else 0
+
+
 # --- argument parsing ---------------------------------------------------------
 
 
@@ -353,7 +569,65 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("status", status_command, "Show the database: its path, what it holds, the last ingest.", "")
     sub.add_argument("--json", action="store_true", help=json_help)
+
+    sub = command(
+        "subscribe",
+        subscribe_command,
+        "Check a profile file, store it, and show what the subscriber will get.",
+        "Subscribing again with a changed file updates the profile; an unsubscribed\n"
+        "name comes back. The profile format: examples/subscribers/ and the README.",
+    )
+    sub.add_argument("profile", type=Path, metavar="PROFILE.toml", help="a subscriber profile")
+    sub = command("unsubscribe", unsubscribe_command, "Stop a subscriber's digests (their history is kept).", "")
+    sub.add_argument("name", metavar="NAME")
+    sub = command("pause", pause_command, "Pause a subscriber's digests, for good or until a day.", "")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--until", type=_day_arg, metavar="YYYY-MM-DD", help="resume after this day")
+    sub = command("resume", resume_command, "Resume a paused subscriber.", "")
+    sub.add_argument("name", metavar="NAME")
+    sub = command(
+        "subscribers",
+        subscribers_command,
+        "List the subscribers (after syncing the subscribers folder).",
+        "The folder is config [subscribers] dir: new files subscribe, changed files\n"
+        "update, removed files unsubscribe, a broken file keeps its last good version.",
+    )
+    sub.add_argument("--all", action="store_true", help="include unsubscribed ones")
+    sub.add_argument("--json", action="store_true", help=json_help)
+    sub = command("check", check_command, "Check profile files; store nothing.", "")
+    sub.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE.toml")
+
+    sub = command(
+        "rank",
+        rank_command,
+        "Rank the papers of a dump, or the newest ones, for one profile.",
+        "--json prints one array, best first: [{id, title, score, why: [{kind, label,\n"
+        "score, where, detail}]}]. Without --all it holds the papers that reach the\n"
+        "profile's min_score, at most max_items; with --all every paper not excluded.",
+    )
+    sub.add_argument("--profile", type=Path, required=True, metavar="FILE", help="the profile to rank for")
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--dump", type=Path, metavar="FILE", help="rank this dump file's papers (it is not stored)")
+    source.add_argument("--new", action="store_true", help="rank the papers new in the latest ingest (default)")
+    sub.add_argument("--all", action="store_true", help="every paper, not only those reaching min_score")
+    sub.add_argument("--json", action="store_true", help="one JSON array (a stable interface)")
+
+    sub = command(
+        "preview",
+        preview_command,
+        "Show what a subscriber would receive now, as text.",
+        "Ranks the papers new in the latest ingest for NAME, leaving out papers they\n"
+        "already received, and lists the day's trending papers as their digest would.",
+    )
+    sub.add_argument("name", metavar="NAME")
     return parser
+
+
+def _day_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-12-24, got {text!r}") from None
 
 
 def _positive(text: str) -> int:

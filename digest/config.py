@@ -43,6 +43,22 @@ class IngestSettings(_Section):
         return int(self.max_size_mb * 1_048_576)
 
 
+class SubscribersSettings(_Section):
+    """Where subscriber profiles live."""
+
+    dir: Path = Path("subscribers")
+
+
+class RankSettings(_Section):
+    """The ranker's knobs (see digest/rank.py for what each does)."""
+
+    title_boost: float = Field(default=2.0, ge=0)
+    partial_credit: float = Field(default=0.7, ge=0, le=1)
+    seed_weight: float = Field(default=1.0, ge=0)
+    seed_contrast: float = Field(default=0.5, ge=0, le=2)
+    trending_weight: float = Field(default=0.05, ge=0, le=1)
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -55,6 +71,8 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
+    subscribers: SubscribersSettings = SubscribersSettings()
+    rank: RankSettings = RankSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@
     ├── InputError              a dump that cannot be used
     │   ├── ReadError           unreadable bytes: missing, too large, binary, not UTF-8
     │   └── ParseError          readable text that holds no papers
+    ├── ProfileError            a subscriber profile that cannot be used
     ├── StoreError              the database cannot be opened or is from a newer version
     └── UsageError              exit 2; the command line asks for something impossible
 
@@ -37,6 +38,10 @@ class ReadError(InputError):
 
 class ParseError(InputError):
     """A dump file's text holds no papers."""
+
+
+class ProfileError(DigestError):
+    """A subscriber profile file, or a key in it, is wrong."""
 
 
 class StoreError(DigestError):

@@ -7,9 +7,16 @@ JSON, templates).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 LAYOUTS = ("cards", "flat")
+FREQUENCIES = ("daily", "weekdays", "weekly")
+EMPTY_DAYS = ("skip", "notice")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Channel kinds a profile may name. Webhook kinds take the URL from an environment variable.
+WEBHOOK_KINDS = ("slack", "discord", "teams", "mattermost", "webhook")
+CHANNEL_KINDS = ("email", "outbox", "atom", *WEBHOOK_KINDS)
+SUBSCRIBER_STATES = ("active", "paused", "unsubscribed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +110,80 @@ class StoreStatus:
     papers: int
     sightings: int
     last_dump: DumpRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """Where a digest goes. Secrets are never here: ``url_env`` names the variable holding the URL."""
+
+    kind: str
+    url_env: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A subscriber's wishes: what to rank for, when and where to send."""
+
+    name: str
+    keywords: tuple[tuple[str, float], ...] = ()
+    exclude: tuple[str, ...] = ()
+    seeds: tuple[str, ...] = ()
+    email: str | None = None
+    timezone: str = "UTC"
+    send_at: time = time(7, 0)
+    frequency: str = "daily"
+    day: int | None = None  # weekly only: 0 is Monday
+    max_items: int = 10
+    min_score: float = 0.1
+    empty_day: str = "skip"
+    trending: int = 3
+    channels: tuple[Channel, ...] = ()
+    source: str | None = None  # the file it was read from
+
+    @property
+    def delivery(self) -> tuple[Channel, ...]:
+        """The channels to use: as listed, else email when there is an address, else the outbox."""
+        if self.channels:
+            return self.channels
+        return (Channel("email", address=self.email),) if self.email else (Channel("outbox"),)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A stored profile (its last good TOML text) and the subscriber's state."""
+
+    name: str
+    source: str | None
+    text: str
+    profile_hash: str
+    status: str
+    paused_until: date | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One contribution to a paper's score, for the digest's "why" line.
+
+    ``kind`` is ``keyword`` (``label`` the term, ``where`` title and/or abstract,
+    ``detail`` the words found when only part of a phrase matched), ``seed``
+    (``label`` the seed title), ``trending`` (``detail`` upvotes and position) or
+    ``none`` when nothing matched.
+    """
+
+    kind: str
+    label: str
+    score: float
+    where: tuple[str, ...] = ()
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """A paper chosen for a profile, with its place, score and reasons."""
+
+    paper: Paper
+    rank: int
+    score: float
+    why: tuple[Reason, ...]

@@ -11,20 +11,27 @@ Tables:
 * ``papers``: the seen-set, one row per paper id, with its normalised title so
   one paper seen in two sources is one paper;
 * ``sightings``: (dump, paper, position, upvotes): every appearance of a
-  paper, new or not; the trending signal.
+  paper, new or not; the trending signal;
+* ``subscribers``: each profile's last good TOML text, its hash, and its state
+  (active, paused until a day, unsubscribed);
+* ``digests`` and ``digest_items``: one digest per (subscriber, edition), frozen
+  with its papers, ranks, scores and reasons; a paper goes into a subscriber's
+  digests once, ever.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict, replace
 from datetime import date, datetime
 from pathlib import Path
 
 from digest.errors import StoreError
-from digest.models import Dump, DumpRecord, Ingested, Paper, SeenPaper, StoreStatus
+from digest.models import Dump, DumpRecord, Ingested, Paper, Ranked, SeenPaper, StoreStatus, Subscriber
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -60,6 +67,34 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (dump, paper)
     ) WITHOUT ROWID;
     CREATE INDEX sightings_paper ON sightings (paper);
+    """,
+    """
+    CREATE TABLE subscribers (
+        name          TEXT PRIMARY KEY,
+        source        TEXT,
+        profile       TEXT NOT NULL,
+        profile_hash  TEXT NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'unsubscribed')),
+        paused_until  TEXT,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE TABLE digests (
+        id          INTEGER PRIMARY KEY,
+        subscriber  TEXT NOT NULL REFERENCES subscribers (name),
+        edition     TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        UNIQUE (subscriber, edition)
+    );
+    CREATE TABLE digest_items (
+        digest  INTEGER NOT NULL REFERENCES digests (id),
+        paper   TEXT NOT NULL REFERENCES papers (id),
+        rank    INTEGER NOT NULL,
+        score   REAL NOT NULL,
+        why     TEXT NOT NULL,
+        PRIMARY KEY (digest, paper)
+    ) WITHOUT ROWID;
+    CREATE INDEX digest_items_paper ON digest_items (paper);
     """,
 )
 
@@ -220,17 +255,7 @@ class Store:
         )
         return [
             SeenPaper(
-                paper=Paper(
-                    id=row["id"],
-                    title=row["title"],
-                    norm_title=row["norm_title"],
-                    abstract=row["abstract"],
-                    authors_count=row["authors_count"],
-                    organization=row["organization"],
-                    published=_date(row["published"]),
-                    upvotes=row["upvotes"],
-                    position=row["position"],
-                ),
+                paper=replace(_paper(row), upvotes=row["upvotes"], position=row["position"]),
                 first_dump=row["dump_source"],
                 first_seen=datetime.fromisoformat(row["first_seen"]),
                 sightings=row["sighting_count"],
@@ -252,6 +277,134 @@ class Store:
             sightings=counts[2],
             last_dump=_dump_record(last) if last else None,
         )
+
+    # --- the archive -------------------------------------------------------------
+
+    def archive(self) -> list[Paper]:
+        """Every paper ever ingested, in the order first seen (the ranker's corpus)."""
+        rows = self._conn.execute("SELECT * FROM papers ORDER BY rowid")
+        return [_paper(row) for row in rows]
+
+    def archive_version(self) -> tuple[int, int]:
+        """Changes whenever a paper is added: (count, last rowid)."""
+        row = self._conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM papers").fetchone()
+        return int(row[0]), int(row[1])
+
+    def latest_dump(self) -> DumpRecord | None:
+        row = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
+        return _dump_record(row) if row else None
+
+    # --- subscribers ---------------------------------------------------------------
+
+    def save_subscriber(self, name: str, *, text: str, profile_hash: str, source: str | None, at: datetime) -> str:
+        """Store a profile's text. Returns added, updated, unchanged or resubscribed.
+
+        A stored profile whose hash and source are unchanged is left alone; an
+        unsubscribed one comes back active.
+        """
+        stamp = at.isoformat(timespec="seconds")
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO subscribers (name, source, profile, profile_hash, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, source, text, profile_hash, stamp, stamp),
+                )
+                return "added"
+            if row["status"] == "unsubscribed":
+                outcome = "resubscribed"
+            elif row["profile_hash"] == profile_hash and row["source"] == source:
+                return "unchanged"
+            else:
+                outcome = "updated"
+            conn.execute(
+                "UPDATE subscribers SET source = ?, profile = ?, profile_hash = ?, updated_at = ?,"
+                " status = CASE status WHEN 'unsubscribed' THEN 'active' ELSE status END"
+                " WHERE name = ?",
+                (source, text, profile_hash, stamp, name),
+            )
+            return outcome
+
+    def subscriber(self, name: str) -> Subscriber | None:
+        row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def subscribers(self, *, include_unsubscribed: bool = False) -> list[Subscriber]:
+        query = "SELECT * FROM subscribers" + ("" if include_unsubscribed else " WHERE status != 'unsubscribed'")
+        return [_subscriber(row) for row in self._conn.execute(query + " ORDER BY name")]
+
+    def set_status(self, name: str, status: str, *, at: datetime, until: date | None = None) -> bool:
+        """Set a subscriber's state; False when there is no such subscriber."""
+        with self._transaction() as conn:
+            changed = conn.execute(
+                "UPDATE subscribers SET status = ?, paused_until = ?, updated_at = ? WHERE name = ?",
+                (status, _iso(until), at.isoformat(timespec="seconds"), name),
+            ).rowcount
+        return changed > 0
+
+    def unsubscribe_missing(self, *, folder: str, present: set[str], at: datetime) -> list[str]:
+        """Unsubscribe profiles that came from ``folder`` but whose file is gone; their names."""
+        gone = [
+            s.name
+            for s in self.subscribers()
+            if s.source is not None and str(Path(s.source).parent) == folder and s.name not in present
+        ]
+        for name in gone:
+            self.set_status(name, "unsubscribed", at=at)
+        return gone
+
+    # --- digests ---------------------------------------------------------------------
+
+    def digested(self, name: str) -> set[str]:
+        """Ids of every paper in any of the subscriber's digests."""
+        rows = self._conn.execute(
+            "SELECT i.paper FROM digest_items i JOIN digests d ON d.id = i.digest WHERE d.subscriber = ?", (name,)
+        )
+        return {row[0] for row in rows}
+
+    def save_digest(self, name: str, *, edition: str, items: list[Ranked], at: datetime) -> int | None:
+        """Freeze a digest with its items; None when that edition exists already."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO digests (subscriber, edition, created_at) VALUES (?, ?, ?)",
+                (name, edition, at.isoformat(timespec="seconds")),
+            )
+            if cursor.rowcount == 0:
+                return None
+            digest_id = cursor.lastrowid
+            conn.executemany(
+                "INSERT INTO digest_items (digest, paper, rank, score, why) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (digest_id, item.paper.id, item.rank, item.score, json.dumps([asdict(r) for r in item.why]))
+                    for item in items
+                ],
+            )
+        return digest_id
+
+
+def _paper(row: sqlite3.Row) -> Paper:
+    return Paper(
+        id=row["id"],
+        title=row["title"],
+        norm_title=row["norm_title"],
+        abstract=row["abstract"],
+        authors_count=row["authors_count"],
+        organization=row["organization"],
+        published=_date(row["published"]),
+    )
+
+
+def _subscriber(row: sqlite3.Row) -> Subscriber:
+    return Subscriber(
+        name=row["name"],
+        source=row["source"],
+        text=row["profile"],
+        profile_hash=row["profile_hash"],
+        status=row["status"],
+        paused_until=_date(row["paused_until"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
 
 
 def _iso(value: date | None) -> str | None:

@@ -11,7 +11,7 @@ import pytest
 
 from digest import ingest, store
 from digest.errors import StoreError
-from digest.models import Dump
+from digest.models import Dump, Ranked, Reason
 from digest.store import Store
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
@@ -141,3 +141,51 @@ def test_a_failed_ingest_leaves_nothing_behind(tmp_path: Path) -> None:
             db.ingest(broken, sha256=sha, at=NOW)
         assert (db.status().dumps, db.status().papers) == (0, 0)
         assert not db.ingest(dump, sha256=sha, at=NOW).repeat
+
+
+def test_version_1_database_migrates_keeping_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(store.MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute(
+            "INSERT INTO dumps (sha256, source, layout, ingested_at) VALUES ('ab', 'x.txt', 'flat', '2026-01-01')"
+        )
+    with Store.open(path) as db:
+        assert db.status().schema_version == store.SCHEMA_VERSION
+        assert db.status().dumps == 1
+        assert db.subscribers() == []
+
+
+def test_subscribers_and_digests(tmp_path: Path) -> None:
+    dump, sha = load("003_7a5f3204ee6361bf.txt")
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        db.ingest(dump, sha256=sha, at=NOW)
+        assert db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "added"
+        assert db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "unchanged"
+        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "updated"
+        assert db.set_status("ada", "unsubscribed", at=NOW)
+        assert db.subscribers() == []
+        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "resubscribed"
+        assert not db.set_status("nobody", "paused", at=NOW)
+        item = Ranked(paper=dump.papers[0], rank=1, score=0.5, why=(Reason("keyword", "tracking", 0.5, ("title",)),))
+        assert db.save_digest("ada", edition="2026-11-23", items=[item], at=NOW) is not None
+        assert db.save_digest("ada", edition="2026-11-23", items=[item], at=NOW) is None
+        assert db.digested("ada") == {dump.papers[0].id}
+        assert db.digested("someone else") == set()
+
+
+def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
+    from digest import pipeline
+
+    first, sha = load("001_dc7b62520b3cf1f2.txt")
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        db.ingest(first, sha256=sha, at=NOW)
+        space = pipeline.corpus(db, first.papers)
+        assert pipeline.corpus(db) is space  # stored papers need no refit
+        second, sha2 = load("002_de1b89f38ace8a1e.txt")
+        assert pipeline.corpus(db, second.papers) is not space  # unstored ones join a new space
+        assert pipeline.corpus(db) is space
+        db.ingest(second, sha256=sha2, at=NOW)
+        refitted = pipeline.corpus(db)
+        assert refitted is not space and refitted.size == 56 + 86  # these two dumps share no paper

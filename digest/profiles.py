@@ -1,0 +1,364 @@
+"""Subscriber profiles: one TOML file each, checked key by key into a ``Profile``.
+
+``parse`` is pure (TOML text in, ``Profile`` out); ``load`` reads one file and
+``load_dir`` a folder of them. Every error is one line naming the file, the
+key, the bad value and the fix. Unknown keys are errors, so typos are caught.
+
+For the profile format see DESIGN.md §6 and ``examples/subscribers/``. One
+leniency: TOML puts every key after ``[keywords]`` into that table, so a list
+named ``exclude`` or ``seeds`` found there (as DESIGN.md's own example writes
+it) is taken as the top-level key it was meant to be.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+import unicodedata
+import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from digest.errors import ProfileError
+from digest.models import CHANNEL_KINDS, EMPTY_DAYS, FREQUENCIES, WEBHOOK_KINDS, WEEKDAYS, Channel, Profile
+
+MAX_KEYWORDS = 200
+MAX_TERM_LENGTH = 100
+MAX_EXCLUDE = 200
+MAX_SEEDS = 100
+MAX_ITEMS = 100
+MAX_TRENDING = 20
+MAX_WEIGHT = 100.0
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_TOP_KEYS = (
+    "name",
+    "email",
+    "timezone",
+    "send_at",
+    "frequency",
+    "day",
+    "max_items",
+    "min_score",
+    "empty_day",
+    "trending",
+    "keywords",
+    "exclude",
+    "seeds",
+    "channels",
+)
+_CHANNEL_KEYS = ("kind", "url_env", "address")
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def term_key(term: str) -> str:
+    """How two keywords are compared for sameness: NFKC, casefolded, spaces folded."""
+    return " ".join(unicodedata.normalize("NFKC", term).casefold().split())
+
+
+@dataclass
+class _Check:
+    """Turns one bad value into a ProfileError naming the file, the key and the fix."""
+
+    source: str
+
+    def fail(self, key: str, problem: str, fix: str, value: object = None, *, show: bool = True) -> ProfileError:
+        got = f" (got {_show(value)})" if show else ""
+        return ProfileError(f"{self.source}: key '{key}': {problem}{got}; {fix}")
+
+    def text(self, key: str, value: object, *, pattern: re.Pattern[str] | None = None, fix: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected text, not {_kind(value)}", fix, value)
+        value = value.strip()
+        if not value or (pattern is not None and not pattern.match(value)):
+            raise self.fail(key, "not a valid value", fix, value)
+        return value
+
+    def integer(self, key: str, value: object, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(
+                key, f"expected a whole number, not {_kind(value)}", f"write a number from {low} to {high}", value
+            )
+        if not low <= value <= high:
+            raise self.fail(key, f"out of range {low}..{high}", f"write a number from {low} to {high}", value)
+        return value
+
+    def number(self, key: str, value: object, low: float, high: float, *, above: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(key, f"expected a number, not {_kind(value)}", f"write a number like {high / 10:g}", value)
+        bad = value <= low if above else value < low
+        if bad or value > high:
+            bound = f"above {low:g}" if above else f"from {low:g}"
+            raise self.fail(key, "out of range", f"write a number {bound} up to {high:g}", value)
+        return float(value)
+
+    def choice(self, key: str, value: object, options: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in options:
+            raise self.fail(key, "not one of the choices", "use one of: " + ", ".join(options), value)
+        return value.strip().lower()
+
+    def strings(self, key: str, value: object, *, limit: int, what: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of {what}, not {_kind(value)}", f'write {key} = ["…", "…"]', value)
+        if len(value) > limit:
+            raise self.fail(key, f"{len(value)} {what}; at most {limit}", "keep the ones that matter", show=False)
+        out = []
+        for index, item in enumerate(value):
+            item_key = f"{key}[{index}]"
+            out.append(self.text(item_key, item, fix=f"each entry of {key} is a non-empty text"))
+        return tuple(out)
+
+    def unknown(self, table: dict[str, Any], allowed: tuple[str, ...], prefix: str = "") -> None:
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "allowed keys: " + ", ".join(allowed)
+                raise self.fail(f"{prefix}{key}", "unknown key", hint, show=False)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def _kind(value: object) -> str:
+    return {
+        str: "text",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+        list: "a list",
+        dict: "a table",
+        time: "a time",
+    }.get(type(value), type(value).__name__)
+
+
+def parse(text: str, *, source: str, default_name: str | None = None) -> Profile:
+    """Check a profile's TOML text and return the ``Profile``, or raise ``ProfileError``."""
+    check = _Check(source)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{source}: not valid TOML ({e}); fix the syntax at that line") from e
+    keywords_table = data.get("keywords")
+    if isinstance(keywords_table, dict):
+        for hoisted in ("exclude", "seeds"):
+            if isinstance(keywords_table.get(hoisted), list) and hoisted not in data:
+                data[hoisted] = keywords_table.pop(hoisted)
+    check.unknown(data, _TOP_KEYS)
+
+    name_value = data.get("name", default_name)
+    if name_value is None:
+        raise check.fail("name", "missing", 'add name = "…" (letters, digits, . _ -)', show=False)
+    name = check.text("name", name_value, pattern=_NAME, fix="use up to 64 letters, digits, '.', '_' or '-'")
+    email = None
+    if "email" in data:
+        email = check.text("email", data["email"], pattern=_EMAIL, fix='write an address like "alice@example.org"')
+    timezone = "UTC"
+    if "timezone" in data:
+        timezone = check.text("timezone", data["timezone"], fix='use an IANA zone name like "Europe/Berlin"')
+        if timezone not in _zones():
+            close = difflib.get_close_matches(timezone, sorted(_zones()), n=1)
+            fix = f"did you mean '{close[0]}'?" if close else 'use an IANA zone name like "Europe/Berlin"'
+            raise check.fail("timezone", "not an IANA time zone", fix, timezone)
+    send_at = _send_at(check, data.get("send_at", "07:00"))
+    frequency = check.choice("frequency", data.get("frequency", "daily"), FREQUENCIES)
+    day = None
+    if "day" in data:
+        if frequency != "weekly":
+            raise check.fail(
+                "day", "only weekly digests have a day", 'set frequency = "weekly" or remove day', show=False
+            )
+        day = WEEKDAYS.index(_weekday(check, data["day"]))
+    elif frequency == "weekly":
+        day = 0
+    max_items = check.integer("max_items", data.get("max_items", 10), 1, MAX_ITEMS)
+    min_score = check.number("min_score", data.get("min_score", 0.1), 0.0, 10.0)
+    empty_day = check.choice("empty_day", data.get("empty_day", "skip"), EMPTY_DAYS)
+    trending = check.integer("trending", data.get("trending", 3), 0, MAX_TRENDING)
+    keywords = _keywords(check, data.get("keywords", {}))
+    exclude = check.strings("exclude", data.get("exclude", []), limit=MAX_EXCLUDE, what="terms")
+    seeds = check.strings("seeds", data.get("seeds", []), limit=MAX_SEEDS, what="paper titles")
+    if not keywords and not seeds:
+        raise check.fail(
+            "keywords",
+            "no keywords and no seeds, so nothing can be ranked",
+            'add a [keywords] table ("diffusion model" = 1.0) or seeds = ["a title you liked"]',
+            show=False,
+        )
+    channels = _channels(check, data.get("channels", []), email=email)
+    return Profile(
+        name=name,
+        keywords=keywords,
+        exclude=exclude,
+        seeds=seeds,
+        email=email,
+        timezone=timezone,
+        send_at=send_at,
+        frequency=frequency,
+        day=day,
+        max_items=max_items,
+        min_score=min_score,
+        empty_day=empty_day,
+        trending=trending,
+        channels=channels,
+        source=source,
+    )
+
+
+def _send_at(check: _Check, value: object) -> time:
+    if isinstance(value, time):
+        return value.replace(second=0, microsecond=0)
+    match = _CLOCK.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise check.fail("send_at", "not a time of day", 'write "HH:MM" in 24-hour time, like "07:30"', value)
+    return time(int(match[1]), int(match[2]))
+
+
+def _weekday(check: _Check, value: object) -> str:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        for day in WEEKDAYS:
+            if len(word) >= 3 and day.startswith(word):
+                return day
+    raise check.fail("day", "not a day of the week", 'write a day like "monday" or "mon"', value)
+
+
+def _keywords(check: _Check, value: object) -> tuple[tuple[str, float], ...]:
+    if isinstance(value, list):
+        value = dict.fromkeys(check.strings("keywords", value, limit=MAX_KEYWORDS, what="terms"), 1.0)
+    if not isinstance(value, dict):
+        raise check.fail(
+            "keywords", f"expected a table or a list, not {_kind(value)}", 'write [keywords] then "term" = 1.0', value
+        )
+    if len(value) > MAX_KEYWORDS:
+        raise check.fail(
+            "keywords",
+            f"{len(value)} terms; at most {MAX_KEYWORDS}",
+            "keep the terms that matter (a good profile has 3 to 30)",
+            show=False,
+        )
+    seen: dict[str, str] = {}
+    out = []
+    for term, weight in value.items():
+        key = f"keywords.{_show(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
+        clean = " ".join(term.split())
+        if not clean or not any(ch.isalnum() for ch in clean):
+            raise check.fail(key, "a keyword needs letters or digits", "remove it or write a real term", show=False)
+        if len(clean) > MAX_TERM_LENGTH:
+            raise check.fail(key, f"longer than {MAX_TERM_LENGTH} characters", "use a short term or phrase", show=False)
+        if isinstance(weight, list):
+            raise check.fail(key, "a list where a weight belongs", "give the term a number like 1.0", weight)
+        folded = term_key(clean)
+        if folded in seen:
+            raise check.fail(key, f"the same term as '{seen[folded]}'", "keep one of them", show=False)
+        seen[folded] = clean
+        out.append((clean, check.number(key, weight, 0.0, MAX_WEIGHT, above=True)))
+    return tuple(out)
+
+
+def _channels(check: _Check, value: object, *, email: str | None) -> tuple[Channel, ...]:
+    if not isinstance(value, list):
+        raise check.fail("channels", "expected [[channels]] tables", 'write [[channels]] then kind = "…"', value)
+    out = []
+    for index, table in enumerate(value):
+        prefix = f"channels[{index}]."
+        if not isinstance(table, dict):
+            raise check.fail(f"channels[{index}]", "expected a table", 'write [[channels]] then kind = "…"', table)
+        check.unknown(table, _CHANNEL_KEYS, prefix)
+        kind = check.choice(prefix + "kind", table.get("kind"), CHANNEL_KINDS)
+        url_env = address = None
+        if kind in WEBHOOK_KINDS:
+            if "url_env" not in table:
+                raise check.fail(
+                    prefix + "url_env",
+                    f"missing; a {kind} channel needs the name of the environment variable holding its URL",
+                    'add url_env = "TEAM_SLACK_WEBHOOK" and set that variable',
+                    show=False,
+                )
+            raw = table["url_env"]
+            if isinstance(raw, str) and "://" in raw:
+                raise check.fail(
+                    prefix + "url_env",
+                    "this is a URL; url_env names the environment variable that holds it",
+                    "keep secrets out of profile files: export the URL as a variable and name it here",
+                    show=False,
+                )
+            url_env = check.text(
+                prefix + "url_env", raw, pattern=_ENV_NAME, fix="use a variable name like TEAM_SLACK_WEBHOOK"
+            )
+        elif "url_env" in table:
+            raise check.fail(prefix + "url_env", f"a {kind} channel takes no URL", "remove url_env", show=False)
+        if kind == "email":
+            if "address" in table:
+                address = check.text(
+                    prefix + "address", table["address"], pattern=_EMAIL, fix='write "bob@example.org"'
+                )
+            elif email is None:
+                raise check.fail(
+                    prefix + "kind", "an email channel needs an address", 'set email = "…" at the top', show=False
+                )
+        elif "address" in table:
+            raise check.fail(prefix + "address", f"a {kind} channel takes no address", "remove address", show=False)
+        out.append(Channel(kind=kind, url_env=url_env, address=address))
+    return tuple(out)
+
+
+def fingerprint(text: str) -> str:
+    """The hash stored with a profile's text, to tell a changed file from an unchanged one."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def load(path: Path) -> tuple[Profile, str]:
+    """Read and check one profile file; the name defaults to the file's stem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ProfileError(f"{path}: no such profile file; check the path") from e
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"{path}: not UTF-8 (byte offset {e.start}); re-save it as UTF-8") from e
+    except OSError as e:
+        raise ProfileError(f"{path}: cannot read ({e.strerror}); check the file") from e
+    return parse(text, source=str(path), default_name=path.stem), text
+
+
+def load_many(paths: list[Path], *, on_error: Callable[[Path, ProfileError], None]) -> list[tuple[Profile, str]]:
+    """Load each file; a bad one, or a second profile with a taken name, goes to ``on_error``."""
+    good: list[tuple[Profile, str]] = []
+    owners: dict[str, str] = {}
+    for path in paths:
+        try:
+            profile, text = load(path)
+        except ProfileError as e:
+            on_error(path, e)
+            continue
+        if profile.name in owners:
+            on_error(
+                path,
+                ProfileError(
+                    f"{path}: key 'name': '{profile.name}' is already used by {owners[profile.name]}; "
+                    "give each subscriber a unique name"
+                ),
+            )
+            continue
+        owners[profile.name] = str(path)
+        good.append((profile, text))
+    return good
+
+
+def profile_files(folder: Path) -> list[Path]:
+    """The ``*.toml`` files of a subscribers folder, in name order, hidden ones skipped."""
+    return sorted(p for p in folder.glob("*.toml") if p.is_file() and not p.name.startswith("."))

@@ -1,0 +1,149 @@
+"""Subscribers through the CLI: subscribe, the synced folder, pause/resume, check, rank and preview."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import DUMPS, ROOT, Result
+
+CLI = Callable[..., Result]
+EXAMPLES = ROOT / "examples" / "subscribers"
+
+
+@pytest.fixture
+def folder(workdir: Path) -> Path:
+    """A subscribers folder with the four examples, at the default place (./subscribers)."""
+    target = workdir / "subscribers"
+    shutil.copytree(EXAMPLES, target)
+    return target
+
+
+def test_subscribe_stores_and_describes(cli: CLI, workdir: Path) -> None:
+    cli("ingest", DUMPS)
+    result = cli("subscribe", EXAMPLES / "ada.toml")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "ada: added"
+    assert "  when:      daily at 07:30 Europe/Berlin (" in result.out
+    assert "  where:     email ada@example.org" in result.out
+    assert (
+        "  keywords:  quantization ×1.5, pruning, model compression, sparsity ×0.5, knowledge distillation ×0.5"
+        in result.out
+    )
+    assert "  seeds:     1 paper (1 found in the archive" in result.out
+    assert cli("subscribe", EXAMPLES / "ada.toml").out.startswith("ada: already subscribed, unchanged")
+
+
+def test_subscribe_a_bad_profile_is_one_line(cli: CLI, workdir: Path) -> None:
+    (workdir / "bad.toml").write_text('timezone = "Mars/Olympus"\nkeywords = ["x"]\n')
+    result = cli("subscribe", workdir / "bad.toml")
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [
+        f"digest: error: {workdir / 'bad.toml'}: key 'timezone': not an IANA time zone (got 'Mars/Olympus'); "
+        'use an IANA zone name like "Europe/Berlin"'
+    ]
+
+
+def test_folder_sync_adds_updates_and_removes(cli: CLI, folder: Path) -> None:
+    first = cli("subscribers", "--json")
+    assert first.code == 0
+    assert [json.loads(line)["name"] for line in first.out.splitlines()] == ["ada", "ben", "chen", "dora"]
+    assert "subscribers: ada added (from subscribers)" in first.err
+    (folder / "chen.toml").write_text((folder / "chen.toml").read_text().replace('"09:00"', '"10:00"'))
+    (folder / "dora.toml").unlink()
+    second = cli("subscribers")
+    assert "subscribers: chen updated" in second.err
+    assert "subscribers: dora unsubscribed (its file left subscribers)" in second.err
+    assert "weekdays at 10:00 Asia/Shanghai" in second.out
+    assert "dora" not in second.out
+    assert "dora" in cli("subscribers", "--all").out
+
+
+def test_a_broken_profile_keeps_its_last_good_version(cli: CLI, folder: Path) -> None:
+    cli("subscribers")
+    (folder / "ben.toml").write_text((folder / "ben.toml").read_text().replace('"08:00"', '"8 o\'clock"'))
+    result = cli("subscribers", "--json")
+    assert result.code == 1
+    assert "ben.toml: key 'send_at': not a time of day" in result.err
+    assert "(the last good version stays in force)" in result.err
+    ben = next(json.loads(line) for line in result.out.splitlines() if '"ben"' in line)
+    assert ben["status"] == "active"
+    assert "08:00 America/Denver" in ben["schedule"]
+
+
+def test_two_files_with_one_name_in_the_folder(cli: CLI, folder: Path) -> None:
+    (folder / "zz-ada-again.toml").write_text('name = "ada"\nkeywords = ["x"]\n')
+    result = cli("subscribers", "--json")
+    assert result.code == 1
+    assert "zz-ada-again.toml: key 'name': 'ada' is already used by" in result.err
+
+
+def test_pause_resume_unsubscribe(cli: CLI, folder: Path) -> None:
+    cli("subscribers")
+    assert cli("pause", "ben", "--until", "2999-01-31").out.startswith("ben: paused until 2999-01-31")
+    assert '"status": "paused", "paused_until": "2999-01-31"' in cli("subscribers", "--json").out
+    assert cli("resume", "ben").out.strip() == "ben: active"
+    assert cli("pause", "ben", "--until", "2001-01-01").code == 2
+    assert cli("unsubscribe", "ghost").code == 2
+    assert "no subscriber named 'ghost'" in cli("resume", "ghost").err
+    cli("unsubscribe", "chen")
+    (folder / "chen.toml").unlink()
+    assert "chen" not in cli("subscribers").out
+
+
+def test_check_validates_without_storing(cli: CLI, workdir: Path) -> None:
+    (workdir / "bad.toml").write_text("[keywords]\nx = -2\n")
+    result = cli("check", EXAMPLES / "chen.toml", workdir / "bad.toml")
+    assert result.code == 1
+    assert f"{EXAMPLES / 'chen.toml'}: ok (chen)" in result.out
+    assert "bad.toml: key 'keywords.\"x\"': out of range" in result.err
+    assert not (workdir / "var").exists()
+
+
+def test_rank_json_on_a_seed_dump(cli: CLI) -> None:
+    result = cli("rank", "--profile", EXAMPLES / "ada.toml", "--dump", DUMPS / "002_de1b89f38ace8a1e.txt", "--json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert 0 < len(rows) <= 8
+    assert all(list(row) == ["id", "title", "score", "why"] and row["why"] for row in rows)
+    assert all("survey" not in row["title"].lower() for row in rows)
+    assert rows[0]["why"][0]["kind"] == "keyword"
+    everything = json.loads(
+        cli(
+            "rank", "--profile", EXAMPLES / "ada.toml", "--dump", DUMPS / "002_de1b89f38ace8a1e.txt", "--json", "--all"
+        ).out
+    )
+    papers = json.loads(cli("parse", "--json", DUMPS / "002_de1b89f38ace8a1e.txt").out)["papers"]
+    kept = [p["id"] for p in papers if "survey" not in f"{p['title']} {p['abstract']}".lower()]
+    assert len(kept) < 86
+    assert sorted(r["id"] for r in everything) == sorted(kept)
+    assert [r["score"] for r in everything] == sorted((r["score"] for r in everything), reverse=True)
+
+
+def test_rank_new_needs_an_ingest_first(cli: CLI) -> None:
+    result = cli("rank", "--profile", EXAMPLES / "ada.toml", "--new")
+    assert result.code == 1
+    assert "no dumps ingested yet" in result.err
+    cli("ingest", DUMPS)
+    text = cli("rank", "--profile", EXAMPLES / "ada.toml")
+    assert text.code == 0
+    assert "ada: top 3 of 63 papers in" in text.out
+
+
+def test_preview_shows_what_would_be_sent(cli: CLI, folder: Path) -> None:
+    cli("ingest", DUMPS)
+    result = cli("preview", "chen")
+    assert result.code == 0, result.err
+    assert result.out.startswith("chen: weekdays at 09:00 Asia/Shanghai")
+    assert "papers for chen out of 63 new in 003_7a5f3204ee6361bf.txt" in result.out
+    assert "   1. " in result.out and "Image Generation" in result.out
+    assert "“image generation” in the title" in result.out
+    assert "trending today" in result.out
+    quiet = cli("preview", "ben")
+    assert "nothing scores 0.1 or more today; they would get a short 'nothing matched today' notice" in quiet.out
+    assert cli("preview", "nobody").code == 2

@@ -1,0 +1,210 @@
+"""The ranker on real seed papers and real scikit-learn: relevance, reasons, exclusions, no repeats."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest import ingest, profiles, rank
+from digest.models import Dump, Paper, Profile, Ranked
+
+from .conftest import DUMPS, ROOT, TODAY
+
+ABSTRACT = "We study a problem in machine learning. Our method is simple. Experiments on benchmarks show it works."
+
+
+@cache
+def seed_days() -> tuple[Dump, ...]:
+    return tuple(ingest.load(p, today=TODAY, max_bytes=50 << 20)[0] for p in sorted(DUMPS.glob("*.txt")))
+
+
+@cache
+def archive() -> tuple[Paper, ...]:
+    return tuple({p.id: p for d in seed_days() for p in d.papers}.values())
+
+
+@cache
+def corpus() -> rank.Corpus:
+    return rank.Corpus(archive())
+
+
+def bench_profiles() -> list[Profile]:
+    return [profiles.load(p)[0] for p in sorted((ROOT / "bench" / "profiles").glob("*.toml"))]
+
+
+def paper(title: str, abstract: str = ABSTRACT, position: int = 1, upvotes: int | None = None) -> Paper:
+    norm = ingest.normalise_title(title)
+    return Paper(ingest.paper_id(norm), title, norm, abstract, position=position, upvotes=upvotes)
+
+
+def ranked(papers: list[Paper], profile: Profile, **options: object) -> list[Ranked]:
+    return rank.rank(papers, profile, corpus=corpus(), normalise_title=ingest.normalise_title, **options)  # type: ignore[arg-type]
+
+
+def profile(keywords: dict[str, float], **fields: object) -> Profile:
+    return Profile(name="t", keywords=tuple(keywords.items()), **fields)  # type: ignore[arg-type]
+
+
+def test_on_the_seeds_every_item_has_a_reason() -> None:
+    for person in bench_profiles():
+        for day in seed_days():
+            for keep_all in (False, True):
+                for item in ranked(list(day.papers), person, keep_all=keep_all):
+                    assert item.why, f"{person.name}: {item.paper.title} has no reason"
+
+
+def test_chosen_items_respect_min_score_and_max_items_in_score_order() -> None:
+    person = dataclasses.replace(bench_profiles()[0], max_items=4, min_score=0.2)
+    items = ranked(list(seed_days()[2].papers), person)
+    assert 0 < len(items) <= 4
+    assert all(i.score >= 0.2 for i in items)
+    assert [i.score for i in items] == sorted((i.score for i in items), reverse=True)
+    assert [i.rank for i in items] == list(range(1, len(items) + 1))
+
+
+def test_compression_interest_finds_pruning_papers_first() -> None:
+    person = next(p for p in bench_profiles() if p.name == "compression")
+    top = [i.paper.title for i in ranked(list(seed_days()[2].papers), person)[:5]]
+    assert all(any(w in t.lower() for w in ("prun", "quantiz", "compress", "sparse")) for t in top), top
+
+
+def test_title_hits_count_more_than_abstract_hits() -> None:
+    in_title = paper("Graph Transformers for Molecules", position=2)
+    in_abstract = paper(
+        "A Study of Molecules", "We apply graph transformers to molecules. It works. Really well.", position=1
+    )
+    items = ranked([in_abstract, in_title], profile({"graph transformers": 1.0}), keep_all=True)
+    assert [i.paper.title for i in items] == [in_title.title, in_abstract.title]
+    assert items[0].why[0].where == ("title", "abstract") or items[0].why[0].where == ("title",)
+
+
+def test_a_phrase_counts_more_than_its_words_apart() -> None:
+    together = paper("Diffusion Model Distillation", position=2)
+    apart = paper("Model Editing via Diffusion of Gradients", position=1)
+    items = ranked([apart, together], profile({"diffusion model": 1.0}), keep_all=True)
+    assert items[0].paper == together
+    assert items[1].why[0].detail == "only diffusion, model"
+
+
+def test_inflections_meet() -> None:
+    items = ranked([paper("Forecasting Floods with Pruned Networks")], profile({"flood forecast": 1.0, "pruning": 1.0}))
+    assert {r.label for r in items[0].why if r.kind == "keyword"} == {"flood forecast", "pruning"}
+
+
+def test_a_rare_term_counts_more_than_a_common_one() -> None:
+    rare = paper("Wildfire Spread Prediction", position=2)
+    common = paper("Learning Better Representations", position=1)
+    items = ranked([common, rare], profile({"wildfire": 1.0, "learning": 1.0}), keep_all=True)
+    assert items[0].paper == rare
+
+
+def test_trending_breaks_ties_between_equally_relevant_papers() -> None:
+    quiet = paper("Sparse Attention One", position=1, upvotes=0)
+    loud = paper("Sparse Attention Two", position=2, upvotes=90)
+    other = paper("Something Else Entirely", position=3)
+    items = ranked([quiet, loud, other], profile({"sparse attention": 1.0}))
+    assert items[0].paper == loud
+    assert items[0].why[-1].kind == "trending" and items[0].why[-1].detail == "90 upvotes, #2 on the page"
+
+
+def test_nothing_relevant_and_keep_all_still_explains() -> None:
+    items = ranked([paper("Completely Unrelated Topic")], profile({"quantum chromodynamics": 1.0}), keep_all=True)
+    assert items[0].why[0].kind == "none"
+    assert ranked([paper("Completely Unrelated Topic")], profile({"quantum chromodynamics": 1.0})) == []
+
+
+def test_papers_already_in_a_digest_are_never_chosen_again() -> None:
+    day = list(seed_days()[2].papers)
+    person = next(p for p in bench_profiles() if p.name == "compression")
+    first = ranked(day, person)
+    again = ranked(day, person, seen={i.paper.id for i in first})
+    assert first and again
+    assert {i.paper.id for i in first}.isdisjoint(i.paper.id for i in again)
+    everything = ranked(day, person, seen={i.paper.id for i in first}, keep_all=True)
+    assert {i.paper.id for i in first}.isdisjoint(i.paper.id for i in everything)
+
+
+def test_seed_papers_pull_in_similar_ones_and_are_not_sent_back() -> None:
+    day = list(seed_days()[1].papers)
+    pangu = "Pangu-Weather: A 3D High-Resolution Model for Fast and Accurate Global Weather Forecast"
+    person = Profile(name="s", seeds=(pangu,))
+    items = ranked(day, person)
+    titles = [i.paper.title for i in items]
+    assert pangu not in titles
+    assert sum("eather" in t for t in titles[:5]) >= 3, titles[:5]
+    assert items[0].why[0].kind == "seed" and items[0].why[0].label == pangu
+
+
+def test_an_unknown_seed_is_ignored() -> None:
+    person = Profile(name="s", keywords=(("pruning", 1.0),), seeds=("A Paper Nobody Ingested",))
+    assert ranked(list(seed_days()[2].papers), person)
+
+
+def test_rank_all_is_rank_for_each_profile() -> None:
+    people = bench_profiles()
+    day = list(seed_days()[0].papers)
+    together = rank.rank_all(day, people, corpus=corpus(), normalise_title=ingest.normalise_title)
+    assert together == [ranked(day, p) for p in people]
+
+
+def test_empty_inputs() -> None:
+    assert rank.rank_all([], bench_profiles(), corpus=corpus(), normalise_title=ingest.normalise_title) == [[]] * 7
+    assert rank.rank_all(list(seed_days()[0].papers), [], corpus=corpus(), normalise_title=ingest.normalise_title) == []
+    assert rank.Corpus([]).size == 0
+
+
+def test_trending_list_skips_chosen_and_excluded() -> None:
+    day = [paper("Alpha Survey", position=1), paper("Beta Method", position=2), paper("Gamma Method", position=3)]
+    hot = rank.trending(day, count=2, skip={day[1].id}, exclude=["SURVEY"])
+    assert [p.title for p in hot] == ["Gamma Method"]
+
+
+@cache
+def vocabulary() -> list[str]:
+    return sorted({w for p in archive() for w in p.title.lower().split() if len(w) > 3})
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_an_excluded_term_never_appears_in_a_returned_title_or_abstract(data: st.DataObject) -> None:
+    words = st.sampled_from(vocabulary())
+    terms = data.draw(st.lists(words | words.map(lambda w: w[: max(3, len(w) // 2)]), min_size=1, max_size=3))
+    keywords = data.draw(st.lists(words, min_size=1, max_size=5, unique=True))
+    day = data.draw(st.sampled_from(seed_days()))
+    person = Profile(name="x", keywords=tuple((k, 1.0) for k in keywords), exclude=tuple(terms), min_score=0.0)
+    for item in ranked(list(day.papers), person, keep_all=data.draw(st.booleans())):
+        text = f"{item.paper.title} {item.paper.abstract or ''}".casefold()
+        assert not any(t.casefold() in text for t in terms), (terms, item.paper.title)
+
+
+@pytest.mark.parametrize(
+    ("word", "folded"),
+    [
+        ("models", "model"),
+        ("forecasting", "forecast"),
+        ("pruned", "prune"),
+        ("policies", "policy"),
+        ("analysis", "analysis"),
+        ("lora", "lora"),
+    ],
+)
+def test_fold(word: str, folded: str) -> None:
+    assert rank.fold(word) == folded
+
+
+def test_the_reasons_add_up_to_the_score() -> None:
+    people = [*bench_profiles(), Profile(name="s", keywords=(("weather", 1.0),), seeds=(archive()[250].title,))]
+    for person in people:
+        for day in seed_days():
+            for item in ranked(list(day.papers), person, keep_all=True)[:15]:
+                assert sum(r.score for r in item.why) == pytest.approx(item.score, abs=2e-3), item.paper.title
+
+
+def test_one_common_word_of_a_phrase_is_not_enough() -> None:
+    one_word = paper("A Benchmark for Image Similarity")
+    items = ranked([one_word], profile({"text-to-image": 1.0, "image generation": 1.0, "diffusion model": 1.0}))
+    assert items == []
