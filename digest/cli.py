@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from digest import __version__, config, ingest, pipeline, profiles, rank
+from digest import __version__, config, ingest, pipeline, profiles, render
 from digest.config import Settings
 from digest.errors import DigestError, InputError, UsageError
 from digest.models import WEEKDAYS, Dump, DumpRecord, Paper, ParseWarning, Profile, Ranked
@@ -451,7 +451,7 @@ def rank_command(args: argparse.Namespace, settings: Settings) -> int:
 def _print_ranked(ranked: Sequence[Ranked]) -> None:
     for item in ranked:
         print(f"{item.rank:>4}. {item.score:5.2f}  {item.paper.title}")
-        reasons = [rank.describe(r) for r in item.why if r.kind != "trending"] or [rank.describe(item.why[0])]
+        reasons = [render.describe(r) for r in item.why if r.kind != "trending"] or [render.describe(item.why[0])]
         print(f"             {'; '.join(reasons)}")
 
 
@@ -459,6 +459,16 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         broken = _sync(store, settings)
         view = pipeline.preview(store, args.name, settings=settings)
+    if args.format != "terminal":
+        digest = pipeline.as_digest(view, now=datetime.now(UTC))
+        output = pipeline.renderer(settings).render(digest, args.format)
+        if args.out is None:
+            sys.stdout.write(output)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(output, encoding="utf-8")
+            _err.print(f"{args.name}: {args.format} written to {args.out}", markup=False)
+        return 1 if broken else 0
     profile = view.profile
     print(f"{profile.name}: {_schedule(profile)}, to {_channels(profile)}")
     if view.dump is None:
@@ -617,9 +627,18 @@ def build_parser() -> argparse.ArgumentParser:
         preview_command,
         "Show what a subscriber would receive now, as text.",
         "Ranks the papers new in the latest ingest for NAME, leaving out papers they\n"
-        "already received, and lists the day's trending papers as their digest would.",
+        "already received, and lists the day's trending papers as their digest would.\n"
+        "--format shows the digest as it would be sent: the email's html or text part,\n"
+        "the Markdown file, or a chat platform's JSON payloads.",
     )
     sub.add_argument("name", metavar="NAME")
+    sub.add_argument(
+        "--format",
+        choices=("terminal", *render.FORMATS),
+        default="terminal",
+        help="terminal (default), html, text, md, slack, discord, teams, mattermost or webhook (JSON)",
+    )
+    sub.add_argument("--out", type=Path, metavar="FILE", help="write the rendered digest to FILE")
     return parser
 
 

@@ -59,6 +59,12 @@ class RankSettings(_Section):
     trending_weight: float = Field(default=0.05, ge=0, le=1)
 
 
+class RenderSettings(_Section):
+    """Where user templates override the packaged ones."""
+
+    templates_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -73,6 +79,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     subscribers: SubscribersSettings = SubscribersSettings()
     rank: RankSettings = RankSettings()
+    render: RenderSettings = RenderSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@
     │   ├── ReadError           unreadable bytes: missing, too large, binary, not UTF-8
     │   └── ParseError          readable text that holds no papers
     ├── ProfileError            a subscriber profile that cannot be used
+    ├── RenderError             a template that cannot be rendered (a user's override, mostly)
     ├── StoreError              the database cannot be opened or is from a newer version
     └── UsageError              exit 2; the command line asks for something impossible
 
@@ -42,6 +43,10 @@ class ParseError(InputError):
 
 class ProfileError(DigestError):
     """A subscriber profile file, or a key in it, is wrong."""
+
+
+class RenderError(DigestError):
+    """A template is missing, has a syntax error or uses a name it is not given."""
 
 
 class StoreError(DigestError):

@@ -187,3 +187,24 @@ class Ranked:
     rank: int
     score: float
     why: tuple[Reason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One edition of one subscriber's digest: what was chosen, frozen before anything is sent."""
+
+    profile: Profile
+    edition: date  # the subscriber's local day
+    items: tuple[Ranked, ...]
+    trending: tuple[Paper, ...] = ()
+    new_count: int = 0  # new papers that day, for "12 papers for you out of 86 new today"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A digest rendered for people: subject, plain text, HTML (CSS inlined) and Markdown."""
+
+    subject: str
+    text: str
+    html: str
+    markdown: str

@@ -12,11 +12,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from digest import ingest, profiles, rank
+from digest import ingest, profiles, rank, render
 from digest.config import Settings
 from digest.errors import DigestError, InputError, ProfileError, UsageError
-from digest.models import Dump, Ingested, Paper, Profile, Ranked, Subscriber
+from digest.models import Digest, Dump, Ingested, Paper, Profile, Ranked, Subscriber
 from digest.store import Store
 
 
@@ -207,6 +208,29 @@ class Preview:
     trending: list[Paper]
     candidates: int
     dump: str | None
+
+
+def renderer(settings: Settings) -> render.Renderer:
+    """The Jinja environment and CSS inliner, built once per settings (templates are read once)."""
+    key = str(settings.render.templates_dir)
+    if key not in _renderers:
+        _renderers[key] = render.Renderer(templates_dir=settings.render.templates_dir)
+    return _renderers[key]
+
+
+_renderers: dict[str, render.Renderer] = {}
+
+
+def as_digest(view: Preview, *, now: datetime) -> Digest:
+    """A preview as the digest it would become: the edition is the subscriber's local day."""
+    edition = now.astimezone(ZoneInfo(view.profile.timezone)).date()
+    return Digest(
+        profile=view.profile,
+        edition=edition,
+        items=tuple(view.items),
+        trending=tuple(view.trending),
+        new_count=view.candidates,
+    )
 
 
 def preview(store: Store, name: str, *, settings: Settings) -> Preview:

@@ -572,16 +572,3 @@ def trending(
         if len(chosen) == count:
             break
     return chosen
-
-
-def describe(reason: Reason) -> str:
-    """One reason as a phrase: *diffusion model* in the title, like *Pangu-Weather…*, trending."""
-    if reason.kind == "keyword":
-        where = " and ".join(reason.where) or "text"
-        detail = f" ({reason.detail})" if reason.detail else ""
-        return f"“{reason.label}”{detail} in the {where}"
-    if reason.kind == "seed":
-        return f"like “{reason.label}”"
-    if reason.kind == "trending":
-        return f"trending ({reason.detail})" if reason.detail else "trending"
-    return reason.label

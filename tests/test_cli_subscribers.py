@@ -147,3 +147,39 @@ def test_preview_shows_what_would_be_sent(cli: CLI, folder: Path) -> None:
     quiet = cli("preview", "ben")
     assert "nothing scores 0.1 or more today; they would get a short 'nothing matched today' notice" in quiet.out
     assert cli("preview", "nobody").code == 2
+
+
+@pytest.mark.parametrize("fmt", ["html", "text", "md", "slack", "discord", "teams", "mattermost", "webhook"])
+def test_preview_in_every_format(cli: CLI, folder: Path, fmt: str) -> None:
+    cli("ingest", DUMPS)
+    result = cli("preview", "chen", "--format", fmt)
+    assert result.code == 0, result.err
+    if fmt in ("html",):
+        assert result.out.startswith("<!DOCTYPE html>") and "Image Generation" in result.out
+    elif fmt in ("text", "md"):
+        assert "Your papers for" in result.out and "Image Generation" in result.out
+    else:
+        payload = json.loads(result.out)
+        assert "Image Generation" in json.dumps(payload)
+
+
+def test_preview_out_writes_a_file(cli: CLI, folder: Path, workdir: Path) -> None:
+    cli("ingest", DUMPS)
+    result = cli("preview", "chen", "--format", "md", "--out", workdir / "out" / "chen.md")
+    assert result.code == 0
+    assert result.out == ""
+    assert "md written to" in result.err
+    assert (workdir / "out" / "chen.md").read_text().startswith("# Your papers for")
+
+
+def test_preview_with_a_broken_user_template(
+    cli: CLI, folder: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli("ingest", DUMPS)
+    (workdir / "tpl").mkdir()
+    (workdir / "tpl" / "digest.md.j2").write_text("{{ items | nosuchfilter }}")
+    monkeypatch.setenv("DIGEST_RENDER__TEMPLATES_DIR", str(workdir / "tpl"))
+    result = cli("preview", "chen", "--format", "md")
+    assert result.code == 1
+    [line] = result.err.strip().splitlines()[-1:]
+    assert "digest.md.j2" in line and "template syntax error" in line

