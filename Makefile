@@ -20,12 +20,12 @@ $(VENV)/.dev: $(VENV)/.base
 
 DEMO := $(BIN)/digest --config examples/demo.toml
 
-demo: $(VENV)/.base ## ingest the example dumps, list the example subscribers, preview one digest
+demo: $(VENV)/.base ## the whole daily job on the embedded default: dumps in, digests out into outbox/
 	$(DEMO) ingest examples/dumps
 	@echo
 	$(DEMO) subscribers
 	@echo
-	$(DEMO) preview chen
+	$(DEMO) send
 
 test: $(VENV)/.dev ## run the whole test suite
 	$(BIN)/pytest

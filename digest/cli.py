@@ -490,6 +490,98 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if broken else 0
 
 
+# --- delivery -------------------------------------------------------------------
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_command(args: argparse.Namespace, settings: Settings) -> int:
+    names = {args.subscriber} if args.subscriber else None
+    with Store.open(settings.database.path) as store:
+        if args.subscriber:
+            pipeline.find_subscriber(store, args.subscriber)
+        report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run)
+    for error in report.profile_errors:
+        _error(f"{error} (the last good version stays in force)")
+    _send_summary(report, settings=settings, dry_run=args.dry_run)
+    return 1 if report.failed or report.profile_errors else 0
+
+
+def _send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bool) -> None:
+    verb = "would make" if dry_run else "made"
+    made = ", ".join(
+        f"{name} {count} paper{'s' if count != 1 else ''}" if count else f"{name} a 'nothing matched' notice"
+        for name, _, count in report.made
+    )
+    print(f"digests: {verb} {len(report.made)}" + (f" ({made})" if made else ""))
+    if report.skipped:
+        print(f"skipped: {', '.join(name for name, _ in report.skipped)} (nothing matched; empty_day = skip)")
+    if dry_run:
+        for name, channel in report.planned:
+            print(f"would deliver: {name} -> {channel}")
+        print("dry run: nothing was written or sent")
+        return
+    print(f"sent:    {len(report.sent)} message{'s' if len(report.sent) != 1 else ''}")
+    for delivery, reason, when in report.retries:
+        when_text = f"{when:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"retry:   #{delivery.id} {delivery.subscriber} -> {delivery.channel}: {reason}; next try {when_text}")
+    for delivery, reason in report.failed:
+        print(f"FAILED:  #{delivery.id} {delivery.subscriber} -> {delivery.channel}: {reason}")
+    if report.failed:
+        print("after fixing the cause: digest retry ID (or --all)")
+    if any(d.kind in ("outbox", "atom") for d in report.sent):
+        box = settings.delivery.outbox_dir
+        print(f"look in: {box}/NAME/new/*.eml (Maildir), {box}/NAME/digests/*.md, {box}/feeds/*.atom")
+
+
+def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
+    states = ("failed",) if args.failed else None
+    with Store.open(settings.database.path) as store:
+        rows = store.deliveries(states=states, limit=args.limit)
+    for row in rows:
+        if args.json:
+            _json_line(
+                {
+                    "id": row.id,
+                    "subscriber": row.subscriber,
+                    "edition": row.edition,
+                    "channel": row.channel,
+                    "state": row.state,
+                    "attempts": row.attempts,
+                    "message_id": row.message_id,
+                    "next_try": row.next_try,
+                    "sent_at": row.sent_at,
+                    "error": row.last_error,
+                }
+            )
+            continue
+        when = row.sent_at or row.next_try or row.updated_at
+        note = f"  {row.last_error}" if row.last_error and row.state != "sent" else ""
+        print(
+            f"#{row.id:<5} {row.state:<8} {row.edition}  {row.subscriber:<14} {row.channel:<32} "
+            f"{row.attempts} tr{'y' if row.attempts == 1 else 'ies'}  {when:%Y-%m-%d %H:%M}{note}"
+        )
+    if not rows and not args.json:
+        print("no failed deliveries" if args.failed else "no deliveries yet; 'digest send' makes and sends digests")
+    return 0
+
+
+def retry_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.id is None and not args.all:
+        raise UsageError("say which: digest retry ID, or digest retry --all")
+    with Store.open(settings.database.path) as store:
+        if args.id is not None and store.delivery(args.id) is None:
+            raise UsageError(f"no delivery #{args.id}; 'digest deliveries' lists them")
+        count = store.requeue(None if args.all else args.id, at=_clock())
+    if args.id is not None and count == 0:
+        print(f"#{args.id} is not failed or waiting; nothing to do")
+        return 0
+    print(f"requeued {count} deliver{'y' if count == 1 else 'ies'}; 'digest send' delivers them now")
+    return 0
+
+
 # --- argument parsing ---------------------------------------------------------
 
 
@@ -639,6 +731,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="terminal (default), html, text, md, slack, discord, teams, mattermost or webhook (JSON)",
     )
     sub.add_argument("--out", type=Path, metavar="FILE", help="write the rendered digest to FILE")
+
+    sub = command(
+        "send",
+        send_command,
+        "Make the digests that are due and deliver everything pending.",
+        "Syncs the subscribers folder, freezes today's digest for each active subscriber\n"
+        "who has none yet, then delivers what is due: new messages, crashed ones, and\n"
+        "retries whose time has come. Each message is recorded in the ledger before and\n"
+        "after it goes out, so re-running never sends a digest twice. Exit code 1 when\n"
+        "anything failed for good.",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="show what would be made and sent; change nothing")
+    sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
+
+    sub = command("deliveries", deliveries_command, "List the delivery ledger, newest first.", "")
+    sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
+    sub.add_argument("-n", "--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
+    sub.add_argument("--json", action="store_true", help=json_help)
+
+    sub = command(
+        "retry", retry_command, "Requeue a failed delivery (or all of them) to go out with the next send.", ""
+    )
+    sub.add_argument("id", nargs="?", type=int, metavar="ID", help="a delivery number from 'digest deliveries'")
+    sub.add_argument("--all", action="store_true", help="every failed or waiting delivery")
     return parser
 
 

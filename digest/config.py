@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
@@ -65,6 +65,40 @@ class RenderSettings(_Section):
     templates_dir: Path | None = None
 
 
+class SMTPSettings(_Section):
+    """The mail server. With no host, email goes to the outbox folder instead."""
+
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str = ""
+    password: SecretStr = SecretStr("")  # from DIGEST_SMTP__PASSWORD only
+    verify: bool = True  # certificate checks
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class EmailSettings(_Section):
+    """What every email says about where it comes from."""
+
+    sender: str = "paper-digest@localhost"
+    sender_name: str = "paper-digest"
+    reply_to: str = ""
+
+
+class DeliverySettings(_Section):
+    """Where files go, how hard to retry, and the one-click unsubscribe link."""
+
+    outbox_dir: Path = Path("outbox")
+    atom_entries: int = Field(default=20, ge=1, le=500)
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_seconds: float = Field(default=60.0, gt=0)
+    backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    http_connect_timeout: float = Field(default=5.0, gt=0)
+    http_read_timeout: float = Field(default=15.0, gt=0)
+    base_url: str = ""  # e.g. https://digest.example.org, for one-click unsubscribe links
+    secret: SecretStr = SecretStr("")  # signs unsubscribe links; from DIGEST_DELIVERY__SECRET only
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -80,6 +114,9 @@ class Settings(BaseSettings):
     subscribers: SubscribersSettings = SubscribersSettings()
     rank: RankSettings = RankSettings()
     render: RenderSettings = RenderSettings()
+    smtp: SMTPSettings = SMTPSettings()
+    email: EmailSettings = EmailSettings()
+    delivery: DeliverySettings = DeliverySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -128,6 +165,15 @@ def load(path: Path | None = None) -> Settings:
             raise ConfigError(f"{path}: not valid TOML ({e}); fix the syntax at that line") from e
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: cannot read the config file ({e}); check it is UTF-8 text") from e
+    for section, key, variable in (
+        ("smtp", "password", "DIGEST_SMTP__PASSWORD"),
+        ("delivery", "secret", "DIGEST_DELIVERY__SECRET"),
+    ):
+        if isinstance(data.get(section), dict) and key in data[section]:
+            raise ConfigError(
+                f"{origin}: key '{section}.{key}': secrets do not belong in the config file; "
+                f"remove it and set the environment variable {variable}"
+            )
     try:
         return Settings(**data)
     except ValidationError as e:

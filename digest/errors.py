@@ -9,6 +9,9 @@
     │   └── ParseError          readable text that holds no papers
     ├── ProfileError            a subscriber profile that cannot be used
     ├── RenderError             a template that cannot be rendered (a user's override, mostly)
+    ├── DeliveryError           a channel could not deliver (caught by the ledger, never shown raw)
+    │   ├── TransientError      try again later: SMTP 4xx, HTTP 429/5xx, timeouts, dropped connections
+    │   └── PermanentError      do not retry: SMTP 5xx, HTTP 4xx, a missing webhook variable
     ├── StoreError              the database cannot be opened or is from a newer version
     └── UsageError              exit 2; the command line asks for something impossible
 
@@ -47,6 +50,23 @@ class ProfileError(DigestError):
 
 class RenderError(DigestError):
     """A template is missing, has a syntax error or uses a name it is not given."""
+
+
+class DeliveryError(DigestError):
+    """A channel failed to deliver one message; the reason never contains a secret."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class TransientError(DeliveryError):
+    """Worth another try later (``retry_after`` seconds, when the server said)."""
+
+
+class PermanentError(DeliveryError):
+    """Another try would fail the same way."""
 
 
 class StoreError(DigestError):

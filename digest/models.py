@@ -208,3 +208,59 @@ class Message:
     text: str
     html: str
     markdown: str
+
+
+DELIVERY_STATES = ("pending", "sending", "sent", "retry", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDigest:
+    """A digest as frozen in the ledger: its rendered content, made before anything was sent."""
+
+    id: int
+    subscriber: str
+    edition: date
+    subject: str
+    text: str
+    html: str
+    markdown: str
+    items: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One (digest, channel) in the ledger: pending -> sending -> sent | retry | failed.
+
+    ``channel`` names the channel without secrets (``email:ada@example.org``,
+    ``slack:$BEN_SLACK_WEBHOOK``); ``payload`` holds chat messages as frozen JSON;
+    ``parts_sent`` counts the chat messages already accepted, so a retry resumes.
+    """
+
+    id: int
+    digest: int
+    subscriber: str
+    edition: date
+    channel: str
+    kind: str
+    target: str | None
+    message_id: str
+    state: str
+    attempts: int
+    parts_sent: int
+    payload: str | None
+    next_try: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to create with its digest."""
+
+    channel: str
+    kind: str
+    target: str | None
+    message_id: str
+    payload: str | None = None

@@ -8,16 +8,35 @@ archive's TF-IDF space, refitted only when the archive changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+import hashlib
+import hmac
+import json
+import random
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest import ingest, profiles, rank, render
+from digest.channels import REGISTRY, Channel, Job
 from digest.config import Settings
-from digest.errors import DigestError, InputError, ProfileError, UsageError
-from digest.models import Digest, Dump, Ingested, Paper, Profile, Ranked, Subscriber
+from digest.errors import DigestError, InputError, PermanentError, ProfileError, TransientError, UsageError
+from digest.models import (
+    Delivery,
+    Digest,
+    Dump,
+    Ingested,
+    Message,
+    NewDelivery,
+    Paper,
+    Profile,
+    Ranked,
+    StoredDigest,
+    Subscriber,
+)
 from digest.store import Store
 
 
@@ -241,3 +260,264 @@ def preview(store: Store, name: str, *, settings: Settings) -> Preview:
     chosen = {item.paper.id for item in items} | store.digested(profile.name)
     hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
     return Preview(profile=profile, items=items, trending=hot, candidates=len(papers), dump=source)
+
+
+# --- making digests and delivering them -------------------------------------------------
+
+
+@dataclass
+class SendReport:
+    """What ``send`` did, for the summary and the exit code."""
+
+    made: list[tuple[str, str, int]] = field(default_factory=list)  # subscriber, edition, papers
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # empty days with empty_day = skip
+    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: subscriber, channel
+    sent: list[Delivery] = field(default_factory=list)
+    retries: list[tuple[Delivery, str, datetime]] = field(default_factory=list)
+    failed: list[tuple[Delivery, str]] = field(default_factory=list)
+    profile_errors: list[ProfileError] = field(default_factory=list)
+
+
+def is_active(subscriber: Subscriber, *, today: date) -> bool:
+    """Active, or paused until a day that has passed."""
+    if subscriber.status == "active":
+        return True
+    return subscriber.status == "paused" and subscriber.paused_until is not None and subscriber.paused_until < today
+
+
+def ledger_channels(profile: Profile, settings: Settings) -> list[tuple[str, str, str | None]]:
+    """(channel name, kind, target) per channel; email goes to the outbox when no SMTP host is set."""
+    found: dict[str, tuple[str, str, str | None]] = {}
+    for channel in profile.delivery:
+        if channel.kind == "email":
+            address = channel.address or profile.email
+            entry = (f"email:{address}", "email", address) if settings.smtp.host else ("outbox", "outbox", None)
+        elif channel.url_env:
+            entry = (f"{channel.kind}:${channel.url_env}", channel.kind, channel.url_env)
+        else:
+            entry = (channel.kind, channel.kind, None)
+        found.setdefault(entry[0], entry)
+    return list(found.values())
+
+
+def message_id(name: str, edition: str, channel: str, *, sender: str) -> str:
+    """The same Message-ID for every try of one (digest, channel), so a repeat is recognisable."""
+    domain = sender.rsplit("@", 1)[-1] or "localhost"
+    tag = hashlib.sha256(channel.encode()).hexdigest()[:10]
+    return f"<{edition}.{tag}.{name}@{domain}>"
+
+
+def unsubscribe_url(name: str, settings: Settings) -> str | None:
+    """A one-click unsubscribe link signed with HMAC-SHA256, when a base URL and a secret are set."""
+    secret = settings.delivery.secret.get_secret_value()
+    base = settings.delivery.base_url.rstrip("/")
+    if not base or not secret:
+        return None
+    token = hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{base}/unsubscribe/{name}/{token}"
+
+
+def make_digests(store: Store, settings: Settings, *, now: datetime, names: set[str] | None = None) -> SendReport:
+    """Freeze today's digest for every active subscriber who has none yet (one transaction each)."""
+    report = SendReport()
+    latest, _ = new_papers(store)
+    if store.latest_dump() is None:
+        return report
+    draw = renderer(settings)
+    for subscriber in store.subscribers():
+        if names is not None and subscriber.name not in names:
+            continue
+        profile = stored_profile(subscriber)
+        local = now.astimezone(ZoneInfo(profile.timezone))
+        edition = local.date().isoformat()
+        if not is_active(subscriber, today=local.date()) or store.has_digest(profile.name, edition):
+            continue
+        last = store.last_digest_at(profile.name)
+        candidates = store.papers_since(last) if last else latest
+        items = rank_for(store, profile, candidates, settings=settings)
+        chosen = {item.paper.id for item in items} | store.digested(profile.name)
+        hot = rank.trending(candidates, count=profile.trending, skip=chosen, exclude=profile.exclude)
+        digest = Digest(profile, local.date(), tuple(items), tuple(hot), new_count=len(candidates))
+        if not items and profile.empty_day == "skip":
+            store.save_digest(profile.name, edition=edition, items=[], at=now, new_count=len(candidates))
+            report.skipped.append((profile.name, edition))
+            continue
+        message = draw.message(digest, unsubscribe_url=unsubscribe_url(profile.name, settings))
+        deliveries = [
+            NewDelivery(
+                channel=channel,
+                kind=kind,
+                target=target,
+                message_id=message_id(profile.name, edition, channel, sender=settings.email.sender),
+                payload=json.dumps(draw.chat(digest, kind)) if kind in render.CHAT_KINDS else None,
+            )
+            for channel, kind, target in ledger_channels(profile, settings)
+        ]
+        store.save_digest(
+            profile.name,
+            edition=edition,
+            items=items,
+            at=now,
+            message=message,
+            new_count=len(candidates),
+            deliveries=deliveries,
+        )
+        report.made.append((profile.name, edition, len(items)))
+    return report
+
+
+def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> EmailMessage:
+    mail_settings = settings.email
+    headers = {"List-Unsubscribe": f"<mailto:{mail_settings.sender}?subject=unsubscribe%20{delivery.subscriber}>"}
+    link = unsubscribe_url(delivery.subscriber, settings)
+    if link:
+        headers["List-Unsubscribe"] = f"<{link}>, {headers['List-Unsubscribe']}"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return render.email(
+        Message(digest.subject, digest.text, digest.html, digest.markdown),
+        sender=mail_settings.sender,
+        sender_name=mail_settings.sender_name,
+        to=delivery.target or f"{delivery.subscriber}@localhost",
+        reply_to=mail_settings.reply_to or None,
+        message_id=delivery.message_id,
+        sent=at,
+        headers=headers,
+    )
+
+
+def open_channel(kind: str, settings: Settings) -> Channel:
+    """A channel instance for this run; the email channel keeps its connection across messages."""
+    cls = REGISTRY[kind]
+    if kind == "email":
+        return cls(settings.smtp, sender=settings.email.sender)  # type: ignore[call-arg]
+    return cls(settings.delivery)  # type: ignore[call-arg]
+
+
+def backoff(attempts: int, settings: Settings, *, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds until the next try: exponential with jitter, or what the server asked for."""
+    cap = settings.delivery.backoff_max_seconds
+    if retry_after is not None:
+        return min(cap, max(retry_after, 1.0))
+    return float(min(cap, settings.delivery.backoff_seconds * 2 ** (attempts - 1)) * rng.uniform(0.5, 1.5))
+
+
+def deliver(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    names: set[str] | None = None,
+    rng: random.Random | None = None,
+    report: SendReport | None = None,
+) -> SendReport:
+    """Try every due delivery once. The ledger is written before and after each try.
+
+    A failure touches only its own row: the next delivery goes on. Transient
+    failures come back after a backoff until ``max_attempts``; permanent ones
+    are recorded as failed with their reason.
+    """
+    report = report or SendReport()
+    rng = rng or random.Random()
+    channels: dict[str, Channel] = {}
+    try:
+        for delivery in store.due(clock(), names=names):
+            digest = store.stored_digest(delivery.digest)
+            attempts = delivery.attempts + 1
+            store.mark(delivery.id, "sending", at=clock(), attempts=attempts)
+            try:
+                job = _job(store, delivery, digest, settings, at=clock())
+                if delivery.kind not in channels:
+                    channels[delivery.kind] = open_channel(delivery.kind, settings)
+                channels[delivery.kind].send(job)
+            except TransientError as e:
+                _retry(
+                    store,
+                    delivery,
+                    e.reason,
+                    attempts,
+                    settings,
+                    retry_after=e.retry_after,
+                    clock=clock,
+                    rng=rng,
+                    report=report,
+                )
+            except PermanentError as e:
+                store.mark(delivery.id, "failed", at=clock(), error=e.reason)
+                report.failed.append((delivery, e.reason))
+            except Exception as e:  # a bug in one channel must not stop the others
+                reason = f"unexpected {type(e).__name__} in the {delivery.kind} channel"
+                _retry(
+                    store, delivery, reason, attempts, settings, retry_after=None, clock=clock, rng=rng, report=report
+                )
+            else:
+                store.mark(delivery.id, "sent", at=clock())
+                report.sent.append(delivery)
+    finally:
+        for channel in channels.values():
+            channel.close()
+    return report
+
+
+def _job(store: Store, delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> Job:
+    def progress(sent: int) -> None:
+        store.mark(delivery.id, "sending", at=at, parts_sent=sent)
+
+    if delivery.kind in ("email", "outbox"):
+        return Job(delivery, digest, email=_email(delivery, digest, settings, at=at))
+    if delivery.kind == "atom":
+        history = store.recent_digests(delivery.subscriber, limit=settings.delivery.atom_entries)
+        return Job(delivery, digest, history=history)
+    return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress)
+
+
+def _retry(
+    store: Store,
+    delivery: Delivery,
+    reason: str,
+    attempts: int,
+    settings: Settings,
+    *,
+    retry_after: float | None,
+    clock: Callable[[], datetime],
+    rng: random.Random,
+    report: SendReport,
+) -> None:
+    if attempts >= settings.delivery.max_attempts:
+        final = f"gave up after {attempts} tries: {reason}"
+        store.mark(delivery.id, "failed", at=clock(), error=final)
+        report.failed.append((delivery, final))
+        return
+    wait = backoff(attempts, settings, retry_after=retry_after, rng=rng)
+    next_try = clock() + timedelta(seconds=wait)
+    store.mark(delivery.id, "retry", at=clock(), next_try=next_try, error=reason)
+    report.retries.append((delivery, reason, next_try))
+
+
+def send(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    names: set[str] | None = None,
+    dry_run: bool = False,
+    rng: random.Random | None = None,
+) -> SendReport:
+    """The daily job: sync profiles, freeze the digests that are due, deliver everything due.
+
+    A dry run does the same syncing and freezing on a snapshot of the database,
+    reports what would go out, and leaves the real database and every server alone.
+    """
+    if dry_run:
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = Path(scratch) / "dry-run.sqlite3"
+            store.snapshot(copy)
+            with Store.open(copy) as shadow:
+                errors = sync_subscribers(shadow, settings.subscribers.dir, at=clock()).errors
+                report = make_digests(shadow, settings, now=clock(), names=names)
+                report.planned = [(d.subscriber, d.channel) for d in shadow.due(clock(), names=names)]
+        report.profile_errors = errors
+        return report
+    errors = sync_subscribers(store, settings.subscribers.dir, at=clock()).errors
+    report = make_digests(store, settings, now=clock(), names=names)
+    report.profile_errors = errors
+    return deliver(store, settings, clock=clock, names=names, rng=rng, report=report)

@@ -15,8 +15,10 @@ Tables:
 * ``subscribers``: each profile's last good TOML text, its hash, and its state
   (active, paused until a day, unsubscribed);
 * ``digests`` and ``digest_items``: one digest per (subscriber, edition), frozen
-  with its papers, ranks, scores and reasons; a paper goes into a subscriber's
-  digests once, ever.
+  with its papers, ranks, scores, reasons and rendered content before anything
+  is sent; a paper goes into a subscriber's digests once, ever;
+* ``deliveries``: the ledger, one row per (digest, channel), moving pending ->
+  sending -> sent | retry | failed; a state is recorded only after the action.
 """
 
 from __future__ import annotations
@@ -24,14 +26,27 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date, datetime
 from pathlib import Path
 
 from digest.errors import StoreError
-from digest.models import Dump, DumpRecord, Ingested, Paper, Ranked, SeenPaper, StoreStatus, Subscriber
+from digest.models import (
+    Delivery,
+    Dump,
+    DumpRecord,
+    Ingested,
+    Message,
+    NewDelivery,
+    Paper,
+    Ranked,
+    SeenPaper,
+    StoredDigest,
+    StoreStatus,
+    Subscriber,
+)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -95,6 +110,32 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (digest, paper)
     ) WITHOUT ROWID;
     CREATE INDEX digest_items_paper ON digest_items (paper);
+    """,
+    """
+    ALTER TABLE digests ADD COLUMN subject TEXT NOT NULL DEFAULT '';
+    ALTER TABLE digests ADD COLUMN body_text TEXT NOT NULL DEFAULT '';
+    ALTER TABLE digests ADD COLUMN body_html TEXT NOT NULL DEFAULT '';
+    ALTER TABLE digests ADD COLUMN body_markdown TEXT NOT NULL DEFAULT '';
+    ALTER TABLE digests ADD COLUMN new_count INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE deliveries (
+        id          INTEGER PRIMARY KEY,
+        digest      INTEGER NOT NULL REFERENCES digests (id),
+        channel     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        target      TEXT,
+        message_id  TEXT NOT NULL,
+        payload     TEXT,
+        state       TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'sending', 'sent', 'retry', 'failed')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        parts_sent  INTEGER NOT NULL DEFAULT 0,
+        next_try    TEXT,
+        last_error  TEXT,
+        sent_at     TEXT,
+        updated_at  TEXT NOT NULL,
+        UNIQUE (digest, channel)
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, next_try);
     """,
 )
 
@@ -278,6 +319,14 @@ class Store:
             last_dump=_dump_record(last) if last else None,
         )
 
+    def snapshot(self, path: Path) -> None:
+        """Copy the whole database to ``path`` (SQLite's online backup), e.g. for a dry run."""
+        target = sqlite3.connect(path)
+        try:
+            self._conn.backup(target)
+        finally:
+            target.close()
+
     # --- the archive -------------------------------------------------------------
 
     def archive(self) -> list[Paper]:
@@ -363,12 +412,37 @@ class Store:
         )
         return {row[0] for row in rows}
 
-    def save_digest(self, name: str, *, edition: str, items: list[Ranked], at: datetime) -> int | None:
-        """Freeze a digest with its items; None when that edition exists already."""
+    def save_digest(
+        self,
+        name: str,
+        *,
+        edition: str,
+        items: list[Ranked],
+        at: datetime,
+        message: Message | None = None,
+        new_count: int = 0,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> int | None:
+        """Freeze a digest with its items, rendered content and deliveries, in one transaction.
+
+        Returns its id, or None when that (subscriber, edition) exists already,
+        in which case nothing is written.
+        """
+        stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO digests (subscriber, edition, created_at) VALUES (?, ?, ?)",
-                (name, edition, at.isoformat(timespec="seconds")),
+                "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
+                " body_markdown, new_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    edition,
+                    stamp,
+                    message.subject if message else "",
+                    message.text if message else "",
+                    message.html if message else "",
+                    message.markdown if message else "",
+                    new_count,
+                ),
             )
             if cursor.rowcount == 0:
                 return None
@@ -380,7 +454,149 @@ class Store:
                     for item in items
                 ],
             )
+            conn.executemany(
+                "INSERT INTO deliveries (digest, channel, kind, target, message_id, payload, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(digest_id, d.channel, d.kind, d.target, d.message_id, d.payload, stamp) for d in deliveries],
+            )
         return digest_id
+
+    def has_digest(self, name: str, edition: str) -> bool:
+        row = self._conn.execute("SELECT 1 FROM digests WHERE subscriber = ? AND edition = ?", (name, edition))
+        return row.fetchone() is not None
+
+    def last_digest_at(self, name: str) -> datetime | None:
+        """When the subscriber's latest digest was made."""
+        row = self._conn.execute("SELECT max(created_at) FROM digests WHERE subscriber = ?", (name,)).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def stored_digest(self, digest_id: int) -> StoredDigest:
+        row = self._conn.execute(_DIGEST_QUERY + " WHERE d.id = ? GROUP BY d.id", (digest_id,)).fetchone()
+        return _stored_digest(row)
+
+    def recent_digests(self, name: str, *, limit: int) -> list[StoredDigest]:
+        """The subscriber's latest digests that have papers, newest first (for feeds)."""
+        rows = self._conn.execute(
+            _DIGEST_QUERY + " WHERE d.subscriber = ? GROUP BY d.id HAVING items > 0 ORDER BY d.edition DESC LIMIT ?",
+            (name, limit),
+        )
+        return [_stored_digest(row) for row in rows]
+
+    def papers_since(self, since: datetime) -> list[Paper]:
+        """Papers first seen after ``since``, as on the page that first had them."""
+        rows = self._conn.execute(
+            "SELECT p.*, s.position, s.upvotes FROM papers p"
+            " LEFT JOIN sightings s ON s.dump = p.first_dump AND s.paper = p.id"
+            " WHERE p.first_seen > ? ORDER BY p.first_dump, s.position",
+            (since.isoformat(timespec="seconds"),),
+        )
+        return [replace(_paper(row), upvotes=row["upvotes"], position=row["position"]) for row in rows]
+
+    # --- the ledger ------------------------------------------------------------------
+
+    def due(self, now: datetime, *, names: set[str] | None = None) -> list[Delivery]:
+        """Deliveries to try now: pending, left in sending by a crash, or retries whose time has come."""
+        rows = self._conn.execute(
+            _DELIVERY_QUERY + " WHERE x.state IN ('pending', 'sending')"
+            " OR (x.state = 'retry' AND x.next_try <= ?) ORDER BY x.kind, x.id",
+            (now.isoformat(timespec="seconds"),),
+        )
+        found = [_delivery(row) for row in rows]
+        return [d for d in found if names is None or d.subscriber in names]
+
+    def deliveries(self, *, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Delivery]:
+        where = f" WHERE x.state IN ({', '.join('?' * len(states))})" if states else ""
+        rows = self._conn.execute(
+            _DELIVERY_QUERY + where + " ORDER BY x.id DESC LIMIT ?", (*(states or ()), -1 if limit is None else limit)
+        )
+        return [_delivery(row) for row in rows]
+
+    def delivery(self, delivery_id: int) -> Delivery | None:
+        row = self._conn.execute(_DELIVERY_QUERY + " WHERE x.id = ?", (delivery_id,)).fetchone()
+        return _delivery(row) if row else None
+
+    def mark(
+        self,
+        delivery_id: int,
+        state: str,
+        *,
+        at: datetime,
+        attempts: int | None = None,
+        parts_sent: int | None = None,
+        next_try: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a delivery's new state (committed at once: the ledger is written after each action)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
+                " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                (
+                    state,
+                    at.isoformat(timespec="seconds"),
+                    attempts,
+                    parts_sent,
+                    next_try.isoformat(timespec="seconds") if next_try else None,
+                    error,
+                    state,
+                    at.isoformat(timespec="seconds"),
+                    delivery_id,
+                ),
+            )
+
+    def requeue(self, delivery_id: int | None, *, at: datetime) -> int:
+        """Failed (or waiting) deliveries back to pending, with a fresh count of tries; how many."""
+        with self._transaction() as conn:
+            query = (
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_try = NULL, updated_at = ?"
+                " WHERE state IN ('failed', 'retry')"
+            )
+            if delivery_id is None:
+                return conn.execute(query, (at.isoformat(timespec="seconds"),)).rowcount
+            return conn.execute(query + " AND id = ?", (at.isoformat(timespec="seconds"), delivery_id)).rowcount
+
+
+_DIGEST_QUERY = "SELECT d.*, (SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items FROM digests d"
+_DELIVERY_QUERY = "SELECT x.*, d.subscriber, d.edition FROM deliveries x JOIN digests d ON d.id = x.digest"
+
+
+def _stored_digest(row: sqlite3.Row) -> StoredDigest:
+    return StoredDigest(
+        id=row["id"],
+        subscriber=row["subscriber"],
+        edition=date.fromisoformat(row["edition"]),
+        subject=row["subject"],
+        text=row["body_text"],
+        html=row["body_html"],
+        markdown=row["body_markdown"],
+        items=row["items"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return Delivery(
+        id=row["id"],
+        digest=row["digest"],
+        subscriber=row["subscriber"],
+        edition=date.fromisoformat(row["edition"]),
+        channel=row["channel"],
+        kind=row["kind"],
+        target=row["target"],
+        message_id=row["message_id"],
+        state=row["state"],
+        attempts=row["attempts"],
+        parts_sent=row["parts_sent"],
+        payload=row["payload"],
+        next_try=when(row["next_try"]),
+        last_error=row["last_error"],
+        sent_at=when(row["sent_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
 
 
 def _paper(row: sqlite3.Row) -> Paper:

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from digest import config
 from digest.errors import ConfigError
@@ -23,7 +24,10 @@ def test_the_example_config_loads_and_documents_every_key(workdir: Path) -> None
     for section in config.Settings.model_fields:
         assert section in documented, f"[{section}] is missing"
         body = text.split(f"[{section}]\n", 1)[1].split("\n[", 1)[0]
-        for key in type(getattr(loaded, section)).model_fields:
+        for key, field in type(getattr(loaded, section)).model_fields.items():
+            if field.annotation is SecretStr:  # secrets: only their environment variable is named
+                assert f"DIGEST_{section.upper()}__{key.upper()}" in body, f"[{section}] {key}"
+                continue
             # each key is set, or shown commented out when its default has no TOML form, under a comment
             match = re.search(rf"^(# )?{key} = ", body, re.M)
             assert match, f"[{section}] {key} is not documented"
@@ -73,6 +77,18 @@ def test_bad_config_names_file_key_and_fix(workdir: Path, text: str, message: st
     with pytest.raises(ConfigError, match=message) as caught:
         config.load(workdir / "c.toml")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("section", "key"), [("smtp", "password"), ("delivery", "secret")])
+def test_secrets_in_the_config_file_are_refused(workdir: Path, section: str, key: str) -> None:
+    (workdir / "c.toml").write_text(f'[{section}]\n{key} = "hunter2"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(workdir / "c.toml")
+    assert str(caught.value) == (
+        f"{workdir / 'c.toml'}: key '{section}.{key}': secrets do not belong in the config file; "
+        f"remove it and set the environment variable DIGEST_{section.upper()}__{key.upper()}"
+    )
+    assert "hunter2" not in str(caught.value)
 
 
 def test_a_bad_environment_variable_is_named(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

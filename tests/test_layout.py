@@ -21,6 +21,16 @@ ALLOWED: dict[str, set[str]] = {
     "digest.profiles": {"digest.models", "digest.errors"},
     "digest.rank": {"digest.models", "digest.errors"},
     "digest.render": {"digest.models", "digest.errors"},
+    "digest.channels": {
+        "digest.channels.base",
+        "digest.channels.email",
+        "digest.channels.files",
+        "digest.channels.webhook",
+    },
+    "digest.channels.base": {"digest.models"},
+    "digest.channels.email": {"digest.channels.base", "digest.config", "digest.errors"},
+    "digest.channels.files": {"digest.channels.base", "digest.config", "digest.errors"},
+    "digest.channels.webhook": {"digest.channels.base", "digest.config", "digest.errors"},
     "digest.pipeline": {
         "digest",
         "digest.ingest",
@@ -28,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.rank",
         "digest.render",
         "digest.store",
+        "digest.channels",
         "digest.config",
         "digest.models",
         "digest.errors",
@@ -45,7 +56,13 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 # Outside resources and the one module that owns each.
-OWNERS = {"sqlite3": {"digest.store"}, "smtplib": set(), "httpx": set(), "socket": set(), "apscheduler": set()}
+OWNERS = {
+    "sqlite3": {"digest.store"},
+    "smtplib": {"digest.channels.email"},
+    "httpx": {"digest.channels.webhook"},
+    "socket": set(),
+    "apscheduler": set(),
+}
 # Pure modules: no files, network, environment or clock.
 PURE = {"digest.models", "digest.errors"}
 IMPURE_CALLS = {"open", "now", "today", "utcnow", "getenv", "read_text", "read_bytes", "write_text", "stat", "time"}

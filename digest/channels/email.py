@@ -1,0 +1,104 @@
+"""The email channel: smtplib, one connection reused across a batch and reopened when it drops.
+
+SMTP 4xx replies and connection trouble are transient (retried with backoff);
+5xx replies are permanent for that recipient. TLS certificates are checked
+unless ``verify = false``. The password comes from DIGEST_SMTP__PASSWORD and
+never appears in an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from typing import ClassVar
+
+from digest.channels.base import Job
+from digest.config import SMTPSettings
+from digest.errors import PermanentError, TransientError
+
+
+class EmailChannel:
+    kind: ClassVar[str] = "email"
+
+    def __init__(self, settings: SMTPSettings, *, sender: str) -> None:
+        if not settings.host:
+            raise ValueError("EmailChannel needs [smtp] host; without one email goes to the outbox")
+        self._settings = settings
+        self._sender = sender
+        self._smtp: smtplib.SMTP | None = None
+
+    def _context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self._settings.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self._settings
+        smtp: smtplib.SMTP
+        if s.security == "ssl":
+            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._context())
+        else:
+            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
+            if s.security != "ssl":
+                smtp.ehlo()
+            if s.security == "starttls":
+                smtp.starttls(context=self._context())
+                smtp.ehlo()
+            if s.username:
+                smtp.login(s.username, s.password.get_secret_value())
+        except BaseException:
+            smtp.close()  # a half-open session (refused login, failed STARTTLS) must not leak its socket
+            raise
+        return smtp
+
+    def send(self, job: Job) -> None:
+        assert job.email is not None and job.delivery.target
+        recipient = job.delivery.target
+        where = f"{self._settings.host}:{self._settings.port}"
+        for attempt in (1, 2):  # a connection that dropped between messages is reopened once
+            try:
+                if self._smtp is None:
+                    self._smtp = self._connect()
+                self._smtp.send_message(job.email, from_addr=self._sender, to_addrs=[recipient])
+                return
+            except smtplib.SMTPServerDisconnected as e:
+                self._smtp = None
+                if attempt == 2:
+                    raise TransientError(f"{where} closed the connection") from e
+            except smtplib.SMTPRecipientsRefused as e:
+                code, text = e.recipients.get(recipient, (550, b"refused"))
+                raise _classify(code, text, f"{recipient} refused") from e
+            except smtplib.SMTPAuthenticationError as e:
+                self.close()
+                raise PermanentError(
+                    f"{where} refused the login ({e.smtp_code}); check [smtp] username and DIGEST_SMTP__PASSWORD"
+                ) from e
+            except smtplib.SMTPResponseException as e:
+                raise _classify(e.smtp_code, e.smtp_error, "server answered") from e
+            except smtplib.SMTPException as e:
+                self.close()
+                raise TransientError(f"{where}: {type(e).__name__}") from e
+            except ssl.SSLCertVerificationError as e:
+                self.close()
+                raise PermanentError(
+                    f"{where}: certificate not trusted ({e.verify_message}); fix the server or [smtp] verify"
+                ) from e
+            except (OSError, TimeoutError) as e:
+                self.close()
+                raise TransientError(f"cannot reach {where} ({type(e).__name__})") from e
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._smtp.quit()
+            self._smtp = None
+
+
+def _classify(code: int, text: bytes | str, what: str) -> TransientError | PermanentError:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    reason = f"{what}: {code} {' '.join(message.split())[:200]}"
+    return TransientError(reason) if 400 <= code < 500 else PermanentError(reason)

@@ -1,0 +1,100 @@
+"""File channels: the outbox (a Maildir of .eml files, plus Markdown copies) and Atom feeds.
+
+The outbox is the embedded default: with no SMTP server configured, email goes
+here. File names are fixed per (digest, channel), and every file is written to
+a temporary name and renamed into place, so a retry after a crash rewrites the
+same file instead of adding a second copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import ClassVar
+
+from digest.channels.base import Job
+from digest.config import DeliverySettings
+from digest.errors import TransientError
+
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomically: write a temporary file, flush it to disk, rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+class OutboxChannel:
+    """outbox/NAME/new/EDITION.ID.eml (Maildir: tmp/, new/, cur/) and outbox/NAME/digests/EDITION.md."""
+
+    kind: ClassVar[str] = "outbox"
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._root = settings.outbox_dir
+
+    def paths(self, job: Job) -> tuple[Path, Path]:
+        folder = self._root / job.delivery.subscriber
+        tag = hashlib.sha256(job.delivery.channel.encode()).hexdigest()[:8]
+        name = f"{job.delivery.edition.isoformat()}.{job.digest.id}.{tag}"
+        return folder / "new" / f"{name}.eml", folder / "digests" / f"{job.delivery.edition.isoformat()}.md"
+
+    def send(self, job: Job) -> None:
+        assert job.email is not None
+        eml, markdown = self.paths(job)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (eml.parent.parent / sub).mkdir(parents=True, exist_ok=True)
+            _write(eml, job.email.as_bytes())
+            _write(markdown, job.digest.markdown.encode("utf-8"))
+        except OSError as e:
+            raise TransientError(f"outbox: cannot write {eml.parent} ({e.strerror}); check the folder") from e
+
+    def close(self) -> None:
+        return None
+
+
+class AtomChannel:
+    """outbox/feeds/NAME.atom: the subscriber's latest digests, for a feed reader."""
+
+    kind: ClassVar[str] = "atom"
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self._root = settings.outbox_dir / "feeds"
+        self._base = settings.base_url.rstrip("/")
+
+    def path(self, name: str) -> Path:
+        return self._root / f"{name}.atom"
+
+    def send(self, job: Job) -> None:
+        name = job.delivery.subscriber
+        ET.register_namespace("", ATOM)
+        feed = ET.Element(f"{{{ATOM}}}feed")
+        ET.SubElement(feed, f"{{{ATOM}}}id").text = f"tag:paper-digest,2026:{name}"
+        ET.SubElement(feed, f"{{{ATOM}}}title").text = f"paper-digest for {name}"
+        newest = max((d.created_at for d in job.history), default=job.digest.created_at)
+        ET.SubElement(feed, f"{{{ATOM}}}updated").text = newest.isoformat()
+        author = ET.SubElement(feed, f"{{{ATOM}}}author")
+        ET.SubElement(author, f"{{{ATOM}}}name").text = "paper-digest"
+        if self._base:
+            ET.SubElement(feed, f"{{{ATOM}}}link", rel="self", href=f"{self._base}/feeds/{name}.atom")
+        for digest in job.history:
+            entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
+            ET.SubElement(entry, f"{{{ATOM}}}id").text = f"tag:paper-digest,2026:{name}/{digest.id}"
+            ET.SubElement(entry, f"{{{ATOM}}}title").text = digest.subject
+            ET.SubElement(entry, f"{{{ATOM}}}updated").text = digest.created_at.isoformat()
+            ET.SubElement(entry, f"{{{ATOM}}}content", type="html").text = digest.html
+        try:
+            _write(self.path(name), ET.tostring(feed, encoding="utf-8", xml_declaration=True))
+        except OSError as e:
+            raise TransientError(f"atom: cannot write {self.path(name)} ({e.strerror}); check the folder") from e
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,72 @@
+"""A small world for delivery tests: seeds ingested, N profiles written, settings pointing at local servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from digest import pipeline
+from digest.config import DatabaseSettings, DeliverySettings, Settings, SMTPSettings, SubscribersSettings
+from digest.store import Store
+
+from .conftest import DUMPS
+
+START = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class World:
+    root: Path
+    settings: Settings
+    clock: Clock = field(default_factory=Clock)
+
+    def store(self) -> Store:
+        return Store.open(self.settings.database.path).__enter__()
+
+    def send(self, names: set[str] | None = None) -> pipeline.SendReport:
+        with Store.open(self.settings.database.path) as store:
+            return pipeline.send(store, self.settings, clock=self.clock, names=names)
+
+
+def profile_text(n: int, *, channels: str = "", extra: str = "") -> str:
+    return (
+        f'email = "user{n:03d}@example.org"\n'
+        'empty_day = "notice"\n'
+        f"{extra}\n"
+        'keywords = ["learning", "feature", "diffusion model"]\n'
+        f"{channels}\n"
+    )
+
+
+def make_world(root: Path, *, people: int, smtp_port: int | None = None, **delivery: object) -> World:
+    """Ingest the example dumps and write ``people`` profiles (user000..) into root/subscribers."""
+    folder = root / "subscribers"
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(people):
+        (folder / f"user{n:03d}.toml").write_text(profile_text(n))
+    options: dict[str, object] = {"outbox_dir": root / "outbox", "backoff_seconds": 1.0, "backoff_max_seconds": 60.0}
+    options.update(delivery)
+    settings = Settings(
+        database=DatabaseSettings(path=root / "digest.sqlite3"),
+        subscribers=SubscribersSettings(dir=folder),
+        smtp=SMTPSettings(host="127.0.0.1", port=smtp_port, security="none", timeout=5)
+        if smtp_port
+        else SMTPSettings(),
+        delivery=DeliverySettings(**options),
+    )
+    with Store.open(settings.database.path) as store:
+        for _ in pipeline.ingest_files([DUMPS], store=store, settings=settings, now=START - timedelta(hours=1)):
+            pass
+    return World(root=root, settings=settings)

@@ -1,0 +1,388 @@
+"""Delivery against real servers on 127.0.0.1: no loss, no repeats, isolation, retries, no leaked secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import ssl
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from digest.cli import main
+from digest.store import Store
+
+from .deliverykit import World, make_world, profile_text
+from .servers import Hooks, Mailbox, Reply, http_server, smtp_server
+
+MESSAGE_ID = re.compile(r"^<2026-11-23\.[0-9a-f]{10}\.user\d{3}@localhost>$")
+
+
+def states(world: World) -> Counter[str]:
+    with Store.open(world.settings.database.path) as store:
+        return Counter(d.state for d in store.deliveries())
+
+
+# --- SMTP -----------------------------------------------------------------------------
+
+
+def test_200_subscribers_each_get_one_well_formed_email(tmp_path: Path) -> None:
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=200, smtp_port=server.port)
+        report = world.send()
+        assert (len(report.made), len(report.sent), report.failed, report.retries) == (200, 200, [], [])
+        assert len(server.box.messages) == 200
+        assert sorted(m["To"] for m in server.box.messages) == [f"user{n:03d}@example.org" for n in range(200)]
+        ids = [m["Message-ID"] for m in server.box.messages]
+        assert len(set(ids)) == 200 and all(MESSAGE_ID.match(i) for i in ids)
+        for mail in server.box.messages:
+            assert mail["Subject"].startswith(("Your papers for Mon 23 Nov", "Nothing matched today"))
+            assert mail["From"] == "paper-digest <paper-digest@localhost>"
+            assert (
+                mail["List-Unsubscribe"].strip().startswith("<mailto:paper-digest@localhost?subject=unsubscribe%20user")
+            )
+            assert mail.get_content_type() == "multipart/alternative"
+            text, html = mail.iter_parts()
+            assert text.get_content_type() == "text/plain" and "paper-digest as user" in text.get_content()
+            assert html.get_content_type() == "text/html" and "<table" in html.get_content()
+        again = world.send()
+        assert (again.made, again.sent) == ([], [])
+        assert len(server.box.messages) == 200
+
+
+def test_4xx_on_rcpt_and_data_is_retried_and_each_arrives_once(tmp_path: Path) -> None:
+    box = Mailbox()
+    box.rcpt_replies["user001@example.org"] = ["451 4.7.1 Greylisted, try again later"]
+    box.rcpt_replies["user002@example.org"] = ["421 4.7.0 Too busy", "450 4.2.1 Mailbox busy"]
+    box.data_replies["user003@example.org"] = ["451 4.3.0 Temporary local problem"]
+    with smtp_server(box) as server:
+        world = make_world(tmp_path, people=8, smtp_port=server.port)
+        first = world.send()
+        assert sorted(d.subscriber for d, _, _ in first.retries) == ["user001", "user002", "user003"]
+        assert "451 4.7.1 Greylisted" in next(r for d, r, _ in first.retries if d.subscriber == "user001")
+        for _ in range(3):
+            world.clock.advance(120)
+            world.send()
+        assert Counter(m["To"] for m in server.box.messages) == {f"user{n:03d}@example.org": 1 for n in range(8)}
+        assert states(world) == {"sent": 8}
+
+
+def test_550_fails_that_recipient_with_its_reason_and_the_rest_go_out(tmp_path: Path) -> None:
+    box = Mailbox()
+    box.rcpt_replies["user004@example.org"] = ["550 5.1.1 No such user here"]
+    with smtp_server(box) as server:
+        world = make_world(tmp_path, people=8, smtp_port=server.port)
+        report = world.send()
+        [(failed, reason)] = report.failed
+        assert failed.subscriber == "user004"
+        assert reason == "user004@example.org refused: 550 5.1.1 No such user here"
+        assert len(report.sent) == 7 and len(server.box.messages) == 7
+        world.clock.advance(3600)
+        assert world.send().sent == []  # permanent: not retried
+        assert states(world) == {"sent": 7, "failed": 1}
+
+
+def test_a_server_that_stops_after_50_then_comes_back(tmp_path: Path) -> None:
+    box = Mailbox(stop_after=50)
+    with smtp_server(box) as server:
+        box.on_stop = server.stop
+        world = make_world(tmp_path, people=80, smtp_port=server.port)
+        first = world.send()
+        assert len(first.sent) == 50 and len(first.retries) == 30
+        assert all("421" in r or "cannot reach" in r or "closed" in r for _, r, _ in first.retries)
+        box.stop_after = None
+        server.start()
+        world.clock.advance(3600)
+        second = world.send()
+        assert len(second.sent) == 30
+        assert Counter(m["To"] for m in server.box.messages) == {f"user{n:03d}@example.org": 1 for n in range(80)}
+
+
+def test_no_smtp_host_means_the_outbox(tmp_path: Path) -> None:
+    world = make_world(tmp_path, people=3)
+    report = world.send()
+    assert len(report.sent) == 3
+    files = sorted((tmp_path / "outbox").glob("user*/new/*.eml"))
+    assert len(files) == 3
+    assert all((f.parent.parent / "digests" / "2026-11-23.md").exists() for f in files)
+    world.send()
+    assert sorted((tmp_path / "outbox").glob("user*/new/*.eml")) == files  # no second copy
+
+
+# --- webhooks -------------------------------------------------------------------------
+
+
+def hooked_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base: str, kind: str = "slack", **extra: object
+) -> World:
+    world = make_world(tmp_path, people=0, **extra)  # type: ignore[arg-type]
+    channels = f'[[channels]]\nkind = "{kind}"\nurl_env = "TEAM_HOOK"\n'
+    (tmp_path / "subscribers" / "team.toml").write_text(profile_text(1, channels=channels, extra="max_items = 3"))
+    monkeypatch.setenv("TEAM_HOOK", f"{base}/hook")
+    return world
+
+
+def only_delivery(world: World) -> tuple[str, int, str | None]:
+    with Store.open(world.settings.database.path) as store:
+        [row] = store.deliveries()
+    return row.state, row.attempts, row.last_error
+
+
+def test_429_with_retry_after_twice_then_200_posts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(429, headers={"Retry-After": "30"})] * 2 + [Reply(200, "ok")]})
+    with http_server(hooks) as base:
+        world = hooked_world(tmp_path, monkeypatch, base)
+        [(_, reason, when)] = world.send().retries
+        assert reason == "slack ($TEAM_HOOK): rate limited (429)"
+        assert (when - world.clock.now).total_seconds() == 30  # Retry-After honoured
+        world.clock.advance(10)
+        assert world.send().sent == []  # not yet
+        world.clock.advance(25)
+        world.send()
+        world.clock.advance(31)
+        world.send()
+    assert len(hooks.received) == 3
+    assert len(hooks.accepted("/hook")) == 1
+    assert only_delivery(world)[:2] == ("sent", 3)
+
+
+def test_500s_then_200_posts_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(500), Reply(503), Reply(200, "ok")]})
+    with http_server(hooks) as base:
+        world = hooked_world(tmp_path, monkeypatch, base)
+        assert "server error 500" in world.send().retries[0][1]
+        for _ in range(3):
+            world.clock.advance(60)
+            world.send()
+    assert [status for _, _, status in hooks.received] == [500, 503, 200]
+    assert only_delivery(world)[0] == "sent"
+
+
+def test_404_fails_and_is_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(404, "no_service")]})
+    with http_server(hooks) as base:
+        world = hooked_world(tmp_path, monkeypatch, base)
+        [(_, reason)] = world.send().failed
+        assert reason == "slack ($TEAM_HOOK): rejected with 404: no_service"
+        world.clock.advance(3600)
+        world.send()
+    assert len(hooks.received) == 1
+
+
+def test_a_redirect_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(302, headers={"Location": "/elsewhere"})], "/elsewhere": [Reply(200, "ok")]})
+    with http_server(hooks) as base:
+        world = hooked_world(tmp_path, monkeypatch, base)
+        [(_, reason)] = world.send().failed
+    assert "302 (a redirect, not followed)" in reason
+    assert [path for path, _, _ in hooks.received] == ["/hook"]
+
+
+def test_a_slow_server_times_out_and_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(200, "ok", delay=1.5), Reply(200, "ok")]})
+    with http_server(hooks) as base:
+        world = hooked_world(tmp_path, monkeypatch, base, http_read_timeout=0.3)
+        assert world.send().retries[0][1] == "slack ($TEAM_HOOK): timed out"
+        world.clock.advance(60)
+        assert len(world.send().sent) == 1
+    assert only_delivery(world)[:2] == ("sent", 2)
+
+
+def test_slack_answering_200_with_an_error_body_is_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(200, "invalid_payload")]})
+    with http_server(hooks) as base:
+        world = hooked_world(tmp_path, monkeypatch, base)
+        [(_, reason)] = world.send().failed
+    assert reason == "slack ($TEAM_HOOK): answered 200 but said 'invalid_payload'"
+
+
+def test_a_long_digest_resumes_after_the_last_accepted_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = Hooks(replies={"/hook": [Reply(200, "ok"), Reply(500), Reply(200, "ok")]})
+    with http_server(hooks) as base:
+        world = make_world(tmp_path, people=0)
+        channels = '[[channels]]\nkind = "slack"\nurl_env = "TEAM_HOOK"\n'
+        text = profile_text(1, channels=channels, extra="max_items = 60\nmin_score = 0.0")
+        (tmp_path / "subscribers" / "team.toml").write_text(text)
+        monkeypatch.setenv("TEAM_HOOK", f"{base}/hook")
+        world.send()
+        world.clock.advance(60)
+        world.send()
+    accepted = hooks.accepted("/hook")
+    assert len(accepted) == 3  # 60 papers = 3 Slack messages, the first not posted twice
+    assert [p["text"].rsplit(" ", 1)[-1] for p in accepted] == ["(1/3)", "(2/3)", "(3/3)"]
+
+
+def test_a_missing_webhook_variable_fails_only_that_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = make_world(tmp_path, people=2)
+    channels = '[[channels]]\nkind = "discord"\nurl_env = "NOT_SET_ANYWHERE"\n[[channels]]\nkind = "outbox"\n'
+    (tmp_path / "subscribers" / "team.toml").write_text(profile_text(9, channels=channels))
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    report = world.send()
+    assert [r for _, r in report.failed] == [
+        "discord ($NOT_SET_ANYWHERE): the variable is not set; export the webhook URL in it"
+    ]
+    assert len(report.sent) == 3  # user000, user001 and the team's outbox copy
+
+
+# --- secrets --------------------------------------------------------------------------
+
+PASSWORD = "CANARY-pw-7f3a9e1d"
+TOKEN = "CANARYTOKEN5e1f0b2c9d"
+
+
+def test_secrets_never_reach_output_errors_database_or_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks = Hooks(replies={f"/services/{TOKEN}": [Reply(404, f"no such hook /services/{TOKEN}")]})
+    with smtp_server(password="the-right-one") as server, http_server(hooks) as base:
+        world = make_world(tmp_path, people=2, smtp_port=server.port)
+        (tmp_path / "digest.toml").write_text(
+            f'[database]\npath = "{world.settings.database.path}"\n'
+            f'[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+            f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\nusername = "digest"\n'
+            f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+        )
+        channels = '[[channels]]\nkind = "slack"\nurl_env = "TEAM_HOOK"\n[[channels]]\nkind = "atom"\n'
+        (tmp_path / "subscribers" / "team.toml").write_text(profile_text(5, channels=channels))
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("DIGEST_SMTP__PASSWORD", PASSWORD)
+        monkeypatch.setenv("TEAM_HOOK", f"{base}/services/{TOKEN}")
+        codes = [main(["send"]), main(["-v", "deliveries", "--json"]), main(["retry", "--all"]), main(["send"])]
+    out = capsys.readouterr()
+    assert codes[0] == 1
+    everything = out.out + out.err
+    assert "refused the login (535)" in everything and "rejected with 404" in everything
+    dump = "\n".join(sqlite3.connect(world.settings.database.path).iterdump())
+    files = "".join(p.read_text(errors="replace") for p in (tmp_path / "outbox").rglob("*") if p.is_file())
+    for secret in (PASSWORD, TOKEN, f"{base}/services"):
+        assert secret not in everything
+        assert secret not in dump
+        assert secret not in files
+    ledger = [json.loads(line) for line in out.out.splitlines() if line.startswith("{")]
+    assert all(row["error"] for row in ledger if row["state"] != "sent")  # the ledger keeps the (clean) reasons
+
+
+# --- email details, feeds, TLS ---------------------------------------------------------
+
+
+def test_one_smtp_connection_serves_the_whole_batch(tmp_path: Path) -> None:
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=12, smtp_port=server.port)
+        assert len(world.send().sent) == 12
+    assert server.box.sessions == 1
+
+
+def test_one_click_unsubscribe_when_a_base_url_is_set(tmp_path: Path) -> None:
+    with smtp_server() as server:
+        world = make_world(
+            tmp_path, people=1, smtp_port=server.port, base_url="https://digest.example.org", secret="s3cret-for-hmac"
+        )
+        world.send()
+    [mail] = server.box.messages
+    link = mail["List-Unsubscribe"].strip()
+    assert re.fullmatch(
+        r"<https://digest\.example\.org/unsubscribe/user000/[0-9a-f]{32}>, "
+        r"<mailto:paper-digest@localhost\?subject=unsubscribe%20user000>",
+        link,
+    )
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "s3cret" not in mail.as_string()
+    body = mail.get_body(preferencelist=("html",))
+    assert body is not None
+    html = body.get_content()
+    assert link.split(">")[0][1:] in html  # the footer links the same URL
+
+
+def test_the_atom_feed_keeps_the_latest_digests(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    world = make_world(tmp_path, people=0)
+    (tmp_path / "subscribers" / "team.toml").write_text(profile_text(1, channels='[[channels]]\nkind = "atom"\n'))
+    world.send()
+    feed = ET.parse(tmp_path / "outbox" / "feeds" / "team.atom").getroot()
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    [entry] = feed.findall("a:entry", ns)
+    assert (entry.findtext("a:title", namespaces=ns) or "").startswith("Your papers for Mon 23 Nov")
+    assert "<table" in (entry.findtext("a:content", namespaces=ns) or "")
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_starttls_checks_certificates_unless_told_not_to(tmp_path: Path) -> None:
+    with smtp_server(tls=_self_signed(tmp_path)) as server:
+        world = make_world(tmp_path / "a", people=1, smtp_port=server.port)
+        strict = world.settings.model_copy(
+            update={"smtp": world.settings.smtp.model_copy(update={"security": "starttls"})}
+        )
+        world.settings = strict
+        [(_, reason)] = world.send().failed
+        assert "certificate not trusted" in reason
+        lenient = strict.smtp.model_copy(update={"verify": False})
+        world.settings = strict.model_copy(update={"smtp": lenient})
+        with Store.open(world.settings.database.path) as store:
+            store.requeue(None, at=world.clock())
+        assert len(world.send().sent) == 1
+    assert len(server.box.messages) == 1
+
+
+# --- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_dry_run_then_send_then_deliveries_and_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = make_world(tmp_path, people=2)
+    channels = '[[channels]]\nkind = "mattermost"\nurl_env = "NOWHERE_HOOK"\n'
+    (tmp_path / "subscribers" / "team.toml").write_text(profile_text(7, channels=channels))
+    (tmp_path / "digest.toml").write_text(
+        f'[database]\npath = "{world.settings.database.path}"\n[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+        f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NOWHERE_HOOK", raising=False)
+    assert main(["send", "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "digests: would make 3" in dry and "would deliver: team -> mattermost:$NOWHERE_HOOK" in dry
+    assert not (tmp_path / "outbox").exists()
+    with Store.open(world.settings.database.path) as store:
+        assert (store.subscribers(), store.deliveries()) == ([], [])  # the dry run wrote nothing
+    assert main(["send"]) == 1
+    out = capsys.readouterr().out
+    assert "sent:    2 messages" in out
+    assert "FAILED:  #1 team -> mattermost:$NOWHERE_HOOK: mattermost ($NOWHERE_HOOK): the variable is not set" in out
+    assert main(["deliveries", "--failed"]) == 0
+    assert capsys.readouterr().out.startswith("#1     failed")
+    assert main(["retry", "1"]) == 0
+    assert "requeued 1 delivery" in capsys.readouterr().out
+    assert main(["retry", "99"]) == 2
+    assert main(["send", "--subscriber", "user000"]) == 0  # the team's delivery is not this subscriber's
+    assert "sent:    0 messages" in capsys.readouterr().out
