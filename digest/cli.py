@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from digest import __version__, config, ingest, pipeline, profiles, render
+from digest import __version__, cadence, config, ingest, pipeline, profiles, render, schedule
 from digest.config import Settings
 from digest.errors import DigestError, InputError, UsageError
 from digest.models import WEEKDAYS, Dump, DumpRecord, Paper, ParseWarning, Profile, Ranked
@@ -238,8 +238,16 @@ def papers_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
+    now = _clock()
     with Store.open(settings.database.path) as store:
         status = store.status()
+        waiting = store.deliveries(states=("pending", "sending", "retry"))
+        failures = store.deliveries(states=("failed",), limit=5)
+        plans = []
+        for subscriber in store.subscribers():
+            profile = pipeline.stored_profile(subscriber)
+            upcoming = cadence.next_fire(profile, now)
+            plans.append((subscriber, upcoming))
     last = status.last_dump
     if args.json:
         _json_line(
@@ -252,6 +260,16 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
                 "last_ingest": None
                 if last is None
                 else {"source": last.source, "at": last.ingested_at, "papers": last.papers, "new": last.new},
+                "next_runs": [
+                    {"subscriber": s.name, "status": s.status, "local": when, "utc": when.astimezone(UTC)}
+                    for s, when in plans
+                ],
+                "pending": len(waiting),
+                "next_retry": min((d.next_try for d in waiting if d.next_try), default=None),
+                "last_failures": [
+                    {"id": d.id, "subscriber": d.subscriber, "channel": d.channel, "error": d.last_error}
+                    for d in failures
+                ],
             }
         )
         return 0
@@ -263,7 +281,26 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
     else:
         when = last.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
         print(f"last ingest: {last.source} at {when}: {last.papers} papers, {last.new} new")
+    if plans:
+        print("next runs:")
+        for subscriber, upcoming in plans:
+            state = "" if subscriber.status == "active" else f"  ({subscriber.status})"
+            print(
+                f"  {subscriber.name:<16} {upcoming:%a %Y-%m-%d %H:%M} {upcoming.tzname()} "
+                f"({upcoming.astimezone(UTC):%H:%M} UTC){state}"
+            )
+    retries = [d for d in waiting if d.state == "retry"]
+    print(f"pending:     {len(waiting)} deliveries" + (f", {len(retries)} waiting to retry" if retries else ""))
+    if failures:
+        print("last failures:")
+        for d in failures:
+            print(f"  #{d.id} {d.subscriber} -> {d.channel}: {d.last_error}")
     return 0
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    daemon = schedule.Daemon(settings, log=schedule.EventLog(fmt=args.log_format))
+    return daemon.once() if args.once else daemon.forever()
 
 
 # --- subscribers and ranking ---------------------------------------------------
@@ -458,7 +495,7 @@ def _print_ranked(ranked: Sequence[Ranked]) -> None:
 def preview_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         broken = _sync(store, settings)
-        view = pipeline.preview(store, args.name, settings=settings)
+        view = pipeline.preview(store, args.name, settings=settings, now=_clock())
     if args.format != "terminal":
         digest = pipeline.as_digest(view, now=datetime.now(UTC))
         output = pipeline.renderer(settings).render(digest, args.format)
@@ -471,10 +508,8 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if broken else 0
     profile = view.profile
     print(f"{profile.name}: {_schedule(profile)}, to {_channels(profile)}")
-    if view.dump is None:
-        print("nothing to send yet: no dumps ingested")
-        return 1 if broken else 0
-    print(f"{len(view.items)} papers for {profile.name} out of {view.candidates} new in {Path(view.dump).name}\n")
+    since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{len(view.items)} papers for {profile.name} out of {view.candidates} new since {since}\n")
     if view.items:
         _print_ranked(view.items)
     else:
@@ -499,7 +534,7 @@ def _clock() -> datetime:
 
 def send_command(args: argparse.Namespace, settings: Settings) -> int:
     names = {args.subscriber} if args.subscriber else None
-    with Store.open(settings.database.path) as store:
+    with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
         if args.subscriber:
             pipeline.find_subscriber(store, args.subscriber)
         report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run)
@@ -744,6 +779,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--dry-run", action="store_true", help="show what would be made and sent; change nothing")
     sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
+
+    sub = command(
+        "run",
+        run_command,
+        "Run the daemon: take new dumps, send each digest at its subscriber's local time.",
+        "Polls [ingest] dumps_dir every [schedule] poll_seconds and takes each dump once its\n"
+        "size stops changing (write *.tmp, then rename; bad files go to quarantine/). One\n"
+        "job per subscriber fires at send_at in their timezone. On start it catches up what\n"
+        "was missed (one digest per subscriber covering the gap) and sends due retries.\n"
+        "Profiles are re-read when their files change. SIGTERM/SIGINT: the message in\n"
+        "flight finishes, then it stops. One log line per event on stderr.\n"
+        "--once does everything due now and exits (for cron and systemd timers).",
+    )
+    sub.add_argument("--once", action="store_true", help="do what is due now, then exit (exit code 1 on failures)")
+    sub.add_argument("--log-format", choices=("plain", "json"), default="plain", help="log lines as text or JSON")
 
     sub = command("deliveries", deliveries_command, "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")

@@ -34,8 +34,9 @@ class DatabaseSettings(_Section):
 
 
 class IngestSettings(_Section):
-    """Limits on dump files."""
+    """Where the daemon finds dumps, and limits on dump files."""
 
+    dumps_dir: Path = Path("dumps")
     max_size_mb: float = Field(default=50.0, gt=0)
 
     @property
@@ -63,6 +64,13 @@ class RenderSettings(_Section):
     """Where user templates override the packaged ones."""
 
     templates_dir: Path | None = None
+
+
+class ScheduleSettings(_Section):
+    """How the daemon (`digest run`) keeps time."""
+
+    poll_seconds: float = Field(default=60.0, ge=1)
+    misfire_grace_hours: float = Field(default=6.0, gt=0)
 
 
 class SMTPSettings(_Section):
@@ -117,6 +125,7 @@ class Settings(BaseSettings):
     smtp: SMTPSettings = SMTPSettings()
     email: EmailSettings = EmailSettings()
     delivery: DeliverySettings = DeliverySettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @classmethod
     def settings_customise_sources(

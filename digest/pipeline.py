@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from digest import ingest, profiles, rank, render
+from digest import cadence, ingest, profiles, rank, render
 from digest.channels import REGISTRY, Channel, Job
 from digest.config import Settings
 from digest.errors import DigestError, InputError, PermanentError, ProfileError, TransientError, UsageError
@@ -226,7 +226,7 @@ class Preview:
     items: list[Ranked]
     trending: list[Paper]
     candidates: int
-    dump: str | None
+    since: datetime
 
 
 def renderer(settings: Settings) -> render.Renderer:
@@ -241,8 +241,9 @@ _renderers: dict[str, render.Renderer] = {}
 
 
 def as_digest(view: Preview, *, now: datetime) -> Digest:
-    """A preview as the digest it would become: the edition is the subscriber's local day."""
-    edition = now.astimezone(ZoneInfo(view.profile.timezone)).date()
+    """A preview as the digest it would become: the edition of the latest firing (or today)."""
+    fire = cadence.last_fire(view.profile, now)
+    edition = fire.date() if fire else now.astimezone(ZoneInfo(view.profile.timezone)).date()
     return Digest(
         profile=view.profile,
         edition=edition,
@@ -252,14 +253,28 @@ def as_digest(view: Preview, *, now: datetime) -> Digest:
     )
 
 
-def preview(store: Store, name: str, *, settings: Settings) -> Preview:
-    """Rank the latest dump's new papers for a subscriber, as their next digest would."""
+def candidates(store: Store, profile: Profile, *, now: datetime) -> tuple[list[Paper], datetime]:
+    """The papers an edition due at ``now`` draws from, and since when.
+
+    Papers first seen after the subscriber's latest digest; for a first digest,
+    after the firing before the one that is due (a day, or a week for weekly).
+    A daemon that was down for days therefore sends one digest covering them all.
+    """
+    last = store.last_digest_at(profile.name)
+    if last is None:
+        fire = cadence.last_fire(profile, now) or now
+        last = cadence.previous_fire(profile, fire)
+    return store.papers_since(last), last
+
+
+def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Preview:
+    """What the subscriber's next digest would hold if it were made now."""
     profile = stored_profile(find_subscriber(store, name))
-    papers, source = new_papers(store)
+    papers, since = candidates(store, profile, now=now)
     items = rank_for(store, profile, papers, settings=settings)
     chosen = {item.paper.id for item in items} | store.digested(profile.name)
     hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
-    return Preview(profile=profile, items=items, trending=hot, candidates=len(papers), dump=source)
+    return Preview(profile=profile, items=items, trending=hot, candidates=len(papers), since=since)
 
 
 # --- making digests and delivering them -------------------------------------------------
@@ -317,10 +332,28 @@ def unsubscribe_url(name: str, settings: Settings) -> str | None:
     return f"{base}/unsubscribe/{name}/{token}"
 
 
+def due_edition(store: Store, subscriber: Subscriber, profile: Profile, *, now: datetime) -> datetime | None:
+    """The firing whose edition should be made now, if any: the latest one not made yet."""
+    fire = cadence.last_fire(profile, now)
+    if fire is None or not is_active(subscriber, today=fire.date()):
+        return None
+    if store.has_digest(profile.name, fire.date().isoformat()):
+        return None
+    last = store.last_digest_at(profile.name)
+    if last is not None and last >= fire:
+        return None  # made at or after this firing already (e.g. a catch-up that covered it)
+    return fire
+
+
 def make_digests(store: Store, settings: Settings, *, now: datetime, names: set[str] | None = None) -> SendReport:
-    """Freeze today's digest for every active subscriber who has none yet (one transaction each)."""
+    """Freeze the due edition for every active subscriber (one transaction each).
+
+    An edition is due once its firing (send_at, in the subscriber's zone, on the
+    days of their frequency) has passed and it has not been made. After
+    downtime, only the latest missed edition is made, covering every paper since
+    the previous digest.
+    """
     report = SendReport()
-    latest, _ = new_papers(store)
     if store.latest_dump() is None:
         return report
     draw = renderer(settings)
@@ -328,18 +361,17 @@ def make_digests(store: Store, settings: Settings, *, now: datetime, names: set[
         if names is not None and subscriber.name not in names:
             continue
         profile = stored_profile(subscriber)
-        local = now.astimezone(ZoneInfo(profile.timezone))
-        edition = local.date().isoformat()
-        if not is_active(subscriber, today=local.date()) or store.has_digest(profile.name, edition):
+        fire = due_edition(store, subscriber, profile, now=now)
+        if fire is None:
             continue
-        last = store.last_digest_at(profile.name)
-        candidates = store.papers_since(last) if last else latest
-        items = rank_for(store, profile, candidates, settings=settings)
+        edition = fire.date().isoformat()
+        papers, _ = candidates(store, profile, now=now)
+        items = rank_for(store, profile, papers, settings=settings)
         chosen = {item.paper.id for item in items} | store.digested(profile.name)
-        hot = rank.trending(candidates, count=profile.trending, skip=chosen, exclude=profile.exclude)
-        digest = Digest(profile, local.date(), tuple(items), tuple(hot), new_count=len(candidates))
+        hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
+        digest = Digest(profile, fire.date(), tuple(items), tuple(hot), new_count=len(papers))
         if not items and profile.empty_day == "skip":
-            store.save_digest(profile.name, edition=edition, items=[], at=now, new_count=len(candidates))
+            store.save_digest(profile.name, edition=edition, items=[], at=now, new_count=len(papers))
             report.skipped.append((profile.name, edition))
             continue
         message = draw.message(digest, unsubscribe_url=unsubscribe_url(profile.name, settings))
@@ -359,7 +391,7 @@ def make_digests(store: Store, settings: Settings, *, now: datetime, names: set[
             items=items,
             at=now,
             message=message,
-            new_count=len(candidates),
+            new_count=len(papers),
             deliveries=deliveries,
         )
         report.made.append((profile.name, edition, len(items)))
@@ -409,8 +441,12 @@ def deliver(
     names: set[str] | None = None,
     rng: random.Random | None = None,
     report: SendReport | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> SendReport:
     """Try every due delivery once. The ledger is written before and after each try.
+
+    ``stop`` is asked before each delivery: a daemon shutting down finishes the
+    message in flight and leaves the rest for its next start.
 
     A failure touches only its own row: the next delivery goes on. Transient
     failures come back after a backoff until ``max_attempts``; permanent ones
@@ -421,6 +457,8 @@ def deliver(
     channels: dict[str, Channel] = {}
     try:
         for delivery in store.due(clock(), names=names):
+            if stop():
+                break
             digest = store.stored_digest(delivery.digest)
             attempts = delivery.attempts + 1
             store.mark(delivery.id, "sending", at=clock(), attempts=attempts)

@@ -50,8 +50,10 @@ def profile_text(n: int, *, channels: str = "", extra: str = "") -> str:
     )
 
 
-def make_world(root: Path, *, people: int, smtp_port: int | None = None, **delivery: object) -> World:
-    """Ingest the example dumps and write ``people`` profiles (user000..) into root/subscribers."""
+def make_world(
+    root: Path, *, people: int, smtp_port: int | None = None, dumps: list[Path] | None = None, **delivery: object
+) -> World:
+    """Ingest the example dumps (or ``dumps``) and write ``people`` profiles (user000..) into root/subscribers."""
     folder = root / "subscribers"
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(people):
@@ -67,6 +69,8 @@ def make_world(root: Path, *, people: int, smtp_port: int | None = None, **deliv
         delivery=DeliverySettings(**options),
     )
     with Store.open(settings.database.path) as store:
-        for _ in pipeline.ingest_files([DUMPS], store=store, settings=settings, now=START - timedelta(hours=1)):
+        for _ in pipeline.ingest_files(
+            dumps or [DUMPS], store=store, settings=settings, now=START - timedelta(hours=1)
+        ):
             pass
     return World(root=root, settings=settings)

@@ -140,12 +140,12 @@ def test_preview_shows_what_would_be_sent(cli: CLI, folder: Path) -> None:
     result = cli("preview", "chen")
     assert result.code == 0, result.err
     assert result.out.startswith("chen: weekdays at 09:00 Asia/Shanghai")
-    assert "papers for chen out of 63 new in 003_7a5f3204ee6361bf.txt" in result.out
+    assert "10 papers for chen out of 429 new since " in result.out  # a first digest: all of today's papers
     assert "   1. " in result.out and "Image Generation" in result.out
     assert "“image generation” in the title" in result.out
     assert "trending today" in result.out
-    quiet = cli("preview", "ben")
-    assert "nothing scores 0.1 or more today; they would get a short 'nothing matched today' notice" in quiet.out
+    weekly = cli("preview", "ben")
+    assert "papers for ben out of 429 new since " in weekly.out and "Weather" in weekly.out
     assert cli("preview", "nobody").code == 2
 
 

@@ -21,6 +21,17 @@ ALLOWED: dict[str, set[str]] = {
     "digest.profiles": {"digest.models", "digest.errors"},
     "digest.rank": {"digest.models", "digest.errors"},
     "digest.render": {"digest.models", "digest.errors"},
+    "digest.cadence": {"digest.models"},
+    "digest.schedule": {
+        "digest",
+        "digest.config",
+        "digest.cadence",
+        "digest.errors",
+        "digest.models",
+        "digest.pipeline",
+        "digest.profiles",
+        "digest.store",
+    },
     "digest.channels": {
         "digest.channels.base",
         "digest.channels.email",
@@ -35,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest",
         "digest.ingest",
         "digest.profiles",
+        "digest.cadence",
         "digest.rank",
         "digest.render",
         "digest.store",
@@ -50,6 +62,8 @@ ALLOWED: dict[str, set[str]] = {
         "digest.pipeline",
         "digest.profiles",
         "digest.render",
+        "digest.schedule",
+        "digest.cadence",
         "digest.store",
         "digest.models",
         "digest.errors",
@@ -61,7 +75,8 @@ OWNERS = {
     "smtplib": {"digest.channels.email"},
     "httpx": {"digest.channels.webhook"},
     "socket": set(),
-    "apscheduler": set(),
+    "apscheduler": {"digest.schedule"},
+    "fcntl": {"digest.schedule"},
 }
 # Pure modules: no files, network, environment or clock.
 PURE = {"digest.models", "digest.errors"}
@@ -131,7 +146,7 @@ def test_ingest_parse_touches_no_file_clock_or_environment() -> None:
     assert "os" not in imports(tree)
 
 
-@pytest.mark.parametrize("name", ["digest.rank", "digest.render"])
+@pytest.mark.parametrize("name", ["digest.rank", "digest.render", "digest.cadence"])
 def test_rank_and_render_touch_no_file_clock_or_environment(name: str) -> None:
     tree = modules()[name]
     assert not (_calls(tree) & IMPURE_CALLS)

@@ -1,0 +1,356 @@
+"""The daemon (``digest run``): APScheduler polls for dumps and fires each subscriber's digest on time.
+
+Jobs, in an in-memory job store rebuilt from the profiles at every start (no
+pickled jobs):
+
+* ``poll`` (every ``poll_seconds``): take complete dumps from ``dumps_dir``,
+  sync the subscribers folder (rescheduling what changed), make any digest whose
+  time has come and deliver whatever is due. It is also the safety net behind
+  the timed jobs.
+* ``digest:NAME``: a cron job at the subscriber's ``send_at`` in their zone, on
+  the days of their frequency, with ``coalesce``, ``max_instances=1`` and a
+  misfire grace of hours.
+
+At start, one pass catches up: every digest missed while the daemon was down is
+made once (one digest covering the whole gap) and due retries go out. A lock
+file beside the database keeps a second daemon off it. SIGTERM and SIGINT let
+the message in flight finish, then stop. Each event is one log line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from digest import cadence, pipeline
+from digest.config import Settings
+from digest.errors import DigestError
+from digest.store import Store
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- the event log ----------------------------------------------------------------------
+
+
+class EventLog:
+    """One line per event: ``2026-11-23T07:30:00Z ingested file=… papers=75 new=63`` or one JSON object."""
+
+    def __init__(self, *, fmt: str = "plain", stream: TextIO | None = None, clock: Clock = utc_now) -> None:
+        self._fmt = fmt
+        self._stream = stream or sys.stderr
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self._fmt == "json":
+            line = json.dumps({"ts": stamp, "event": event, **fields}, ensure_ascii=False, default=str)
+        else:
+            parts = [f"{k}={_plain(v)}" for k, v in fields.items() if v is not None]
+            line = " ".join([stamp, event, *parts])
+        with self._lock:
+            print(line, file=self._stream, flush=True)
+
+
+def _plain(value: object) -> str:
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
+
+
+# --- one daemon per database --------------------------------------------------------------
+
+
+@contextmanager
+def exclusive(database: Path) -> Iterator[None]:
+    """Hold ``DATABASE.lock`` for the whole run; a second holder gets a clear error."""
+    path = database.with_name(database.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise DigestError(
+            f"{database}: in use by a running digest (pid {holder}); stop it first, or let it do the work"
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+# --- the dumps folder -------------------------------------------------------------------
+
+
+@dataclass
+class DumpWatcher:
+    """Finds dumps that are complete: size and mtime unchanged since the previous poll.
+
+    A file already older than ``settle_seconds`` when first seen (there before
+    the daemon started) counts as complete at once. Dot-files, ``*.tmp`` and
+    the quarantine folder are ignored.
+    """
+
+    folder: Path
+    settle_seconds: float
+    _seen: dict[Path, tuple[int, float]] = field(default_factory=dict)
+    _taken: dict[Path, tuple[int, float]] = field(default_factory=dict)
+
+    def ready(self, now: datetime) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        found: list[Path] = []
+        current: dict[Path, tuple[int, float]] = {}
+        for path in sorted(self.folder.iterdir()):
+            if not path.is_file() or not pipeline.is_dump_name(path.name):
+                continue
+            stat = path.stat()
+            mark = (stat.st_size, stat.st_mtime)
+            current[path] = mark
+            if self._taken.get(path) == mark:
+                continue
+            settled = now.timestamp() - stat.st_mtime >= self.settle_seconds
+            if self._seen.get(path) == mark or settled:
+                found.append(path)
+        self._seen = current
+        return found
+
+    def take(self, path: Path) -> None:
+        if path.exists():
+            stat = path.stat()
+            self._taken[path] = (stat.st_size, stat.st_mtime)
+
+    def quarantine(self, path: Path, reason: str, *, now: datetime) -> Path:
+        """Move a bad dump aside with a note saying why; never delete it."""
+        target_dir = self.folder / "quarantine"
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / path.name
+        number = 1
+        while target.exists():
+            target = target_dir / f"{path.name}.{number}"
+            number += 1
+        shutil.move(path, target)
+        note = target.with_name(target.name + ".error")
+        note.write_text(f"{now:%Y-%m-%dT%H:%M:%SZ} {reason}\n", encoding="utf-8")
+        return target
+
+
+# --- one pass -----------------------------------------------------------------------------
+
+
+@dataclass
+class Tick:
+    """What one pass did."""
+
+    ingested: int = 0
+    quarantined: int = 0
+    report: pipeline.SendReport = field(default_factory=pipeline.SendReport)
+
+    @property
+    def failures(self) -> int:
+        return self.quarantined + len(self.report.failed) + len(self.report.profile_errors)
+
+
+def tick(
+    settings: Settings,
+    *,
+    clock: Clock,
+    log: EventLog,
+    watcher: DumpWatcher,
+    names: set[str] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> Tick:
+    """Take ready dumps, sync profiles, make what is due, deliver what is due. Logs each event."""
+    result = Tick()
+    with Store.open(settings.database.path) as store:
+        ready = watcher.ready(clock())
+        for outcome in pipeline.ingest_files(ready, store=store, settings=settings, now=clock()):
+            if outcome.error is not None:
+                moved = watcher.quarantine(outcome.path, str(outcome.error), now=clock())
+                result.quarantined += 1
+                log("quarantined", file=outcome.path.name, to=str(moved), error=str(outcome.error))
+                continue
+            watcher.take(outcome.path)
+            assert outcome.ingested is not None
+            record = outcome.ingested.record
+            if not outcome.ingested.repeat:
+                result.ingested += 1
+                log("ingested", file=outcome.path.name, papers=record.papers, new=record.new, seen=record.seen)
+        sync = pipeline.sync_subscribers(store, settings.subscribers.dir, at=clock())
+        for name, change in sync.changes.items():
+            log("subscriber", name=name, change=change)
+        for name in sync.removed:
+            log("subscriber", name=name, change="unsubscribed")
+        for error in sync.errors:
+            log("profile_error", error=f"{error} (the last good version stays in force)")
+        report = pipeline.make_digests(store, settings, now=clock(), names=names)
+        report.profile_errors = sync.errors
+        for name, edition, count in report.made:
+            log("digest_made", subscriber=name, edition=edition, papers=count)
+        for name, edition in report.skipped:
+            log("digest_skipped", subscriber=name, edition=edition, reason="nothing matched")
+        pipeline.deliver(store, settings, clock=clock, names=names, report=report, stop=stop)
+    for delivery in report.sent:
+        log("delivered", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel)
+    for delivery, reason, when in report.retries:
+        log(
+            "retry",
+            id=delivery.id,
+            subscriber=delivery.subscriber,
+            channel=delivery.channel,
+            next_try=when,
+            reason=reason,
+        )
+    for delivery, reason in report.failed:
+        log("failed", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel, reason=reason)
+    result.report = report
+    return result
+
+
+# --- the daemon ---------------------------------------------------------------------------
+
+
+class Daemon:
+    """``digest run``: the long-running process, or one pass with ``once``."""
+
+    def __init__(self, settings: Settings, *, log: EventLog, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.log = log
+        self.clock = clock
+        self.stopping = threading.Event()
+        poll = settings.schedule.poll_seconds
+        self.watcher = DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
+        self.scheduler = BlockingScheduler(
+            executors={
+                "default": ThreadPoolExecutor(1)
+            },  # one worker: SQLite and the SMTP connection stay in one thread
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._profiles: dict[str, str] = {}  # name -> profile hash, to reschedule only what changed
+        self._grace = int(settings.schedule.misfire_grace_hours * 3600)
+
+    def pass_(self, names: set[str] | None = None) -> Tick:
+        return tick(
+            self.settings, clock=self.clock, log=self.log, watcher=self.watcher, names=names, stop=self.stopping.is_set
+        )
+
+    def once(self, *, look_twice_after: float = 1.0) -> int:
+        """Everything due now, then exit: for cron, systemd timers and CI. 1 if anything failed.
+
+        With no second poll to wait for, it looks at the dumps folder twice,
+        ``look_twice_after`` seconds apart: a file whose size held still is complete.
+        """
+        with exclusive(self.settings.database.path):
+            if self.watcher.ready(self.clock()) != self._files():
+                time.sleep(look_twice_after)
+            done = self.pass_()
+        self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures)
+        return 1 if done.failures else 0
+
+    def _files(self) -> list[Path]:
+        folder = self.watcher.folder
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file() and pipeline.is_dump_name(p.name))
+
+    def reschedule(self) -> None:
+        """One cron job per active subscriber, rebuilt when their profile or state changes."""
+        with Store.open(self.settings.database.path) as store:
+            wanted = {}
+            for subscriber in store.subscribers():
+                if subscriber.status == "unsubscribed":
+                    continue
+                wanted[subscriber.name] = (subscriber, f"{subscriber.profile_hash}:{subscriber.status}")
+        for name in set(self._profiles) - set(wanted):
+            self.scheduler.remove_job(f"digest:{name}")
+            del self._profiles[name]
+        for name, (subscriber, key) in wanted.items():
+            if self._profiles.get(name) == key:
+                continue
+            profile = pipeline.stored_profile(subscriber)
+            trigger = CronTrigger(**cadence.cron_fields(profile), timezone=ZoneInfo(profile.timezone))
+            self.scheduler.add_job(
+                self._digest_job,
+                trigger,
+                args=[name],
+                id=f"digest:{name}",
+                name=f"digest for {name}",
+                replace_existing=True,
+                coalesce=True,  # a backlog of missed firings runs once
+                max_instances=1,
+                misfire_grace_time=self._grace,
+            )
+            self._profiles[name] = key
+
+    def _digest_job(self, name: str) -> None:
+        self._guard(lambda: self.pass_({name}))
+
+    def _poll_job(self) -> None:
+        self._guard(self.pass_)
+        self._guard(self.reschedule)
+
+    def _guard(self, work: Callable[[], object]) -> None:
+        """A job that fails is logged; the daemon goes on."""
+        if self.stopping.is_set():
+            return
+        try:
+            work()
+        except DigestError as e:
+            self.log("error", error=str(e))
+        except Exception as e:  # the daemon must outlive a bad pass; the next poll retries
+            self.log("error", error=f"unexpected {type(e).__name__}: {e}")
+
+    def forever(self) -> int:
+        with exclusive(self.settings.database.path):
+            self.log(
+                "started", database=str(self.settings.database.path), dumps=str(self.watcher.folder), pid=os.getpid()
+            )
+            self._guard(self.pass_)  # catch up: what was missed while down, and due retries
+            self.reschedule()
+            self.scheduler.add_job(
+                self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"
+            )
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, self._on_signal)
+            self.scheduler.start()  # blocks until a signal stops it
+        self.log("stopped")
+        return 0
+
+    def _on_signal(self, number: int, frame: object) -> None:
+        self.log("stopping", signal=signal.Signals(number).name)
+        self.stopping.set()  # the delivery loop stops after the message in flight
+        self.scheduler.shutdown(wait=False)
+
+    def next_runs(self) -> list[tuple[str, datetime]]:
+        return [(job.id, job.next_run_time) for job in self.scheduler.get_jobs()]
