@@ -13,7 +13,9 @@ import hmac
 import json
 import random
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -37,7 +39,7 @@ from digest.models import (
     StoredDigest,
     Subscriber,
 )
-from digest.store import Store
+from digest.store import FrozenDigest, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,48 +334,109 @@ def unsubscribe_url(name: str, settings: Settings) -> str | None:
     return f"{base}/unsubscribe/{name}/{token}"
 
 
-def due_edition(store: Store, subscriber: Subscriber, profile: Profile, *, now: datetime) -> datetime | None:
-    """The firing whose edition should be made now, if any: the latest one not made yet."""
+RANK_BATCH = 2000  # profiles ranked together: big enough for fast sparse products, small enough for memory
+
+
+def due_edition(
+    subscriber: Subscriber, profile: Profile, *, now: datetime, mark: tuple[datetime, str] | None
+) -> datetime | None:
+    """The firing whose edition should be made now, if any: the latest one not made yet.
+
+    ``mark`` is the subscriber's latest digest (made at, edition), from ``Store.digest_marks``.
+    """
     fire = cadence.last_fire(profile, now)
     if fire is None or not is_active(subscriber, today=fire.date()):
         return None
-    if store.has_digest(profile.name, fire.date().isoformat()):
-        return None
-    last = store.last_digest_at(profile.name)
-    if last is not None and last >= fire:
-        return None  # made at or after this firing already (e.g. a catch-up that covered it)
+    if mark is not None and (mark[1] >= fire.date().isoformat() or mark[0] >= fire):
+        return None  # this edition, or a catch-up covering it, exists already
     return fire
 
 
-def make_digests(store: Store, settings: Settings, *, now: datetime, names: set[str] | None = None) -> SendReport:
-    """Freeze the due edition for every active subscriber (one transaction each).
+def make_digests(
+    store: Store,
+    settings: Settings,
+    *,
+    now: datetime,
+    names: set[str] | None = None,
+    timings: dict[str, float] | None = None,
+) -> SendReport:
+    """Freeze the due edition for every active subscriber.
 
     An edition is due once its firing (send_at, in the subscriber's zone, on the
     days of their frequency) has passed and it has not been made. After
     downtime, only the latest missed edition is made, covering every paper since
-    the previous digest.
+    the previous digest. Subscribers that share a window of candidate papers are
+    ranked together (``rank_all``, in batches) and each batch is frozen in one
+    transaction. ``timings``, when given, collects seconds per phase (rank,
+    render, freeze) for the benchmarks.
     """
     report = SendReport()
+    clocked = _Stopwatch(timings)
     if store.latest_dump() is None:
         return report
-    draw = renderer(settings)
+    marks = store.digest_marks()
+    groups: dict[datetime, list[tuple[Profile, datetime]]] = {}
     for subscriber in store.subscribers():
         if names is not None and subscriber.name not in names:
             continue
         profile = stored_profile(subscriber)
-        fire = due_edition(store, subscriber, profile, now=now)
-        if fire is None:
-            continue
-        edition = fire.date().isoformat()
-        papers, _ = candidates(store, profile, now=now)
-        items = rank_for(store, profile, papers, settings=settings)
-        chosen = {item.paper.id for item in items} | store.digested(profile.name)
-        hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
-        digest = Digest(profile, fire.date(), tuple(items), tuple(hot), new_count=len(papers))
-        if not items and profile.empty_day == "skip":
-            store.save_digest(profile.name, edition=edition, items=[], at=now, new_count=len(papers))
-            report.skipped.append((profile.name, edition))
-            continue
+        mark = marks.get(profile.name)
+        fire = due_edition(subscriber, profile, now=now, mark=mark)
+        if fire is not None:
+            since = mark[0] if mark else cadence.previous_fire(profile, fire)
+            groups.setdefault(since, []).append((profile, fire))
+    for since, members in groups.items():
+        papers = store.papers_since(since)
+        seen = store.digested_among([p.id for p in papers]) if papers else {}
+        order = rank.trending_order(papers)
+        space = corpus(store, papers)
+        for start in range(0, len(members), RANK_BATCH):
+            batch = members[start : start + RANK_BATCH]
+            with clocked("rank"):
+                ranked = rank.rank_all(
+                    papers,
+                    [profile for profile, _ in batch],
+                    corpus=space,
+                    normalise_title=ingest.normalise_title,
+                    weights=weights(settings),
+                    seen=seen,
+                )
+            frozen = [
+                _freeze(profile, fire, items, papers, order=order, seen=seen, settings=settings, clocked=clocked)
+                for (profile, fire), items in zip(batch, ranked, strict=True)
+            ]
+            with clocked("freeze"):
+                store.save_digests(frozen, at=now)
+            for (profile, fire), items in zip(batch, ranked, strict=True):
+                edition = fire.date().isoformat()
+                if not items and profile.empty_day == "skip":
+                    report.skipped.append((profile.name, edition))
+                else:
+                    report.made.append((profile.name, edition, len(items)))
+    return report
+
+
+def _freeze(
+    profile: Profile,
+    fire: datetime,
+    items: list[Ranked],
+    papers: list[Paper],
+    *,
+    order: list[Paper],
+    seen: dict[str, set[str]],
+    settings: Settings,
+    clocked: _Stopwatch,
+) -> FrozenDigest:
+    """One subscriber's digest, rendered and ready to store (an empty skip-day keeps only its mark)."""
+    edition = fire.date().isoformat()
+    if not items and profile.empty_day == "skip":
+        return FrozenDigest(profile.name, edition, [], new_count=len(papers))
+    with clocked("rank"):
+        chosen = {item.paper.id for item in items} | seen.get(profile.name, set())
+        hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude, order=order)
+    digest = Digest(profile, fire.date(), tuple(items), tuple(hot), new_count=len(papers))
+    with clocked("render"):
+        draw = renderer(settings)
         message = draw.message(digest, unsubscribe_url=unsubscribe_url(profile.name, settings))
         deliveries = [
             NewDelivery(
@@ -385,17 +448,25 @@ def make_digests(store: Store, settings: Settings, *, now: datetime, names: set[
             )
             for channel, kind, target in ledger_channels(profile, settings)
         ]
-        store.save_digest(
-            profile.name,
-            edition=edition,
-            items=items,
-            at=now,
-            message=message,
-            new_count=len(papers),
-            deliveries=deliveries,
-        )
-        report.made.append((profile.name, edition, len(items)))
-    return report
+    return FrozenDigest(profile.name, edition, items, message, len(papers), deliveries)
+
+
+class _Stopwatch:
+    """Adds the seconds spent in each named phase to a dict (or does nothing without one)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self._into = into
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        if self._into is None:
+            yield
+            return
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._into[phase] = self._into.get(phase, 0.0) + time.perf_counter() - started
 
 
 def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> EmailMessage:

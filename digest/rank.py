@@ -552,21 +552,33 @@ def _why(
     return tuple(reasons)
 
 
+def trending_order(papers: Sequence[Paper]) -> list[Paper]:
+    """The day's papers, most trending first (upvotes, then page position): computed once per day."""
+    prior = _prior(papers)
+    return [papers[i] for i in sorted(range(len(papers)), key=lambda i: (-prior[i], papers[i].position or 0))]
+
+
 def trending(
-    papers: Sequence[Paper], *, count: int, skip: Iterable[str] = (), exclude: Iterable[str] = ()
+    papers: Sequence[Paper],
+    *,
+    count: int,
+    skip: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    order: Sequence[Paper] | None = None,
 ) -> list[Paper]:
-    """The day's ``count`` most trending papers (upvotes, then page position), minus ``skip`` ids and excluded terms."""
+    """The day's ``count`` most trending papers, minus ``skip`` ids and papers with an excluded term.
+
+    Pass ``order`` (from ``trending_order``) when picking for many subscribers from one day.
+    """
     if count <= 0:
         return []
     skip = set(skip)
     needles = [" ".join(t.casefold().split()) for t in exclude]
-    prior = _prior(papers)
-    order = sorted(range(len(papers)), key=lambda i: (-prior[i], papers[i].position or 0))
-    chosen = []
-    for i in order:
-        paper = papers[i]
-        text = " ".join(_document(paper).casefold().split())
-        if paper.id in skip or any(n in text for n in needles):
+    chosen: list[Paper] = []
+    for paper in order if order is not None else trending_order(papers):
+        if paper.id in skip:
+            continue
+        if needles and any(n in " ".join(_document(paper).casefold().split()) for n in needles):
             continue
         chosen.append(paper)
         if len(chosen) == count:

@@ -28,7 +28,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -428,42 +428,40 @@ class Store:
         Returns its id, or None when that (subscriber, edition) exists already,
         in which case nothing is written.
         """
-        stamp = at.isoformat(timespec="seconds")
+        frozen = FrozenDigest(name, edition, list(items), message, new_count, list(deliveries))
         with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
-                " body_markdown, new_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    edition,
-                    stamp,
-                    message.subject if message else "",
-                    message.text if message else "",
-                    message.html if message else "",
-                    message.markdown if message else "",
-                    new_count,
-                ),
-            )
-            if cursor.rowcount == 0:
-                return None
-            digest_id = cursor.lastrowid
-            conn.executemany(
-                "INSERT INTO digest_items (digest, paper, rank, score, why) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (digest_id, item.paper.id, item.rank, item.score, json.dumps([asdict(r) for r in item.why]))
-                    for item in items
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO deliveries (digest, channel, kind, target, message_id, payload, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(digest_id, d.channel, d.kind, d.target, d.message_id, d.payload, stamp) for d in deliveries],
-            )
-        return digest_id
+            return _insert_digest(conn, frozen, at=at)
+
+    def save_digests(self, digests: Sequence[FrozenDigest], *, at: datetime) -> list[int | None]:
+        """``save_digest`` for many at once, in one transaction (the daily run's batches)."""
+        ids: list[int | None] = []
+        with self._transaction() as conn:
+            for d in digests:
+                ids.append(_insert_digest(conn, d, at=at))
+        return ids
 
     def has_digest(self, name: str, edition: str) -> bool:
         row = self._conn.execute("SELECT 1 FROM digests WHERE subscriber = ? AND edition = ?", (name, edition))
         return row.fetchone() is not None
+
+    def digest_marks(self) -> dict[str, tuple[datetime, str]]:
+        """Every subscriber's latest digest: (made at, edition), in one query."""
+        rows = self._conn.execute("SELECT subscriber, max(created_at), max(edition) FROM digests GROUP BY subscriber")
+        return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
+
+    def digested_among(self, paper_ids: Sequence[str]) -> dict[str, set[str]]:
+        """For each subscriber, which of these papers their digests already had."""
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(paper_ids), 500):
+            chunk = list(paper_ids[start : start + 500])
+            rows = self._conn.execute(
+                "SELECT d.subscriber, i.paper FROM digest_items i JOIN digests d ON d.id = i.digest"
+                f" WHERE i.paper IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            for name, paper in rows:
+                found.setdefault(name, set()).add(paper)
+        return found
 
     def last_digest_at(self, name: str) -> datetime | None:
         """When the subscriber's latest digest was made."""
@@ -555,6 +553,52 @@ class Store:
             if delivery_id is None:
                 return conn.execute(query, (at.isoformat(timespec="seconds"),)).rowcount
             return conn.execute(query + " AND id = ?", (at.isoformat(timespec="seconds"), delivery_id)).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenDigest:
+    """A digest to store: what ``save_digest`` takes, as one value for batches."""
+
+    name: str
+    edition: str
+    items: list[Ranked]
+    message: Message | None = None
+    new_count: int = 0
+    deliveries: list[NewDelivery] = field(default_factory=list)
+
+
+def _insert_digest(conn: sqlite3.Connection, d: FrozenDigest, *, at: datetime) -> int | None:
+    stamp = at.isoformat(timespec="seconds")
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
+        " body_markdown, new_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            d.name,
+            d.edition,
+            stamp,
+            d.message.subject if d.message else "",
+            d.message.text if d.message else "",
+            d.message.html if d.message else "",
+            d.message.markdown if d.message else "",
+            d.new_count,
+        ),
+    )
+    if cursor.rowcount == 0:
+        return None
+    digest_id = int(cursor.lastrowid or 0)
+    conn.executemany(
+        "INSERT INTO digest_items (digest, paper, rank, score, why) VALUES (?, ?, ?, ?, ?)",
+        [
+            (digest_id, item.paper.id, item.rank, item.score, json.dumps([asdict(r) for r in item.why]))
+            for item in d.items
+        ],
+    )
+    conn.executemany(
+        "INSERT INTO deliveries (digest, channel, kind, target, message_id, payload, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(digest_id, x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries],
+    )
+    return digest_id
 
 
 _DIGEST_QUERY = "SELECT d.*, (SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items FROM digests d"

@@ -1,0 +1,162 @@
+"""Scale benchmark (not a test): one synthetic day for S subscribers, every stage timed in one run.
+
+    .venv/bin/python bench/scale.py --subscribers 1000 --papers 1000 [--stage all|ingest|rank|render|smtp]
+
+Builds a dump of N papers recombining the example dumps' real titles and
+abstract sentences (so the vocabulary is real), and S profiles of 3 to 8
+keywords drawn from that vocabulary, in mixed time zones, each with an email
+address. Then runs the real pipeline against a fresh SQLite file and an SMTP
+sink (aiosmtpd on 127.0.0.1 in a separate process, accepting and discarding):
+
+* ingest: parse the dump and store it;
+* sync: read the S profile files into the database;
+* rank / render / freeze: making every subscriber's digest (make_digests, split by phase);
+* smtp: delivering every message to the sink (the ledger updated as in production);
+* resend: a second `send`, which must send nothing.
+
+Prints one JSON object: per-stage seconds, messages per second, peak RSS (this
+process; the sink runs apart). ``--stage`` stops after that stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import random
+import resource
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from digest import ingest, pipeline  # noqa: E402
+from digest.config import DatabaseSettings, DeliverySettings, Settings, SMTPSettings, SubscribersSettings  # noqa: E402
+from digest.store import Store  # noqa: E402
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata", "America/Los_Angeles"]
+STAGES = ("ingest", "rank", "render", "smtp", "all")
+
+
+def seed_texts() -> tuple[list[str], list[str]]:
+    titles: list[str] = []
+    sentences: list[str] = []
+    for path in sorted((ROOT / "examples" / "dumps").glob("*.txt")):
+        dump = ingest.parse(path.read_text(encoding="utf-8"), source=path.name, today=date(2026, 11, 23))
+        for paper in dump.papers:
+            titles.append(paper.title)
+            sentences += [s.strip() + "." for s in (paper.abstract or "").split(". ") if len(s) > 40]
+    return titles, sentences
+
+
+def synthetic_dump(count: int, rng: random.Random) -> str:
+    titles, sentences = seed_texts()
+    blocks = ["new", "Subscribe", "byAK and the research community", "Nov 23"]
+    for n in range(count):
+        blocks += [f"{rng.choice(titles)} (v{n})", " ".join(rng.sample(sentences, 6))]
+        blocks.append(f"  • {rng.randint(1, 12)} authors\n·\nNov {rng.randint(1, 22)}, 2026 {rng.randint(0, 300)}")
+    return "\n\n".join(blocks)
+
+
+def write_profiles(folder: Path, count: int, rng: random.Random) -> None:
+    titles, _ = seed_texts()
+    words = sorted({w.lower().strip(":,()") for t in titles for w in t.split() if len(w) > 5 and w.isalpha()})
+    pairs = [" ".join(t.lower().split()[i : i + 2]) for t in titles for i in range(0, len(t.split()) - 1, 3)]
+    folder.mkdir(parents=True)
+    for n in range(count):
+        terms = {rng.choice(pairs) if rng.random() < 0.3 else rng.choice(words) for _ in range(rng.randint(3, 8))}
+        keywords = ", ".join(json.dumps(t) for t in sorted(terms) if any(c.isalnum() for c in t))
+        (folder / f"u{n:06d}.toml").write_text(
+            f'email = "u{n:06d}@example.org"\ntimezone = "{ZONES[n % len(ZONES)]}"\nsend_at = "06:00"\n'
+            f'empty_day = "notice"\nkeywords = [{keywords}]\n'
+        )
+
+
+def sink(port: int, ready: Any) -> None:
+    """An SMTP server that accepts every message and keeps nothing."""
+
+    class Discard:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            return "250 OK"
+
+    controller = Controller(Discard(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--papers", type=int, default=1000)
+    parser.add_argument("--stage", choices=STAGES, default="all", help="stop after this stage")
+    args = parser.parse_args()
+    rng = random.Random(7)
+    result: dict[str, Any] = {"subscribers": args.subscribers, "papers": args.papers}
+    now = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # after 06:00 in every zone's day
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        port = free_port()
+        settings = Settings(
+            database=DatabaseSettings(path=root / "scale.sqlite3"),
+            subscribers=SubscribersSettings(dir=root / "subscribers"),
+            smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=30),
+            delivery=DeliverySettings(outbox_dir=root / "outbox"),
+        )
+        (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
+        write_profiles(root / "subscribers", args.subscribers, rng)
+        ready = multiprocessing.Event()
+        server = multiprocessing.Process(target=sink, args=(port, ready), daemon=True)
+        server.start()
+        ready.wait(30)
+        with Store.open(settings.database.path) as store:
+            started = time.perf_counter()
+            for outcome in pipeline.ingest_files([root / "day.txt"], store=store, settings=settings, now=now):
+                assert outcome.error is None, outcome.error
+            result["ingest_s"] = round(time.perf_counter() - started, 2)
+            if args.stage != "ingest":
+                started = time.perf_counter()
+                sync = pipeline.sync_subscribers(store, settings.subscribers.dir, at=now)
+                assert not sync.errors, sync.errors[:3]
+                result["sync_s"] = round(time.perf_counter() - started, 2)
+                timings: dict[str, float] = {}
+                started = time.perf_counter()
+                made = pipeline.make_digests(store, settings, now=now, timings=timings)
+                result["make_s"] = round(time.perf_counter() - started, 2)
+                result |= {f"{phase}_s": round(seconds, 2) for phase, seconds in timings.items()}
+                result["digests"] = len(made.made)
+                result["items"] = sum(n for _, _, n in made.made)
+            if args.stage in ("smtp", "all"):
+                started = time.perf_counter()
+                report = pipeline.deliver(store, settings, clock=lambda: now)
+                seconds = time.perf_counter() - started
+                result["smtp_s"] = round(seconds, 2)
+                result["sent"] = len(report.sent)
+                result["failed"] = len(report.failed) + len(report.retries)
+                result["messages_per_s"] = round(len(report.sent) / seconds) if seconds else None
+                again = pipeline.send(store, settings, clock=lambda: now)
+                result["resend_sent"] = len(again.sent) + len(again.made)
+        server.terminate()
+    stages = ("ingest_s", "sync_s", "make_s", "smtp_s")  # make_s holds rank, render and freeze
+    result["total_s"] = round(sum(float(result.get(k) or 0.0) for k in stages), 2)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
