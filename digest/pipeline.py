@@ -18,14 +18,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest import cadence, ingest, profiles, rank, render
-from digest.channels import REGISTRY, Channel, Job
+from digest.channels import REGISTRY, Channel, EmailPool, Job
 from digest.config import Settings
-from digest.errors import DigestError, InputError, PermanentError, ProfileError, TransientError, UsageError
+from digest.errors import (
+    DeliveryError,
+    DigestError,
+    InputError,
+    PermanentError,
+    ProfileError,
+    TransientError,
+    UsageError,
+)
 from digest.models import (
     Delivery,
     Digest,
@@ -39,7 +46,7 @@ from digest.models import (
     StoredDigest,
     Subscriber,
 )
-from digest.store import FrozenDigest, Store
+from digest.store import FrozenDigest, Mark, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,7 +476,7 @@ class _Stopwatch:
             self._into[phase] = self._into.get(phase, 0.0) + time.perf_counter() - started
 
 
-def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> EmailMessage:
+def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> bytes:
     mail_settings = settings.email
     headers = {"List-Unsubscribe": f"<mailto:{mail_settings.sender}?subject=unsubscribe%20{delivery.subscriber}>"}
     link = unsubscribe_url(delivery.subscriber, settings)
@@ -504,6 +511,10 @@ def backoff(attempts: int, settings: Settings, *, retry_after: float | None, rng
     return float(min(cap, settings.delivery.backoff_seconds * 2 ** (attempts - 1)) * rng.uniform(0.5, 1.5))
 
 
+EMAIL_CHUNK = 200  # emails marked sending together and sent in parallel
+RECORD_EVERY = 1  # each outcome committed as it finishes: only messages on the wire are ever in doubt
+
+
 def deliver(
     store: Store,
     settings: Settings,
@@ -516,55 +527,105 @@ def deliver(
 ) -> SendReport:
     """Try every due delivery once. The ledger is written before and after each try.
 
-    ``stop`` is asked before each delivery: a daemon shutting down finishes the
-    message in flight and leaves the rest for its next start.
+    Email goes out in chunks: one transaction marks a chunk ``sending``, the
+    ``[smtp] connections`` send it in parallel, one transaction records every
+    outcome. Other channels go one by one. Either way a row is ``sending`` from
+    before its try until its outcome is committed, so a crash in between is
+    retried with the same Message-ID. ``stop`` is asked before each chunk or
+    message: a daemon shutting down finishes what is in flight.
 
-    A failure touches only its own row: the next delivery goes on. Transient
-    failures come back after a backoff until ``max_attempts``; permanent ones
-    are recorded as failed with their reason.
+    A failure touches only its own row. Transient failures come back after a
+    backoff until ``max_attempts``; permanent ones are recorded as failed.
     """
     report = report or SendReport()
     rng = rng or random.Random()
+    due = store.due(clock(), names=names)
+    emails = [d for d in due if d.kind == "email"]
+    if emails:
+        _deliver_emails(store, emails, settings, clock=clock, rng=rng, report=report, stop=stop)
     channels: dict[str, Channel] = {}
     try:
-        for delivery in store.due(clock(), names=names):
+        for delivery in (d for d in due if d.kind != "email"):
             if stop():
                 break
             digest = store.stored_digest(delivery.digest)
             attempts = delivery.attempts + 1
             store.mark(delivery.id, "sending", at=clock(), attempts=attempts)
+            error: DeliveryError | None = None
             try:
                 job = _job(store, delivery, digest, settings, at=clock())
                 if delivery.kind not in channels:
                     channels[delivery.kind] = open_channel(delivery.kind, settings)
                 channels[delivery.kind].send(job)
-            except TransientError as e:
-                _retry(
-                    store,
-                    delivery,
-                    e.reason,
-                    attempts,
-                    settings,
-                    retry_after=e.retry_after,
-                    clock=clock,
-                    rng=rng,
-                    report=report,
-                )
-            except PermanentError as e:
-                store.mark(delivery.id, "failed", at=clock(), error=e.reason)
-                report.failed.append((delivery, e.reason))
+            except DeliveryError as e:
+                error = e
             except Exception as e:  # a bug in one channel must not stop the others
-                reason = f"unexpected {type(e).__name__} in the {delivery.kind} channel"
-                _retry(
-                    store, delivery, reason, attempts, settings, retry_after=None, clock=clock, rng=rng, report=report
-                )
-            else:
-                store.mark(delivery.id, "sent", at=clock())
-                report.sent.append(delivery)
+                error = TransientError(f"unexpected {type(e).__name__} in the {delivery.kind} channel")
+            outcome = _outcome(delivery, attempts, error, settings, now=clock(), rng=rng, report=report)
+            store.mark_many([outcome], at=clock())
     finally:
         for channel in channels.values():
             channel.close()
     return report
+
+
+def _deliver_emails(
+    store: Store,
+    rows: list[Delivery],
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    rng: random.Random,
+    report: SendReport,
+    stop: Callable[[], bool],
+) -> None:
+    pool = EmailPool(settings.smtp, sender=settings.email.sender)
+    try:
+        for start in range(0, len(rows), EMAIL_CHUNK):
+            if stop():
+                break
+            chunk = rows[start : start + EMAIL_CHUNK]
+            store.mark_many([Mark(d.id, "sending", attempts=d.attempts + 1) for d in chunk], at=clock())
+            digests = store.stored_digests([d.digest for d in chunk])
+            jobs = [Job(d, digests[d.digest], email=_email(d, digests[d.digest], settings, at=clock())) for d in chunk]
+            outcomes: list[Mark] = []
+            for job, error in pool.send_all(jobs):
+                delivery = job.delivery
+                outcomes.append(
+                    _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
+                )
+                if len(outcomes) >= RECORD_EVERY:  # keeps the crash window (accepted, not yet recorded) small
+                    store.mark_many(outcomes, at=clock())
+                    outcomes = []
+            store.mark_many(outcomes, at=clock())
+    finally:
+        pool.close()
+
+
+def _outcome(
+    delivery: Delivery,
+    attempts: int,
+    error: DeliveryError | None,
+    settings: Settings,
+    *,
+    now: datetime,
+    rng: random.Random,
+    report: SendReport,
+) -> Mark:
+    """The ledger state a try leads to (and its line in the report)."""
+    if error is None:
+        report.sent.append(delivery)
+        return Mark(delivery.id, "sent")
+    if isinstance(error, PermanentError):
+        report.failed.append((delivery, error.reason))
+        return Mark(delivery.id, "failed", error=error.reason)
+    if attempts >= settings.delivery.max_attempts:
+        final = f"gave up after {attempts} tries: {error.reason}"
+        report.failed.append((delivery, final))
+        return Mark(delivery.id, "failed", error=final)
+    next_try = now + timedelta(seconds=backoff(attempts, settings, retry_after=error.retry_after, rng=rng))
+    report.retries.append((delivery, error.reason, next_try))
+    return Mark(delivery.id, "retry", next_try=next_try, error=error.reason)
 
 
 def _job(store: Store, delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> Job:
@@ -577,29 +638,6 @@ def _job(store: Store, delivery: Delivery, digest: StoredDigest, settings: Setti
         history = store.recent_digests(delivery.subscriber, limit=settings.delivery.atom_entries)
         return Job(delivery, digest, history=history)
     return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress)
-
-
-def _retry(
-    store: Store,
-    delivery: Delivery,
-    reason: str,
-    attempts: int,
-    settings: Settings,
-    *,
-    retry_after: float | None,
-    clock: Callable[[], datetime],
-    rng: random.Random,
-    report: SendReport,
-) -> None:
-    if attempts >= settings.delivery.max_attempts:
-        final = f"gave up after {attempts} tries: {reason}"
-        store.mark(delivery.id, "failed", at=clock(), error=final)
-        report.failed.append((delivery, final))
-        return
-    wait = backoff(attempts, settings, retry_after=retry_after, rng=rng)
-    next_try = clock() + timedelta(seconds=wait)
-    store.mark(delivery.id, "retry", at=clock(), next_try=next_try, error=reason)
-    report.retries.append((delivery, reason, next_try))
 
 
 def send(

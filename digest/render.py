@@ -15,12 +15,14 @@ shortened, with "…").
 
 from __future__ import annotations
 
+import binascii
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import format_datetime, formataddr
 from importlib import resources
 from pathlib import Path
@@ -488,20 +490,53 @@ def email(
     message_id: str | None = None,
     sent: datetime | None = None,
     headers: dict[str, str] | None = None,
-) -> EmailMessage:
-    """One multipart/alternative email (plain text, then HTML). Header values are single safe lines."""
-    mail = EmailMessage()
-    mail["Subject"] = header_text(message.subject)
-    mail["From"] = formataddr((header_text(sender_name, limit=80), header_text(sender)))
-    mail["To"] = header_text(to)
+) -> bytes:
+    """One multipart/alternative email (plain text, then HTML) as RFC 5322 bytes with CRLF line ends.
+
+    Assembled directly rather than through ``email.message.EmailMessage``, which
+    cost 1.7 ms a message (bench/scale.py): header values are single safe lines,
+    encoded as RFC 2047 words when not ASCII, and both parts are quoted-printable.
+    """
+    fields = [("Subject", header_text(message.subject))]
+    fields.append(("From", formataddr((header_text(sender_name, limit=80), header_text(sender)), charset="utf-8")))
+    fields.append(("To", header_text(to)))
     if reply_to:
-        mail["Reply-To"] = header_text(reply_to)
+        fields.append(("Reply-To", header_text(reply_to)))
     if sent is not None:
-        mail["Date"] = format_datetime(sent)
+        fields.append(("Date", format_datetime(sent)))
     if message_id:
-        mail["Message-ID"] = header_text(message_id)
-    for name, value in (headers or {}).items():
-        mail[name] = header_text(value, limit=900)
-    mail.set_content(message.text, cte="quoted-printable")
-    mail.add_alternative(message.html, subtype="html", cte="quoted-printable")
-    return mail
+        fields.append(("Message-ID", header_text(message_id)))
+    fields += [(name, header_text(value, limit=900)) for name, value in (headers or {}).items()]
+    text = _qp(message.text)
+    html = _qp(message.html)
+    boundary = "==paper-digest-" + hashlib.sha256(text[:4096] + html[:4096]).hexdigest()[:24] + "=="
+    lines = [_header(name, value) for name, value in fields]
+    lines += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
+    head = "\r\n".join(lines).encode("ascii")
+    part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+    return b"".join(
+        [
+            head,
+            f"\r\n--{boundary}\r\n".encode(),
+            part.format("plain").encode(),
+            text,
+            f"\r\n--{boundary}\r\n".encode(),
+            part.format("html").encode(),
+            html,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+
+
+def _qp(body: str) -> bytes:
+    """Quoted-printable (binascii, in C), CRLF line ends, ending with a line break."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n").rstrip(b"\r\n") + b"\r\n"
+
+
+def _header(name: str, value: str) -> str:
+    """``Name: value``, as encoded words when the value is not ASCII, folded where it is long."""
+    if value.isascii() and len(value) + len(name) < 900:
+        return f"{name}: {value}"
+    return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")

@@ -543,6 +543,40 @@ class Store:
                 ),
             )
 
+    def mark_many(self, updates: Sequence[Mark], *, at: datetime) -> None:
+        """``mark`` for a batch of deliveries, in one transaction."""
+        stamp = at.isoformat(timespec="seconds")
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
+                " next_try = ?, last_error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                [
+                    (
+                        m.state,
+                        stamp,
+                        m.attempts,
+                        m.next_try.isoformat(timespec="seconds") if m.next_try else None,
+                        m.error,
+                        m.state,
+                        stamp,
+                        m.id,
+                    )
+                    for m in updates
+                ],
+            )
+
+    def stored_digests(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
+        """Several frozen digests by id, in few queries."""
+        found: dict[int, StoredDigest] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._conn.execute(
+                _DIGEST_QUERY + f" WHERE d.id IN ({', '.join('?' * len(chunk))}) GROUP BY d.id", chunk
+            )
+            found |= {row["id"]: _stored_digest(row) for row in rows}
+        return found
+
     def requeue(self, delivery_id: int | None, *, at: datetime) -> int:
         """Failed (or waiting) deliveries back to pending, with a fresh count of tries; how many."""
         with self._transaction() as conn:
@@ -553,6 +587,17 @@ class Store:
             if delivery_id is None:
                 return conn.execute(query, (at.isoformat(timespec="seconds"),)).rowcount
             return conn.execute(query + " AND id = ?", (at.isoformat(timespec="seconds"), delivery_id)).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One delivery's new state, for ``mark_many``."""
+
+    id: int
+    state: str
+    attempts: int | None = None
+    next_try: datetime | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,11 +269,14 @@ def test_secrets_never_reach_output_errors_database_or_files(
 # --- email details, feeds, TLS ---------------------------------------------------------
 
 
-def test_one_smtp_connection_serves_the_whole_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("connections", [1, 4])
+def test_each_smtp_connection_serves_many_messages(tmp_path: Path, connections: int) -> None:
     with smtp_server() as server:
-        world = make_world(tmp_path, people=12, smtp_port=server.port)
-        assert len(world.send().sent) == 12
-    assert server.box.sessions == 1
+        world = make_world(tmp_path, people=40, smtp_port=server.port)
+        smtp = world.settings.smtp.model_copy(update={"connections": connections})
+        world.settings = world.settings.model_copy(update={"smtp": smtp})
+        assert len(world.send().sent) == 40
+    assert server.box.sessions == connections  # opened once, reused for the batch
 
 
 def test_one_click_unsubscribe_when_a_base_url_is_set(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from digest import ingest, rank, render
 from digest.errors import RenderError
-from digest.models import Channel, Digest, Paper, Profile, Ranked, Reason
+from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
 
 from .conftest import DATA, DUMPS, ROOT, TODAY
 
@@ -120,7 +120,7 @@ def test_hostile_subject_and_headers_stay_single_lines() -> None:
     for subject in (message.subject, render.subject(sneaky)):
         assert "\r" not in subject and "\n" not in subject
     mail = render.email(renderer().message(sneaky), sender="digest@example.org", to="ada@example.org")
-    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes())
+    parsed = BytesParser(policy=policy.default).parsebytes(mail)
     assert parsed["Bcc"] is None
     assert list(parsed.keys()).count("Subject") == 1
 
@@ -210,7 +210,7 @@ def test_email_parsed_back() -> None:
         message_id="<ada.2026-03-18.email@digest.example.org>",
         sent=sent,
     )
-    parsed = BytesParser(policy=policy.default).parsebytes(mail.as_bytes())
+    parsed = BytesParser(policy=policy.default).parsebytes(mail)
     assert parsed["Subject"] == message.subject
     assert parsed["From"] == "paper-digest <digest@example.org>"
     assert (parsed["To"], parsed["Reply-To"]) == ("ada@example.org", "owner@example.org")
@@ -219,9 +219,19 @@ def test_email_parsed_back() -> None:
     assert parsed.get_content_type() == "multipart/alternative"
     text, html = (part for part in parsed.iter_parts())
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
-    assert text.get_content() == message.text
-    assert html.get_content().rstrip("\n") == message.html.rstrip("\n")  # MIME ends a part with a newline
+    assert b"\r\n" in mail and b"\n" not in mail.replace(b"\r\n", b"")  # CRLF, as SMTP wants
+    assert text.get_content().replace("\r\n", "\n") == message.text  # MIME text is CRLF on the wire
+    assert html.get_content().replace("\r\n", "\n").rstrip("\n") == message.html.rstrip("\n")
     assert fixed_digest().items[0].paper.title.split(":")[0] in text.get_content()
+
+
+def test_non_ascii_headers_and_bodies_round_trip() -> None:
+    message = Message("Grüße: 日本語 and ümlauts", "tëxt — with “quotes”\n", "<p>é</p>\n", "")
+    mail = render.email(message, sender="d@example.org", to="x@example.org", sender_name="Pâper Digest")
+    parsed = BytesParser(policy=policy.default).parsebytes(mail)
+    assert mail.isascii()
+    assert (parsed["Subject"], parsed["From"]) == ("Grüße: 日本語 and ümlauts", "Pâper Digest <d@example.org>")
+    assert next(parsed.iter_parts()).get_content().replace("\r\n", "\n") == "tëxt — with “quotes”\n"
 
 
 def test_html_has_css_inlined_and_nothing_external() -> None:

@@ -10,7 +10,7 @@ secret. Limits and defaults are class data; options are checked in
 from __future__ import annotations
 
 from digest.channels.base import Channel, Job
-from digest.channels.email import EmailChannel
+from digest.channels.email import EmailChannel, EmailPool
 from digest.channels.files import AtomChannel, OutboxChannel
 from digest.channels.webhook import (
     DiscordChannel,
@@ -34,4 +34,4 @@ REGISTRY: dict[str, type[Channel]] = {
     )
 }
 
-__all__ = ["REGISTRY", "Channel", "Job"]
+__all__ = ["REGISTRY", "Channel", "EmailPool", "Job"]

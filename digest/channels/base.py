@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any, ClassVar, Protocol
 
 from digest.models import Delivery, StoredDigest
@@ -16,7 +15,7 @@ class Job:
 
     delivery: Delivery
     digest: StoredDigest
-    email: EmailMessage | None = None
+    email: bytes | None = None  # the whole message, RFC 5322, CRLF
     parts: list[dict[str, Any]] = field(default_factory=list)
     history: list[StoredDigest] = field(default_factory=list)
     on_part: Callable[[int], None] = field(default=lambda sent: None)

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import smtplib
 import ssl
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import ClassVar
 
 from digest.channels.base import Job
 from digest.config import SMTPSettings
-from digest.errors import PermanentError, TransientError
+from digest.errors import DeliveryError, PermanentError, TransientError
 
 
 class EmailChannel:
@@ -63,7 +66,7 @@ class EmailChannel:
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                self._smtp.send_message(job.email, from_addr=self._sender, to_addrs=[recipient])
+                self._smtp.sendmail(self._sender, [recipient], job.email)
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
@@ -96,6 +99,51 @@ class EmailChannel:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._smtp.quit()
             self._smtp = None
+
+
+class EmailPool:
+    """Several EmailChannel connections sending one batch in parallel, each kept open for the batch.
+
+    ``send_all`` returns, per job, None when the server accepted it or the
+    DeliveryError that stopped it; one failure never stops the others.
+    """
+
+    def __init__(self, settings: SMTPSettings, *, sender: str) -> None:
+        self._settings = settings
+        self._sender = sender
+        self._local = threading.local()
+        self._channels: list[EmailChannel] = []
+        self._lock = threading.Lock()
+        self._workers = ThreadPoolExecutor(max_workers=settings.connections, thread_name_prefix="smtp")
+
+    def _channel(self) -> EmailChannel:
+        channel = getattr(self._local, "channel", None)
+        if channel is None:
+            channel = EmailChannel(self._settings, sender=self._sender)
+            self._local.channel = channel
+            with self._lock:
+                self._channels.append(channel)
+        return channel
+
+    def _send(self, job: Job) -> DeliveryError | None:
+        try:
+            self._channel().send(job)
+        except DeliveryError as e:
+            return e
+        except Exception as e:  # a bug must fail this message, not the batch
+            return TransientError(f"unexpected {type(e).__name__} in the email channel")
+        return None
+
+    def send_all(self, jobs: list[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
+        """Each job with its outcome, in the order they finish (so acceptances can be recorded early)."""
+        futures = {self._workers.submit(self._send, job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+    def close(self) -> None:
+        self._workers.shutdown(wait=True)
+        for channel in self._channels:
+            channel.close()
 
 
 def _classify(code: int, text: bytes | str, what: str) -> TransientError | PermanentError:

@@ -52,7 +52,7 @@ class OutboxChannel:
         try:
             for sub in ("tmp", "new", "cur"):
                 (eml.parent.parent / sub).mkdir(parents=True, exist_ok=True)
-            _write(eml, job.email.as_bytes())
+            _write(eml, job.email)
             _write(markdown, job.digest.markdown.encode("utf-8"))
         except OSError as e:
             raise TransientError(f"outbox: cannot write {eml.parent} ({e.strerror}); check the folder") from e
