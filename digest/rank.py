@@ -264,26 +264,68 @@ def _keyword_scores(features: _Features, plan: _Plan) -> NDArray[np.float32]:
     return np.asarray(scores.toarray() / plan.norms, dtype=np.float32)
 
 
-def _hits(texts: Sequence[list[str]], vocabulary: Mapping[str, int], sizes: Iterable[int]) -> sp.csr_matrix:
-    """Counts of each vocabulary phrase in each token list (phrases up to the given sizes)."""
-    data: list[int] = []
-    indices: list[int] = []
-    indptr = [0]
-    sizes = sorted(set(sizes))
-    for words in texts:
+INDEXED_WORDS = 4  # phrases up to this long are indexed; a longer keyword phrase is found by scanning
+
+
+class _Postings:
+    """Where every phrase of up to MAX_PHRASE_WORDS words occurs in a day's texts: built once per day.
+
+    Every batch of profiles then builds its hit matrix from lookups of its own
+    vocabulary, instead of re-reading every text.
+    """
+
+    def __init__(self, texts: Sequence[list[str]]) -> None:
+        self.rows = len(texts)
+        self.lengths = [len(words) for words in texts]
+        self._texts = texts
+        found: dict[str, dict[int, int]] = {}
+        for row, words in enumerate(texts):
+            for n in range(1, INDEXED_WORDS + 1):
+                for start in range(len(words) - n + 1):
+                    counts = found.setdefault(" ".join(words[start : start + n]), {})
+                    counts[row] = counts.get(row, 0) + 1
+        self._found = found
+
+    def hits(self, vocabulary: Mapping[str, int]) -> sp.csr_matrix:
+        """texts x vocabulary counts."""
+        rows: list[int] = []
+        cols: list[int] = []
+        data: list[int] = []
+        for phrase, column in vocabulary.items():
+            for row, count in self._occurrences(phrase).items():
+                rows.append(row)
+                cols.append(column)
+                data.append(count)
+        return sp.csr_matrix(
+            (np.asarray(data, dtype=np.float32), (rows, cols)), shape=(self.rows, max(len(vocabulary), 1))
+        )
+
+    def _occurrences(self, phrase: str) -> dict[int, int]:
+        words = phrase.split()
+        if len(words) <= INDEXED_WORDS:
+            return self._found.get(phrase, {})
         counts: dict[int, int] = {}
-        for n in sizes:
-            for start in range(len(words) - n + 1):
-                index = vocabulary.get(" ".join(words[start : start + n]))
-                if index is not None:
-                    counts[index] = counts.get(index, 0) + 1
-        indices.extend(counts)
-        data.extend(counts.values())
-        indptr.append(len(indices))
-    return sp.csr_matrix(
-        (np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
-        shape=(len(texts), max(len(vocabulary), 1)),
-    )
+        n = len(words)
+        for row, text in enumerate(self._texts):
+            hits = sum(1 for start in range(len(text) - n + 1) if text[start : start + n] == words)
+            if hits:
+                counts[row] = hits
+        return counts
+
+
+_postings_cache: dict[tuple[str, ...], tuple[_Postings, _Postings]] = {}
+
+
+def _day_postings(papers: Sequence[Paper]) -> tuple[_Postings, _Postings]:
+    """Title and abstract postings for a day's papers, kept for the most recent day only."""
+    key = tuple(p.id for p in papers)
+    if key not in _postings_cache:
+        _postings_cache.clear()
+        _postings_cache[key] = (
+            _Postings([tokens(p.title) for p in papers]),
+            _Postings([tokens(p.abstract or "") for p in papers]),
+        )
+    return _postings_cache[key]
 
 
 @dataclass
@@ -306,13 +348,11 @@ def _row_dict(matrix: sp.csr_matrix, index: int) -> dict[int, float]:
 
 
 def _features(papers: Sequence[Paper], plan: _Plan, weights: Weights) -> _Features:
-    sizes = {len(phrase.split()) for phrase in plan.vocabulary} or {1}
-    title_words = [tokens(p.title) for p in papers]
-    abstract_words = [tokens(p.abstract or "") for p in papers]
-    title = _hits(title_words, plan.vocabulary, sizes)
+    titles, abstracts = _day_postings(papers)
+    title = titles.hits(plan.vocabulary).tocsr()
     title.data[:] = 1.0
-    counts = _hits(abstract_words, plan.vocabulary, sizes).tocoo()
-    lengths = np.asarray([len(w) for w in abstract_words], dtype=np.float32)
+    counts = abstracts.hits(plan.vocabulary).tocoo()
+    lengths = np.asarray(abstracts.lengths, dtype=np.float32)
     average = float(lengths.mean()) if len(lengths) and lengths.mean() > 0 else 1.0
     k = weights.k1 * (1 - weights.b + weights.b * lengths[counts.row] / average)
     saturated = counts.data * (weights.k1 + 1) / (counts.data + k) / (weights.k1 + 1)

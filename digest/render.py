@@ -19,11 +19,13 @@ import binascii
 import hashlib
 import json
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +75,7 @@ def header_text(text: str, *, limit: int = 200) -> str:
     return clean if len(clean) <= limit else clean[: limit - 1].rstrip() + "…"
 
 
+@lru_cache(maxsize=65536)
 def summary(abstract: str | None) -> tuple[str, bool]:
     """The first sentences of an abstract (about two), and whether anything was left out."""
     if not abstract:
@@ -85,6 +88,17 @@ def summary(abstract: str | None) -> tuple[str, bool]:
     return short, len(short) < len(text)
 
 
+@lru_cache(maxsize=65536)
+def wrap(text: str, width: int = 69, indent: str = "   ") -> str:
+    """Text wrapped at ``width`` for the plain-text email, continuation lines indented; never at hyphens.
+
+    Cached: the same titles, summaries and reasons recur in thousands of digests a day.
+    """
+    lines = textwrap.wrap(text, width=width, break_on_hyphens=False, break_long_words=True)
+    return ("\n" + indent).join(lines)
+
+
+@lru_cache(maxsize=65536)
 def links(paper: Paper) -> dict[str, str | None]:
     """Where a paper can be read: its arXiv page when the id is one, else searches for its title."""
     title = header_text(paper.title, limit=300)
@@ -124,6 +138,7 @@ _ESCAPERS: dict[str, Callable[[str], str]] = {
 }
 
 
+@lru_cache(maxsize=65536)
 def _meta(paper: Paper) -> str:
     parts = []
     if paper.authors_count is not None:
@@ -225,6 +240,7 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self._env.filters["md"] = md_escape
+        self._env.filters["wrap"] = wrap
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._inlined: dict[tuple[str, str], str] = {}
 

@@ -208,3 +208,10 @@ def test_one_common_word_of_a_phrase_is_not_enough() -> None:
     one_word = paper("A Benchmark for Image Similarity")
     items = ranked([one_word], profile({"text-to-image": 1.0, "image generation": 1.0, "diffusion model": 1.0}))
     assert items == []
+
+
+def test_a_long_keyword_phrase_is_still_matched_whole() -> None:
+    long = paper("Learning to Rank with Large Language Models at Scale")
+    items = ranked([long], profile({"learning to rank with large language models": 1.0}))
+    assert items[0].why[0].detail is None  # the whole phrase, not only its words
+    assert items[0].why[0].where == ("title",)
