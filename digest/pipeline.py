@@ -64,11 +64,16 @@ def is_dump_name(name: str) -> bool:
     return not name.startswith(".") and not name.endswith(".tmp")
 
 
+def dump_files(folder: Path) -> list[Path]:
+    """A folder's dump files in name order (subfolders, hidden and ``*.tmp`` files left out)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_dump_name(p.name))
+
+
 def expand(paths: Sequence[Path]) -> Iterator[Path | FileOutcome]:
     """Files first, folders as their dump files in name order; a bad path as an outcome."""
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and is_dump_name(p.name))
+            files = dump_files(path)
             if not files:
                 yield FileOutcome(path, error=InputError(f"{path}: folder has no dump files; add .txt dumps to it"))
             yield from files

@@ -126,14 +126,13 @@ class DumpWatcher:
     _seen: dict[Path, tuple[int, float]] = field(default_factory=dict)
     _taken: dict[Path, tuple[int, float]] = field(default_factory=dict)
 
+    def files(self) -> list[Path]:
+        return pipeline.dump_files(self.folder) if self.folder.is_dir() else []
+
     def ready(self, now: datetime) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
         found: list[Path] = []
         current: dict[Path, tuple[int, float]] = {}
-        for path in sorted(self.folder.iterdir()):
-            if not path.is_file() or not pipeline.is_dump_name(path.name):
-                continue
+        for path in self.files():
             stat = path.stat()
             mark = (stat.st_size, stat.st_mtime)
             current[path] = mark
@@ -272,17 +271,11 @@ class Daemon:
         ``look_twice_after`` seconds apart: a file whose size held still is complete.
         """
         with exclusive(self.settings.database.path):
-            if self.watcher.ready(self.clock()) != self._files():
+            if self.watcher.ready(self.clock()) != self.watcher.files():
                 time.sleep(look_twice_after)
             done = self.pass_()
         self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures)
         return 1 if done.failures else 0
-
-    def _files(self) -> list[Path]:
-        folder = self.watcher.folder
-        if not folder.is_dir():
-            return []
-        return sorted(p for p in folder.iterdir() if p.is_file() and pipeline.is_dump_name(p.name))
 
     def reschedule(self) -> None:
         """One cron job per active subscriber, rebuilt when their profile or state changes."""
@@ -351,6 +344,3 @@ class Daemon:
         self.log("stopping", signal=signal.Signals(number).name)
         self.stopping.set()  # the delivery loop stops after the message in flight
         self.scheduler.shutdown(wait=False)
-
-    def next_runs(self) -> list[tuple[str, datetime]]:
-        return [(job.id, job.next_run_time) for job in self.scheduler.get_jobs()]

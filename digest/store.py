@@ -413,37 +413,17 @@ class Store:
         )
         return {row[0] for row in rows}
 
-    def save_digest(
-        self,
-        name: str,
-        *,
-        edition: str,
-        items: list[Ranked],
-        at: datetime,
-        message: Message | None = None,
-        new_count: int = 0,
-        deliveries: Sequence[NewDelivery] = (),
-    ) -> int | None:
-        """Freeze a digest with its items, rendered content and deliveries, in one transaction.
-
-        Returns its id, or None when that (subscriber, edition) exists already,
-        in which case nothing is written.
-        """
-        frozen = FrozenDigest(name, edition, list(items), message, new_count, list(deliveries))
-        with self._transaction() as conn:
-            return _insert_digest(conn, frozen, at=at)
-
     def save_digests(self, digests: Sequence[FrozenDigest], *, at: datetime) -> list[int | None]:
-        """``save_digest`` for many at once, in one transaction (the daily run's batches)."""
+        """Freeze digests with their items, rendered content and deliveries, in one transaction.
+
+        Returns each one's id, or None where that (subscriber, edition) existed
+        already, in which case nothing of it is written.
+        """
         ids: list[int | None] = []
         with self._transaction() as conn:
             for d in digests:
                 ids.append(_insert_digest(conn, d, at=at))
         return ids
-
-    def has_digest(self, name: str, edition: str) -> bool:
-        row = self._conn.execute("SELECT 1 FROM digests WHERE subscriber = ? AND edition = ?", (name, edition))
-        return row.fetchone() is not None
 
     def digest_marks(self) -> dict[str, tuple[datetime, str]]:
         """Every subscriber's latest digest: (made at, edition), in one query."""
@@ -470,8 +450,7 @@ class Store:
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
     def stored_digest(self, digest_id: int) -> StoredDigest:
-        row = self._conn.execute(_DIGEST_QUERY + " WHERE d.id = ? GROUP BY d.id", (digest_id,)).fetchone()
-        return _stored_digest(row)
+        return self.stored_digests([digest_id])[digest_id]
 
     def recent_digests(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""
@@ -526,36 +505,22 @@ class Store:
         error: str | None = None,
     ) -> None:
         """Record a delivery's new state (committed at once: the ledger is written after each action)."""
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
-                " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
-                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-                (
-                    state,
-                    at.isoformat(timespec="seconds"),
-                    attempts,
-                    parts_sent,
-                    next_try.isoformat(timespec="seconds") if next_try else None,
-                    error,
-                    state,
-                    at.isoformat(timespec="seconds"),
-                    delivery_id,
-                ),
-            )
+        self.mark_many([Mark(delivery_id, state, attempts, parts_sent, next_try, error)], at=at)
 
     def mark_many(self, updates: Sequence[Mark], *, at: datetime) -> None:
-        """``mark`` for a batch of deliveries, in one transaction."""
+        """Record new states for a batch of deliveries, in one transaction (None keeps a count as it is)."""
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
             conn.executemany(
                 "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
-                " next_try = ?, last_error = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
                 [
                     (
                         m.state,
                         stamp,
                         m.attempts,
+                        m.parts_sent,
                         m.next_try.isoformat(timespec="seconds") if m.next_try else None,
                         m.error,
                         m.state,
@@ -597,13 +562,14 @@ class Mark:
     id: int
     state: str
     attempts: int | None = None
+    parts_sent: int | None = None
     next_try: datetime | None = None
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FrozenDigest:
-    """A digest to store: what ``save_digest`` takes, as one value for batches."""
+    """A digest to store with ``Store.save_digests``: items, rendered content and deliveries."""
 
     name: str
     edition: str

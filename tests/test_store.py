@@ -12,7 +12,7 @@ import pytest
 from digest import ingest, store
 from digest.errors import StoreError
 from digest.models import Dump, Ranked, Reason
-from digest.store import Store
+from digest.store import FrozenDigest, Store
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
 from .dumpgen import Card, cards
@@ -169,8 +169,9 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "resubscribed"
         assert not db.set_status("nobody", "paused", at=NOW)
         item = Ranked(paper=dump.papers[0], rank=1, score=0.5, why=(Reason("keyword", "tracking", 0.5, ("title",)),))
-        assert db.save_digest("ada", edition="2026-11-23", items=[item], at=NOW) is not None
-        assert db.save_digest("ada", edition="2026-11-23", items=[item], at=NOW) is None
+        frozen = FrozenDigest("ada", "2026-11-23", [item])
+        assert db.save_digests([frozen], at=NOW)[0] is not None
+        assert db.save_digests([frozen], at=NOW) == [None]
         assert db.digested("ada") == {dump.papers[0].id}
         assert db.digested("someone else") == set()
 
