@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -71,7 +72,7 @@ class _Handler:
             if replies:
                 return replies.pop(0)
         if self.box.stop_after is not None and len(self.box.messages) >= self.box.stop_after:
-            threading.Thread(target=self.box.on_stop, daemon=True).start()
+            self.box.on_stop()
             return "421 4.3.2 Service shutting down"
         if self.box.delay:
             time.sleep(self.box.delay)
@@ -79,6 +80,35 @@ class _Handler:
         assert isinstance(data, bytes)
         self.box.messages.append(BytesParser(policy=policy.default).parsebytes(data))
         return "250 2.0.0 Message accepted for delivery"
+
+
+class _Controller(Controller):
+    """aiosmtpd's Controller, remembering the server side of every connection it accepts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.accepted: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        protocol: SMTP = super().factory()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
+        self.accepted.append(protocol)
+        return protocol
+
+    async def _hang_up(self) -> None:
+        assert self.server is not None
+        self.server.close()  # no new connections
+        await asyncio.sleep(0.05)  # connections accepted just before the close get their protocol
+        for protocol in self.accepted:
+            if protocol.transport is not None:
+                protocol.transport.close()
+        await asyncio.sleep(0)  # let the transports finish closing
+
+    def shut_down(self) -> None:
+        """Python 3.11's Server.close() leaves open connections open, and their transports are then
+        reported unclosed (ResourceWarning). So first, in the server's own loop: stop listening, let
+        accepts under way finish, close every connection; only then stop the loop."""
+        asyncio.run_coroutine_threadsafe(self._hang_up(), self.loop).result(timeout=10)
+        self.stop()
 
 
 class SMTPServer:
@@ -91,7 +121,8 @@ class SMTPServer:
         self.port = free_port()
         self.password = password
         self.tls = tls
-        self._controller: Controller | None = None
+        self._controller: _Controller | None = None
+        self._stopping: threading.Thread | None = None
 
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
@@ -100,18 +131,28 @@ class SMTPServer:
         return AuthResult(success=ok, handled=False)  # handled=False: let aiosmtpd send the 535
 
     def start(self) -> None:
+        if self._stopping is not None:  # a stop requested from inside the server finishes first
+            self._stopping.join(timeout=30)
+            self._stopping = None
         options: dict[str, Any] = {}
         if self.password is not None:
             options = {"authenticator": self._authenticate, "auth_require_tls": False}
         if self.tls is not None:
             options |= {"tls_context": self.tls, "require_starttls": True}
-        self._controller = Controller(_Handler(self.box), hostname="127.0.0.1", port=self.port, **options)
+        self._controller = _Controller(_Handler(self.box), hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
     def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.shut_down()
+
+    def stop_soon(self) -> None:
+        """Stop from inside a handler (which runs in the server's loop): in a thread, this server only."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            self._stopping = threading.Thread(target=controller.shut_down, daemon=True)
+            self._stopping.start()
 
 
 @contextmanager

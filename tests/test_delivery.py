@@ -89,7 +89,7 @@ def test_550_fails_that_recipient_with_its_reason_and_the_rest_go_out(tmp_path: 
 def test_a_server_that_stops_after_50_then_comes_back(tmp_path: Path) -> None:
     box = Mailbox(stop_after=50)
     with smtp_server(box) as server:
-        box.on_stop = server.stop
+        box.on_stop = server.stop_soon
         world = make_world(tmp_path, people=80, smtp_port=server.port)
         first = world.send()
         assert len(first.sent) == 50 and len(first.retries) == 30
