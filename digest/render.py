@@ -36,6 +36,7 @@ import jinja2
 
 from digest.errors import RenderError
 from digest.models import Digest, Message, Paper, Ranked, Reason
+from digest.templating import FragmentCache, InliningLoader
 
 # --- limits of each platform (class data, in one place) ---------------------------
 
@@ -165,6 +166,23 @@ def describe(reason: Reason) -> str:
     return label
 
 
+@lru_cache(maxsize=65536)
+def _paper(paper: Paper) -> dict[str, Any]:
+    """What templates show of one paper; ``paper`` itself is the key of its cached fragments."""
+    short, more = summary(paper.abstract)
+    return {
+        "paper": paper,
+        "id": paper.id,
+        "title": " ".join(paper.title.split()),
+        "links": links(paper),
+        "summary": short,
+        "more": more,
+        "meta": _meta(paper),
+        "upvotes": paper.upvotes,
+    }
+
+
+@lru_cache(maxsize=65536)
 def _reason(reason: Reason) -> dict[str, Any]:
     return {
         "kind": reason.kind,
@@ -231,8 +249,11 @@ class Renderer:
     def __init__(self, *, templates_dir: Path | None = None) -> None:
         search = [str(templates_dir)] if templates_dir is not None else []
         search.append(str(_package_templates()))
+        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        self._loader = InliningLoader(search, self._inliner.inline)
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(search),
+            loader=self._loader,
+            extensions=[FragmentCache],
             autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -241,8 +262,6 @@ class Renderer:
         )
         self._env.filters["md"] = md_escape
         self._env.filters["wrap"] = wrap
-        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-        self._inlined: dict[tuple[str, str], str] = {}
 
     def _render(self, template: str, /, **context: Any) -> str:
         try:
@@ -257,27 +276,17 @@ class Renderer:
 
     def context(self, digest: Digest, *, unsubscribe_url: str | None = None) -> dict[str, Any]:
         """The data every template gets (plain dicts and strings; paper text as values only)."""
-        items = []
-        for item in digest.items:
-            short, more = summary(item.paper.abstract)
-            items.append(
-                {
-                    "rank": item.rank,
-                    "id": item.paper.id,
-                    "title": " ".join(item.paper.title.split()),
-                    "links": links(item.paper),
-                    "summary": short,
-                    "more": more,
-                    "meta": _meta(item.paper),
-                    "score": item.score,
-                    "why": [_reason(r) for r in _shown(item.why)],
-                    "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
-                }
-            )
-        trending = [
-            {"title": " ".join(p.title.split()), "links": links(p), "meta": _meta(p), "upvotes": p.upvotes}
-            for p in digest.trending
+        items = [
+            {
+                **_paper(item.paper),
+                "rank": item.rank,
+                "score": item.score,
+                "why": [_reason(r) for r in _shown(item.why)],
+                "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
+            }
+            for item in digest.items
         ]
+        trending = [_paper(p) for p in digest.trending]
         profile = digest.profile
         return {
             "name": profile.name,
@@ -297,7 +306,9 @@ class Renderer:
     def message(self, digest: Digest, *, unsubscribe_url: str | None = None) -> Message:
         """Subject, plain text, HTML with CSS inlined, and Markdown for one digest."""
         context = self.context(digest, unsubscribe_url=unsubscribe_url)
-        html = self._inliner.inline(self._render("email.html.j2", **context))
+        html = self._render("email.html.j2", **context)
+        if "email.html.j2" not in self._loader.inlined:  # a custom template the loader could not pre-inline
+            html = self._inliner.inline(html)
         return Message(
             subject=context["subject"],
             text=self._render("email.txt.j2", **context),

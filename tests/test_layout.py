@@ -20,7 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store": {"digest.models", "digest.errors"},
     "digest.profiles": {"digest.models", "digest.errors"},
     "digest.rank": {"digest.models", "digest.errors"},
-    "digest.render": {"digest.models", "digest.errors"},
+    "digest.render": {"digest.models", "digest.errors", "digest.templating"},
+    "digest.templating": set(),
     "digest.cadence": {"digest.models"},
     "digest.schedule": {
         "digest",
