@@ -333,18 +333,6 @@ class _Features:
     title: sp.csr_matrix  # papers x vocabulary, 0/1
     abstract: sp.csr_matrix  # papers x vocabulary, saturated counts in 0..1
     combined: sp.csr_matrix  # title_boost * title + abstract
-    _rows: dict[int, tuple[dict[int, float], dict[int, float]]] = field(default_factory=dict)
-
-    def row(self, index: int) -> tuple[dict[int, float], dict[int, float]]:
-        """One paper's title and abstract hits as {vocabulary index: value}, read once per paper."""
-        if index not in self._rows:
-            self._rows[index] = (_row_dict(self.title, index), _row_dict(self.abstract, index))
-        return self._rows[index]
-
-
-def _row_dict(matrix: sp.csr_matrix, index: int) -> dict[int, float]:
-    start, stop = matrix.indptr[index], matrix.indptr[index + 1]
-    return dict(zip(matrix.indices[start:stop].tolist(), matrix.data[start:stop].tolist(), strict=True))
 
 
 def _features(papers: Sequence[Paper], plan: _Plan, weights: Weights) -> _Features:
@@ -479,7 +467,7 @@ def rank_all(
                     blocked[position[paper_id], column] = True
     scores = np.where(blocked, -np.inf, scores).astype(np.float32)
 
-    results: list[list[Ranked]] = []
+    orders: list[list[int]] = []
     for column, profile in enumerate(profiles):
         column_scores = scores[:, column]
         if keep_all:
@@ -490,31 +478,19 @@ def rank_all(
                 top = np.argpartition(-column_scores[chosen], profile.max_items - 1)[: profile.max_items]
                 chosen = chosen[top]
         # Best first; ties by position on the page, then id, so the order is stable.
-        order = sorted(
-            (int(i) for i in chosen), key=lambda i: (-column_scores[i], papers[i].position or 0, papers[i].id)
+        orders.append(
+            sorted((int(i) for i in chosen), key=lambda i: (-column_scores[i], papers[i].position or 0, papers[i].id))
         )
-        results.append(
-            [
-                Ranked(
-                    paper=papers[i],
-                    rank=place,
-                    score=round(float(column_scores[i]), 4),
-                    why=_why(
-                        i,
-                        column,
-                        plan=plan,
-                        features=features,
-                        seeds=seeds,
-                        relevance=float(relevance[i, column]),
-                        prior=float(prior[i]),
-                        weights=weights,
-                        paper=papers[i],
-                    ),
-                )
-                for place, i in enumerate(order, start=1)
-            ]
-        )
-    return results
+    rows = np.asarray([i for order in orders for i in order], dtype=np.int64)
+    columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
+    why = iter(_explain(rows, columns, papers, plan, features, seeds, relevance, prior, weights))
+    return [
+        [
+            Ranked(paper=papers[i], rank=place, score=round(float(scores[i, column]), 4), why=next(why))
+            for place, i in enumerate(order, start=1)
+        ]
+        for column, order in enumerate(orders)
+    ]
 
 
 def rank(
@@ -540,56 +516,138 @@ def rank(
     return ranked
 
 
-def _why(
-    row: int,
-    column: int,
-    *,
+def _explain(  # noqa: PLR0917 - one call site, every argument a different array
+    rows: NDArray[np.int64],
+    columns: NDArray[np.int64],
+    papers: Sequence[Paper],
     plan: _Plan,
     features: _Features,
     seeds: _Seeds,
-    relevance: float,
-    prior: float,
+    relevance: NDArray[np.float32],
+    prior: NDArray[np.float32],
     weights: Weights,
-    paper: Paper,
-) -> tuple[Reason, ...]:
-    """The contributions behind one score, largest first."""
-    titles, abstracts = features.row(row)
-    norm = float(plan.norms[column])
-    reasons: list[Reason] = []
-    for term in plan.terms[column]:
-        in_title, in_abstract = titles.get(term.phrase, 0.0), abstracts.get(term.phrase, 0.0)
-        phrase_value = weights.title_boost * in_title + in_abstract
-        found = []
-        for index, label, fraction in zip(term.words, term.word_labels, term.fractions, strict=True):
-            word_title, word_abstract = titles.get(index, 0.0), abstracts.get(index, 0.0)
-            if word_title or word_abstract:
-                value = fraction * (weights.title_boost * word_title + word_abstract)
-                found.append((label, value, word_title > 0, word_abstract > 0, fraction))
-        coverage = sum(f[1] for f in found) * sum(f[4] for f in found)
-        score = (term.weight * phrase_value + weights.partial_credit * term.weight * coverage) / norm
-        if score <= 0:
-            continue
-        if phrase_value > 0:
-            hits = (("title", in_title > 0), ("abstract", in_abstract > 0))
+) -> list[tuple[Reason, ...]]:
+    """The contributions behind each chosen (paper row, profile column) score, largest first.
+
+    Every (pair, term) and (pair, term, word) value is computed at once with
+    numpy; Python only assembles the reasons that contributed.
+    """
+    if not len(rows):
+        return []
+    table = _TermTable.of(plan)
+    title = features.title.toarray()
+    abstract = features.abstract.toarray()
+    boost, partial = weights.title_boost, weights.partial_credit
+    # One entry per (pair, term of the pair's profile).
+    counts = table.count[columns]
+    pair = np.repeat(np.arange(len(rows)), counts)
+    term = np.repeat(table.start[columns] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    row = rows[pair]
+    in_title = title[row, table.phrase[term]].astype(np.float64)
+    in_abstract = abstract[row, table.phrase[term]].astype(np.float64)
+    phrase_value = boost * in_title + in_abstract
+    # One entry per (pair, term, word) of multi-word terms: the partial credit.
+    word_counts = table.word_count[term]
+    entry = np.repeat(np.arange(len(term)), word_counts)
+    word = np.repeat(table.word_start[term] - np.cumsum(word_counts) + word_counts, word_counts) + np.arange(
+        int(word_counts.sum())
+    )
+    word_title = title[row[entry], table.word[word]].astype(np.float64)
+    word_abstract = abstract[row[entry], table.word[word]].astype(np.float64)
+    found = (word_title > 0) | (word_abstract > 0)
+    value = np.where(found, table.fraction[word] * (boost * word_title + word_abstract), 0.0)
+    share = np.where(found, table.fraction[word], 0.0)
+    coverage = np.bincount(entry, value, len(term)) * np.bincount(entry, share, len(term))
+    weight = table.weight[term]
+    score = (weight * phrase_value + partial * weight * coverage) / plan.norms[columns[pair]].astype(np.float64)
+    keep = np.flatnonzero(score > 0)
+    first_word = np.cumsum(word_counts) - word_counts
+
+    reasons: list[list[Reason]] = [[] for _ in range(len(rows))]
+    for e in keep.tolist():
+        t = int(term[e])
+        if phrase_value[e] > 0:
+            where = _WHERE[(bool(in_title[e] > 0), bool(in_abstract[e] > 0))]
             detail = None
         else:
-            hits = (("title", any(f[2] for f in found)), ("abstract", any(f[3] for f in found)))
-            detail = "only " + ", ".join(f[0] for f in found)
-        where = tuple(w for w, hit in hits if hit)
-        reasons.append(Reason("keyword", term.label, round(float(score), 4), where, detail))
-    similarity = float(seeds.score[row, column]) * weights.seed_weight
-    if similarity > 0 and seeds.best[row, column] >= 0:
-        reasons.append(Reason("seed", seeds.titles[int(seeds.best[row, column])], round(float(similarity), 4)))
-    boost = relevance * weights.trending_weight * prior
-    if boost > 0:
-        bits = [f"#{paper.position} on the page"] if paper.position else []
-        if paper.upvotes:
-            bits.insert(0, f"{paper.upvotes} upvote{'s' if paper.upvotes != 1 else ''}")
-        reasons.append(Reason("trending", "trending", round(float(boost), 4), (), ", ".join(bits) or None))
-    reasons.sort(key=lambda r: -r.score)
-    if not any(r.kind in ("keyword", "seed") for r in reasons):
-        reasons.insert(0, Reason("none", "no keyword or seed matched", 0.0))
-    return tuple(reasons)
+            words = range(int(first_word[e]), int(first_word[e] + word_counts[e]))
+            hit = [w for w in words if found[w]]
+            where = _WHERE[(any(word_title[w] > 0 for w in hit), any(word_abstract[w] > 0 for w in hit))]
+            detail = "only " + ", ".join(table.word_label[int(word[w])] for w in hit)
+        reasons[int(pair[e])].append(Reason("keyword", table.label[t], round(float(score[e]), 4), where, detail))
+    similar = seeds.score[rows, columns].astype(np.float64) * weights.seed_weight
+    liked = ((similar > 0) & (seeds.best[rows, columns] >= 0)).tolist()
+    similarity = similar.tolist()
+    best = seeds.best[rows, columns].tolist()
+    trend = (relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]).tolist()
+    matched = (np.bincount(pair[keep], minlength=len(rows)) > 0).tolist()
+    details: dict[int, str | None] = {}
+    explained = []
+    for n, (r, found_reasons) in enumerate(zip(rows.tolist(), reasons, strict=True)):
+        if liked[n]:
+            found_reasons.append(Reason("seed", seeds.titles[best[n]], round(similarity[n], 4)))
+        if trend[n] > 0:
+            if r not in details:
+                details[r] = _trend_detail(papers[r])
+            found_reasons.append(Reason("trending", "trending", round(trend[n], 4), (), details[r]))
+        if len(found_reasons) > 1:
+            found_reasons.sort(key=lambda reason: -reason.score)
+        if not (matched[n] or liked[n]):
+            found_reasons.insert(0, _NOTHING)
+        explained.append(tuple(found_reasons))
+    return explained
+
+
+_NOTHING = Reason("none", "no keyword or seed matched", 0.0)
+
+
+_WHERE = {
+    (True, True): ("title", "abstract"),
+    (True, False): ("title",),
+    (False, True): ("abstract",),
+    (False, False): (),
+}
+
+
+def _trend_detail(paper: Paper) -> str | None:
+    bits = [f"#{paper.position} on the page"] if paper.position else []
+    if paper.upvotes:
+        bits.insert(0, f"{paper.upvotes} upvote{'s' if paper.upvotes != 1 else ''}")
+    return ", ".join(bits) or None
+
+
+@dataclass
+class _TermTable:
+    """A plan's terms as flat arrays: each profile's terms contiguous, each term's words contiguous."""
+
+    start: NDArray[np.int64]  # per profile: its first term
+    count: NDArray[np.int64]  # per profile: how many terms
+    phrase: NDArray[np.int64]  # per term: vocabulary index of the whole phrase
+    weight: NDArray[np.float64]
+    label: list[str]
+    word_start: NDArray[np.int64]  # per term: its first word
+    word_count: NDArray[np.int64]
+    word: NDArray[np.int64]  # per word: vocabulary index
+    fraction: NDArray[np.float64]
+    word_label: list[str]
+
+    @classmethod
+    def of(cls, plan: _Plan) -> _TermTable:
+        terms = [term for own in plan.terms for term in own]
+        count = np.asarray([len(own) for own in plan.terms], dtype=np.int64)
+        word_count = np.asarray([len(term.words) for term in terms], dtype=np.int64)
+        return cls(
+            start=np.cumsum(count) - count,
+            count=count,
+            phrase=np.asarray([term.phrase for term in terms], dtype=np.int64),
+            weight=np.asarray([term.weight for term in terms], dtype=np.float64),
+            label=[term.label for term in terms],
+            word_start=np.cumsum(word_count) - word_count,
+            word_count=word_count,
+            word=np.asarray([w for term in terms for w in term.words], dtype=np.int64),
+            fraction=np.asarray([f for term in terms for f in term.fractions], dtype=np.float64),
+            word_label=[label for term in terms for label in term.word_labels],
+        )
 
 
 def trending_order(papers: Sequence[Paper]) -> list[Paper]:
