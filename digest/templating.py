@@ -34,7 +34,6 @@ _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _OPEN, _CLOSE = "\ue000", "\ue001"  # private-use characters: never in a template, found on the way back
 _PLACEHOLDER = re.compile(f"(?:<!--)?{_OPEN}(\\d+){_CLOSE}(?:-->)?")
 _RAW_TEXT = ("title", "style", "script", "textarea")
-_START_TAG = re.compile(r"<[A-Za-z][^<>]*>")
 
 
 class FragmentCache(Extension):
@@ -94,9 +93,7 @@ def inline_css(source: str, inline: Callable[[str], str]) -> str | None:
 
     Jinja expressions become private-use placeholders (in text and attribute
     values); statements and comments between elements become HTML comments,
-    which the HTML parser keeps where they are even inside a table. Each
-    inlined start tag's ``style`` attribute goes on a line of its own, so the
-    rendered HTML keeps to the 998-character lines that let it travel as 7-bit.
+    which the HTML parser keeps where they are even inside a table.
     """
     if _OPEN in source or _CLOSE in source:
         return None
@@ -119,7 +116,6 @@ def inline_css(source: str, inline: Callable[[str], str]) -> str | None:
         return None
     if [int(n) for n in _PLACEHOLDER.findall(inlined)] != list(range(len(found))):
         return None  # the parser moved or dropped one: the template's structure is not plain enough
-    inlined = _START_TAG.sub(lambda tag: tag.group().replace(' style="', '\nstyle="'), inlined)
     return _PLACEHOLDER.sub(lambda m: found[int(m.group(1))], inlined)
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from email import policy
 from email.parser import BytesParser
 from functools import cache
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,39 @@ def test_email_parsed_back() -> None:
     assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
     assert b"\r\n" in mail and b"\n" not in mail.replace(b"\r\n", b"")  # CRLF, as SMTP wants
     assert text.get_content().replace("\r\n", "\n") == message.text  # MIME text is CRLF on the wire
-    assert html.get_content().replace("\r\n", "\n").rstrip("\n") == message.html.rstrip("\n")
+    # The HTML travels as 7bit: the same document, with characters beyond ASCII as references
+    # and any line over 998 octets broken between two attributes.
+    assert html["Content-Transfer-Encoding"] == "7bit"
+    assert all(len(line) <= render.MAX_LINE for line in mail.split(b"\r\n"))
+    got = html.get_content()
+    assert "&#8594;" in got and "→" in message.html  # "Read more →"
+    assert unescape(" ".join(got.split())) == unescape(" ".join(message.html.split()))
     assert fixed_digest().items[0].paper.title.split(":")[0] in text.get_content()
+
+
+def test_a_long_html_line_is_broken_between_attributes() -> None:
+    html = '<p class="a" title="' + "x" * 600 + '" lang="en" style="' + "color: red; " * 40 + '">é</p>\n'
+    mail = render.email(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")
+    part = list(BytesParser(policy=policy.default).parsebytes(mail).iter_parts())[1]
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    assert all(len(line) <= render.MAX_LINE for line in mail.split(b"\r\n"))
+    got = part.get_content().replace("\r\n", "\n")
+    assert got != html and unescape(" ".join(got.split())) == unescape(" ".join(html.split()))
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>" + "long words " * 120 + "</p>\n",  # a line over 998 octets, with no tag to break it in
+        "<style>p::after { content: '→'; }</style><p>é</p>\n",  # a reference would not be decoded in <style>
+    ],
+)
+def test_html_that_cannot_be_7bit_goes_quoted_printable(html: str) -> None:
+    mail = render.email(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")
+    part = list(BytesParser(policy=policy.default).parsebytes(mail).iter_parts())[1]
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().replace("\r\n", "\n") == html
+    assert all(len(line) <= render.MAX_LINE for line in mail.split(b"\r\n"))
 
 
 def test_non_ascii_headers_and_bodies_round_trip() -> None:

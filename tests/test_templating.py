@@ -59,8 +59,7 @@ def test_the_email_template_is_inlined_once_and_renders_what_per_message_inlinin
         .get_template("email.html.j2")
         .render(**renderer.context(fixed_digest()))
     )
-    assert html.replace('\nstyle="', ' style="') == per_message
-    assert 'style="' in html and max(len(line) for line in html.splitlines()) < 998
+    assert html == per_message and 'style="' in html
 
 
 def test_a_template_the_loader_cannot_inline_is_inlined_per_message(tmp_path: Path) -> None:
@@ -85,5 +84,5 @@ def test_jinja_syntax_survives_the_inliner_everywhere_it_may_stand() -> None:
     assert inlined is not None
     output = jinja2.Template(inlined).render(t="T", xs=["u", "v"])
     assert "<title>T</title>" in output
-    assert output.count('<td\nstyle="color: red;"><a href="u"\nstyle="color: blue;">u</a>') == 1
+    assert output.count('<td style="color: red;"><a href="u" style="color: blue;">u</a>') == 1
     assert output.index('href="u"') < output.index('href="v"')
