@@ -346,6 +346,7 @@ def unsubscribe_url(name: str, settings: Settings) -> str | None:
     return f"{base}/unsubscribe/{name}/{token}"
 
 
+MARKDOWN_KINDS = ("outbox",)  # the channels that deliver the Markdown digest; for others it is not rendered
 RANK_BATCH = 2000  # profiles ranked together: big enough for fast sparse products, small enough for memory
 
 
@@ -449,7 +450,12 @@ def _freeze(
     digest = Digest(profile, fire.date(), tuple(items), tuple(hot), new_count=len(papers))
     with clocked("render"):
         draw = renderer(settings)
-        message = draw.message(digest, unsubscribe_url=unsubscribe_url(profile.name, settings))
+        channels = ledger_channels(profile, settings)
+        message = draw.message(
+            digest,
+            unsubscribe_url=unsubscribe_url(profile.name, settings),
+            markdown=any(kind in MARKDOWN_KINDS for _, kind, _ in channels),
+        )
         deliveries = [
             NewDelivery(
                 channel=channel,
@@ -458,7 +464,7 @@ def _freeze(
                 message_id=message_id(profile.name, edition, channel, sender=settings.email.sender),
                 payload=json.dumps(draw.chat(digest, kind)) if kind in render.CHAT_KINDS else None,
             )
-            for channel, kind, target in ledger_channels(profile, settings)
+            for channel, kind, target in channels
         ]
     return FrozenDigest(profile.name, edition, items, message, len(papers), deliveries)
 

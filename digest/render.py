@@ -303,8 +303,8 @@ class Renderer:
             "profile_file": profile.source,
         }
 
-    def message(self, digest: Digest, *, unsubscribe_url: str | None = None) -> Message:
-        """Subject, plain text, HTML with CSS inlined, and Markdown for one digest."""
+    def message(self, digest: Digest, *, unsubscribe_url: str | None = None, markdown: bool = True) -> Message:
+        """Subject, plain text, HTML with CSS inlined, and Markdown (left empty with ``markdown=False``)."""
         context = self.context(digest, unsubscribe_url=unsubscribe_url)
         html = self._render("email.html.j2", **context)
         if "email.html.j2" not in self._loader.inlined:  # a custom template the loader could not pre-inline
@@ -313,7 +313,7 @@ class Renderer:
             subject=context["subject"],
             text=self._render("email.txt.j2", **context),
             html=html,
-            markdown=self._render("digest.md.j2", **context),
+            markdown=self._render("digest.md.j2", **context) if markdown else "",
         )
 
     # --- chat ---------------------------------------------------------------------

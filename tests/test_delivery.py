@@ -108,9 +108,19 @@ def test_no_smtp_host_means_the_outbox(tmp_path: Path) -> None:
     assert len(report.sent) == 3
     files = sorted((tmp_path / "outbox").glob("user*/new/*.eml"))
     assert len(files) == 3
-    assert all((f.parent.parent / "digests" / "2026-11-23.md").exists() for f in files)
+    markdown = [(f.parent.parent / "digests" / "2026-11-23.md").read_text(encoding="utf-8") for f in files]
+    assert all(text.startswith("# Your papers for") and "## 1. [" in text for text in markdown)
     world.send()
     assert sorted((tmp_path / "outbox").glob("user*/new/*.eml")) == files  # no second copy
+
+
+def test_markdown_is_rendered_only_for_the_channels_that_deliver_it(tmp_path: Path) -> None:
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=2, smtp_port=server.port)
+        world.send()
+    with Store.open(world.settings.database.path) as store:
+        stored = [store.stored_digest(d.digest) for d in store.deliveries()]
+    assert len(stored) == 2 and all(d.html and d.text and d.markdown == "" for d in stored)
 
 
 # --- webhooks -------------------------------------------------------------------------
