@@ -1,6 +1,7 @@
 """Scale benchmark (not a test): one synthetic day for S subscribers, every stage timed in one run.
 
     .venv/bin/python bench/scale.py --subscribers 1000 --papers 1000 [--stage all|ingest|rank|render|smtp]
+                                    [--connections 4]
 
 Builds a dump of N papers recombining the example dumps' real titles and
 abstract sentences (so the vocabulary is real), and S profiles of 3 to 8
@@ -11,7 +12,9 @@ sink (aiosmtpd on 127.0.0.1 in a separate process, accepting and discarding):
 * ingest: parse the dump and store it;
 * sync: read the S profile files into the database;
 * rank / render / freeze: making every subscriber's digest (make_digests, split by phase);
-* smtp: delivering every message to the sink (the ledger updated as in production);
+* smtp: delivering every message to the sink (the ledger updated as in production),
+  with the CPU seconds this process and the sink spent meanwhile (on two cores, the
+  two together are the limit);
 * resend: a second `send`, which must send nothing.
 
 Prints one JSON object: per-stage seconds, messages per second, peak RSS (this
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 import resource
 import socket
@@ -94,6 +98,12 @@ def sink(port: int, ready: Any) -> None:
         time.sleep(3600)
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,6 +115,12 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--papers", type=int, default=1000)
     parser.add_argument("--stage", choices=STAGES, default="all", help="stop after this stage")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=SMTPSettings().connections,
+        help="parallel SMTP connections ([smtp] connections)",
+    )
     args = parser.parse_args()
     rng = random.Random(7)
     result: dict[str, Any] = {"subscribers": args.subscribers, "papers": args.papers}
@@ -115,7 +131,7 @@ def main() -> None:
         settings = Settings(
             database=DatabaseSettings(path=root / "scale.sqlite3"),
             subscribers=SubscribersSettings(dir=root / "subscribers"),
-            smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=30),
+            smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=30, connections=args.connections),
             delivery=DeliverySettings(outbox_dir=root / "outbox"),
         )
         (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
@@ -142,9 +158,11 @@ def main() -> None:
                 result["digests"] = len(made.made)
                 result["items"] = sum(n for _, _, n in made.made)
             if args.stage in ("smtp", "all"):
-                started = time.perf_counter()
+                started, cpu, sink_cpu = time.perf_counter(), time.process_time(), cpu_seconds(server.pid)
                 report = pipeline.deliver(store, settings, clock=lambda: now)
                 seconds = time.perf_counter() - started
+                result["smtp_client_cpu_s"] = round(time.process_time() - cpu, 2)
+                result["smtp_sink_cpu_s"] = round(cpu_seconds(server.pid) - sink_cpu, 2)
                 result["smtp_s"] = round(seconds, 2)
                 result["sent"] = len(report.sent)
                 result["failed"] = len(report.failed) + len(report.retries)
