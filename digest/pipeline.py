@@ -46,7 +46,7 @@ from digest.models import (
     StoredDigest,
     Subscriber,
 )
-from digest.store import FrozenDigest, Mark, Store
+from digest.store import FrozenDigest, Mark, Store, StoredProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +150,11 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
         errors.append(error)
 
     loaded = profiles.load_many(profiles.profile_files(folder), on_error=bad)
-    changes: dict[str, str] = {}
     present = {p.name for p, _ in loaded}
-    for profile, text in loaded:
-        outcome = store.save_subscriber(
-            profile.name, text=text, profile_hash=profiles.fingerprint(text), source=profile.source, at=at
-        )
-        if outcome != "unchanged":
-            changes[profile.name] = outcome
+    outcomes = store.save_subscribers(
+        [StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded], at=at
+    )
+    changes = {p.name: outcome for (p, _), outcome in zip(loaded, outcomes, strict=True) if outcome != "unchanged"}
     # A broken file still holds its subscriber: they stay subscribed on their last good version.
     present |= {s.name for s in store.subscribers() if s.source in failed}
     removed = store.unsubscribe_missing(folder=str(folder), present=present, at=at)

@@ -21,7 +21,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +146,13 @@ def _kind(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+@lru_cache(maxsize=200_000)
 def parse(text: str, *, source: str, default_name: str | None = None) -> Profile:
-    """Check a profile's TOML text and return the ``Profile``, or raise ``ProfileError``."""
+    """Check a profile's TOML text and return the ``Profile``, or raise ``ProfileError``.
+
+    Cached (a Profile is immutable): a run syncs the folder, then reads every
+    stored profile back to make digests, and the daemon does that every day.
+    """
     check = _Check(source)
     try:
         data = tomllib.loads(text)

@@ -352,29 +352,13 @@ class Store:
         A stored profile whose hash and source are unchanged is left alone; an
         unsubscribed one comes back active.
         """
+        return self.save_subscribers([StoredProfile(name, text, profile_hash, source)], at=at)[0]
+
+    def save_subscribers(self, profiles: Sequence[StoredProfile], *, at: datetime) -> list[str]:
+        """``save_subscriber`` for many profiles in one transaction (a folder sync)."""
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
-            row = conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO subscribers (name, source, profile, profile_hash, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (name, source, text, profile_hash, stamp, stamp),
-                )
-                return "added"
-            if row["status"] == "unsubscribed":
-                outcome = "resubscribed"
-            elif row["profile_hash"] == profile_hash and row["source"] == source:
-                return "unchanged"
-            else:
-                outcome = "updated"
-            conn.execute(
-                "UPDATE subscribers SET source = ?, profile = ?, profile_hash = ?, updated_at = ?,"
-                " status = CASE status WHEN 'unsubscribed' THEN 'active' ELSE status END"
-                " WHERE name = ?",
-                (source, text, profile_hash, stamp, name),
-            )
-            return outcome
+            return [_save_subscriber(conn, profile, stamp) for profile in profiles]
 
     def subscriber(self, name: str) -> Subscriber | None:
         row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
@@ -676,6 +660,42 @@ def _paper(row: sqlite3.Row) -> Paper:
         organization=row["organization"],
         published=_date(row["published"]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    """A profile as the store keeps it: its name, checked text, that text's hash and its file."""
+
+    name: str
+    text: str
+    profile_hash: str
+    source: str | None
+
+
+def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: str) -> str:
+    row = conn.execute(
+        "SELECT status, profile_hash, source FROM subscribers WHERE name = ?", (profile.name,)
+    ).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO subscribers (name, source, profile, profile_hash, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (profile.name, profile.source, profile.text, profile.profile_hash, stamp, stamp),
+        )
+        return "added"
+    if row["status"] == "unsubscribed":
+        outcome = "resubscribed"
+    elif row["profile_hash"] == profile.profile_hash and row["source"] == profile.source:
+        return "unchanged"
+    else:
+        outcome = "updated"
+    conn.execute(
+        "UPDATE subscribers SET source = ?, profile = ?, profile_hash = ?, updated_at = ?,"
+        " status = CASE status WHEN 'unsubscribed' THEN 'active' ELSE status END"
+        " WHERE name = ?",
+        (profile.source, profile.text, profile.profile_hash, stamp, profile.name),
+    )
+    return outcome
 
 
 def _subscriber(row: sqlite3.Row) -> Subscriber:
