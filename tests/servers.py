@@ -97,10 +97,15 @@ class _Controller(Controller):
     async def _hang_up(self) -> None:
         assert self.server is not None
         self.server.close()  # no new connections
-        await asyncio.sleep(0.05)  # connections accepted just before the close get their protocol
-        for protocol in self.accepted:
-            if protocol.transport is not None:
-                protocol.transport.close()
+        # A connection accepted just before the close may get its transport only later in this
+        # loop, so close what is open, wait a little, and look again until nothing is left open.
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+            open_ = [p.transport for p in self.accepted if p.transport is not None and not p.transport.is_closing()]
+            if not open_:
+                break
+            for transport in open_:
+                transport.close()
         await asyncio.sleep(0)  # let the transports finish closing
 
     def shut_down(self) -> None:
