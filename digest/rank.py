@@ -541,7 +541,7 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
     # One entry per (pair, term of the pair's profile).
     counts = table.count[columns]
     pair = np.repeat(np.arange(len(rows)), counts)
-    term = np.repeat(table.start[columns] - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+    term = _expand(table.start[columns], counts)
     row = rows[pair]
     in_title = title[row, table.phrase[term]].astype(np.float64)
     in_abstract = abstract[row, table.phrase[term]].astype(np.float64)
@@ -549,9 +549,7 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
     # One entry per (pair, term, word) of multi-word terms: the partial credit.
     word_counts = table.word_count[term]
     entry = np.repeat(np.arange(len(term)), word_counts)
-    word = np.repeat(table.word_start[term] - np.cumsum(word_counts) + word_counts, word_counts) + np.arange(
-        int(word_counts.sum())
-    )
+    word = _expand(table.word_start[term], word_counts)
     word_title = title[row[entry], table.word[word]].astype(np.float64)
     word_abstract = abstract[row[entry], table.word[word]].astype(np.float64)
     found = (word_title > 0) | (word_abstract > 0)
@@ -561,7 +559,7 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
     weight = table.weight[term]
     score = (weight * phrase_value + partial * weight * coverage) / plan.norms[columns[pair]].astype(np.float64)
     keep = np.flatnonzero(score > 0)
-    first_word = np.cumsum(word_counts) - word_counts
+    first_word = _starts(word_counts)
 
     reasons: list[list[Reason]] = [[] for _ in range(len(rows))]
     for e in keep.tolist():
@@ -596,6 +594,16 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
             found_reasons.insert(0, _NOTHING)
         explained.append(tuple(found_reasons))
     return explained
+
+
+def _starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Where each of consecutive runs of these lengths starts."""
+    return np.cumsum(counts) - counts
+
+
+def _expand(first: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Every index of the runs first[i], first[i] + 1, … (counts[i] of them), one run after another."""
+    return np.repeat(first - _starts(counts), counts) + np.arange(int(counts.sum()))
 
 
 _NOTHING = Reason("none", "no keyword or seed matched", 0.0)
@@ -637,12 +645,12 @@ class _TermTable:
         count = np.asarray([len(own) for own in plan.terms], dtype=np.int64)
         word_count = np.asarray([len(term.words) for term in terms], dtype=np.int64)
         return cls(
-            start=np.cumsum(count) - count,
+            start=_starts(count),
             count=count,
             phrase=np.asarray([term.phrase for term in terms], dtype=np.int64),
             weight=np.asarray([term.weight for term in terms], dtype=np.float64),
             label=[term.label for term in terms],
-            word_start=np.cumsum(word_count) - word_count,
+            word_start=_starts(word_count),
             word_count=word_count,
             word=np.asarray([w for term in terms for w in term.words], dtype=np.int64),
             fraction=np.asarray([f for term in terms for f in term.fractions], dtype=np.float64),

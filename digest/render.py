@@ -580,7 +580,7 @@ def _html_body(html: str) -> tuple[str, bytes]:
     lines of a quoted-printable one, so the receiving server reads far fewer.
     """
     if _raw_text_is_ascii(html):
-        body = html.replace("\r\n", "\n").replace("\r", "\n").encode("ascii", "xmlcharrefreplace")
+        body = _lf(html).encode("ascii", "xmlcharrefreplace")
         lines = body.rstrip(b"\n").split(b"\n")
         fitted = lines if max(map(len, lines)) <= MAX_LINE else _fold(lines)
         if fitted is not None:
@@ -620,9 +620,13 @@ def _fold(lines: list[bytes]) -> list[bytes] | None:
 
 def _qp(body: str) -> bytes:
     """Quoted-printable (binascii, in C), CRLF line ends, ending with a line break."""
-    lines = body.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True)
+    encoded = binascii.b2a_qp(_lf(body).encode("utf-8"), istext=True)
     return encoded.replace(b"\n", b"\r\n").rstrip(b"\r\n") + b"\r\n"
+
+
+def _lf(text: str) -> str:
+    """Every line end as LF (the parts turn them into CRLF when encoded)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _header(name: str, value: str) -> str:

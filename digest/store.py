@@ -540,6 +540,16 @@ class Store:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredProfile:
+    """A profile as the store keeps it: its name, checked text, that text's hash and its file."""
+
+    name: str
+    text: str
+    profile_hash: str
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Mark:
     """One delivery's new state, for ``mark_many``."""
 
@@ -660,16 +670,6 @@ def _paper(row: sqlite3.Row) -> Paper:
         organization=row["organization"],
         published=_date(row["published"]),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class StoredProfile:
-    """A profile as the store keeps it: its name, checked text, that text's hash and its file."""
-
-    name: str
-    text: str
-    profile_hash: str
-    source: str | None
 
 
 def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: str) -> str:

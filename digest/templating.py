@@ -103,10 +103,13 @@ def inline_css(source: str, inline: Callable[[str], str]) -> str | None:
     for match in _JINJA.finditer(source):
         parts.append(source[last : match.start()])
         before = "".join(parts)
-        as_text = match.group().startswith("{{") or _in_tag(before) or _in_raw_text(before)
-        if as_text and not match.group().startswith("{{") and _in_tag(before):
+        placeholder, inside_tag = f"{_OPEN}{len(found)}{_CLOSE}", _in_tag(before)
+        if match.group().startswith("{{") or (not inside_tag and _in_raw_text(before)):
+            parts.append(placeholder)  # an expression, or anything in <title> or <style>: text
+        elif inside_tag:
             return None  # a statement inside a tag's attribute list: cannot be hidden safely
-        parts.append(f"{_OPEN}{len(found)}{_CLOSE}" if as_text else f"<!--{_OPEN}{len(found)}{_CLOSE}-->")
+        else:
+            parts.append(f"<!--{placeholder}-->")
         found.append(match.group())
         last = match.end()
     parts.append(source[last:])

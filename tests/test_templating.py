@@ -46,19 +46,10 @@ def test_the_same_key_in_two_places_is_two_fragments(tmp_path: Path) -> None:
 def test_the_email_template_is_inlined_once_and_renders_what_per_message_inlining_gave() -> None:
     renderer = render.Renderer()
     html = renderer.render(fixed_digest(), "html")
-    per_message = INLINER.inline(
-        jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(render._package_templates())),
-            extensions=[templating.FragmentCache],
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
-        .get_template("email.html.j2")
-        .render(**renderer.context(fixed_digest()))
-    )
+    # The same environment reading the plain template file, its output inlined as a whole.
+    plain = renderer._env.overlay(loader=jinja2.FileSystemLoader(str(render._package_templates())))
+    plain.fragments = {}  # type: ignore[attr-defined]  # its own cache: the renderer's fragments are inlined
+    per_message = INLINER.inline(plain.get_template("email.html.j2").render(**renderer.context(fixed_digest())))
     assert html == per_message and 'style="' in html
 
 
