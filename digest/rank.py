@@ -29,6 +29,7 @@ does having been in one of the subscriber's earlier digests.
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -147,6 +148,7 @@ class Corpus:
         self._idf = {term: float(idf[index]) for term, index in vocabulary.items()}
         self._max_idf = float(idf.max()) if len(idf) else 1.0
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
+        self._terms: dict[str, _Keyword] = {}
 
     def __contains__(self, paper_id: object) -> bool:
         return paper_id in self._ids
@@ -155,6 +157,19 @@ class Corpus:
         """The phrase's rarity: the idf of its rarest word (unknown words count as rarest)."""
         words = [w for w in phrase.split() if w not in ENGLISH_STOP_WORDS] or phrase.split()
         return max((self._idf.get(w, self._max_idf) for w in words), default=self._max_idf)
+
+    def keyword(self, label: str) -> _Keyword:
+        """A profile term as the ranker reads it, worked out once per archive (profiles share most terms)."""
+        found = self._terms.get(label)
+        if found is None:
+            phrase = _phrase(label)
+            words = [w for w in dict.fromkeys(phrase.split()) if w not in ENGLISH_STOP_WORDS]
+            if len(phrase.split()) < 2 or not words:
+                words = []
+            rarity = [self.idf(word) for word in words]
+            found = _Keyword(phrase, self.idf(phrase) if phrase else 0.0, words, [r / sum(rarity) for r in rarity])
+            self._terms[label] = found
+        return found
 
     def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows for papers, in the archive's space."""
@@ -166,6 +181,16 @@ class Corpus:
         if row is None:
             return None
         return self._matrix[row], self._titles[row]
+
+
+@dataclass(frozen=True, slots=True)
+class _Keyword:
+    """A keyword's folded phrase, its idf, and a multi-word phrase's content words with their idf shares."""
+
+    phrase: str
+    idf: float
+    words: list[str]
+    fractions: list[float]
 
 
 @dataclass
@@ -204,20 +229,19 @@ def _plan(profiles: Sequence[Profile], corpus: Corpus, weights: Weights) -> _Pla
         own: list[_Term] = []
         total = 0.0
         for label, user_weight in profile.keywords:
-            phrase = _phrase(label)
+            keyword = corpus.keyword(label)
+            phrase = keyword.phrase
             if not phrase:
                 continue
-            weight = user_weight * corpus.idf(phrase)
+            weight = user_weight * keyword.idf
             term = _Term(label=label, weight=weight, phrase=vocabulary.setdefault(phrase, len(vocabulary)))
             _append(whole, term.phrase, column, weight)
-            words = [w for w in dict.fromkeys(phrase.split()) if w not in ENGLISH_STOP_WORDS]
-            if len(phrase.split()) > 1 and words:
+            if keyword.words:
                 # Words found apart earn part of the phrase's credit, by their share of its rarity
                 # ("diffusion" is most of "diffusion model"), and more when more of them are there.
-                rarity = [corpus.idf(word) for word in words]
-                term.words = [vocabulary.setdefault(word, len(vocabulary)) for word in words]
-                term.word_labels = words
-                term.fractions = [r / sum(rarity) for r in rarity]
+                term.words = [vocabulary.setdefault(word, len(vocabulary)) for word in keyword.words]
+                term.word_labels = keyword.words
+                term.fractions = keyword.fractions
                 if phrase not in phrases:
                     phrases[phrase] = len(phrases)
                     for index, fraction in zip(term.words, term.fractions, strict=True):
@@ -302,7 +326,7 @@ class _Postings:
 
     def _occurrences(self, phrase: str) -> dict[int, int]:
         words = phrase.split()
-        if len(words) <= INDEXED_WORDS:
+        if len(words) <= INDEXED_WORDS or phrase in self._found:
             return self._found.get(phrase, {})
         counts: dict[int, int] = {}
         n = len(words)
@@ -310,6 +334,7 @@ class _Postings:
             hits = sum(1 for start in range(len(text) - n + 1) if text[start : start + n] == words)
             if hits:
                 counts[row] = hits
+        self._found[phrase] = counts  # scanned once a day, not once per batch
         return counts
 
 
@@ -361,11 +386,13 @@ def _prior(papers: Sequence[Paper]) -> NDArray[np.float32]:
 def _excluded(papers: Sequence[Paper], profiles: Sequence[Profile]) -> NDArray[np.bool_]:
     """papers x profiles: True where an exclude term occurs in the title or abstract."""
     mask = np.zeros((len(papers), len(profiles)), dtype=bool)
-    texts = [" ".join(unicodedata.normalize("NFKC", _document(p)).casefold().split()) for p in papers]
+    texts: list[str] = []  # folded once, and only when some profile excludes something
     found: dict[str, NDArray[np.bool_]] = {}
     for column, profile in enumerate(profiles):
         for term in profile.exclude:
             needle = " ".join(unicodedata.normalize("NFKC", term).casefold().split())
+            if not texts:
+                texts = [" ".join(unicodedata.normalize("NFKC", _document(p)).casefold().split()) for p in papers]
             if needle not in found:
                 found[needle] = np.fromiter((needle in text for text in texts), dtype=bool, count=len(texts))
             mask[:, column] |= found[needle]
@@ -467,30 +494,59 @@ def rank_all(
                     blocked[position[paper_id], column] = True
     scores = np.where(blocked, -np.inf, scores).astype(np.float32)
 
-    orders: list[list[int]] = []
-    for column, profile in enumerate(profiles):
-        column_scores = scores[:, column]
-        if keep_all:
-            chosen = np.flatnonzero(np.isfinite(column_scores))
-        else:
-            chosen = np.flatnonzero(column_scores >= profile.min_score)
-            if len(chosen) > profile.max_items:
-                top = np.argpartition(-column_scores[chosen], profile.max_items - 1)[: profile.max_items]
-                chosen = chosen[top]
-        # Best first; ties by position on the page, then id, so the order is stable.
-        orders.append(
-            sorted((int(i) for i in chosen), key=lambda i: (-column_scores[i], papers[i].position or 0, papers[i].id))
-        )
+    # Best first; ties by position on the page, then id, so the order is stable.
+    tiebreak = np.lexsort(([p.id for p in papers], [p.position or 0 for p in papers])).argsort()
+    by_rows = np.ascontiguousarray(scores.T)  # profiles x papers
+    orders: list[list[int]] = [[] for _ in profiles]
+    if keep_all:
+        for column in range(len(profiles)):
+            orders[column] = _best_first(by_rows[column], np.flatnonzero(np.isfinite(by_rows[column])), tiebreak)
+    else:
+        limits: dict[tuple[float, int], list[int]] = {}
+        for column, profile in enumerate(profiles):
+            limits.setdefault((profile.min_score, profile.max_items), []).append(column)
+        for (least, most), members in limits.items():
+            for column, order in zip(members, _top(by_rows[members], least, most, tiebreak), strict=True):
+                orders[column] = order
     rows = np.asarray([i for order in orders for i in order], dtype=np.int64)
     columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
     why = iter(_explain(rows, columns, papers, plan, features, seeds, relevance, prior, weights))
     return [
         [
-            Ranked(paper=papers[i], rank=place, score=round(float(scores[i, column]), 4), why=next(why))
-            for place, i in enumerate(order, start=1)
+            Ranked(paper=papers[i], rank=place, score=round(value, 4), why=next(why))
+            for place, (i, value) in enumerate(zip(order, by_rows[column, order].tolist(), strict=True), start=1)
         ]
         for column, order in enumerate(orders)
     ]
+
+
+def _best_first(scores: NDArray[np.float32], chosen: NDArray[np.int64], tiebreak: NDArray[np.int64]) -> list[int]:
+    """``chosen`` papers ordered by score, best first, ties by ``tiebreak`` (page position, then id)."""
+    return [int(i) for i in chosen[np.lexsort((tiebreak[chosen], -scores[chosen]))]]
+
+
+def _top(scores: NDArray[np.float32], least: float, most: int, tiebreak: NDArray[np.int64]) -> list[list[int]]:
+    """Per row (a profile): the ``most`` best papers scoring at least ``least``, best first.
+
+    Vectorised over the rows: the ``most`` largest by a partition, then sorted. A
+    row whose cut falls between equal scores is redone exactly, so which of the
+    tied papers get in follows the tiebreak, not the partition.
+    """
+    papers = scores.shape[1]
+    if most >= papers:
+        return [_best_first(row, np.flatnonzero(row >= least), tiebreak) for row in scores]
+    part = np.argpartition(-scores, most - 1, axis=1)[:, :most]
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((tiebreak[part], -values), axis=1)
+    part = np.take_along_axis(part, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    cut = values[:, -1]
+    tied = ((scores >= cut[:, None]).sum(axis=1) > most) & (cut >= least)
+    counts = (values >= least).sum(axis=1).tolist()
+    tops = [row[:count] for row, count in zip(part.tolist(), counts, strict=True)]
+    for r in np.flatnonzero(tied).tolist():
+        tops[r] = _best_first(scores[r], np.flatnonzero(scores[r] >= least), tiebreak)[:most]
+    return tops
 
 
 def rank(
@@ -535,8 +591,7 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
     if not len(rows):
         return []
     table = _TermTable.of(plan)
-    title = features.title.toarray()
-    abstract = features.abstract.toarray()
+    title, abstract = _Lookup(features.title), _Lookup(features.abstract)
     boost, partial = weights.title_boost, weights.partial_credit
     # One entry per (pair, term of the pair's profile).
     counts = table.count[columns]
@@ -559,20 +614,33 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
     weight = table.weight[term]
     score = (weight * phrase_value + partial * weight * coverage) / plan.norms[columns[pair]].astype(np.float64)
     keep = np.flatnonzero(score > 0)
-    first_word = _starts(word_counts)
-
+    # Where a partly matched phrase's words were found: any of its words in the title / abstract.
+    words_in_title = np.bincount(entry, word_title > 0, len(term)) > 0
+    words_in_abstract = np.bincount(entry, word_abstract > 0, len(term)) > 0
+    whole = phrase_value[keep] > 0
+    places = zip(
+        np.where(whole, in_title[keep] > 0, words_in_title[keep]).tolist(),
+        np.where(whole, in_abstract[keep] > 0, words_in_abstract[keep]).tolist(),
+        strict=True,
+    )
+    first_word = _starts(word_counts)[keep].tolist()
+    found_words, word_index = found.tolist(), word.tolist()
     reasons: list[list[Reason]] = [[] for _ in range(len(rows))]
-    for e in keep.tolist():
-        t = int(term[e])
-        if phrase_value[e] > 0:
-            where = _WHERE[(bool(in_title[e] > 0), bool(in_abstract[e] > 0))]
-            detail = None
-        else:
-            words = range(int(first_word[e]), int(first_word[e] + word_counts[e]))
-            hit = [w for w in words if found[w]]
-            where = _WHERE[(any(word_title[w] > 0 for w in hit), any(word_abstract[w] > 0 for w in hit))]
-            detail = "only " + ", ".join(table.word_label[int(word[w])] for w in hit)
-        reasons[int(pair[e])].append(Reason("keyword", table.label[t], round(float(score[e]), 4), where, detail))
+    for owner, t, value, is_whole, place, first, size in zip(
+        pair[keep].tolist(),
+        term[keep].tolist(),
+        score[keep].tolist(),
+        whole.tolist(),
+        places,
+        first_word,
+        word_counts[keep].tolist(),
+        strict=True,
+    ):
+        detail = None
+        if not is_whole:
+            labels = [table.word_label[word_index[w]] for w in range(first, first + size) if found_words[w]]
+            detail = "only " + ", ".join(labels)
+        reasons[owner].append(Reason("keyword", table.label[t], round(value, 4), _WHERE[place], detail))
     similar = seeds.score[rows, columns].astype(np.float64) * weights.seed_weight
     liked = ((similar > 0) & (seeds.best[rows, columns] >= 0)).tolist()
     similarity = similar.tolist()
@@ -589,11 +657,25 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
                 details[r] = _trend_detail(papers[r])
             found_reasons.append(Reason("trending", "trending", round(trend[n], 4), (), details[r]))
         if len(found_reasons) > 1:
-            found_reasons.sort(key=lambda reason: -reason.score)
+            found_reasons.sort(key=_SCORE, reverse=True)  # stable: equal scores keep their order
         if not (matched[n] or liked[n]):
             found_reasons.insert(0, _NOTHING)
         explained.append(tuple(found_reasons))
     return explained
+
+
+class _Lookup:
+    """Values of a sparse matrix at (row, column) pairs, without making it dense."""
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        self._matrix = matrix.tocsr()
+        self._matrix.sort_indices()
+
+    def __getitem__(self, at: tuple[NDArray[np.int64], NDArray[np.int64]]) -> NDArray[np.float32]:
+        rows, columns = at
+        if not len(rows):
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self._matrix[rows, columns], dtype=np.float32).ravel()
 
 
 def _starts(counts: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -606,6 +688,7 @@ def _expand(first: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.i
     return np.repeat(first - _starts(counts), counts) + np.arange(int(counts.sum()))
 
 
+_SCORE = operator.attrgetter("score")
 _NOTHING = Reason("none", "no keyword or seed matched", 0.0)
 
 

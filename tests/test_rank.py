@@ -66,6 +66,25 @@ def test_chosen_items_respect_min_score_and_max_items_in_score_order() -> None:
     assert [i.rank for i in items] == list(range(1, len(items) + 1))
 
 
+def test_the_chosen_items_are_the_head_of_the_full_ranking() -> None:
+    # rank_all picks every profile's top items at once; one by one, they must be what a full sort gives.
+    people = [dataclasses.replace(p, max_items=n) for p in bench_profiles() for n in (1, 3, 10)]
+    for day in seed_days():
+        papers = list(day.papers)
+        chosen = rank.rank_all(papers, people, corpus=corpus(), normalise_title=ingest.normalise_title)
+        for person, items in zip(people, chosen, strict=True):
+            full = [i for i in ranked(papers, person, keep_all=True) if i.score >= person.min_score]
+            assert items == full[: person.max_items], person.name
+
+
+def test_equal_scores_at_the_cut_are_settled_by_id_not_by_chance() -> None:
+    # Same position (two pages can both have a #3), same text but one title word: equal scores.
+    day = [paper(f"Sparse Attention Variant {word}", position=3) for word in "ABCDEFGH"]
+    items = ranked(day, profile({"sparse attention": 1.0}, max_items=3))
+    assert len({i.score for i in ranked(day, profile({"sparse attention": 1.0}), keep_all=True)}) == 1
+    assert [i.paper.id for i in items] == sorted(p.id for p in day)[:3]
+
+
 def test_compression_interest_finds_pruning_papers_first() -> None:
     person = next(p for p in bench_profiles() if p.name == "compression")
     top = [i.paper.title for i in ranked(list(seed_days()[2].papers), person)[:5]]
