@@ -595,9 +595,9 @@ def _deliver_emails(
             chunk = rows[start : start + EMAIL_CHUNK]
             store.mark_many([Mark(d.id, "sending", attempts=d.attempts + 1) for d in chunk], at=clock())
             digests = store.stored_digests([d.digest for d in chunk])
-            jobs = [Job(d, digests[d.digest], email=_email(d, digests[d.digest], settings, at=clock())) for d in chunk]
+            jobs = (Job(d, digests[d.digest], email=_email(d, digests[d.digest], settings, at=clock())) for d in chunk)
             outcomes: list[Mark] = []
-            for job, error in pool.send_all(jobs):
+            for job, error in pool.send_all(jobs):  # each message built while earlier ones are on the wire
                 delivery = job.delivery
                 outcomes.append(
                     _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)

@@ -9,11 +9,13 @@ never appears in an error.
 from __future__ import annotations
 
 import contextlib
+import functools
+import queue
 import smtplib
 import ssl
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
 
 from digest.channels.base import Job
@@ -134,16 +136,38 @@ class EmailPool:
             return TransientError(f"unexpected {type(e).__name__} in the email channel")
         return None
 
-    def send_all(self, jobs: list[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
-        """Each job with its outcome, in the order they finish (so acceptances can be recorded early)."""
-        futures = {self._workers.submit(self._send, job): job for job in jobs}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+    def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
+        """Each job with its outcome, in the order they finish (so acceptances can be recorded early).
+
+        ``jobs`` is consumed as messages go out: at most two per connection wait
+        to be sent, so the caller can build the next messages while earlier
+        ones are on the wire, and record outcomes between them.
+        """
+        finished: queue.SimpleQueue[tuple[Job, Future[DeliveryError | None]]] = queue.SimpleQueue()
+        window = 2 * self._settings.connections
+        waiting = 0
+        for job in jobs:
+            future = self._workers.submit(self._send, job)
+            future.add_done_callback(functools.partial(_put, finished, job))
+            waiting += 1
+            while waiting >= window or not finished.empty():
+                done_job, done = finished.get()
+                waiting -= 1
+                yield done_job, done.result()
+        for _ in range(waiting):
+            done_job, done = finished.get()
+            yield done_job, done.result()
 
     def close(self) -> None:
         self._workers.shutdown(wait=True)
         for channel in self._channels:
             channel.close()
+
+
+def _put(
+    into: queue.SimpleQueue[tuple[Job, Future[DeliveryError | None]]], job: Job, done: Future[DeliveryError | None]
+) -> None:
+    into.put((job, done))
 
 
 def _classify(code: int, text: bytes | str, what: str) -> TransientError | PermanentError:
