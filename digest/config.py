@@ -61,9 +61,10 @@ class RankSettings(_Section):
 
 
 class RenderSettings(_Section):
-    """Where user templates override the packaged ones."""
+    """Where user templates override the packaged ones, and how many processes make digests."""
 
     templates_dir: Path | None = None
+    workers: int = Field(default=0, ge=0, le=64)  # processes ranking and rendering; 0: one per CPU core
 
 
 class ScheduleSettings(_Section):

@@ -8,15 +8,19 @@ archive's TF-IDF space, refitted only when the archive changes.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import hmac
 import json
+import multiprocessing
+import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -303,6 +307,7 @@ class SendReport:
     retries: list[tuple[Delivery, str, datetime]] = field(default_factory=list)
     failed: list[tuple[Delivery, str]] = field(default_factory=list)
     profile_errors: list[ProfileError] = field(default_factory=list)
+    workers: int = 1  # processes that made the digests
 
 
 def is_active(subscriber: Subscriber, *, today: date) -> bool:
@@ -370,6 +375,7 @@ def make_digests(
     now: datetime,
     names: set[str] | None = None,
     timings: dict[str, float] | None = None,
+    batch: int = RANK_BATCH,
 ) -> SendReport:
     """Freeze the due edition for every active subscriber.
 
@@ -377,12 +383,13 @@ def make_digests(
     days of their frequency) has passed and it has not been made. After
     downtime, only the latest missed edition is made, covering every paper since
     the previous digest. Subscribers that share a window of candidate papers are
-    ranked together (``rank_all``, in batches) and each batch is frozen in one
-    transaction. ``timings``, when given, collects seconds per phase (rank,
-    render, freeze) for the benchmarks.
+    ranked together (``rank_all``, ``batch`` at a time) and each batch is frozen
+    in one transaction. When many batches are due, ``[render] workers``
+    processes make them side by side (``report.workers``). ``timings``, when
+    given, collects seconds per phase (rank, render, freeze), summed over the
+    processes, for the benchmarks.
     """
     report = SendReport()
-    clocked = _Stopwatch(timings)
     if store.latest_dump() is None:
         return report
     marks = store.digest_marks()
@@ -396,56 +403,173 @@ def make_digests(
         if fire is not None:
             since = mark[0] if mark else cadence.previous_fire(profile, fire)
             groups.setdefault(since, []).append((profile, fire))
+    units: list[_Unit] = []
     for since, members in groups.items():
-        papers = store.papers_since(since)
-        seen = store.digested_among([p.id for p in papers]) if papers else {}
-        order = rank.trending_order(papers)
-        space = corpus(store, papers)
-        for start in range(0, len(members), RANK_BATCH):
-            batch = members[start : start + RANK_BATCH]
-            with _gc_paused():
-                with clocked("rank"):
-                    ranked = rank.rank_all(
-                        papers,
-                        [profile for profile, _ in batch],
-                        corpus=space,
-                        normalise_title=ingest.normalise_title,
-                        weights=weights(settings),
-                        seen=seen,
-                    )
-                frozen = [
-                    _freeze(profile, fire, items, papers, order=order, seen=seen, settings=settings, clocked=clocked)
-                    for (profile, fire), items in zip(batch, ranked, strict=True)
-                ]
-                with clocked("freeze"):
-                    store.save_digests(frozen, at=now)
-            for (profile, fire), items in zip(batch, ranked, strict=True):
-                edition = fire.date().isoformat()
-                if not items and profile.empty_day == "skip":
-                    report.skipped.append((profile.name, edition))
-                else:
-                    report.made.append((profile.name, edition, len(items)))
+        # What each subscriber had before, read before this run writes anything.
+        paper_ids = [p.id for p in store.papers_since(since)]
+        seen = store.digested_among(paper_ids) if paper_ids else {}
+        for start in range(0, len(members), batch):
+            part = members[start : start + batch]
+            units.append(_Unit(since, part, {p.name: seen[p.name] for p, _ in part if p.name in seen}))
+    report.workers = _processes(settings, due=sum(len(unit.members) for unit in units), batch=batch)
+    if report.workers > 1:
+        results: Iterable[_Made] = _make_in_processes(store.path, settings, units, now=now, workers=report.workers)
+    else:
+        days: dict[datetime, _Day] = {}
+        results = (_make_batch(store, settings, days, unit, now=now, lock=nullcontext()) for unit in units)
+    for made in results:
+        report.made += made.made
+        report.skipped += made.skipped
+        for phase, seconds in made.seconds.items():
+            if timings is not None:
+                timings[phase] = timings.get(phase, 0.0) + seconds
     return report
+
+
+PARALLEL_FROM = 2  # batches due at once before worker processes are worth starting (each takes ~2 s to start)
+
+
+def _processes(settings: Settings, *, due: int, batch: int) -> int:
+    """How many processes make this run's digests: one unless several batches are due."""
+    if due < PARALLEL_FROM * batch:
+        return 1
+    wanted = settings.render.workers or os.cpu_count() or 1
+    return max(1, min(wanted, -(-due // batch)))
+
+
+@dataclass
+class _Unit:
+    """One batch of subscribers sharing a window of candidate papers, with what each had before."""
+
+    since: datetime
+    members: list[tuple[Profile, datetime]]
+    seen: dict[str, set[str]]
+
+
+@dataclass
+class _Made:
+    """What making one batch did: (subscriber, edition, papers) made, empty days skipped, seconds per phase."""
+
+    made: list[tuple[str, str, int]]
+    skipped: list[tuple[str, str]]
+    seconds: dict[str, float]
+
+
+@dataclass
+class _Day:
+    """A window's candidate papers, with what every batch against it shares (loaded once per process)."""
+
+    papers: list[Paper]
+    order: list[Paper]
+    space: rank.Corpus
+
+
+def _make_batch(
+    store: Store,
+    settings: Settings,
+    days: dict[datetime, _Day],
+    unit: _Unit,
+    *,
+    now: datetime,
+    lock: AbstractContextManager[object],
+    workers: bool = False,
+) -> _Made:
+    """Rank, render and freeze one batch (in this process or a worker; ``lock`` is held to write)."""
+    seconds: dict[str, float] = {}
+    clocked = _Stopwatch(seconds)
+    if unit.since not in days:
+        days.clear()  # batches come window by window: only the latest is needed again
+        papers = store.papers_since(unit.since)
+        days[unit.since] = _Day(papers, rank.trending_order(papers), corpus(store, papers))
+    day = days[unit.since]
+    with _gc_paused():
+        with clocked("rank"):
+            ranked = rank.rank_all(
+                day.papers,
+                [profile for profile, _ in unit.members],
+                corpus=day.space,
+                normalise_title=ingest.normalise_title,
+                weights=weights(settings),
+                seen=unit.seen,
+            )
+        frozen = [
+            _freeze(profile, fire, items, day, seen=unit.seen, settings=settings, clocked=clocked)
+            for (profile, fire), items in zip(unit.members, ranked, strict=True)
+        ]
+        with clocked("freeze"):
+            with lock:
+                store.save_digests(frozen, at=now)
+            if workers:
+                store.checkpoint()  # outside the lock: the other workers write meanwhile
+    made = _Made([], [], seconds)
+    for (profile, fire), items in zip(unit.members, ranked, strict=True):
+        edition = fire.date().isoformat()
+        if not items and profile.empty_day == "skip":
+            made.skipped.append((profile.name, edition))
+        else:
+            made.made.append((profile.name, edition, len(items)))
+    return made
+
+
+def _make_in_processes(
+    path: Path, settings: Settings, units: list[_Unit], *, now: datetime, workers: int
+) -> Iterator[_Made]:
+    """Each unit made by one of ``workers`` processes, results in order.
+
+    Workers are spawned, not forked (the daemon calls this from a thread), open
+    the database themselves and write their own batches, one at a time: a lock
+    shared by the workers wakes the next writer at once, where SQLite's busy
+    handler would sleep and poll.
+    """
+    context = multiprocessing.get_context("spawn")
+    start = (path, settings, context.Lock())
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=start) as pool:
+        yield from pool.map(functools.partial(_worker_batch, now=now), units)
+
+
+@dataclass
+class _Worker:
+    """A worker process's own database connection, and the window it has loaded."""
+
+    store: Store
+    settings: Settings
+    lock: AbstractContextManager[object]
+    days: dict[datetime, _Day] = field(default_factory=dict)
+
+
+_worker: list[_Worker] = []  # in a worker process: the one set up by _worker_start
+_worker_resources = ExitStack()  # its database connection, closed when the process ends
+
+
+def _worker_start(path: Path, settings: Settings, lock: AbstractContextManager[object]) -> None:
+    store = _worker_resources.enter_context(Store.open(path))
+    store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
+    _worker.append(_Worker(store, settings, lock))
+
+
+def _worker_batch(unit: _Unit, *, now: datetime) -> _Made:
+    [worker] = _worker
+    return _make_batch(worker.store, worker.settings, worker.days, unit, now=now, lock=worker.lock, workers=True)
 
 
 def _freeze(
     profile: Profile,
     fire: datetime,
     items: list[Ranked],
-    papers: list[Paper],
+    day: _Day,
     *,
-    order: list[Paper],
     seen: dict[str, set[str]],
     settings: Settings,
     clocked: _Stopwatch,
 ) -> FrozenDigest:
     """One subscriber's digest, rendered and ready to store (an empty skip-day keeps only its mark)."""
     edition = fire.date().isoformat()
+    papers = day.papers
     if not items and profile.empty_day == "skip":
         return FrozenDigest(profile.name, edition, [], new_count=len(papers))
     with clocked("rank"):
         chosen = {item.paper.id for item in items} | seen.get(profile.name, set())
-        hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude, order=order)
+        hot = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude, order=day.order)
     digest = Digest(profile, fire.date(), tuple(items), tuple(hot), new_count=len(papers))
     with clocked("render"):
         draw = renderer(settings)

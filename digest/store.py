@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from digest.errors import StoreError
 from digest.models import (
@@ -401,13 +402,42 @@ class Store:
         """Freeze digests with their items, rendered content and deliveries, in one transaction.
 
         Returns each one's id, or None where that (subscriber, edition) existed
-        already, in which case nothing of it is written.
+        already, in which case nothing of it is written. The rows are prepared
+        before the transaction starts, so the database is locked only to write.
         """
+        stamp = at.isoformat(timespec="seconds")
+        rows = [_digest_rows(d, stamp) for d in digests]
         ids: list[int | None] = []
         with self._transaction() as conn:
-            for d in digests:
-                ids.append(_insert_digest(conn, d, at=at))
+            for digest, items, deliveries in rows:
+                cursor = conn.execute(
+                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
+                    " body_markdown, new_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    digest,
+                )
+                if cursor.rowcount == 0:
+                    ids.append(None)
+                    continue
+                digest_id = int(cursor.lastrowid or 0)
+                conn.executemany(
+                    "INSERT INTO digest_items (digest, paper, rank, score, why) VALUES (?, ?, ?, ?, ?)",
+                    [(digest_id, *item) for item in items],
+                )
+                conn.executemany(
+                    "INSERT INTO deliveries (digest, channel, kind, target, message_id, payload, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(digest_id, *delivery) for delivery in deliveries],
+                )
+                ids.append(digest_id)
         return ids
+
+    def defer_checkpoints(self) -> None:
+        """Commits stop copying the write-ahead log into the database; call ``checkpoint`` instead."""
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database, without waiting for other writers."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def digest_marks(self) -> dict[str, tuple[datetime, str]]:
         """Every subscriber's latest digest: (made at, edition), in one query."""
@@ -573,38 +603,18 @@ class FrozenDigest:
     deliveries: list[NewDelivery] = field(default_factory=list)
 
 
-def _insert_digest(conn: sqlite3.Connection, d: FrozenDigest, *, at: datetime) -> int | None:
-    stamp = at.isoformat(timespec="seconds")
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
-        " body_markdown, new_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            d.name,
-            d.edition,
-            stamp,
-            d.message.subject if d.message else "",
-            d.message.text if d.message else "",
-            d.message.html if d.message else "",
-            d.message.markdown if d.message else "",
-            d.new_count,
-        ),
-    )
-    if cursor.rowcount == 0:
-        return None
-    digest_id = int(cursor.lastrowid or 0)
-    conn.executemany(
-        "INSERT INTO digest_items (digest, paper, rank, score, why) VALUES (?, ?, ?, ?, ?)",
-        [
-            (digest_id, item.paper.id, item.rank, item.score, json.dumps([_reason_json(r) for r in item.why]))
-            for item in d.items
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO deliveries (digest, channel, kind, target, message_id, payload, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(digest_id, x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries],
-    )
-    return digest_id
+_Row = tuple[Any, ...]
+
+
+def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
+    """A digest's row, its items' and its deliveries' (each without the digest's id, not known yet)."""
+    m = d.message
+    digest = (d.name, d.edition, stamp, m.subject if m else "", m.text if m else "", m.html if m else "")
+    items = [
+        (item.paper.id, item.rank, item.score, json.dumps([_reason_json(r) for r in item.why])) for item in d.items
+    ]
+    deliveries = [(x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries]
+    return (*digest, m.markdown if m else "", d.new_count), items, deliveries
 
 
 def _reason_json(reason: Reason) -> dict[str, object]:

@@ -1,0 +1,63 @@
+"""Making digests at scale: worker processes make exactly what one process makes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from digest import pipeline
+from digest.config import RenderSettings
+from digest.store import Store
+
+from .deliverykit import START, make_world
+
+KEYWORDS = ["diffusion", "language model", "video", "reasoning", "robot", "3d", "agents", "speech"]
+ZONES = ["UTC", "Asia/Tokyo", "America/New_York"]
+
+
+def made_by(root: Path, *, workers: int) -> tuple[pipeline.SendReport, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """23 subscribers in three zones, made in batches of 4 by ``workers`` processes: the report,
+    every digest's content and every item, in a stable order."""
+    world = make_world(root, people=0)
+    for n in range(23):
+        terms = ", ".join(f'"{KEYWORDS[(n + k) % len(KEYWORDS)]}"' for k in range(1 + n % 3))
+        (root / "subscribers" / f"p{n:02d}.toml").write_text(
+            f'email = "p{n:02d}@example.org"\ntimezone = "{ZONES[n % 3]}"\nkeywords = [{terms}]\n'
+        )
+    settings = world.settings.model_copy(update={"render": RenderSettings(workers=workers)})
+    with Store.open(settings.database.path) as store:
+        assert not pipeline.sync_subscribers(store, settings.subscribers.dir, at=START).errors
+        report = pipeline.make_digests(store, settings, now=START, batch=4)
+        names = sorted(name for name, _, _ in report.made)
+        here = str(root)  # the footer names the profile's file
+        digests = [
+            (d.subscriber, d.edition, d.subject, d.text.replace(here, "~"), d.html.replace(here, "~"), d.items)
+            for name in names
+            for d in store.recent_digests(name, limit=5)
+        ]
+    with sqlite3.connect(settings.database.path) as db:
+        items = db.execute(
+            "SELECT d.subscriber, i.paper, i.rank, i.score, i.why FROM digest_items i"
+            " JOIN digests d ON d.id = i.digest ORDER BY d.subscriber, i.rank"
+        ).fetchall()
+    return report, digests, items
+
+
+def test_two_workers_make_the_same_digests_as_one_process(tmp_path: Path) -> None:
+    alone, digests, items = made_by(tmp_path / "one", workers=1)
+    shared, digests_shared, items_shared = made_by(tmp_path / "two", workers=2)
+    assert (alone.workers, shared.workers) == (1, 2)
+    assert len(alone.made) == 23 and len(digests) == 23 and len(items) > 23
+    assert sorted(shared.made) == sorted(alone.made)
+    assert digests_shared == digests
+    assert items_shared == items
+
+
+def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> None:
+    world = make_world(tmp_path, people=3)
+    settings = world.settings.model_copy(update={"render": RenderSettings(workers=4)})
+    with Store.open(settings.database.path) as store:
+        pipeline.sync_subscribers(store, settings.subscribers.dir, at=START)
+        report = pipeline.make_digests(store, settings, now=START)
+    assert report.workers == 1 and len(report.made) == 3
