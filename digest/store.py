@@ -16,7 +16,10 @@ Tables:
   (active, paused until a day, unsubscribed);
 * ``digests`` and ``digest_items``: one digest per (subscriber, edition), frozen
   with its papers, ranks, scores, reasons and rendered content before anything
-  is sent; a paper goes into a subscriber's digests once, ever;
+  is sent; a paper goes into a subscriber's digests once, ever. The content
+  (text, HTML, Markdown) is one zstd frame in ``body`` (``_pack``), about a
+  sixth of the bytes; digests made before schema 4 keep it in ``body_text``,
+  ``body_html`` and ``body_markdown``;
 * ``deliveries``: the ledger, one row per (digest, channel), moving pending ->
   sending -> sent | retry | failed; a state is recorded only after the action.
 """
@@ -26,12 +29,17 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import struct
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from datetime import date, datetime
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from digest.errors import StoreError
 from digest.models import (
@@ -138,6 +146,9 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (digest, channel)
     );
     CREATE INDEX deliveries_due ON deliveries (state, next_try);
+    """,
+    """
+    ALTER TABLE digests ADD COLUMN body BLOB;
     """,
 )
 
@@ -411,8 +422,8 @@ class Store:
         with self._transaction() as conn:
             for digest, items, deliveries in rows:
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
-                    " body_markdown, new_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body, new_count)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     digest,
                 )
                 if cursor.rowcount == 0:
@@ -593,14 +604,25 @@ class Mark:
 
 @dataclass(frozen=True, slots=True)
 class FrozenDigest:
-    """A digest to store with ``Store.save_digests``: items, rendered content and deliveries."""
+    """A digest to store with ``Store.save_digests``: items, rendered content and deliveries.
+
+    The message is packed (``_pack``) as the digest is made and only its subject
+    kept as text: a batch of 2,000 waiting to be stored holds a sixth of the bytes.
+    """
 
     name: str
     edition: str
     items: list[Ranked]
-    message: Message | None = None
+    message: InitVar[Message | None] = None
     new_count: int = 0
     deliveries: list[NewDelivery] = field(default_factory=list)
+    subject: str = field(init=False, default="")
+    body: bytes | None = field(init=False, default=None)
+
+    def __post_init__(self, message: Message | None) -> None:
+        if message is not None:
+            object.__setattr__(self, "subject", message.subject)
+            object.__setattr__(self, "body", _pack(message.text, message.html, message.markdown))
 
 
 _Row = tuple[Any, ...]
@@ -608,13 +630,38 @@ _Row = tuple[Any, ...]
 
 def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
     """A digest's row, its items' and its deliveries' (each without the digest's id, not known yet)."""
-    m = d.message
-    digest = (d.name, d.edition, stamp, m.subject if m else "", m.text if m else "", m.html if m else "")
+    digest = (d.name, d.edition, stamp, d.subject, d.body, d.new_count)
     items = [
         (item.paper.id, item.rank, item.score, json.dumps([_reason_json(r) for r in item.why])) for item in d.items
     ]
     deliveries = [(x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries]
-    return (*digest, m.markdown if m else "", d.new_count), items, deliveries
+    return digest, items, deliveries
+
+
+_LENGTHS = struct.Struct(">3I")  # the UTF-8 lengths of text, HTML and Markdown, before them in a body
+_zstd = threading.local()  # a compressor and a decompressor per thread (reused: a new context costs 20 us)
+
+
+def _pack(text: str, html: str, markdown: str) -> bytes:
+    """A digest's content as one zstd frame (level 1: ~40 us, a sixth of the 35 KB of an email digest).
+
+    Freezing 100,000 digests wrote 3.5 GB to the write-ahead log and again to the
+    database; compressed, the write is a sixth, and so is the file.
+    """
+    parts = [text.encode(), html.encode(), markdown.encode()]
+    if not hasattr(_zstd, "compressor"):
+        _zstd.compressor = zstandard.ZstdCompressor(level=1)
+    return bytes(_zstd.compressor.compress(_LENGTHS.pack(*map(len, parts)) + b"".join(parts)))
+
+
+def _unpack(body: bytes) -> tuple[str, str, str]:
+    if not hasattr(_zstd, "decompressor"):
+        _zstd.decompressor = zstandard.ZstdDecompressor()
+    data = _zstd.decompressor.decompress(body)
+    lengths = _LENGTHS.unpack_from(data)
+    stops = list(accumulate(lengths, initial=_LENGTHS.size))
+    text, html, markdown = (data[a:b].decode() for a, b in pairwise(stops))
+    return text, html, markdown
 
 
 def _reason_json(reason: Reason) -> dict[str, object]:
@@ -633,14 +680,18 @@ _DELIVERY_QUERY = "SELECT x.*, d.subscriber, d.edition FROM deliveries x JOIN di
 
 
 def _stored_digest(row: sqlite3.Row) -> StoredDigest:
+    body = row["body"]
+    text, html, markdown = (
+        _unpack(body) if body is not None else (row["body_text"], row["body_html"], row["body_markdown"])
+    )
     return StoredDigest(
         id=row["id"],
         subscriber=row["subscriber"],
         edition=date.fromisoformat(row["edition"]),
         subject=row["subject"],
-        text=row["body_text"],
-        html=row["body_html"],
-        markdown=row["body_markdown"],
+        text=text,
+        html=html,
+        markdown=markdown,
         items=row["items"],
         created_at=datetime.fromisoformat(row["created_at"]),
     )

@@ -11,7 +11,7 @@ import pytest
 
 from digest import ingest, store
 from digest.errors import StoreError
-from digest.models import Dump, Ranked, Reason
+from digest.models import Dump, Message, Ranked, Reason
 from digest.store import FrozenDigest, Store
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
@@ -174,6 +174,49 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         assert db.save_digests([frozen], at=NOW) == [None]
         assert db.digested("ada") == {dump.papers[0].id}
         assert db.digested("someone else") == set()
+
+
+def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path) -> None:
+    dump, sha = load("003_7a5f3204ee6361bf.txt")
+    html = "".join(f"<p style='margin: 0;color: #1f2937;'>{p.title} &#183; {p.abstract}</p>\n" for p in dump.papers)
+    message = Message("Your papers · Mon", "plain ▲ text\r\nline two\n", html, "# Markdown ✓\n")
+    path = tmp_path / "d.sqlite3"
+    with Store.open(path) as db:
+        db.ingest(dump, sha256=sha, at=NOW)
+        db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
+        [digest_id] = db.save_digests([FrozenDigest("ada", "2026-11-23", [], message)], at=NOW)
+        assert digest_id is not None
+        stored = db.stored_digest(digest_id)
+    assert (stored.subject, stored.text, stored.html, stored.markdown) == (
+        message.subject,
+        message.text,
+        message.html,
+        message.markdown,
+    )
+    with sqlite3.connect(path) as conn:
+        body, old_columns = conn.execute("SELECT body, body_text || body_html FROM digests").fetchone()
+    assert old_columns == "" and dump.papers[0].title.encode() not in body
+    assert len(body) * 2 < len(html)  # prose compresses least; a real email digest (markup) to a sixth
+
+
+def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        for migration in store.MIGRATIONS[:3]:
+            conn.executescript(migration)
+        conn.execute("PRAGMA user_version = 3")
+        conn.execute(
+            "INSERT INTO subscribers (name, profile, profile_hash, status, created_at, updated_at)"
+            " VALUES ('ada', 'a', '1', 'active', '2026-11-22', '2026-11-22')"
+        )
+        conn.execute(
+            "INSERT INTO digests (subscriber, edition, created_at, subject, body_text, body_html,"
+            " body_markdown) VALUES ('ada', '2026-11-22', '2026-11-22T06:00:00+00:00', 's', 't', 'h', 'm')"
+        )
+    with Store.open(path) as db:
+        assert db.status().schema_version == store.SCHEMA_VERSION
+        [old] = db.stored_digests([1]).values()
+        assert (old.subject, old.text, old.html, old.markdown) == ("s", "t", "h", "m")
 
 
 def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
