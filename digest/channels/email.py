@@ -68,7 +68,7 @@ class EmailChannel:
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                self._smtp.sendmail(self._sender, [recipient], job.email)
+                _transmit(self._smtp, self._sender, recipient, job.email)
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
@@ -162,6 +162,48 @@ class EmailPool:
         self._workers.shutdown(wait=True)
         for channel in self._channels:
             channel.close()
+
+
+def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+    """``smtp.sendmail`` for one recipient and a message with CRLF line ends, minus its slow part.
+
+    smtplib doubles leading dots with a multi-line regex that took 130 us on a 35 KB
+    digest, holding the GIL the other connections need; one ``replace`` does the
+    same on CRLF text. The replies are checked, and the session reset or closed on
+    a refusal, as sendmail does.
+    """
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        _reset(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        _reset(smtp, code)
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+    code, reply = smtp.docmd("data")
+    if code != 354:
+        _reset(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    smtp.send(stuffed + b".\r\n")
+    code, reply = smtp.getreply()
+    if code != 250:
+        _reset(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+
+
+def _reset(smtp: smtplib.SMTP, code: int) -> None:
+    """After a refusal: a closing server (421) is closed, any other session reset for the next message."""
+    if code == 421:
+        smtp.close()
+        return
+    with contextlib.suppress(smtplib.SMTPServerDisconnected):
+        smtp.rset()
 
 
 def _put(
