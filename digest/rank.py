@@ -33,7 +33,7 @@ import operator
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -194,23 +194,11 @@ class _Keyword:
 
 
 @dataclass
-class _Term:
-    """One keyword of one profile, located in the shared vocabulary."""
-
-    label: str
-    weight: float  # user weight times idf
-    phrase: int  # vocabulary index of the whole term
-    words: list[int] = field(default_factory=list)  # a multi-word term's content words ...
-    word_labels: list[str] = field(default_factory=list)
-    fractions: list[float] = field(default_factory=list)  # ... and each one's share of their idf
-
-
-@dataclass
 class _Plan:
     """All profiles' terms mapped onto one vocabulary, and the weight matrices over it."""
 
     vocabulary: dict[str, int]
-    terms: list[list[_Term]]
+    table: _TermTable
     weights: sp.csr_matrix  # vocabulary x profiles: whole-term weights
     fractions: sp.csr_matrix  # vocabulary x phrases: each word's idf share of a multi-word phrase
     partial: sp.csr_matrix  # phrases x profiles: partial_credit times the term's weight
@@ -218,47 +206,73 @@ class _Plan:
 
 
 def _plan(profiles: Sequence[Profile], corpus: Corpus, weights: Weights) -> _Plan:
+    """Every profile's terms, in flat lists: a batch of 2,000 profiles has some 11,000 of them."""
     vocabulary: dict[str, int] = {}
     phrases: dict[str, int] = {}
-    whole: tuple[list[int], list[int], list[float]] = ([], [], [])
     split: tuple[list[int], list[int], list[float]] = ([], [], [])
-    partial: tuple[list[int], list[int], list[float]] = ([], [], [])
-    plan_terms: list[list[_Term]] = []
-    norms = np.ones(len(profiles), dtype=np.float32)
-    for column, profile in enumerate(profiles):
-        own: list[_Term] = []
-        total = 0.0
-        for label, user_weight in profile.keywords:
-            keyword = corpus.keyword(label)
-            phrase = keyword.phrase
-            if not phrase:
+    count: list[int] = []
+    phrase: list[int] = []
+    weight: list[float] = []
+    label: list[str] = []
+    word_count: list[int] = []
+    word: list[int] = []
+    fraction: list[float] = []
+    word_label: list[str] = []
+    partial_phrase: list[int] = []  # per multi-word term: its phrase ...
+    partial_term: list[int] = []  # ... and the term
+    for profile in profiles:
+        terms = 0
+        for term_label, user_weight in profile.keywords:
+            keyword = corpus.keyword(term_label)
+            if not keyword.phrase:
                 continue
-            weight = user_weight * keyword.idf
-            term = _Term(label=label, weight=weight, phrase=vocabulary.setdefault(phrase, len(vocabulary)))
-            _append(whole, term.phrase, column, weight)
+            phrase.append(vocabulary.setdefault(keyword.phrase, len(vocabulary)))
+            weight.append(user_weight * keyword.idf)
+            label.append(term_label)
+            word_count.append(len(keyword.words))
             if keyword.words:
                 # Words found apart earn part of the phrase's credit, by their share of its rarity
                 # ("diffusion" is most of "diffusion model"), and more when more of them are there.
-                term.words = [vocabulary.setdefault(word, len(vocabulary)) for word in keyword.words]
-                term.word_labels = keyword.words
-                term.fractions = keyword.fractions
-                if phrase not in phrases:
-                    phrases[phrase] = len(phrases)
-                    for index, fraction in zip(term.words, term.fractions, strict=True):
-                        _append(split, index, phrases[phrase], fraction)
-                _append(partial, phrases[phrase], column, weights.partial_credit * weight)
-            total += weight * (weights.title_boost + 1.0)
-            own.append(term)
-        plan_terms.append(own)
-        if total > 0:
-            norms[column] = total
-    size = max(len(vocabulary), 1)
+                indices = [vocabulary.setdefault(w, len(vocabulary)) for w in keyword.words]
+                word += indices
+                fraction += keyword.fractions
+                word_label += keyword.words
+                if keyword.phrase not in phrases:
+                    phrases[keyword.phrase] = len(phrases)
+                    for index, share in zip(indices, keyword.fractions, strict=True):
+                        _append(split, index, phrases[keyword.phrase], share)
+                partial_phrase.append(phrases[keyword.phrase])
+                partial_term.append(len(label) - 1)
+            terms += 1
+        count.append(terms)
+    table = _TermTable(
+        start=_starts(np.asarray(count, dtype=np.int64)),
+        count=np.asarray(count, dtype=np.int64),
+        phrase=np.asarray(phrase, dtype=np.int64),
+        weight=np.asarray(weight, dtype=np.float64),
+        label=label,
+        word_start=_starts(np.asarray(word_count, dtype=np.int64)),
+        word_count=np.asarray(word_count, dtype=np.int64),
+        word=np.asarray(word, dtype=np.int64),
+        fraction=np.asarray(fraction, dtype=np.float64),
+        word_label=word_label,
+    )
+    column = np.repeat(np.arange(len(profiles)), table.count)  # per term: its profile
+    totals = np.bincount(column, table.weight * (weights.title_boost + 1.0), minlength=len(profiles))
+    norms = np.where(totals > 0, totals, 1.0).astype(np.float32)
+    size, shared = max(len(vocabulary), 1), max(len(phrases), 1)
+    terms_at = np.asarray(partial_term, dtype=np.int64)
     return _Plan(
         vocabulary=vocabulary,
-        terms=plan_terms,
-        weights=_sparse(whole, (size, len(profiles))),
-        fractions=_sparse(split, (size, max(len(phrases), 1))),
-        partial=_sparse(partial, (max(len(phrases), 1), len(profiles))),
+        table=table,
+        weights=_matrix(table.phrase, column, table.weight, (size, len(profiles))),
+        fractions=_sparse(split, (size, shared)),
+        partial=_matrix(
+            np.asarray(partial_phrase, dtype=np.int64),
+            column[terms_at],
+            weights.partial_credit * table.weight[terms_at],
+            (shared, len(profiles)),
+        ),
         norms=norms,
     )
 
@@ -271,7 +285,13 @@ def _append(triplets: tuple[list[int], list[int], list[float]], row: int, column
 
 def _sparse(triplets: tuple[list[int], list[int], list[float]], shape: tuple[int, int]) -> sp.csr_matrix:
     rows, columns, values = triplets
-    return sp.csr_matrix((np.asarray(values, dtype=np.float32), (rows, columns)), shape=shape, dtype=np.float32)
+    return _matrix(np.asarray(rows, dtype=np.int64), np.asarray(columns, dtype=np.int64), np.asarray(values), shape)
+
+
+def _matrix(
+    rows: NDArray[np.int64], columns: NDArray[np.int64], values: NDArray[np.float64], shape: tuple[int, int]
+) -> sp.csr_matrix:
+    return sp.csr_matrix((values.astype(np.float32), (rows, columns)), shape=shape, dtype=np.float32)
 
 
 def _keyword_scores(features: _Features, plan: _Plan) -> NDArray[np.float32]:
@@ -590,7 +610,7 @@ def _explain(  # noqa: PLR0917 - one call site, every argument a different array
     """
     if not len(rows):
         return []
-    table = _TermTable.of(plan)
+    table = plan.table
     title, abstract = _Lookup(features.title), _Lookup(features.abstract)
     boost, partial = weights.title_boost, weights.partial_credit
     # One entry per (pair, term of the pair's profile).
@@ -721,24 +741,6 @@ class _TermTable:
     word: NDArray[np.int64]  # per word: vocabulary index
     fraction: NDArray[np.float64]
     word_label: list[str]
-
-    @classmethod
-    def of(cls, plan: _Plan) -> _TermTable:
-        terms = [term for own in plan.terms for term in own]
-        count = np.asarray([len(own) for own in plan.terms], dtype=np.int64)
-        word_count = np.asarray([len(term.words) for term in terms], dtype=np.int64)
-        return cls(
-            start=_starts(count),
-            count=count,
-            phrase=np.asarray([term.phrase for term in terms], dtype=np.int64),
-            weight=np.asarray([term.weight for term in terms], dtype=np.float64),
-            label=[term.label for term in terms],
-            word_start=_starts(word_count),
-            word_count=word_count,
-            word=np.asarray([w for term in terms for w in term.words], dtype=np.int64),
-            fraction=np.asarray([f for term in terms for f in term.fractions], dtype=np.float64),
-            word_label=[label for term in terms for label in term.word_labels],
-        )
 
 
 def trending_order(papers: Sequence[Paper]) -> list[Paper]:

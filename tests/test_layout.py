@@ -156,4 +156,4 @@ def test_rank_and_render_touch_no_file_clock_or_environment(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PURE))
 def test_pure_modules_import_only_stdlib_values(name: str) -> None:
-    assert imports(modules()[name]) <= {"__future__", "dataclasses", "datetime"}
+    assert imports(modules()[name]) <= {"__future__", "dataclasses", "datetime", "typing"}  # typing: NamedTuple
