@@ -322,32 +322,46 @@ class _Postings:
         self.rows = len(texts)
         self.lengths = [len(words) for words in texts]
         self._texts = texts
-        found: dict[str, dict[int, int]] = {}
+        # Most phrases occur once in one text: those hold just the row (a dict each was half the memory).
+        found: dict[str, int | dict[int, int]] = {}
         for row, words in enumerate(texts):
             for n in range(1, INDEXED_WORDS + 1):
                 for start in range(len(words) - n + 1):
-                    counts = found.setdefault(" ".join(words[start : start + n]), {})
-                    counts[row] = counts.get(row, 0) + 1
+                    gram = " ".join(words[start : start + n])
+                    seen = found.get(gram)
+                    if seen is None:
+                        found[gram] = row
+                    elif isinstance(seen, int):
+                        found[gram] = {seen: 2} if seen == row else {seen: 1, row: 1}
+                    else:
+                        seen[row] = seen.get(row, 0) + 1
         self._found = found
+        self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]] = {}  # the phrases asked for
 
     def hits(self, vocabulary: Mapping[str, int]) -> sp.csr_matrix:
-        """texts x vocabulary counts."""
-        rows: list[int] = []
-        cols: list[int] = []
-        data: list[int] = []
-        for phrase, column in vocabulary.items():
-            for row, count in self._occurrences(phrase).items():
-                rows.append(row)
-                cols.append(column)
-                data.append(count)
-        return sp.csr_matrix(
-            (np.asarray(data, dtype=np.float32), (rows, cols)), shape=(self.rows, max(len(vocabulary), 1))
-        )
+        """texts x vocabulary counts, from each phrase's occurrences as arrays (made once a day)."""
+        found = [self._array(phrase) for phrase in vocabulary]
+        rows = np.concatenate([r for r, _ in found]) if found else np.zeros(0, dtype=np.int64)
+        data = np.concatenate([c for _, c in found]) if found else np.zeros(0, dtype=np.float32)
+        columns = np.repeat(np.fromiter(vocabulary.values(), np.int64, len(vocabulary)), [len(r) for r, _ in found])
+        return sp.csr_matrix((data, (rows, columns)), shape=(self.rows, max(len(vocabulary), 1)))
+
+    def _array(self, phrase: str) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        found = self._arrays.get(phrase)
+        if found is None:
+            counts = self._occurrences(phrase)
+            found = (
+                np.fromiter(counts.keys(), np.int64, len(counts)),
+                np.fromiter(counts.values(), np.float32, len(counts)),
+            )
+            self._arrays[phrase] = found
+        return found
 
     def _occurrences(self, phrase: str) -> dict[int, int]:
         words = phrase.split()
         if len(words) <= INDEXED_WORDS or phrase in self._found:
-            return self._found.get(phrase, {})
+            seen = self._found.get(phrase, {})
+            return {seen: 1} if isinstance(seen, int) else seen
         counts: dict[int, int] = {}
         n = len(words)
         for row, text in enumerate(self._texts):
