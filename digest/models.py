@@ -229,6 +229,7 @@ class StoredDigest:
     markdown: str
     items: int
     created_at: datetime
+    email: bytes = b""  # the MIME body made with it (render.email_body); empty: make it when sending
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,6 +350,7 @@ def unsubscribe_url(name: str, settings: Settings) -> str | None:
 
 
 MARKDOWN_KINDS = ("outbox",)  # the channels that deliver the Markdown digest; for others it is not rendered
+EMAIL_KINDS = ("email", "outbox")  # the channels that send the email: its MIME body is made with the digest
 RANK_BATCH = 2000  # profiles ranked together: big enough for fast sparse products, small enough for memory
 
 
@@ -579,6 +580,7 @@ def _freeze(
             unsubscribe_url=unsubscribe_url(profile.name, settings),
             markdown=any(kind in MARKDOWN_KINDS for _, kind, _ in channels),
         )
+        emailed = any(kind in EMAIL_KINDS for _, kind, _ in channels)
         deliveries = [
             NewDelivery(
                 channel=channel,
@@ -589,7 +591,9 @@ def _freeze(
             )
             for channel, kind, target in channels
         ]
-    return FrozenDigest(profile.name, edition, items, message, len(papers), deliveries)
+        body = render.email_body(message) if emailed else b""
+    with clocked("freeze"):  # packing the content is part of freezing it
+        return FrozenDigest(profile.name, edition, items, message, len(papers), deliveries, email=body)
 
 
 @contextmanager
@@ -645,6 +649,7 @@ def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: 
         message_id=delivery.message_id,
         sent=at,
         headers=headers,
+        body=digest.email or None,  # made with the digest; older digests have none
     )
 
 

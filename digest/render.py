@@ -517,13 +517,14 @@ def email(
     message_id: str | None = None,
     sent: datetime | None = None,
     headers: dict[str, str] | None = None,
+    body: bytes | None = None,
 ) -> bytes:
     """One multipart/alternative email (plain text, then HTML) as RFC 5322 bytes with CRLF line ends.
 
     Assembled directly rather than through ``email.message.EmailMessage``, which
     cost 1.7 ms a message (bench/scale.py): header values are single safe lines,
-    encoded as RFC 2047 words when not ASCII; the text part is quoted-printable, the
-    HTML part 7bit where it can be (``_html_body``).
+    encoded as RFC 2047 words when not ASCII; then ``body``, the message's
+    ``email_body`` (given when it was made ahead, else made here).
     """
     fields = [("Subject", header_text(message.subject))]
     fields.append(("From", formataddr((header_text(sender_name, limit=80), header_text(sender)), charset="utf-8")))
@@ -535,16 +536,24 @@ def email(
     if message_id:
         fields.append(("Message-ID", header_text(message_id)))
     fields += [(name, header_text(value, limit=900)) for name, value in (headers or {}).items()]
+    head = "\r\n".join(_header(name, value) for name, value in fields).encode("ascii")
+    return head + b"\r\n" + (body if body is not None else email_body(message))
+
+
+def email_body(message: Message) -> bytes:
+    """The MIME part of ``email``: its MIME headers and both alternatives, the same for every send.
+
+    The text part is quoted-printable, the HTML part 7bit where it can be
+    (``_html_body``). Made when the digest is frozen, so sending adds only the
+    headers that name the recipient and the moment.
+    """
     text = _qp(message.text)
     html_encoding, html = _html_body(message.html)
     boundary = "==paper-digest-" + hashlib.sha256(text[:4096] + html[:4096]).hexdigest()[:24] + "=="
-    lines = [_header(name, value) for name, value in fields]
-    lines += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
-    head = "\r\n".join(lines).encode("ascii")
     part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: {}\r\n\r\n'
     return b"".join(
         [
-            head,
+            f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="{boundary}"\r\n'.encode(),
             f"\r\n--{boundary}\r\n".encode(),
             part.format("plain", "quoted-printable").encode(),
             text,

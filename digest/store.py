@@ -17,9 +17,9 @@ Tables:
 * ``digests`` and ``digest_items``: one digest per (subscriber, edition), frozen
   with its papers, ranks, scores, reasons and rendered content before anything
   is sent; a paper goes into a subscriber's digests once, ever. The content
-  (text, HTML, Markdown) is one zstd frame in ``body`` (``_pack``), about a
-  sixth of the bytes; digests made before schema 4 keep it in ``body_text``,
-  ``body_html`` and ``body_markdown``;
+  (text, HTML, Markdown and, for email, the MIME body) is one zstd frame in
+  ``body`` (``_pack``), about a sixth of the bytes; digests made before schema 4
+  keep it in ``body_text``, ``body_html`` and ``body_markdown``;
 * ``deliveries``: the ledger, one row per (digest, channel), moving pending ->
   sending -> sent | retry | failed; a state is recorded only after the action.
 """
@@ -606,8 +606,10 @@ class Mark:
 class FrozenDigest:
     """A digest to store with ``Store.save_digests``: items, rendered content and deliveries.
 
-    The message is packed (``_pack``) as the digest is made and only its subject
-    kept as text: a batch of 2,000 waiting to be stored holds a sixth of the bytes.
+    The message (and ``email``, its MIME body from ``render.email_body`` when it
+    goes out as email) is packed (``_pack``) as the digest is made and only its
+    subject kept as text: a batch of 2,000 waiting to be stored holds a sixth of
+    the bytes.
     """
 
     name: str
@@ -616,13 +618,15 @@ class FrozenDigest:
     message: InitVar[Message | None] = None
     new_count: int = 0
     deliveries: list[NewDelivery] = field(default_factory=list)
+    email: InitVar[bytes] = b""
     subject: str = field(init=False, default="")
     body: bytes | None = field(init=False, default=None)
 
-    def __post_init__(self, message: Message | None) -> None:
+    def __post_init__(self, message: Message | None, email: bytes) -> None:
         if message is not None:
             object.__setattr__(self, "subject", message.subject)
-            object.__setattr__(self, "body", _pack(message.text, message.html, message.markdown))
+            parts = [message.text.encode(), message.html.encode(), message.markdown.encode(), email]
+            object.__setattr__(self, "body", _pack(parts))
 
 
 _Row = tuple[Any, ...]
@@ -638,30 +642,32 @@ def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_R
     return digest, items, deliveries
 
 
-_LENGTHS = struct.Struct(">3I")  # the UTF-8 lengths of text, HTML and Markdown, before them in a body
+_COUNT = struct.Struct(">I")  # a body: how many parts, each part's length, then the parts
 _zstd = threading.local()  # a compressor and a decompressor per thread (reused: a new context costs 20 us)
 
 
-def _pack(text: str, html: str, markdown: str) -> bytes:
-    """A digest's content as one zstd frame (level 1: ~40 us, a sixth of the 35 KB of an email digest).
+def _pack(parts: list[bytes]) -> bytes:
+    """A digest's content as one zstd frame (level 1: ~40 us, a sixth of the bytes of an email digest).
 
-    Freezing 100,000 digests wrote 3.5 GB to the write-ahead log and again to the
-    database; compressed, the write is a sixth, and so is the file.
+    The parts are the UTF-8 text, HTML and Markdown, then the email's MIME body
+    (empty when the digest is not emailed). Freezing 100,000 digests wrote 3.5 GB
+    to the write-ahead log and again to the database; compressed, the write is a
+    sixth, and so is the file.
     """
-    parts = [text.encode(), html.encode(), markdown.encode()]
     if not hasattr(_zstd, "compressor"):
         _zstd.compressor = zstandard.ZstdCompressor(level=1)
-    return bytes(_zstd.compressor.compress(_LENGTHS.pack(*map(len, parts)) + b"".join(parts)))
+    lengths = struct.pack(f">{len(parts) + 1}I", len(parts), *map(len, parts))
+    return bytes(_zstd.compressor.compress(lengths + b"".join(parts)))
 
 
-def _unpack(body: bytes) -> tuple[str, str, str]:
+def _unpack(body: bytes) -> list[bytes]:
     if not hasattr(_zstd, "decompressor"):
         _zstd.decompressor = zstandard.ZstdDecompressor()
     data = _zstd.decompressor.decompress(body)
-    lengths = _LENGTHS.unpack_from(data)
-    stops = list(accumulate(lengths, initial=_LENGTHS.size))
-    text, html, markdown = (data[a:b].decode() for a, b in pairwise(stops))
-    return text, html, markdown
+    [count] = _COUNT.unpack_from(data)
+    lengths = struct.unpack_from(f">{count}I", data, _COUNT.size)
+    stops = list(accumulate(lengths, initial=_COUNT.size * (count + 1)))
+    return [data[a:b] for a, b in pairwise(stops)]
 
 
 def _reason_json(reason: Reason) -> dict[str, object]:
@@ -680,10 +686,12 @@ _DELIVERY_QUERY = "SELECT x.*, d.subscriber, d.edition FROM deliveries x JOIN di
 
 
 def _stored_digest(row: sqlite3.Row) -> StoredDigest:
-    body = row["body"]
-    text, html, markdown = (
-        _unpack(body) if body is not None else (row["body_text"], row["body_html"], row["body_markdown"])
-    )
+    if row["body"] is None:  # made before schema 4
+        text, html, markdown, email = row["body_text"], row["body_html"], row["body_markdown"], b""
+    else:
+        content = _unpack(row["body"])
+        text, html, markdown = (part.decode() for part in content[:3])
+        email = content[3]
     return StoredDigest(
         id=row["id"],
         subscriber=row["subscriber"],
@@ -694,6 +702,7 @@ def _stored_digest(row: sqlite3.Row) -> StoredDigest:
         markdown=markdown,
         items=row["items"],
         created_at=datetime.fromisoformat(row["created_at"]),
+        email=email,
     )
 
 

@@ -232,6 +232,15 @@ def test_email_parsed_back() -> None:
     assert fixed_digest().items[0].paper.title.split(":")[0] in text.get_content()
 
 
+def test_an_email_body_made_ahead_gives_the_same_email() -> None:
+    # Digests are frozen with their MIME body; sending adds the headers to it.
+    message = render.Renderer().message(fixed_digest())
+    options: dict[str, Any] = {"sender": "d@example.org", "to": "ada@example.org", "message_id": "<m@example.org>"}
+    made_ahead = render.email(message, body=render.email_body(message), **options)
+    assert made_ahead == render.email(message, **options)
+    assert made_ahead.endswith(render.email_body(message))
+
+
 def test_a_long_html_line_is_broken_between_attributes() -> None:
     html = '<p class="a" title="' + "x" * 600 + '" lang="en" style="' + "color: red; " * 40 + '">é</p>\n'
     mail = render.email(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")

@@ -184,9 +184,17 @@ def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path)
     with Store.open(path) as db:
         db.ingest(dump, sha256=sha, at=NOW)
         db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
-        [digest_id] = db.save_digests([FrozenDigest("ada", "2026-11-23", [], message)], at=NOW)
-        assert digest_id is not None
+        mime = b"MIME-Version: 1.0\r\n\r\n" + html.encode()
+        [digest_id, plain] = db.save_digests(
+            [
+                FrozenDigest("ada", "2026-11-23", [], message, email=mime),
+                FrozenDigest("ada", "2026-11-24", [], message),
+            ],
+            at=NOW,
+        )
+        assert digest_id is not None and plain is not None
         stored = db.stored_digest(digest_id)
+        assert (stored.email, db.stored_digest(plain).email) == (mime, b"")
     assert (stored.subject, stored.text, stored.html, stored.markdown) == (
         message.subject,
         message.text,
