@@ -351,7 +351,7 @@ def unsubscribe_url(name: str, settings: Settings) -> str | None:
 
 MARKDOWN_KINDS = ("outbox",)  # the channels that deliver the Markdown digest; for others it is not rendered
 EMAIL_KINDS = ("email", "outbox")  # the channels that send the email: its MIME body is made with the digest
-RANK_BATCH = 2000  # profiles ranked together: big enough for fast sparse products, small enough for memory
+RANK_BATCH = 1000  # profiles ranked together: ~9% slower per profile than 2,000, half the dense arrays
 
 
 def due_edition(
