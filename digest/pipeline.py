@@ -18,8 +18,9 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -413,18 +414,30 @@ def make_digests(
             part = members[start : start + batch]
             units.append(_Unit(since, part, {p.name: seen[p.name] for p, _ in part if p.name in seen}))
     report.workers = _processes(settings, due=sum(len(unit.members) for unit in units), batch=batch)
-    if report.workers > 1:
-        results: Iterable[_Made] = _make_in_processes(store.path, settings, units, now=now, workers=report.workers)
-    else:
+    if report.workers == 1:
         days: dict[datetime, _Day] = {}
-        results = (_make_batch(store, settings, days, unit, now=now, lock=nullcontext()) for unit in units)
-    for made in results:
-        report.made += made.made
-        report.skipped += made.skipped
-        for phase, seconds in made.seconds.items():
-            if timings is not None:
-                timings[phase] = timings.get(phase, 0.0) + seconds
+        for unit in units:
+            _count(report, _make_batch(store, settings, days, unit, now=now, lock=nullcontext()), timings)
+        return report
+    try:
+        for made in _make_in_processes(store.path, settings, units, now=now, workers=report.workers):
+            _count(report, made, timings)
+    except BrokenProcessPool:
+        # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
+        # what is still due is exactly what was not stored: make that here, in this process.
+        alone = settings.model_copy(update={"render": settings.render.model_copy(update={"workers": 1})})
+        rest = make_digests(store, alone, now=now, names=names, timings=timings, batch=batch)
+        report.made += rest.made
+        report.skipped += rest.skipped
     return report
+
+
+def _count(report: SendReport, made: _Made, timings: dict[str, float] | None) -> None:
+    report.made += made.made
+    report.skipped += made.skipped
+    for phase, seconds in made.seconds.items():
+        if timings is not None:
+            timings[phase] = timings.get(phase, 0.0) + seconds
 
 
 PARALLEL_FROM = 2  # batches due at once before worker processes are worth starting (each takes ~2 s to start)

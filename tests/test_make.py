@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +21,10 @@ KEYWORDS = ["diffusion", "language model", "video", "reasoning", "robot", "3d", 
 ZONES = ["UTC", "Asia/Tokyo", "America/New_York"]
 
 
-def made_by(root: Path, *, workers: int) -> tuple[pipeline.SendReport, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """23 subscribers in three zones, made in batches of 4 by ``workers`` processes: the report,
+def made_by(
+    root: Path, *, workers: int, batch: int = 4
+) -> tuple[pipeline.SendReport, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """23 subscribers in three zones, made in batches of ``batch`` by ``workers`` processes: the report,
     every digest's content and every item, in a stable order."""
     world = make_world(root, people=0)
     for n in range(23):
@@ -28,7 +35,7 @@ def made_by(root: Path, *, workers: int) -> tuple[pipeline.SendReport, list[tupl
     settings = world.settings.model_copy(update={"render": RenderSettings(workers=workers)})
     with Store.open(settings.database.path) as store:
         assert not pipeline.sync_subscribers(store, settings.subscribers.dir, at=START).errors
-        report = pipeline.make_digests(store, settings, now=START, batch=4)
+        report = pipeline.make_digests(store, settings, now=START, batch=batch)
         names = sorted(name for name, _, _ in report.made)
         here = str(root)  # the footer names the profile's file
         digests = [
@@ -52,6 +59,32 @@ def test_two_workers_make_the_same_digests_as_one_process(tmp_path: Path) -> Non
     assert sorted(shared.made) == sorted(alone.made)
     assert digests_shared == digests
     assert items_shared == items
+
+
+def test_a_worker_that_dies_leaves_its_batches_to_the_main_process(tmp_path: Path) -> None:
+    # SIGKILL the first worker as soon as it exists (out of memory, say): every digest is still
+    # made once — stored batches stay, the rest is made in the main process.
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for child in multiprocessing.active_children():
+                if "SpawnProcess" in child.name and child.pid:
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+                    break
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    try:
+        report, digests, _ = made_by(tmp_path, workers=2, batch=1)
+    finally:
+        killer.join()
+    assert killed
+    assert sorted(name for name, _, _ in report.made) == [f"p{n:02d}" for n in range(23)]
+    assert len(digests) == 23
 
 
 def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> None:
