@@ -84,7 +84,7 @@ class SMTPSettings(_Section):
     password: SecretStr = SecretStr("")  # from DIGEST_SMTP__PASSWORD only
     verify: bool = True  # certificate checks
     timeout: float = Field(default=30.0, gt=0)
-    connections: int = Field(default=4, ge=1, le=32)  # parallel SMTP connections for a batch
+    connections: int = Field(default=8, ge=1, le=32)  # parallel SMTP connections for a batch
 
 
 class EmailSettings(_Section):
