@@ -8,7 +8,6 @@ archive's TF-IDF space, refitted only when the archive changes.
 
 from __future__ import annotations
 
-import functools
 import gc
 import hashlib
 import hmac
@@ -419,10 +418,10 @@ def make_digests(
         for unit in units:
             _count(report, _make_batch(store, settings, days, unit, now=now, lock=nullcontext()), timings)
         return report
-    try:
-        for made in _make_in_processes(store.path, settings, units, now=now, workers=report.workers):
-            _count(report, made, timings)
-    except BrokenProcessPool:
+    results, broken = _make_in_processes(store.path, settings, units, now=now, workers=report.workers)
+    for made in results:
+        _count(report, made, timings)
+    if broken:
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
         # what is still due is exactly what was not stored: make that here, in this process.
         alone = settings.model_copy(update={"render": settings.render.model_copy(update={"workers": 1})})
@@ -435,8 +434,8 @@ def make_digests(
 def _count(report: SendReport, made: _Made, timings: dict[str, float] | None) -> None:
     report.made += made.made
     report.skipped += made.skipped
-    for phase, seconds in made.seconds.items():
-        if timings is not None:
+    if timings is not None:
+        for phase, seconds in made.seconds.items():
             timings[phase] = timings.get(phase, 0.0) + seconds
 
 
@@ -486,7 +485,7 @@ def _make_batch(
     *,
     now: datetime,
     lock: AbstractContextManager[object],
-    workers: bool = False,
+    checkpoint: bool = False,
 ) -> _Made:
     """Rank, render and freeze one batch (in this process or a worker; ``lock`` is held to write)."""
     seconds: dict[str, float] = {}
@@ -513,7 +512,7 @@ def _make_batch(
         with clocked("freeze"):
             with lock:
                 store.save_digests(frozen, at=now)
-            if workers:
+            if checkpoint:
                 store.checkpoint()  # outside the lock: the other workers write meanwhile
     made = _Made([], [], seconds)
     for (profile, fire), items in zip(unit.members, ranked, strict=True):
@@ -527,18 +526,26 @@ def _make_batch(
 
 def _make_in_processes(
     path: Path, settings: Settings, units: list[_Unit], *, now: datetime, workers: int
-) -> Iterator[_Made]:
-    """Each unit made by one of ``workers`` processes, results in order.
+) -> tuple[list[_Made], bool]:
+    """Each unit made by one of ``workers`` processes: what the made ones did, and whether a worker died.
 
     Workers are spawned, not forked (the daemon calls this from a thread), open
     the database themselves and write their own batches, one at a time: a lock
     shared by the workers wakes the next writer at once, where SQLite's busy
-    handler would sleep and poll.
+    handler would sleep and poll. When a worker dies, every batch finished
+    before is still counted, in whichever worker it was.
     """
     context = multiprocessing.get_context("spawn")
     start = (path, settings, context.Lock())
+    made: list[_Made] = []
+    broken = False
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=start) as pool:
-        yield from pool.map(functools.partial(_worker_batch, now=now), units)
+        for future in [pool.submit(_worker_batch, unit, now=now) for unit in units]:
+            try:
+                made.append(future.result())
+            except BrokenProcessPool:
+                broken = True
+    return made, broken
 
 
 @dataclass
@@ -563,7 +570,7 @@ def _worker_start(path: Path, settings: Settings, lock: AbstractContextManager[o
 
 def _worker_batch(unit: _Unit, *, now: datetime) -> _Made:
     [worker] = _worker
-    return _make_batch(worker.store, worker.settings, worker.days, unit, now=now, lock=worker.lock, workers=True)
+    return _make_batch(worker.store, worker.settings, worker.days, unit, now=now, lock=worker.lock, checkpoint=True)
 
 
 def _freeze(
