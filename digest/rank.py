@@ -206,7 +206,7 @@ class _Plan:
 
 
 def _plan(profiles: Sequence[Profile], corpus: Corpus, weights: Weights) -> _Plan:
-    """Every profile's terms, in flat lists: a batch of 2,000 profiles has some 11,000 of them."""
+    """Every profile's terms, in flat lists: a batch of 1,000 profiles has some 5,500 of them."""
     vocabulary: dict[str, int] = {}
     phrases: dict[str, int] = {}
     split: tuple[list[int], list[int], list[float]] = ([], [], [])
