@@ -276,11 +276,14 @@ def candidates(store: Store, profile: Profile, *, now: datetime) -> tuple[list[P
     after the firing before the one that is due (a day, or a week for weekly).
     A daemon that was down for days therefore sends one digest covering them all.
     """
-    last = store.last_digest_at(profile.name)
-    if last is None:
-        fire = cadence.last_fire(profile, now) or now
-        last = cadence.previous_fire(profile, fire)
-    return store.papers_since(last), last
+    since = window_start(profile, cadence.last_fire(profile, now) or now, store.last_digest_at(profile.name))
+    return store.papers_since(since), since
+
+
+def window_start(profile: Profile, fire: datetime, last_made: datetime | None) -> datetime:
+    """Where the papers of the edition firing at ``fire`` begin: after the subscriber's latest
+    digest, or for a first digest, after the firing before this one."""
+    return last_made if last_made is not None else cadence.previous_fire(profile, fire)
 
 
 def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Preview:
@@ -402,7 +405,7 @@ def make_digests(
         mark = marks.get(profile.name)
         fire = due_edition(subscriber, profile, now=now, mark=mark)
         if fire is not None:
-            since = mark[0] if mark else cadence.previous_fire(profile, fire)
+            since = window_start(profile, fire, mark[0] if mark else None)
             groups.setdefault(since, []).append((profile, fire))
     units: list[_Unit] = []
     for since, members in groups.items():
@@ -690,7 +693,6 @@ def backoff(attempts: int, settings: Settings, *, retry_after: float | None, rng
 
 
 EMAIL_CHUNK = 200  # emails marked sending together and sent in parallel
-RECORD_EVERY = 1  # each outcome committed as it finishes: only messages on the wire are ever in doubt
 
 
 def deliver(
@@ -766,16 +768,13 @@ def _deliver_emails(
             store.mark_many([Mark(d.id, "sending", attempts=d.attempts + 1) for d in chunk], at=clock())
             digests = store.stored_digests([d.digest for d in chunk])
             jobs = (Job(d, digests[d.digest], email=_email(d, digests[d.digest], settings, at=clock())) for d in chunk)
-            outcomes: list[Mark] = []
             for job, error in pool.send_all(jobs):  # each message built while earlier ones are on the wire
                 delivery = job.delivery
-                outcomes.append(
-                    _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
+                outcome = _outcome(
+                    delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report
                 )
-                if len(outcomes) >= RECORD_EVERY:  # keeps the crash window (accepted, not yet recorded) small
-                    store.mark_many(outcomes, at=clock())
-                    outcomes = []
-            store.mark_many(outcomes, at=clock())
+                # Committed as it is known: only messages on the wire are ever in doubt after a crash.
+                store.mark_many([outcome], at=clock())
     finally:
         pool.close()
 
@@ -810,7 +809,7 @@ def _job(store: Store, delivery: Delivery, digest: StoredDigest, settings: Setti
     def progress(sent: int) -> None:
         store.mark(delivery.id, "sending", at=at, parts_sent=sent)
 
-    if delivery.kind in ("email", "outbox"):
+    if delivery.kind in EMAIL_KINDS:
         return Job(delivery, digest, email=_email(delivery, digest, settings, at=at))
     if delivery.kind == "atom":
         history = store.recent_digests(delivery.subscriber, limit=settings.delivery.atom_entries)
