@@ -39,6 +39,8 @@ class Mailbox:
     stop_after: int | None = None  # accept this many, then refuse the next and shut down
     on_stop: Any = None
     delay: float = 0.0
+    hold_after: int | None = None  # accept this many, then hold every further DATA until released
+    held: int = 0  # messages waiting at that gate now
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if m["To"] == address]
@@ -47,6 +49,9 @@ class Mailbox:
 class _Handler:
     def __init__(self, box: Mailbox) -> None:
         self.box = box
+
+    def _gate_closed(self) -> bool:
+        return self.box.hold_after is not None and len(self.box.messages) >= self.box.hold_after
 
     async def handle_EHLO(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
@@ -76,44 +81,88 @@ class _Handler:
             return "421 4.3.2 Service shutting down"
         if self.box.delay:
             time.sleep(self.box.delay)
+        if self._gate_closed():
+            self.box.held += 1
+            try:
+                while self._gate_closed():
+                    await asyncio.sleep(0.005)
+            finally:
+                self.box.held -= 1
         data = envelope.original_content or envelope.content
         assert isinstance(data, bytes)
         self.box.messages.append(BytesParser(policy=policy.default).parsebytes(data))
         return "250 2.0.0 Message accepted for delivery"
 
 
+class _TrackedSMTP(SMTP):
+    """aiosmtpd's protocol, telling its controller when its connection opens and when it is gone."""
+
+    def __init__(self, live: set[_TrackedSMTP], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._live = live
+        live.add(self)  # from the moment it exists: its transport may only come later
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            super().connection_lost(error)
+        finally:
+            self._live.discard(self)
+
+    def abort(self) -> None:
+        for transport in (self.transport, self._original_transport):
+            if isinstance(transport, asyncio.WriteTransport):  # what a socket or TLS transport is
+                transport.abort()
+
+
 class _Controller(Controller):
-    """aiosmtpd's Controller, remembering the server side of every connection it accepts."""
+    """aiosmtpd's Controller that closes every connection it accepted before its loop stops.
+
+    Python 3.11's ``Server.close()`` leaves accepted connections open; worse, an
+    accept still under way when it runs fails inside ``Server._attach`` and
+    leaves its socket to the garbage collector. Either is reported (an unclosed
+    socket or transport: ResourceWarning, an error here) in whichever test next
+    collects garbage. So hanging up stops accepting without closing the server,
+    lets the accepts under way finish, closes every connection (each protocol
+    counts as live from its creation until ``connection_lost``), and closes the
+    server last.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.accepted: list[SMTP] = []
+        self.live: set[_TrackedSMTP] = set()
 
     def factory(self) -> SMTP:
-        protocol: SMTP = super().factory()  # type: ignore[no-untyped-call]  # aiosmtpd leaves it unannotated
-        self.accepted.append(protocol)
-        return protocol
+        return _TrackedSMTP(self.live, self.handler, **self.SMTP_kwargs)
 
     async def _hang_up(self) -> None:
-        assert self.server is not None
-        self.server.close()  # no new connections
-        # A connection accepted just before the close may get its transport only later in this
-        # loop, so close what is open, wait a little, and look again until nothing is left open.
-        for _ in range(20):
-            await asyncio.sleep(0.05)
-            open_ = [p.transport for p in self.accepted if p.transport is not None and not p.transport.is_closing()]
-            if not open_:
-                break
-            for transport in open_:
-                transport.close()
-        await asyncio.sleep(0)  # let the transports finish closing
+        assert isinstance(self.server, asyncio.Server)
+        for sock in self.server.sockets:
+            self.loop.remove_reader(sock.fileno())  # no new connections; the server stays open
+        deadline = time.monotonic() + 10
+        while self.live or _accepting():
+            for protocol in list(self.live):
+                protocol.abort()  # connection_lost follows in this loop
+            if time.monotonic() > deadline:
+                states = [(p.transport, p._handler_coroutine) for p in self.live]
+                raise AssertionError(f"SMTP connections never closed: {states}; accepting: {_accepting()}")
+            await asyncio.sleep(0.01)
+        self.server.close()
+        current = asyncio.current_task()
+        rest = [task for task in asyncio.all_tasks() if task is not current]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)  # the handlers see their cancellation through
 
     def shut_down(self) -> None:
-        """Python 3.11's Server.close() leaves open connections open, and their transports are then
-        reported unclosed (ResourceWarning). So first, in the server's own loop: stop listening, let
-        accepts under way finish, close every connection; only then stop the loop."""
-        asyncio.run_coroutine_threadsafe(self._hang_up(), self.loop).result(timeout=10)
+        """In the server's own loop: stop listening, close every connection, let the handlers end;
+        only then stop the loop."""
+        asyncio.run_coroutine_threadsafe(self._hang_up(), self.loop).result(timeout=30)
         self.stop()
+
+
+def _accepting() -> list[asyncio.Task[Any]]:
+    """The loop's accepts under way (asyncio runs each as a task of ``_accept_connection2``)."""
+    return [t for t in asyncio.all_tasks() if "_accept_connection" in getattr(t.get_coro(), "__qualname__", "")]
 
 
 class SMTPServer:
