@@ -65,6 +65,7 @@ class RenderSettings(_Section):
 
     templates_dir: Path | None = None
     workers: int = Field(default=0, ge=0, le=64)  # processes ranking and rendering; 0: one per CPU core
+    batch_size: int = Field(default=1000, ge=1, le=100_000)  # subscribers ranked and stored together
 
 
 class ScheduleSettings(_Section):

@@ -8,6 +8,7 @@ archive's TF-IDF space, refitted only when the archive changes.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import hmac
@@ -15,12 +16,14 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -354,7 +357,6 @@ def unsubscribe_url(name: str, settings: Settings) -> str | None:
 
 MARKDOWN_KINDS = ("outbox",)  # the channels that deliver the Markdown digest; for others it is not rendered
 EMAIL_KINDS = ("email", "outbox")  # the channels that send the email: its MIME body is made with the digest
-RANK_BATCH = 1000  # profiles ranked together: ~9% slower per profile than 2,000, half the dense arrays
 
 
 def due_edition(
@@ -379,7 +381,6 @@ def make_digests(
     now: datetime,
     names: set[str] | None = None,
     timings: dict[str, float] | None = None,
-    batch: int = RANK_BATCH,
 ) -> SendReport:
     """Freeze the due edition for every active subscriber.
 
@@ -387,7 +388,7 @@ def make_digests(
     days of their frequency) has passed and it has not been made. After
     downtime, only the latest missed edition is made, covering every paper since
     the previous digest. Subscribers that share a window of candidate papers are
-    ranked together (``rank_all``, ``batch`` at a time) and each batch is frozen
+    ranked together (``rank_all``, ``[render] batch_size`` at a time) and each batch is frozen
     in one transaction. When many batches are due, ``[render] workers``
     processes make them side by side (``report.workers``). ``timings``, when
     given, collects seconds per phase (rank, render, freeze), summed over the
@@ -396,6 +397,7 @@ def make_digests(
     report = SendReport()
     if store.latest_dump() is None:
         return report
+    batch = settings.render.batch_size
     marks = store.digest_marks()
     groups: dict[datetime, list[tuple[Profile, datetime]]] = {}
     for subscriber in store.subscribers():
@@ -428,7 +430,7 @@ def make_digests(
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
         # what is still due is exactly what was not stored: make that here, in this process.
         alone = settings.model_copy(update={"render": settings.render.model_copy(update={"workers": 1})})
-        rest = make_digests(store, alone, now=now, names=names, timings=timings, batch=batch)
+        rest = make_digests(store, alone, now=now, names=names, timings=timings)
         report.made += rest.made
         report.skipped += rest.skipped
     return report
@@ -539,7 +541,7 @@ def _make_in_processes(
     before is still counted, in whichever worker it was.
     """
     context = multiprocessing.get_context("spawn")
-    start = (path, settings, context.Lock())
+    start = (os.getpid(), path, settings, context.Lock())
     made: list[_Made] = []
     broken = False
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=start) as pool:
@@ -565,10 +567,35 @@ _worker: list[_Worker] = []  # in a worker process: the one set up by _worker_st
 _worker_resources = ExitStack()  # its database connection, closed when the process ends
 
 
-def _worker_start(path: Path, settings: Settings, lock: AbstractContextManager[object]) -> None:
+def _worker_start(parent: int, path: Path, settings: Settings, lock: AbstractContextManager[object]) -> None:
+    _die_with(parent)
     store = _worker_resources.enter_context(Store.open(path))
     store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
     _worker.append(_Worker(store, settings, lock))
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the process that started it dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL when the parent goes (``PR_SET_PDEATHSIG``);
+    a thread that watches the parent's pid does the same job everywhere else
+    within a second. A parent already gone before either was set up is caught
+    by comparing the pid once.
+    """
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _worker_batch(unit: _Unit, *, now: datetime) -> _Made:

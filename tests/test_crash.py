@@ -12,7 +12,10 @@ loaded machine too. A quarter of the runs kill at a random moment instead
 (start-up, ranking, rendering, sending or done): nothing is asserted about
 where those land, only that nothing is lost.
 
-``CRASH_RUNS`` sets the number of runs.
+The second test SIGKILLs the daemon (``digest run``) while its worker processes
+make digests: the workers and multiprocessing's resource tracker must go with it.
+
+``CRASH_RUNS`` and ``CRASH_DAEMON_RUNS`` set the number of runs (``make soak`` runs 100 each).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from .deliverykit import World, make_world
 from .servers import Mailbox, SMTPServer, smtp_server
 
 RUNS = int(os.environ.get("CRASH_RUNS", "20"))
+DAEMON_RUNS = int(os.environ.get("CRASH_DAEMON_RUNS", "2"))
 PEOPLE = 20
 WAIT = 120.0  # seconds a sender may take to reach a kill point, however loaded the machine
 
@@ -117,3 +123,79 @@ def test_sigkill_at_chosen_points_loses_nothing_and_repeats_only_in_flight(tmp_p
     print("\ncrash test:", dict(tally))
     gated = sum(1 for run in range(RUNS) if run % 2 == 0)
     assert tally["killed while messages were going out"] >= gated  # every gated run died mid-sending
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live children of a process, with their command lines (from /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # it ended meanwhile
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if int(ppid) == pid and state != "Z":
+                found[int(entry.name)] = cmdline
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent has not collected it yet
+
+
+def _digests_stored(path: Path) -> int:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as conn:
+        try:
+            return int(conn.execute("SELECT count(*) FROM digests").fetchone()[0])
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+
+def _wait_for_workers(child: subprocess.Popen[bytes], database: Path) -> dict[int, str]:
+    """Until two worker processes run and a batch of theirs is stored: mid-making."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        assert child.poll() is None, f"digest run exited ({child.returncode}) before its workers made a batch"
+        assert time.monotonic() < deadline, f"no workers making digests after {WAIT:.0f} s"
+        family = _children(child.pid)
+        workers = [pid for pid, cmd in family.items() if "spawn_main" in cmd]
+        if len(workers) >= 2 and _digests_stored(database) > 0:
+            return family
+        time.sleep(0.02)
+
+
+def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    people, tally = 48, Counter[str]()
+    for run in range(DAEMON_RUNS):
+        root = tmp_path / f"daemon{run:02d}"
+        with smtp_server(Mailbox()) as server:
+            world = make_world(root, people=people, smtp_port=server.port, backoff_max_seconds=30.0)
+            render = "[render]\nworkers = 2\nbatch_size = 4\n"  # 12 batches: two workers start
+            _config(root, world, server.port, f'{render}[ingest]\ndumps_dir = "{root / "dumps"}"\n')
+            child = _start(root, "run")
+            family = _wait_for_workers(child, world.settings.database.path)
+            assert all(_alive(pid) for pid in family)
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            deadline = time.monotonic() + 10
+            while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left = {pid: cmd for pid, cmd in family.items() if _alive(pid)}
+            assert not left, f"run {run}: still running after the daemon died: {left}"
+            in_flight = _finish(world)
+            copies = Counter(m["Message-ID"] for m in server.box.messages)
+        assert {m["To"] for m in server.box.messages} == {f"user{n:03d}@example.org" for n in range(people)}
+        repeats = {mid for mid, n in copies.items() if n > 1}
+        assert repeats <= in_flight, f"run {run}: a repeat outside the crash window"
+        tally["runs"] += 1
+        tally["its processes that went with it"] += len(family)
+        tally["repeats"] += len(repeats)
+    print("\ndaemon crash test:", dict(tally))

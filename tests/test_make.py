@@ -32,10 +32,10 @@ def made_by(
         (root / "subscribers" / f"p{n:02d}.toml").write_text(
             f'email = "p{n:02d}@example.org"\ntimezone = "{ZONES[n % 3]}"\nkeywords = [{terms}]\n'
         )
-    settings = world.settings.model_copy(update={"render": RenderSettings(workers=workers)})
+    settings = world.settings.model_copy(update={"render": RenderSettings(workers=workers, batch_size=batch)})
     with Store.open(settings.database.path) as store:
         assert not pipeline.sync_subscribers(store, settings.subscribers.dir, at=START).errors
-        report = pipeline.make_digests(store, settings, now=START, batch=batch)
+        report = pipeline.make_digests(store, settings, now=START)
         names = sorted(name for name, _, _ in report.made)
         here = str(root)  # the footer names the profile's file
         digests = [
