@@ -468,7 +468,12 @@ def rank_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         source: str | None
         if args.dump is not None:
-            dump, _ = ingest.load(args.dump, today=date.today(), max_bytes=settings.ingest.max_bytes)
+            dump, _ = ingest.load(
+                args.dump,
+                today=date.today(),
+                max_bytes=settings.ingest.max_bytes,
+                max_papers=settings.ingest.max_papers,
+            )
             papers, source = list(dump.papers), str(args.dump)
         else:
             papers, source = pipeline.new_papers(store)

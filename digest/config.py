@@ -38,6 +38,7 @@ class IngestSettings(_Section):
 
     dumps_dir: Path = Path("dumps")
     max_size_mb: float = Field(default=50.0, gt=0)
+    max_papers: int = Field(default=5000, ge=1)  # a real page has a few hundred
 
     @property
     def max_bytes(self) -> int:

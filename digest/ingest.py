@@ -25,11 +25,14 @@ from __future__ import annotations
 import calendar
 import hashlib
 import html
+import os
 import re
+import stat
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 from digest.errors import ParseError, ReadError
 from digest.models import Dump, Paper, ParseWarning
@@ -330,19 +333,25 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def parse(text: str, *, source: str, today: date) -> Dump:
+DEFAULT_MAX_PAPERS = 5000
+
+
+def parse(text: str, *, source: str, today: date, max_papers: int = DEFAULT_MAX_PAPERS) -> Dump:
     """Parse one Daily Papers page into a ``Dump``.
 
     ``today`` is the ingest day; it gives the page day (``Mar 14``) its year:
     the latest year that puts it on or before ``today``. Raises ``ParseError``
-    when the text holds no papers; everything else it cannot read becomes a
-    warning with its line number.
+    when the text holds no papers, has none of a page's marks (a page header,
+    author/date lines, abstracts that read as prose), or holds more than
+    ``max_papers``; everything else it cannot read becomes a warning with its
+    line number.
     """
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     warnings: list[ParseWarning] = []
     lines = _lines(text, warnings)
     page_date: date | None = None
     seen_text = False
+    has_header = any(line.kind in ("header", "day") for line in lines)
     body: list[_Line] = []
     for line in lines:
         if line.kind == "day":
@@ -389,6 +398,7 @@ def parse(text: str, *, source: str, today: date) -> Dump:
         else:
             segment.append(item)
     flush(None)
+    _check_shape(drafts, source=source, has_header=has_header, max_papers=max_papers)
 
     papers: list[Paper] = []
     seen_ids: dict[str, int] = {}
@@ -437,6 +447,27 @@ def parse(text: str, *, source: str, today: date) -> Dump:
     return Dump(source=source, layout=layout, page_date=page_date, papers=tuple(papers), warnings=tuple(warnings))
 
 
+def _check_shape(drafts: list[_Draft], *, source: str, has_header: bool, max_papers: int) -> None:
+    """Refuse text that is not a Daily Papers page, or one with more papers than ``max_papers``.
+
+    A page has a header, or author/date blocks, or abstracts that read as prose
+    (a page saved without its header and meta lines still has those); a note or
+    a log file has none of them and is not taken as papers.
+    """
+    if len(drafts) > max_papers:
+        raise ParseError(
+            f"{source}: {len(drafts):,} papers is over the limit of {max_papers:,} a dump; "
+            "if the file is right, raise ingest.max_papers in the config (or DIGEST_INGEST__MAX_PAPERS)"
+        )
+    prose = sum(1 for d in drafts if d.abstract and looks_like_abstract(d.abstract))
+    if drafts and not has_header and not any(d.meta for d in drafts) and 2 * prose < len(drafts):
+        raise ParseError(
+            f"{source}: does not look like a Daily Papers dump: no page header, no author/date lines, "
+            f"and {len(drafts) - prose} of {len(drafts)} 'abstracts' do not read as prose; "
+            "expected the text of a Daily Papers page"
+        )
+
+
 def _papers_of(units: list[_Line], *, flat: bool, warnings: list[ParseWarning]) -> list[_Draft]:
     """Turn the text lines of one segment into paper drafts, warning on every oddity."""
     drafts: list[_Draft] = []
@@ -479,22 +510,23 @@ class Text:
 def read(path: Path, *, max_bytes: int) -> Text:
     """Read a dump file as strict UTF-8 (a BOM is fine), refusing what is not text.
 
-    Raises ``ReadError`` for a missing file, a file over ``max_bytes``, binary
-    data and any byte sequence that is not UTF-8, naming the byte offset. A
-    multi-byte character cut off by truncation at the very end is dropped with
-    a warning instead, so a truncated download keeps its papers.
+    Only a regular file is read: a symbolic link (which could point anywhere on
+    the machine), a FIFO, a device or a socket is refused without being opened
+    for reading, so nothing blocks and nothing outside the dumps is ingested.
+    Raises ``ReadError`` for those, a missing file, a file over ``max_bytes``,
+    binary data and any byte sequence that is not UTF-8, naming the byte
+    offset. A multi-byte character cut off by truncation at the very end is
+    dropped with a warning instead, so a truncated download keeps its papers.
     """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ReadError(
-                f"{path}: {size / 1_048_576:.1f} MB is over the {max_bytes / 1_048_576:.4g} MB limit; "
-                "raise ingest.max_size_mb in the config (or DIGEST_INGEST__MAX_SIZE_MB)"
-            )
-        with path.open("rb") as handle:
+        with _open_regular(path) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                raise ReadError(
+                    f"{path}: {size / 1_048_576:.1f} MB is over the {max_bytes / 1_048_576:.4g} MB limit; "
+                    "raise ingest.max_size_mb in the config (or DIGEST_INGEST__MAX_SIZE_MB)"
+                )
             data = handle.read(max_bytes + 1)
-    except IsADirectoryError as e:
-        raise ReadError(f"{path}: is a folder, not a dump file") from e
     except FileNotFoundError as e:
         raise ReadError(f"{path}: no such file; check the path") from e
     except PermissionError as e:
@@ -531,10 +563,26 @@ def read(path: Path, *, max_bytes: int) -> Text:
     return Text(path=path, text=text, sha256=digest, size=len(data), warnings=warnings)
 
 
-def load(path: Path, *, today: date, max_bytes: int) -> tuple[Dump, Text]:
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file (not following a symbolic link)."""
+    if path.is_symlink():
+        raise ReadError(f"{path}: a symbolic link; dumps are read only from regular files, so copy the file in")
+    # O_NOFOLLOW closes the gap between that look and the open; O_NONBLOCK keeps a FIFO from blocking.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ReadError(f"{path}: is a folder, not a dump file")
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise ReadError(f"{path}: {kind}, not a regular file; dumps must be regular files")
+    return os.fdopen(fd, "rb")
+
+
+def load(path: Path, *, today: date, max_bytes: int, max_papers: int = DEFAULT_MAX_PAPERS) -> tuple[Dump, Text]:
     """``read`` then ``parse``, with decoding warnings merged into the dump's."""
     raw = read(path, max_bytes=max_bytes)
-    dump = parse(raw.text, source=str(path), today=today)
+    dump = parse(raw.text, source=str(path), today=today, max_papers=max_papers)
     if raw.warnings:
         dump = replace(dump, warnings=tuple(sorted(raw.warnings + dump.warnings, key=lambda w: w.line)))
     return dump, raw

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import random
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -73,19 +74,23 @@ def is_dump_name(name: str) -> bool:
 
 
 def dump_files(folder: Path) -> list[Path]:
-    """A folder's dump files in name order (subfolders, hidden and ``*.tmp`` files left out)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_dump_name(p.name))
+    """A folder's entries in name order, but subfolders, hidden and ``*.tmp`` files.
+
+    Symbolic links, FIFOs and devices are listed too (without following or
+    opening them), so that reading refuses each with a line saying why.
+    """
+    return sorted(p for p in folder.iterdir() if is_dump_name(p.name) and not stat.S_ISDIR(p.lstat().st_mode))
 
 
 def expand(paths: Sequence[Path]) -> Iterator[Path | FileOutcome]:
     """Files first, folders as their dump files in name order; a bad path as an outcome."""
     for path in paths:
-        if path.is_dir():
+        if path.is_dir():  # a folder named on the command line may be a link the operator chose
             files = dump_files(path)
             if not files:
                 yield FileOutcome(path, error=InputError(f"{path}: folder has no dump files; add .txt dumps to it"))
             yield from files
-        elif path.exists():
+        elif os.path.lexists(path):
             yield path
         else:
             yield FileOutcome(path, error=InputError(f"{path}: no such file or folder; check the path"))
@@ -98,7 +103,9 @@ def parse_files(paths: Sequence[Path], *, settings: Settings, today: date) -> It
             yield item
             continue
         try:
-            dump, _ = ingest.load(item, today=today, max_bytes=settings.ingest.max_bytes)
+            dump, _ = ingest.load(
+                item, today=today, max_bytes=settings.ingest.max_bytes, max_papers=settings.ingest.max_papers
+            )
         except InputError as e:
             yield FileOutcome(item, error=e)
         else:
@@ -112,7 +119,12 @@ def ingest_files(paths: Sequence[Path], *, store: Store, settings: Settings, now
             yield item
             continue
         try:
-            dump, raw = ingest.load(item, today=now.astimezone().date(), max_bytes=settings.ingest.max_bytes)
+            dump, raw = ingest.load(
+                item,
+                today=now.astimezone().date(),
+                max_bytes=settings.ingest.max_bytes,
+                max_papers=settings.ingest.max_papers,
+            )
             stored = store.ingest(dump, sha256=raw.sha256, at=now)
         except InputError as e:
             yield FileOutcome(item, error=e)

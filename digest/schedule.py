@@ -133,7 +133,7 @@ class DumpWatcher:
         found: list[Path] = []
         current: dict[Path, tuple[int, float]] = {}
         for path in self.files():
-            stat = path.stat()
+            stat = path.lstat()  # a link or a FIFO is not followed; reading it refuses it, into quarantine
             mark = (stat.st_size, stat.st_mtime)
             current[path] = mark
             if self._taken.get(path) == mark:
@@ -145,8 +145,8 @@ class DumpWatcher:
         return found
 
     def take(self, path: Path) -> None:
-        if path.exists():
-            stat = path.stat()
+        if os.path.lexists(path):
+            stat = path.lstat()
             self._taken[path] = (stat.st_size, stat.st_mtime)
 
     def quarantine(self, path: Path, reason: str, *, now: datetime) -> Path:
