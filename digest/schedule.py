@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +42,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import cadence, pipeline
 from digest.config import Settings
-from digest.errors import DigestError
+from digest.errors import DigestError, StoreError
 from digest.store import Store
 
 Clock = Callable[[], datetime]
@@ -87,8 +87,14 @@ def _plain(value: object) -> str:
 def exclusive(database: Path) -> Iterator[None]:
     """Hold ``DATABASE.lock`` for the whole run; a second holder gets a clear error."""
     path = database.with_name(database.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as e:
+        raise StoreError(
+            f"{path}: cannot open the lock file ({e.strerror}); make it and its folder {path.parent} "
+            "writable by this user, or point database.path elsewhere"
+        ) from e
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -99,10 +105,11 @@ def exclusive(database: Path) -> Iterator[None]:
             f"{database}: in use by a running digest (pid {holder}); stop it first, or let it do the work"
         ) from None
     try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        with suppress(OSError):  # the pid is a note for the next holder; a full disk must not stop the run here
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
         yield
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
@@ -313,12 +320,14 @@ class Daemon:
         self._guard(self.pass_)
         self._guard(self.reschedule)
 
-    def _guard(self, work: Callable[[], object]) -> None:
-        """A job that fails is logged; the daemon goes on."""
+    def _guard(self, work: Callable[[], object], *, fatal: tuple[type[DigestError], ...] = ()) -> None:
+        """A job that fails is logged; the daemon goes on (unless the error is one of ``fatal``)."""
         if self.stopping.is_set():
             return
         try:
             work()
+        except fatal:
+            raise
         except DigestError as e:
             self.log("error", error=str(e))
         except Exception as e:  # the daemon must outlive a bad pass; the next poll retries
@@ -329,7 +338,10 @@ class Daemon:
             self.log(
                 "started", database=str(self.settings.database.path), dumps=str(self.watcher.folder), pid=os.getpid()
             )
-            self._guard(self.pass_)  # catch up: what was missed while down, and due retries
+            # Catch up: what was missed while down, and due retries. A database that cannot be
+            # used at start (damaged, read-only) stops the daemon with its one line; later, a
+            # fault is logged and the next poll tries again (a full disk may clear).
+            self._guard(self.pass_, fatal=(StoreError,))
             self.reschedule()
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"

@@ -32,7 +32,7 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import InitVar, dataclass, field, replace
 from datetime import date, datetime
 from itertools import accumulate, pairwise
@@ -155,6 +155,37 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def fault(path: Path, error: sqlite3.Error) -> StoreError:
+    """One line for a database fault: the file, what SQLite said, and what to do about it."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    said = str(error)
+    folder = path.parent
+    if code == sqlite3.SQLITE_NOTADB:
+        fix = "point database.path at a paper-digest database, or restore it from your backup"
+        return StoreError(f"{path}: not a SQLite database ({said}); {fix}")
+    if code == sqlite3.SQLITE_CORRUPT:
+        fix = (
+            f"stop paper-digest and restore your backup, or salvage what is left with: "
+            f"sqlite3 {path} .recover | sqlite3 {path}.recovered, then point database.path at that"
+        )
+        return StoreError(f"{path}: the database is damaged ({said}); {fix}")
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(
+            f"{path}: the disk is full ({said}); nothing of this change was written. "
+            f"Free space where {folder} is (df -h {folder}), then run again"
+        )
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return StoreError(
+            f"{path}: cannot write the database ({said}); make the file and its folder {folder} writable "
+            "by this user (SQLite keeps -wal and -shm files beside it), or point database.path elsewhere"
+        )
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(f"{path}: the database stayed locked by another process ({said}); try again")
+    if code == sqlite3.SQLITE_IOERR:
+        return StoreError(f"{path}: the disk failed to read or write ({said}); check the disk and its free space")
+    return StoreError(f"{path}: database error ({said})")
+
+
 class Store:
     """An open database. Use ``Store.open(path)`` as a context manager."""
 
@@ -165,31 +196,47 @@ class Store:
     @classmethod
     @contextmanager
     def open(cls, path: Path) -> Iterator[Store]:
-        """Open (creating ``0600`` if new) and migrate the database at ``path``."""
+        """Open (creating ``0600`` if new) and migrate the database at ``path``.
+
+        Any SQLite fault while it is open (a damaged file, a full disk, a
+        read-only folder) leaves the ``with`` block as one ``StoreError`` that
+        names the file, what happened and the fix. Every write is a
+        transaction, so nothing half-written stays behind.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-        except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"{path}: cannot open the database ({e}); check database.path") from e
+        except OSError as e:
+            raise StoreError(
+                f"{path}: cannot create the database ({e.strerror}); "
+                f"make {path.parent} writable by this user, or point database.path elsewhere"
+            ) from e
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            store = cls(conn, path)
-            store._migrate()
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            raise StoreError(f"{path}: not a paper-digest database ({e}); point database.path elsewhere") from e
-        except BaseException:
-            conn.close()
-            raise
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                store = cls._prepare(conn, path)
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as e:
+            raise fault(path, e) from e
         try:
             yield store
+        except sqlite3.Error as e:
+            raise fault(path, e) from e
         finally:
             conn.close()
+
+    @classmethod
+    def _prepare(cls, conn: sqlite3.Connection, path: Path) -> Store:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        store = cls(conn, path)
+        store._migrate()
+        return store
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -197,7 +244,11 @@ class Store:
         try:
             yield self._conn
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # After some errors (a full disk, an I/O error) SQLite has rolled back already;
+            # a second ROLLBACK would fail and hide the real error behind "no transaction is active".
+            if self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
 

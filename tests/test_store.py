@@ -129,7 +129,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "d.sqlite3"
     path.write_bytes(b"this is not sqlite at all, just some text " * 100)
-    with pytest.raises(StoreError, match="not a paper-digest database"), Store.open(path):
+    with pytest.raises(StoreError, match=r"not a SQLite database .*restore it from your backup"), Store.open(path):
         pass
 
 
