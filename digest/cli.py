@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from digest import __version__, cadence, config, ingest, pipeline, profiles, render, schedule
+from digest import __version__, cadence, channels, config, ingest, pipeline, profiles, render, schedule
 from digest.config import Settings
-from digest.errors import DigestError, InputError, UsageError
+from digest.errors import DeliveryError, DigestError, InputError, UsageError
 from digest.models import WEEKDAYS, Dump, DumpRecord, Paper, ParseWarning, Profile, Ranked
 from digest.store import Store
 
@@ -76,6 +76,10 @@ def _dump_json(dump: Dump) -> dict[str, Any]:
 
 def _error(message: str) -> None:
     _err.print(f"digest: error: {message}", markup=False)
+
+
+def _warn(message: str) -> None:
+    _err.print(f"digest: warning: {message}", markup=False)
 
 
 def _show_warnings(source: str, warnings: Sequence[ParseWarning]) -> None:
@@ -453,7 +457,28 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     for profile, _ in profiles.load_many(list(args.profiles), on_error=bad):
         print(f"{profile.source}: ok ({profile.name})")
         print("\n".join(_describe(profile)))
+        failed += _check_webhooks(profile, settings)
     return 1 if failed else 0
+
+
+def _check_webhooks(profile: Profile, settings: Settings) -> int:
+    """Where each webhook channel would post, resolved and checked now; returns how many may not."""
+    refused = 0
+    for channel in profile.delivery:
+        if not channel.url_env:
+            continue
+        name = channels.channel_name(channel.kind, channel.url_env)
+        try:
+            target = pipeline.webhook_target(channel.kind, channel.url_env, settings)
+        except DeliveryError as e:
+            refused += 1
+            _error(str(e))
+            continue
+        if target is None:
+            _warn(f"{name}: the variable is not set; export the webhook URL in it")
+        else:
+            print(f"  webhooks:  {name}: {target.url.scheme} to {', '.join(target.addresses)}")
+    return refused
 
 
 def _why_json(item: Ranked) -> list[dict[str, Any]]:

@@ -107,6 +107,7 @@ class DeliverySettings(_Section):
     backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
     http_connect_timeout: float = Field(default=5.0, gt=0)
     http_read_timeout: float = Field(default=15.0, gt=0)
+    allow_private_webhooks: bool = False  # webhooks to private/loopback addresses and plain http
     base_url: str = ""  # e.g. https://digest.example.org, for one-click unsubscribe links
     secret: SecretStr = SecretStr("")  # signs unsubscribe links; from DIGEST_DELIVERY__SECRET only
 

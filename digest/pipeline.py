@@ -31,7 +31,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest import cadence, ingest, profiles, rank, render
-from digest.channels import REGISTRY, Channel, EmailPool, Job
+from digest.channels import REGISTRY, Channel, EmailPool, Job, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import (
     DeliveryError,
@@ -713,6 +713,18 @@ def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: 
         headers=headers,
         body=digest.email or None,  # made with the digest; older digests have none
     )
+
+
+def webhook_target(kind: str, variable: str, settings: Settings) -> Target | None:
+    """Where a webhook channel would post now (None while its variable is unset).
+
+    Raises ``DeliveryError`` when the URL may not be used: see ``channels.vet``.
+    """
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        return None
+    allow = settings.delivery.allow_private_webhooks
+    return vet(url, name=channel_name(kind, variable), allow_private=allow)
 
 
 def open_channel(kind: str, settings: Settings) -> Channel:

@@ -58,7 +58,12 @@ def make_world(
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(people):
         (folder / f"user{n:03d}.toml").write_text(profile_text(n))
-    options: dict[str, object] = {"outbox_dir": root / "outbox", "backoff_seconds": 1.0, "backoff_max_seconds": 60.0}
+    options: dict[str, object] = {
+        "outbox_dir": root / "outbox",
+        "backoff_seconds": 1.0,
+        "backoff_max_seconds": 60.0,
+        "allow_private_webhooks": True,  # the test servers listen on 127.0.0.1, over plain http
+    }
     options.update(delivery)
     settings = Settings(
         database=DatabaseSettings(path=root / "digest.sqlite3"),

@@ -235,14 +235,15 @@ class Hooks:
 
     replies: dict[str, list[Reply]] = field(default_factory=dict)
     received: list[tuple[str, Any, int]] = field(default_factory=list)  # path, JSON body, status answered
+    hosts: list[str] = field(default_factory=list)  # the Host header of each request
 
     def accepted(self, path: str) -> list[Any]:
         return [body for p, body, status in self.received if p == path and 200 <= status < 300]
 
 
 @contextmanager
-def http_server(hooks: Hooks) -> Iterator[str]:
-    """A threaded HTTP server on 127.0.0.1; yields its base URL."""
+def http_server(hooks: Hooks, *, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A threaded HTTP (or, with ``tls``, HTTPS) server on 127.0.0.1; yields its base URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -253,6 +254,7 @@ def http_server(hooks: Hooks) -> Iterator[str]:
             if reply.delay:
                 time.sleep(reply.delay)
             hooks.received.append((self.path, body, reply.status))
+            hooks.hosts.append(self.headers.get("host", ""))
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -266,10 +268,12 @@ def http_server(hooks: Hooks) -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

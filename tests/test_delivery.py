@@ -266,7 +266,7 @@ def test_secrets_never_reach_output_errors_database_or_files(
             f'[database]\npath = "{world.settings.database.path}"\n'
             f'[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
             f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\nusername = "digest"\n'
-            f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+            f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\nallow_private_webhooks = true\n'
         )
         channels = '[[channels]]\nkind = "slack"\nurl_env = "TEAM_HOOK"\n[[channels]]\nkind = "atom"\n'
         (tmp_path / "subscribers" / "team.toml").write_text(profile_text(5, channels=channels))

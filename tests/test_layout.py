@@ -58,6 +58,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli": {
         "digest",
+        "digest.channels",
         "digest.config",
         "digest.ingest",
         "digest.pipeline",
@@ -75,7 +76,7 @@ OWNERS = {
     "sqlite3": {"digest.store"},
     "smtplib": {"digest.channels.email"},
     "httpx": {"digest.channels.webhook"},
-    "socket": set(),
+    "socket": {"digest.channels.webhook"},  # resolving a webhook's host before checking where it points
     "apscheduler": {"digest.schedule"},
     "fcntl": {"digest.schedule"},
 }

@@ -17,7 +17,10 @@ from digest.channels.webhook import (
     GenericWebhookChannel,
     MattermostChannel,
     SlackChannel,
+    Target,
     TeamsChannel,
+    channel_name,
+    vet,
 )
 
 REGISTRY: dict[str, type[Channel]] = {
@@ -34,4 +37,4 @@ REGISTRY: dict[str, type[Channel]] = {
     )
 }
 
-__all__ = ["REGISTRY", "Channel", "EmailPool", "Job"]
+__all__ = ["REGISTRY", "Channel", "EmailPool", "Job", "Target", "channel_name", "vet"]
