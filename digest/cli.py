@@ -475,7 +475,7 @@ def _check_webhooks(profile: Profile, settings: Settings) -> int:
             _error(str(e))
             continue
         if target is None:
-            _warn(f"{name}: the variable is not set; export the webhook URL in it")
+            _warn(f"{name}: {channels.UNSET}")
         else:
             print(f"  webhooks:  {name}: {target.url.scheme} to {', '.join(target.addresses)}")
     return refused

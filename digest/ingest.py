@@ -569,14 +569,17 @@ def _open_regular(path: Path) -> BinaryIO:
         raise ReadError(f"{path}: a symbolic link; dumps are read only from regular files, so copy the file in")
     # O_NOFOLLOW closes the gap between that look and the open; O_NONBLOCK keeps a FIFO from blocking.
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
+    try:
+        mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             raise ReadError(f"{path}: is a folder, not a dump file")
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise ReadError(f"{path}: {kind}, not a regular file; dumps must be regular files")
-    return os.fdopen(fd, "rb")
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+            raise ReadError(f"{path}: {kind}, not a regular file; dumps must be regular files")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def load(path: Path, *, today: date, max_bytes: int, max_papers: int = DEFAULT_MAX_PAPERS) -> tuple[Dump, Text]:

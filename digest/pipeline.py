@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import random
 import signal
-import stat
 import tempfile
 import threading
 import time
@@ -74,12 +73,13 @@ def is_dump_name(name: str) -> bool:
 
 
 def dump_files(folder: Path) -> list[Path]:
-    """A folder's entries in name order, but subfolders, hidden and ``*.tmp`` files.
+    """A folder's entries in name order, except subfolders, hidden and ``*.tmp`` files.
 
     Symbolic links, FIFOs and devices are listed too (without following or
     opening them), so that reading refuses each with a line saying why.
     """
-    return sorted(p for p in folder.iterdir() if is_dump_name(p.name) and not stat.S_ISDIR(p.lstat().st_mode))
+    with os.scandir(folder) as entries:
+        return sorted(Path(e.path) for e in entries if is_dump_name(e.name) and not e.is_dir(follow_symlinks=False))
 
 
 def expand(paths: Sequence[Path]) -> Iterator[Path | FileOutcome]:

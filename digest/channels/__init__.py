@@ -13,6 +13,7 @@ from digest.channels.base import Channel, Job
 from digest.channels.email import EmailChannel, EmailPool
 from digest.channels.files import AtomChannel, OutboxChannel
 from digest.channels.webhook import (
+    UNSET,
     DiscordChannel,
     GenericWebhookChannel,
     MattermostChannel,
@@ -37,4 +38,4 @@ REGISTRY: dict[str, type[Channel]] = {
     )
 }
 
-__all__ = ["REGISTRY", "Channel", "EmailPool", "Job", "Target", "channel_name", "vet"]
+__all__ = ["REGISTRY", "UNSET", "Channel", "EmailPool", "Job", "Target", "channel_name", "vet"]

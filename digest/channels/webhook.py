@@ -60,6 +60,9 @@ class Target:
         return {"sni_hostname": self.url.host} if self.url.scheme == "https" else {}
 
 
+UNSET = "the variable is not set; export the webhook URL in it"
+
+
 def channel_name(kind: str, variable: str) -> str:
     """How errors name a webhook channel: its kind and variable, never the URL (it holds the token)."""
     return f"{kind} (${variable})"
@@ -128,7 +131,7 @@ class WebhookChannel:
         url = os.environ.get(variable, "").strip()
         name = channel_name(self.kind, variable)
         if not url:
-            raise PermanentError(f"{name}: the variable is not set; export the webhook URL in it")
+            raise PermanentError(f"{name}: {UNSET}")
         target = vet(url, name=name, allow_private=self._allow_private)
         client = self._client(target.url.host)
         for index in range(job.delivery.parts_sent, len(job.parts)):
