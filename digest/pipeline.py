@@ -14,6 +14,9 @@ import hashlib
 import hmac
 import json
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
+import multiprocessing.queues
 import os
 import random
 import signal
@@ -21,9 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -546,44 +547,108 @@ def _make_in_processes(
 ) -> tuple[list[_Made], bool]:
     """Each unit made by one of ``workers`` processes: what the made ones did, and whether a worker died.
 
-    Workers are spawned, not forked (the daemon calls this from a thread), open
-    the database themselves and write their own batches, one at a time: a lock
+    Workers are spawned, not forked (the daemon calls this from a thread), all
+    before any work is handed out. They take units from one queue, open the
+    database themselves and write their own batches, one at a time: a lock
     shared by the workers wakes the next writer at once, where SQLite's busy
-    handler would sleep and poll. When a worker dies, every batch finished
-    before is still counted, in whichever worker it was.
+    handler would sleep and poll. Each answers over its own pipe. When a worker
+    dies, every batch finished before is still counted, and the others are
+    stopped (each batch is stored whole or not at all).
+
+    (Python 3.11's ProcessPoolExecutor starts workers on demand while handing
+    out work; a worker dying meanwhile made the next start fail, or left a
+    worker that shutting down waited for for ever.)
     """
     context = multiprocessing.get_context("spawn")
-    start = (os.getpid(), path, settings, context.Lock())
+    tasks: multiprocessing.queues.Queue[_Unit | None] = context.Queue()
+    lock = context.Lock()
+    pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+    setup = _Setup(os.getpid(), path, settings, lock, now)
+    processes: list[multiprocessing.process.BaseProcess] = [
+        context.Process(target=_worker, args=(setup, tasks, sender), daemon=True) for _, sender in pipes
+    ]
+    answers = {receiver: process for (receiver, _), process in zip(pipes, processes, strict=True)}
     made: list[_Made] = []
     broken = False
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=start) as pool:
-        for future in [pool.submit(_worker_batch, unit, now=now) for unit in units]:
-            try:
-                made.append(future.result())
-            except BrokenProcessPool:
-                broken = True
-    return made, broken
+    try:
+        for process in processes:
+            process.start()
+        for _, sender in pipes:
+            sender.close()  # the worker holds its own copy: the pipe ends when the worker does
+        for item in [*units, *[None] * workers]:
+            tasks.put(item)
+        while answers and len(made) < len(units) and not broken:
+            for ready in multiprocessing.connection.wait(list(answers)):
+                made_here, ended = _answer(ready, answers)
+                made += made_here
+                broken = broken or ended
+    finally:
+        _stop(processes, tasks, force=broken or len(made) < len(units))
+    return made, broken or len(made) < len(units)  # what is missing is made in this process
 
 
-@dataclass
-class _Worker:
-    """A worker process's own database connection, and the window it has loaded."""
+def _answer(
+    ready: object, answers: dict[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess]
+) -> tuple[list[_Made], bool]:
+    """Read one worker's answer: a made batch, its error (raised here), or its end (True if it died)."""
+    assert isinstance(ready, multiprocessing.connection.Connection)
+    try:
+        answer = ready.recv()
+    except EOFError:  # the worker ended: after its last unit, or killed
+        process = answers.pop(ready)
+        process.join(timeout=30)
+        return [], process.exitcode != 0
+    if isinstance(answer, BaseException):
+        raise answer
+    return [answer], False
 
-    store: Store
+
+def _stop(
+    processes: list[multiprocessing.process.BaseProcess],
+    tasks: multiprocessing.queues.Queue[_Unit | None],
+    *,
+    force: bool,
+) -> None:
+    """Let the workers end (each took its ``None``), or kill them when the run went wrong."""
+    for process in processes:
+        if force and process.is_alive():
+            process.kill()
+        process.join(timeout=None if force else 30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    tasks.close()
+    tasks.cancel_join_thread()  # units no worker took: nobody will read them
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every worker of a run is started with."""
+
+    parent: int  # the process that started it: the worker ends when it does
+    path: Path
     settings: Settings
-    lock: AbstractContextManager[object]
-    days: dict[datetime, _Day] = field(default_factory=dict)
+    lock: AbstractContextManager[object]  # held to write
+    now: datetime
 
 
-_worker: list[_Worker] = []  # in a worker process: the one set up by _worker_start
-_worker_resources = ExitStack()  # its database connection, closed when the process ends
-
-
-def _worker_start(parent: int, path: Path, settings: Settings, lock: AbstractContextManager[object]) -> None:
-    _die_with(parent)
-    store = _worker_resources.enter_context(Store.open(path))
-    store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
-    _worker.append(_Worker(store, settings, lock))
+def _worker(
+    setup: _Setup,
+    tasks: multiprocessing.queues.Queue[_Unit | None],
+    answers: multiprocessing.connection.Connection,
+) -> None:
+    """A worker process: make units until the queue hands out ``None``; answer each with what it made."""
+    _die_with(setup.parent)
+    days: dict[datetime, _Day] = {}
+    with answers, Store.open(setup.path) as store:
+        store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
+        for unit in iter(tasks.get, None):
+            try:
+                made = _make_batch(store, setup.settings, days, unit, now=setup.now, lock=setup.lock, checkpoint=True)
+                answers.send(made)
+            except Exception as e:  # the parent raises it: the run fails as it would in one process
+                answers.send(e)
+                return
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -608,11 +673,6 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)
-
-
-def _worker_batch(unit: _Unit, *, now: datetime) -> _Made:
-    [worker] = _worker
-    return _make_batch(worker.store, worker.settings, worker.days, unit, now=now, lock=worker.lock, checkpoint=True)
 
 
 def _freeze(
