@@ -55,7 +55,7 @@ from digest.models import (
     StoredDigest,
     Subscriber,
 )
-from digest.store import FrozenDigest, Mark, Store, StoredProfile
+from digest.store import FrozenDigest, Mark, Store, StoredProfile, frozen
 
 
 @dataclass(frozen=True, slots=True)
@@ -715,7 +715,7 @@ def _freeze(
         ]
         body = render.email_body(message) if emailed else b""
     with clocked("freeze"):  # packing the content is part of freezing it
-        return FrozenDigest(profile.name, edition, items, message, len(papers), deliveries, email=body)
+        return frozen(profile.name, edition, items, message, new_count=len(papers), deliveries=deliveries, email=body)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ import pytest
 from digest import ingest, store
 from digest.errors import StoreError
 from digest.models import Dump, Message, Ranked, Reason
-from digest.store import FrozenDigest, Store
+from digest.store import FrozenDigest, Store, frozen
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
 from .dumpgen import Card, cards
@@ -146,7 +146,8 @@ def test_a_failed_ingest_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_version_1_database_migrates_keeping_its_data(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:
-        conn.executescript(store.MIGRATIONS[0])
+        for statement in store.MIGRATIONS[0]:
+            conn.execute(statement)
         conn.execute("PRAGMA user_version = 1")
         conn.execute(
             "INSERT INTO dumps (sha256, source, layout, ingested_at) VALUES ('ab', 'x.txt', 'flat', '2026-01-01')"
@@ -187,8 +188,8 @@ def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path)
         mime = b"MIME-Version: 1.0\r\n\r\n" + html.encode()
         [digest_id, plain] = db.save_digests(
             [
-                FrozenDigest("ada", "2026-11-23", [], message, email=mime),
-                FrozenDigest("ada", "2026-11-24", [], message),
+                frozen("ada", "2026-11-23", [], message, new_count=0, email=mime),
+                frozen("ada", "2026-11-24", [], message, new_count=0),
             ],
             at=NOW,
         )
@@ -211,7 +212,8 @@ def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:
         for migration in store.MIGRATIONS[:3]:
-            conn.executescript(migration)
+            for statement in migration:
+                conn.execute(statement)
         conn.execute("PRAGMA user_version = 3")
         conn.execute(
             "INSERT INTO subscribers (name, profile, profile_hash, status, created_at, updated_at)"

@@ -1,0 +1,154 @@
+"""The database file: opening it, transactions, migrations, checkpoints, and one line per fault.
+
+One SQLite file in WAL mode, created ``0600``. ``Database`` is the base of
+every table group (``papers``, ``subscribers``, ``digests``, ``ledger``);
+``digest.store.Store`` puts them together.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import date
+from pathlib import Path
+from typing import Self
+
+from digest.errors import StoreError
+from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def fault(path: Path, error: sqlite3.Error) -> StoreError:
+    """One line for a database fault: the file, what SQLite said, and what to do about it."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+    said = str(error)
+    folder = path.parent
+    if code == sqlite3.SQLITE_NOTADB:
+        fix = "point database.path at a paper-digest database, or restore it from your backup"
+        return StoreError(f"{path}: not a SQLite database ({said}); {fix}")
+    if code == sqlite3.SQLITE_CORRUPT:
+        fix = (
+            f"stop paper-digest and restore your backup, or salvage what is left with: "
+            f"sqlite3 {path} .recover | sqlite3 {path}.recovered, then point database.path at that"
+        )
+        return StoreError(f"{path}: the database is damaged ({said}); {fix}")
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(
+            f"{path}: the disk is full ({said}); nothing of this change was written. "
+            f"Free space where {folder} is (df -h {folder}), then run again"
+        )
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return StoreError(
+            f"{path}: cannot write the database ({said}); make the file and its folder {folder} writable "
+            "by this user (SQLite keeps -wal and -shm files beside it), or point database.path elsewhere"
+        )
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(f"{path}: the database stayed locked by another process ({said}); try again")
+    if code == sqlite3.SQLITE_IOERR:
+        return StoreError(f"{path}: the disk failed to read or write ({said}); check the disk and its free space")
+    return StoreError(f"{path}: database error ({said})")
+
+
+class Database:
+    """An open database connection. Use ``Store.open(path)`` as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[Self]:
+        """Open (creating ``0600`` if new) and migrate the database at ``path``.
+
+        Any SQLite fault while it is open (a damaged file, a full disk, a
+        read-only folder) leaves the ``with`` block as one ``StoreError`` that
+        names the file, what happened and the fix. Every write is a
+        transaction, so nothing half-written stays behind.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as e:
+            raise StoreError(
+                f"{path}: cannot create the database ({e.strerror}); "
+                f"make {path.parent} writable by this user, or point database.path elsewhere"
+            ) from e
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            try:
+                store = cls._prepare(conn, path)
+            except BaseException:
+                conn.close()
+                raise
+        except sqlite3.Error as e:
+            raise fault(path, e) from e
+        try:
+            yield store
+        except sqlite3.Error as e:
+            raise fault(path, e) from e
+        finally:
+            conn.close()
+
+    @classmethod
+    def _prepare(cls, conn: sqlite3.Connection, path: Path) -> Self:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        store = cls(conn, path)
+        store._migrate()
+        return store
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            # After some errors (a full disk, an I/O error) SQLite has rolled back already;
+            # a second ROLLBACK would fail and hide the real error behind "no transaction is active".
+            if self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema {version} is newer than this paper-digest "
+                f"understands ({SCHEMA_VERSION}); upgrade paper-digest"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._transaction() as conn:
+                for statement in MIGRATIONS[number]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def snapshot(self, path: Path) -> None:
+        """Copy the whole database to ``path`` (SQLite's online backup), e.g. for a dry run."""
+        target = sqlite3.connect(path)
+        try:
+            self._conn.backup(target)
+        finally:
+            target.close()
+
+    def defer_checkpoints(self) -> None:
+        """Commits stop copying the write-ahead log into the database; call ``checkpoint`` instead."""
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database, without waiting for other writers."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None

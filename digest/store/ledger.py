@@ -1,0 +1,129 @@
+"""The delivery ledger: one row per (digest, channel), pending -> sending -> sent | retry | failed.
+
+A state is recorded only after the action it names: a row is ``sending`` from
+before its try until its outcome is committed, so a crash in between is
+retried with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from digest.models import Delivery
+from digest.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One delivery's new state, for ``mark_many``."""
+
+    id: int
+    state: str
+    attempts: int | None = None
+    parts_sent: int | None = None
+    next_try: datetime | None = None
+    error: str | None = None
+
+
+_DELIVERY_QUERY = "SELECT x.*, d.subscriber, d.edition FROM deliveries x JOIN digests d ON d.id = x.digest"
+
+
+class Ledger(Database):
+    """Queries on the deliveries table."""
+
+    def due(self, now: datetime, *, names: set[str] | None = None) -> list[Delivery]:
+        """Deliveries to try now: pending, left in sending by a crash, or retries whose time has come."""
+        rows = self._conn.execute(
+            _DELIVERY_QUERY + " WHERE x.state IN ('pending', 'sending')"
+            " OR (x.state = 'retry' AND x.next_try <= ?) ORDER BY x.kind, x.id",
+            (now.isoformat(timespec="seconds"),),
+        )
+        found = [_delivery(row) for row in rows]
+        return [d for d in found if names is None or d.subscriber in names]
+
+    def deliveries(self, *, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Delivery]:
+        where = f" WHERE x.state IN ({', '.join('?' * len(states))})" if states else ""
+        rows = self._conn.execute(
+            _DELIVERY_QUERY + where + " ORDER BY x.id DESC LIMIT ?", (*(states or ()), -1 if limit is None else limit)
+        )
+        return [_delivery(row) for row in rows]
+
+    def delivery(self, delivery_id: int) -> Delivery | None:
+        row = self._conn.execute(_DELIVERY_QUERY + " WHERE x.id = ?", (delivery_id,)).fetchone()
+        return _delivery(row) if row else None
+
+    def mark(
+        self,
+        delivery_id: int,
+        state: str,
+        *,
+        at: datetime,
+        attempts: int | None = None,
+        parts_sent: int | None = None,
+        next_try: datetime | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record a delivery's new state (committed at once: the ledger is written after each action)."""
+        self.mark_many([Mark(delivery_id, state, attempts, parts_sent, next_try, error)], at=at)
+
+    def mark_many(self, updates: Sequence[Mark], *, at: datetime) -> None:
+        """Record new states for a batch of deliveries, in one transaction (None keeps a count as it is)."""
+        stamp = at.isoformat(timespec="seconds")
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
+                " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
+                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                [
+                    (
+                        m.state,
+                        stamp,
+                        m.attempts,
+                        m.parts_sent,
+                        m.next_try.isoformat(timespec="seconds") if m.next_try else None,
+                        m.error,
+                        m.state,
+                        stamp,
+                        m.id,
+                    )
+                    for m in updates
+                ],
+            )
+
+    def requeue(self, delivery_id: int | None, *, at: datetime) -> int:
+        """Failed (or waiting) deliveries back to pending, with a fresh count of tries; how many."""
+        with self._transaction() as conn:
+            query = (
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_try = NULL, updated_at = ?"
+                " WHERE state IN ('failed', 'retry')"
+            )
+            if delivery_id is None:
+                return conn.execute(query, (at.isoformat(timespec="seconds"),)).rowcount
+            return conn.execute(query + " AND id = ?", (at.isoformat(timespec="seconds"), delivery_id)).rowcount
+
+
+def _delivery(row: sqlite3.Row) -> Delivery:
+    def when(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return Delivery(
+        id=row["id"],
+        digest=row["digest"],
+        subscriber=row["subscriber"],
+        edition=date.fromisoformat(row["edition"]),
+        channel=row["channel"],
+        kind=row["kind"],
+        target=row["target"],
+        message_id=row["message_id"],
+        state=row["state"],
+        attempts=row["attempts"],
+        parts_sent=row["parts_sent"],
+        payload=row["payload"],
+        next_try=when(row["next_try"]),
+        last_error=row["last_error"],
+        sent_at=when(row["sent_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )

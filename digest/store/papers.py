@@ -1,0 +1,187 @@
+"""The seen-set: dumps, papers and their sightings, and the archive the ranker fits on.
+
+* ``dumps``: one row per distinct file content (keyed by the sha256 of its
+  bytes), so ingesting the same bytes twice is a no-op;
+* ``papers``: the seen-set, one row per paper id, with its normalised title so
+  one paper seen in two sources is one paper;
+* ``sightings``: (dump, paper, position, upvotes): every appearance of a
+  paper, new or not; the trending signal.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import datetime
+
+from digest.models import Dump, DumpRecord, Ingested, Paper, SeenPaper, StoreStatus
+from digest.store.db import Database, day, iso
+
+
+class Papers(Database):
+    """Queries on dumps, papers and sightings."""
+
+    def ingest(self, dump: Dump, *, sha256: str, at: datetime) -> Ingested:
+        """Store a dump, its papers and their sightings, in one transaction.
+
+        A dump whose bytes were stored before changes nothing and comes back with
+        ``repeat=True``. A paper is new when no earlier dump had its id or its
+        normalised title; a known paper only gains fields it lacked.
+        """
+        with self._transaction() as conn:
+            row = conn.execute("SELECT * FROM dumps WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is not None:
+                return Ingested(record=_dump_record(row), repeat=True)
+            stamp = at.isoformat(timespec="seconds")
+            dump_id = conn.execute(
+                "INSERT INTO dumps (sha256, source, layout, page_date, paper_count, warning_count, ingested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sha256,
+                    dump.source,
+                    dump.layout,
+                    iso(dump.page_date),
+                    len(dump.papers),
+                    len(dump.warnings),
+                    stamp,
+                ),
+            ).lastrowid
+            new = 0
+            for paper in dump.papers:
+                known = conn.execute(
+                    "SELECT id FROM papers WHERE id = ? UNION ALL SELECT id FROM papers WHERE norm_title = ? LIMIT 1",
+                    (paper.id, paper.norm_title),
+                ).fetchone()
+                if known is None:
+                    new += 1
+                    paper_id = paper.id
+                    conn.execute(
+                        "INSERT INTO papers (id, norm_title, title, abstract, authors_count, organization,"
+                        " published, first_dump, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            paper.id,
+                            paper.norm_title,
+                            paper.title,
+                            paper.abstract,
+                            paper.authors_count,
+                            paper.organization,
+                            iso(paper.published),
+                            dump_id,
+                            stamp,
+                        ),
+                    )
+                else:
+                    paper_id = known["id"]
+                    conn.execute(
+                        "UPDATE papers SET abstract = coalesce(abstract, ?),"
+                        " authors_count = coalesce(authors_count, ?), organization = coalesce(organization, ?),"
+                        " published = coalesce(published, ?) WHERE id = ?",
+                        (paper.abstract, paper.authors_count, paper.organization, iso(paper.published), paper_id),
+                    )
+                conn.execute(
+                    "INSERT OR IGNORE INTO sightings (dump, paper, position, upvotes) VALUES (?, ?, ?, ?)",
+                    (dump_id, paper_id, paper.position or 0, paper.upvotes),
+                )
+            conn.execute("UPDATE dumps SET new_count = ? WHERE id = ?", (new, dump_id))
+            row = conn.execute("SELECT * FROM dumps WHERE id = ?", (dump_id,)).fetchone()
+        return Ingested(record=_dump_record(row), repeat=False)
+
+    def find_dump(self, ref: str) -> DumpRecord | None:
+        """A dump by id, source path, file name or a sha256 prefix (newest first)."""
+        query = (
+            "SELECT * FROM dumps WHERE CAST(id AS TEXT) = :ref OR source = :ref"
+            " OR source LIKE '%/' || :ref OR (length(:ref) >= 6 AND sha256 LIKE :ref || '%')"
+            " ORDER BY id DESC LIMIT 1"
+        )
+        row = self._conn.execute(query, {"ref": ref}).fetchone()
+        return _dump_record(row) if row else None
+
+    def dumps(self) -> list[DumpRecord]:
+        """Every stored dump, oldest first."""
+        return [_dump_record(row) for row in self._conn.execute("SELECT * FROM dumps ORDER BY id")]
+
+    def papers(self, *, first_dump: int | None = None, limit: int | None = None) -> list[SeenPaper]:
+        """Papers of the seen-set in the order they were first seen, optionally from one dump."""
+        rows = self._conn.execute(
+            "SELECT p.*, d.source AS dump_source, s.position, s.upvotes,"
+            " (SELECT count(*) FROM sightings WHERE paper = p.id) AS sighting_count"
+            " FROM papers p JOIN dumps d ON d.id = p.first_dump"
+            " LEFT JOIN sightings s ON s.dump = p.first_dump AND s.paper = p.id"
+            " WHERE :dump IS NULL OR p.first_dump = :dump"
+            " ORDER BY p.first_dump, s.position LIMIT :limit",
+            {"dump": first_dump, "limit": -1 if limit is None else limit},
+        )
+        return [
+            SeenPaper(
+                paper=replace(_paper(row), upvotes=row["upvotes"], position=row["position"]),
+                first_dump=row["dump_source"],
+                first_seen=datetime.fromisoformat(row["first_seen"]),
+                sightings=row["sighting_count"],
+            )
+            for row in rows
+        ]
+
+    def status(self) -> StoreStatus:
+        """How much the database holds, and the last dump stored."""
+        counts = self._conn.execute(
+            "SELECT (SELECT count(*) FROM dumps), (SELECT count(*) FROM papers), (SELECT count(*) FROM sightings)"
+        ).fetchone()
+        last = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
+        return StoreStatus(
+            path=str(self.path),
+            schema_version=int(self._conn.execute("PRAGMA user_version").fetchone()[0]),
+            dumps=counts[0],
+            papers=counts[1],
+            sightings=counts[2],
+            last_dump=_dump_record(last) if last else None,
+        )
+
+    def archive(self) -> list[Paper]:
+        """Every paper ever ingested, in the order first seen (the ranker's corpus)."""
+        rows = self._conn.execute("SELECT * FROM papers ORDER BY rowid")
+        return [_paper(row) for row in rows]
+
+    def archive_version(self) -> tuple[int, int]:
+        """Changes whenever a paper is added: (count, last rowid)."""
+        row = self._conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM papers").fetchone()
+        return int(row[0]), int(row[1])
+
+    def latest_dump(self) -> DumpRecord | None:
+        row = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
+        return _dump_record(row) if row else None
+
+    def papers_since(self, since: datetime) -> list[Paper]:
+        """Papers first seen after ``since``, as on the page that first had them."""
+        rows = self._conn.execute(
+            "SELECT p.*, s.position, s.upvotes FROM papers p"
+            " LEFT JOIN sightings s ON s.dump = p.first_dump AND s.paper = p.id"
+            " WHERE p.first_seen > ? ORDER BY p.first_dump, s.position",
+            (since.isoformat(timespec="seconds"),),
+        )
+        return [replace(_paper(row), upvotes=row["upvotes"], position=row["position"]) for row in rows]
+
+
+def _paper(row: sqlite3.Row) -> Paper:
+    return Paper(
+        id=row["id"],
+        title=row["title"],
+        norm_title=row["norm_title"],
+        abstract=row["abstract"],
+        authors_count=row["authors_count"],
+        organization=row["organization"],
+        published=day(row["published"]),
+    )
+
+
+def _dump_record(row: sqlite3.Row) -> DumpRecord:
+    return DumpRecord(
+        id=row["id"],
+        sha256=row["sha256"],
+        source=row["source"],
+        layout=row["layout"],
+        page_date=day(row["page_date"]),
+        papers=row["paper_count"],
+        new=row["new_count"],
+        warnings=row["warning_count"],
+        ingested_at=datetime.fromisoformat(row["ingested_at"]),
+    )

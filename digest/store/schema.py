@@ -1,0 +1,141 @@
+"""The schema, as data: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
+
+Each migration is a tuple of statements, run one by one inside one
+transaction with ``PRAGMA user_version`` (``Database._migrate``), so a failed
+upgrade changes nothing. A migration is never edited once released: a change
+is a new one at the end.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE dumps (
+            id            INTEGER PRIMARY KEY,
+            sha256        TEXT NOT NULL UNIQUE,
+            source        TEXT NOT NULL,
+            layout        TEXT NOT NULL,
+            page_date     TEXT,
+            paper_count   INTEGER NOT NULL DEFAULT 0,
+            new_count     INTEGER NOT NULL DEFAULT 0,
+            warning_count INTEGER NOT NULL DEFAULT 0,
+            ingested_at   TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE papers (
+            id            TEXT PRIMARY KEY,
+            norm_title    TEXT NOT NULL,
+            title         TEXT NOT NULL,
+            abstract      TEXT,
+            authors_count INTEGER,
+            organization  TEXT,
+            published     TEXT,
+            first_dump    INTEGER NOT NULL REFERENCES dumps (id),
+            first_seen    TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE UNIQUE INDEX papers_norm_title ON papers (norm_title)
+        """,
+        """
+        CREATE INDEX papers_first_dump ON papers (first_dump)
+        """,
+        """
+        CREATE TABLE sightings (
+            dump     INTEGER NOT NULL REFERENCES dumps (id),
+            paper    TEXT NOT NULL REFERENCES papers (id),
+            position INTEGER NOT NULL,
+            upvotes  INTEGER,
+            PRIMARY KEY (dump, paper)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX sightings_paper ON sightings (paper)
+        """,
+    ),
+    (
+        """
+        CREATE TABLE subscribers (
+            name          TEXT PRIMARY KEY,
+            source        TEXT,
+            profile       TEXT NOT NULL,
+            profile_hash  TEXT NOT NULL,
+            status        TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'unsubscribed')),
+            paused_until  TEXT,
+            created_at    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE digests (
+            id          INTEGER PRIMARY KEY,
+            subscriber  TEXT NOT NULL REFERENCES subscribers (name),
+            edition     TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            UNIQUE (subscriber, edition)
+        )
+        """,
+        """
+        CREATE TABLE digest_items (
+            digest  INTEGER NOT NULL REFERENCES digests (id),
+            paper   TEXT NOT NULL REFERENCES papers (id),
+            rank    INTEGER NOT NULL,
+            score   REAL NOT NULL,
+            why     TEXT NOT NULL,
+            PRIMARY KEY (digest, paper)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX digest_items_paper ON digest_items (paper)
+        """,
+    ),
+    (
+        """
+        ALTER TABLE digests ADD COLUMN subject TEXT NOT NULL DEFAULT ''
+        """,
+        """
+        ALTER TABLE digests ADD COLUMN body_text TEXT NOT NULL DEFAULT ''
+        """,
+        """
+        ALTER TABLE digests ADD COLUMN body_html TEXT NOT NULL DEFAULT ''
+        """,
+        """
+        ALTER TABLE digests ADD COLUMN body_markdown TEXT NOT NULL DEFAULT ''
+        """,
+        """
+        ALTER TABLE digests ADD COLUMN new_count INTEGER NOT NULL DEFAULT 0
+        """,
+        """
+        CREATE TABLE deliveries (
+            id          INTEGER PRIMARY KEY,
+            digest      INTEGER NOT NULL REFERENCES digests (id),
+            channel     TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            target      TEXT,
+            message_id  TEXT NOT NULL,
+            payload     TEXT,
+            state       TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'sending', 'sent', 'retry', 'failed')),
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            parts_sent  INTEGER NOT NULL DEFAULT 0,
+            next_try    TEXT,
+            last_error  TEXT,
+            sent_at     TEXT,
+            updated_at  TEXT NOT NULL,
+            UNIQUE (digest, channel)
+        )
+        """,
+        """
+        CREATE INDEX deliveries_due ON deliveries (state, next_try)
+        """,
+    ),
+    (
+        """
+        ALTER TABLE digests ADD COLUMN body BLOB
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
