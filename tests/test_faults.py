@@ -100,12 +100,21 @@ def assert_one_line(run: Run, *parts: str) -> None:
         assert part in line, line
 
 
-def test_a_damaged_database_is_one_line_suggesting_recover_and_the_backup(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("first", "step"),
+    [
+        (None, 97),  # every page but the first scribbled over: queries find malformed pages, or text not UTF-8
+        (100, 61),  # the schema too, right after the file header
+    ],
+)
+def test_a_damaged_database_is_one_line_suggesting_recover_and_the_backup(
+    tmp_path: Path, first: int | None, step: int
+) -> None:
     home = make_home(tmp_path / "home")
     database = home / "var" / "digest.sqlite3"
     data = bytearray(database.read_bytes())
-    page = int.from_bytes(data[16:18], "big")
-    for offset in range(page, len(data), 97):  # every page but the first (the schema) scribbled over
+    start = int.from_bytes(data[16:18], "big") if first is None else first  # None: from the second page
+    for offset in range(start, len(data), step):
         data[offset] = (data[offset] + 0x5A) % 256
     database.write_bytes(bytes(data))
     for command in (["status"], ["send"], ["run", "--once"], ["papers"], ["run"]):  # the daemon stops at start
@@ -114,7 +123,7 @@ def test_a_damaged_database_is_one_line_suggesting_recover_and_the_backup(tmp_pa
         logged = [line for line in done.stderr.splitlines() if " started " not in line]  # the daemon's first line
         assert_one_line(
             Run(done.returncode, done.stdout, "\n".join(logged)),
-            "var/digest.sqlite3: the database is damaged (database disk image is malformed)",
+            "var/digest.sqlite3: the database is damaged (",
             "restore your backup",
             "sqlite3 var/digest.sqlite3 .recover | sqlite3 var/digest.sqlite3.recovered",
         )

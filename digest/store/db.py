@@ -19,10 +19,17 @@ from digest.errors import StoreError
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
-def fault(path: Path, error: sqlite3.Error) -> StoreError:
-    """One line for a database fault: the file, what SQLite said, and what to do about it."""
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
-    said = str(error)
+def fault(path: Path, error: sqlite3.Error | UnicodeDecodeError) -> StoreError:
+    """One line for a database fault: the file, what SQLite said, and what to do about it.
+
+    A ``UnicodeDecodeError`` is text SQLite handed back that is not UTF-8: a
+    damaged page (Python decodes it, not SQLite, so it is no ``sqlite3.Error``).
+    """
+    if isinstance(error, UnicodeDecodeError):
+        code, said = sqlite3.SQLITE_CORRUPT, "text in it is not UTF-8"
+    else:
+        code = getattr(error, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+        said = str(error)
     folder = path.parent
     if code == sqlite3.SQLITE_NOTADB:
         fix = "point database.path at a paper-digest database, or restore it from your backup"
@@ -83,11 +90,15 @@ class Database:
             except BaseException:
                 conn.close()
                 raise
-        except sqlite3.Error as e:
+        except (sqlite3.Error, UnicodeDecodeError) as e:  # nothing but the database has run yet
             raise fault(path, e) from e
         try:
             yield store
         except sqlite3.Error as e:
+            raise fault(path, e) from e
+        except UnicodeDecodeError as e:
+            if _intact(conn):
+                raise  # not the database's: a bug elsewhere, shown as it is
             raise fault(path, e) from e
         finally:
             conn.close()
@@ -144,6 +155,14 @@ class Database:
     def checkpoint(self) -> None:
         """Copy what the write-ahead log holds into the database, without waiting for other writers."""
         self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _intact(conn: sqlite3.Connection) -> bool:
+    """Whether SQLite finds the file sound (asked only after something went wrong)."""
+    try:
+        return bool(conn.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+    except (sqlite3.Error, UnicodeDecodeError):
+        return False
 
 
 def iso(value: date | None) -> str | None:
