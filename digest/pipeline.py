@@ -583,8 +583,9 @@ def _make_in_processes(
                 made += made_here
                 broken = broken or ended
     finally:
-        _stop(processes, tasks, force=broken or len(made) < len(units))
-    return made, broken or len(made) < len(units)  # what is missing is made in this process
+        broken = broken or len(made) < len(units)  # what is missing is made in this process
+        _stop(processes, tasks, force=broken)
+    return made, broken
 
 
 def _answer(
