@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.errors import ProfileError
-from digest.models import CHANNEL_KINDS, EMPTY_DAYS, FREQUENCIES, WEBHOOK_KINDS, WEEKDAYS, Channel, Profile
+from digest.models import CHANNEL_KINDS, CHAT_KINDS, EMPTY_DAYS, FREQUENCIES, WEEKDAYS, Channel, Profile
 
 MAX_KEYWORDS = 200
 MAX_TERM_LENGTH = 100
@@ -286,7 +286,7 @@ def _channels(check: _Check, value: object, *, email: str | None) -> tuple[Chann
         check.unknown(table, _CHANNEL_KEYS, prefix)
         kind = check.choice(prefix + "kind", table.get("kind"), CHANNEL_KINDS)
         url_env = address = None
-        if kind in WEBHOOK_KINDS:
+        if kind in CHAT_KINDS:
             if "url_env" not in table:
                 raise check.fail(
                     prefix + "url_env",

@@ -196,36 +196,49 @@ def tick(
     names: set[str] | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> Tick:
-    """Take ready dumps, sync profiles, make what is due, deliver what is due. Logs each event."""
+    """One pass: ``pipeline.run_once`` on the dumps that are ready, each event logged as it happens."""
     result = Tick()
+
+    def took(outcome: pipeline.FileOutcome) -> None:
+        if outcome.error is not None:
+            moved = watcher.quarantine(outcome.path, str(outcome.error), now=clock())
+            result.quarantined += 1
+            log("quarantined", file=outcome.path.name, to=str(moved), error=str(outcome.error))
+            return
+        watcher.take(outcome.path)
+        assert outcome.ingested is not None
+        record = outcome.ingested.record
+        if not outcome.ingested.repeat:
+            result.ingested += 1
+            log("ingested", file=outcome.path.name, papers=record.papers, new=record.new, seen=record.seen)
+
+    hooks = pipeline.Hooks(file=took, synced=lambda sync: _log_sync(log, sync), made=lambda made: _log_made(log, made))
     with Store.open(settings.database.path) as store:
         ready = watcher.ready(clock())
-        for outcome in pipeline.ingest_files(ready, store=store, settings=settings, now=clock()):
-            if outcome.error is not None:
-                moved = watcher.quarantine(outcome.path, str(outcome.error), now=clock())
-                result.quarantined += 1
-                log("quarantined", file=outcome.path.name, to=str(moved), error=str(outcome.error))
-                continue
-            watcher.take(outcome.path)
-            assert outcome.ingested is not None
-            record = outcome.ingested.record
-            if not outcome.ingested.repeat:
-                result.ingested += 1
-                log("ingested", file=outcome.path.name, papers=record.papers, new=record.new, seen=record.seen)
-        sync = pipeline.sync_subscribers(store, settings.subscribers.dir, at=clock())
-        for name, change in sync.changes.items():
-            log("subscriber", name=name, change=change)
-        for name in sync.removed:
-            log("subscriber", name=name, change="unsubscribed")
-        for error in sync.errors:
-            log("profile_error", error=f"{error} (the last good version stays in force)")
-        report = pipeline.make_digests(store, settings, now=clock(), names=names)
-        report.profile_errors = sync.errors
-        for name, edition, count in report.made:
-            log("digest_made", subscriber=name, edition=edition, papers=count)
-        for name, edition in report.skipped:
-            log("digest_skipped", subscriber=name, edition=edition, reason="nothing matched")
-        pipeline.deliver(store, settings, clock=clock, names=names, report=report, stop=stop)
+        result.report = pipeline.run_once(
+            store, settings, clock=clock, files=ready, names=names, stop=stop, hooks=hooks
+        )
+    _log_deliveries(log, result.report)
+    return result
+
+
+def _log_sync(log: EventLog, sync: pipeline.SyncReport) -> None:
+    for name, change in sync.changes.items():
+        log("subscriber", name=name, change=change)
+    for name in sync.removed:
+        log("subscriber", name=name, change="unsubscribed")
+    for error in sync.errors:
+        log("profile_error", error=f"{error} (the last good version stays in force)")
+
+
+def _log_made(log: EventLog, report: pipeline.SendReport) -> None:
+    for name, edition, count in report.made:
+        log("digest_made", subscriber=name, edition=edition, papers=count)
+    for name, edition in report.skipped:
+        log("digest_skipped", subscriber=name, edition=edition, reason="nothing matched")
+
+
+def _log_deliveries(log: EventLog, report: pipeline.SendReport) -> None:
     for delivery in report.sent:
         log("delivered", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel)
     for delivery, reason, when in report.retries:
@@ -239,8 +252,6 @@ def tick(
         )
     for delivery, reason in report.failed:
         log("failed", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel, reason=reason)
-    result.report = report
-    return result
 
 
 # --- the daemon ---------------------------------------------------------------------------
@@ -266,7 +277,8 @@ class Daemon:
         self._profiles: dict[str, str] = {}  # name -> profile hash, to reschedule only what changed
         self._grace = int(settings.schedule.misfire_grace_hours * 3600)
 
-    def pass_(self, names: set[str] | None = None) -> Tick:
+    def tick(self, names: set[str] | None = None) -> Tick:
+        """One pass (``tick``), for every subscriber or only ``names``."""
         return tick(
             self.settings, clock=self.clock, log=self.log, watcher=self.watcher, names=names, stop=self.stopping.is_set
         )
@@ -280,7 +292,7 @@ class Daemon:
         with exclusive(self.settings.database.path):
             if self.watcher.ready(self.clock()) != self.watcher.files():
                 time.sleep(look_twice_after)
-            done = self.pass_()
+            done = self.tick()
         self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures)
         return 1 if done.failures else 0
 
@@ -314,10 +326,10 @@ class Daemon:
             self._profiles[name] = key
 
     def _digest_job(self, name: str) -> None:
-        self._guard(lambda: self.pass_({name}))
+        self._guard(lambda: self.tick({name}))
 
     def _poll_job(self) -> None:
-        self._guard(self.pass_)
+        self._guard(self.tick)
         self._guard(self.reschedule)
 
     def _guard(self, work: Callable[[], object], *, fatal: tuple[type[DigestError], ...] = ()) -> None:
@@ -341,7 +353,7 @@ class Daemon:
             # Catch up: what was missed while down, and due retries. A database that cannot be
             # used at start (damaged, read-only) stops the daemon with its one line; later, a
             # fault is logged and the next poll tries again (a full disk may clear).
-            self._guard(self.pass_, fatal=(StoreError,))
+            self._guard(self.tick, fatal=(StoreError,))
             self.reschedule()
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"

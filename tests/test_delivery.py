@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from digest import pipeline, render
-from digest.channels import EmailPool, Job
+from digest.channels import Job
+from digest.channels.email import EmailChannel
 from digest.cli import main
 from digest.models import Message
 from digest.store import Store
@@ -307,6 +308,7 @@ def test_messages_are_built_while_earlier_ones_are_on_the_wire(tmp_path: Path) -
     with smtp_server() as server:
         world = make_world(tmp_path, people=30, smtp_port=server.port)
         smtp = world.settings.smtp.model_copy(update={"connections": 2})
+        settings = world.settings.model_copy(update={"smtp": smtp})
         built: list[int] = []
         with Store.open(world.settings.database.path) as store:
             pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
@@ -321,7 +323,7 @@ def test_messages_are_built_while_earlier_ones_are_on_the_wire(tmp_path: Path) -
                     message = Message(digest.subject, digest.text, digest.html, digest.markdown)
                     yield Job(d, digest, email=render.email(message, sender="digest@example.org", to=d.target or ""))
 
-            pool = EmailPool(smtp, sender="digest@example.org")
+            pool = EmailChannel(settings)
             try:
                 outcomes = [(job, error, len(built)) for job, error in pool.send_all(jobs())]
             finally:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from digest import ingest, rank, render
+from digest.channels import CHATS
 from digest.errors import RenderError
 from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
 
@@ -38,7 +39,7 @@ PROFILE = Profile(
 
 @cache
 def renderer() -> render.Renderer:
-    return render.Renderer()
+    return render.Renderer(chats=CHATS)
 
 
 @cache

@@ -196,7 +196,7 @@ def test_cron_jobs_follow_the_profiles(tmp_path: Path) -> None:
     )
     world.settings = world.settings.model_copy(update={"schedule": ScheduleSettings(misfire_grace_hours=3)})
     daemon = schedule.Daemon(world.settings, log=schedule.EventLog(stream=io.StringIO()), clock=world.clock)
-    daemon.pass_()
+    daemon.tick()
     daemon.reschedule()
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
     assert set(jobs) == {"digest:ada", "digest:ben"}
@@ -206,7 +206,7 @@ def test_cron_jobs_follow_the_profiles(tmp_path: Path) -> None:
     assert str(jobs["digest:ben"].trigger.timezone) == "America/Denver"
     (tmp_path / "subscribers" / "ada.toml").write_text(person("ada", "Europe/Berlin", "06:15"))
     (tmp_path / "subscribers" / "ben.toml").unlink()
-    daemon.pass_()
+    daemon.tick()
     daemon.reschedule()
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
     assert set(jobs) == {"digest:ada"}

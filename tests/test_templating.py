@@ -7,7 +7,8 @@ from pathlib import Path
 import css_inline
 import jinja2
 
-from digest import render, templating
+from digest import render
+from digest.render import templating
 
 from .test_render import fixed_digest
 
@@ -47,7 +48,7 @@ def test_the_email_template_is_inlined_once_and_renders_what_per_message_inlinin
     renderer = render.Renderer()
     html = renderer.render(fixed_digest(), "html")
     # The same environment reading the plain template file, its output inlined as a whole.
-    plain = renderer._env.overlay(loader=jinja2.FileSystemLoader(str(render._package_templates())))
+    plain = renderer._env.overlay(loader=jinja2.FileSystemLoader(str(render.package_templates())))
     plain.fragments = {}  # type: ignore[attr-defined]  # its own cache: the renderer's fragments are inlined
     per_message = INLINER.inline(plain.get_template("email.html.j2").render(**renderer.context(fixed_digest())))
     assert html == per_message and 'style="' in html

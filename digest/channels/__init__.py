@@ -1,30 +1,30 @@
 """Channels: one small class per transport, behind an explicit registry.
 
-Each channel takes a ``Job`` (the ledger row, the frozen digest, and what the
-pipeline built for it: an email, chat payloads, feed history) and delivers it,
-or raises ``TransientError`` / ``PermanentError`` with a reason that names no
-secret. Limits and defaults are class data; options are checked in
-``__init__``; ``close()`` releases connections. Only this package opens sockets.
+Each channel takes ``Job``s (the ledger row, the frozen digest, and what the
+pipeline built for it: an email, chat payloads, feed history) and delivers
+them, reporting per job None or a ``TransientError`` / ``PermanentError`` with
+a reason that names no secret. Every channel is built from the ``Settings``;
+limits and defaults are class data; ``close()`` releases connections. Only
+this package opens sockets. ``REGISTRY`` is the only way a channel is chosen,
+and ``CHATS`` are the chat platforms the renderer builds payloads for.
 """
 
 from __future__ import annotations
 
-from digest.channels.base import Channel, Job
-from digest.channels.email import EmailChannel, EmailPool
-from digest.channels.files import AtomChannel, OutboxChannel
-from digest.channels.webhook import (
-    UNSET,
-    DiscordChannel,
-    GenericWebhookChannel,
-    MattermostChannel,
-    SlackChannel,
-    Target,
-    TeamsChannel,
-    channel_name,
-    vet,
-)
+from collections.abc import Mapping
 
-REGISTRY: dict[str, type[Channel]] = {
+from digest.channels.base import Channel, Job
+from digest.channels.discord import DiscordChannel
+from digest.channels.email import EmailChannel
+from digest.channels.files import AtomChannel, OutboxChannel
+from digest.channels.mattermost import MattermostChannel
+from digest.channels.slack import SlackChannel
+from digest.channels.targets import UNSET, Target, channel_name, vet
+from digest.channels.teams import TeamsChannel
+from digest.channels.webhook import WebhookChannel
+from digest.render.chat import ChatStyle
+
+REGISTRY: Mapping[str, type[Channel]] = {
     cls.kind: cls
     for cls in (
         EmailChannel,
@@ -34,8 +34,11 @@ REGISTRY: dict[str, type[Channel]] = {
         DiscordChannel,
         TeamsChannel,
         MattermostChannel,
-        GenericWebhookChannel,
+        WebhookChannel,
     )
 }
+CHATS: Mapping[str, ChatStyle] = {
+    cls.kind: cls for cls in (SlackChannel, DiscordChannel, TeamsChannel, MattermostChannel, WebhookChannel)
+}
 
-__all__ = ["REGISTRY", "UNSET", "Channel", "EmailPool", "Job", "Target", "channel_name", "vet"]
+__all__ = ["CHATS", "REGISTRY", "UNSET", "Channel", "Job", "Target", "channel_name", "vet"]

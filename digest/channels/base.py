@@ -1,12 +1,17 @@
-"""What every channel shares: the ``Job`` it is handed and the ``Channel`` protocol."""
+"""What every channel shares: the ``Job`` it is handed, the ``Channel`` protocol, and one-at-a-time sending."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
+from digest.config import Settings
+from digest.errors import DeliveryError, TransientError
 from digest.models import Delivery, StoredDigest
+
+Takes = Literal["email", "history", "parts"]
 
 
 @dataclass(frozen=True)
@@ -22,8 +27,48 @@ class Job:
 
 
 class Channel(Protocol):
-    kind: ClassVar[str]
+    """A transport. Built from the whole ``Settings``; options are checked in ``__init__``."""
 
-    def send(self, job: Job) -> None: ...
+    kind: ClassVar[str]
+    takes: ClassVar[Takes]  # what a job carries besides the digest: the email, the feed's history, chat parts
+    markdown: ClassVar[bool]  # whether it delivers the Markdown digest (rendered with the digest only if so)
+    batch: ClassVar[int]  # deliveries marked ``sending`` together and handed to ``send_all`` at once
+
+    def __init__(self, settings: Settings) -> None: ...
+
+    def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
+        """Each job with None when it was delivered, or the error that stopped it; one failure stops no other."""
+        ...
 
     def close(self) -> None: ...
+
+
+class OneAtATime(ABC):
+    """A channel that sends one job at a time (``send``); ``send_all`` runs them in order."""
+
+    kind: ClassVar[str]
+    takes: ClassVar[Takes]
+    markdown: ClassVar[bool] = False
+    batch: ClassVar[int] = 1
+
+    @abstractmethod
+    def send(self, job: Job) -> None:
+        """Deliver one job or raise ``TransientError`` / ``PermanentError`` with a reason that names no secret."""
+
+    def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
+        for job in jobs:
+            yield job, attempt(self.send, job, kind=self.kind)
+
+    def close(self) -> None:
+        return None
+
+
+def attempt(send: Callable[[Job], None], job: Job, *, kind: str) -> DeliveryError | None:
+    """``send(job)``, its error as a value; a bug (any other exception) fails this job, not the run."""
+    try:
+        send(job)
+    except DeliveryError as e:
+        return e
+    except Exception as e:
+        return TransientError(f"unexpected {type(e).__name__} in the {kind} channel")
+    return None

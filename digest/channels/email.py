@@ -1,4 +1,6 @@
-"""The email channel: smtplib, one connection reused across a batch and reopened when it drops.
+"""The email channel: smtplib, ``[smtp] connections`` sessions sending a batch in parallel.
+
+Each session is reused across the run and reopened once when it drops.
 
 SMTP 4xx replies and connection trouble are transient (retried with backoff);
 5xx replies are permanent for that recipient. TLS certificates are checked
@@ -18,17 +20,15 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ClassVar
 
-from digest.channels.base import Job
-from digest.config import SMTPSettings
+from digest.channels.base import Job, Takes, attempt
+from digest.config import Settings, SMTPSettings
 from digest.errors import DeliveryError, PermanentError, TransientError
 
 
-class EmailChannel:
-    kind: ClassVar[str] = "email"
+class _Connection:
+    """One SMTP session, opened on first use and reopened once when the server dropped it."""
 
     def __init__(self, settings: SMTPSettings, *, sender: str) -> None:
-        if not settings.host:
-            raise ValueError("EmailChannel needs [smtp] host; without one email goes to the outbox")
         self._settings = settings
         self._sender = sender
         self._smtp: smtplib.SMTP | None = None
@@ -64,7 +64,7 @@ class EmailChannel:
         assert job.email is not None and job.delivery.target
         recipient = job.delivery.target
         where = f"{self._settings.host}:{self._settings.port}"
-        for attempt in (1, 2):  # a connection that dropped between messages is reopened once
+        for try_number in (1, 2):  # a connection that dropped between messages is reopened once
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
@@ -72,7 +72,7 @@ class EmailChannel:
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
-                if attempt == 2:
+                if try_number == 2:
                     raise TransientError(f"{where} closed the connection") from e
             except smtplib.SMTPRecipientsRefused as e:
                 code, text = e.recipients.get(recipient, (550, b"refused"))
@@ -103,38 +103,35 @@ class EmailChannel:
             self._smtp = None
 
 
-class EmailPool:
-    """Several EmailChannel connections sending one batch in parallel, each kept open for the batch.
+class EmailChannel:
+    """``[smtp] connections`` sessions sending a batch in parallel, one per thread, each kept open for the run."""
 
-    ``send_all`` returns, per job, None when the server accepted it or the
-    DeliveryError that stopped it; one failure never stops the others.
-    """
+    kind: ClassVar[str] = "email"
+    takes: ClassVar[Takes] = "email"
+    markdown: ClassVar[bool] = False
+    batch: ClassVar[int] = 200  # emails marked sending together and sent in parallel
 
-    def __init__(self, settings: SMTPSettings, *, sender: str) -> None:
-        self._settings = settings
-        self._sender = sender
+    def __init__(self, settings: Settings) -> None:
+        if not settings.smtp.host:
+            raise ValueError("EmailChannel needs [smtp] host; without one email goes to the outbox")
+        self._settings = settings.smtp
+        self._sender = settings.email.sender
         self._local = threading.local()
-        self._channels: list[EmailChannel] = []
+        self._connections: list[_Connection] = []
         self._lock = threading.Lock()
-        self._workers = ThreadPoolExecutor(max_workers=settings.connections, thread_name_prefix="smtp")
+        self._workers = ThreadPoolExecutor(max_workers=self._settings.connections, thread_name_prefix="smtp")
 
-    def _channel(self) -> EmailChannel:
-        channel = getattr(self._local, "channel", None)
-        if channel is None:
-            channel = EmailChannel(self._settings, sender=self._sender)
-            self._local.channel = channel
+    def _connection(self) -> _Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _Connection(self._settings, sender=self._sender)
+            self._local.connection = connection
             with self._lock:
-                self._channels.append(channel)
-        return channel
+                self._connections.append(connection)
+        return connection
 
     def _send(self, job: Job) -> DeliveryError | None:
-        try:
-            self._channel().send(job)
-        except DeliveryError as e:
-            return e
-        except Exception as e:  # a bug must fail this message, not the batch
-            return TransientError(f"unexpected {type(e).__name__} in the email channel")
-        return None
+        return attempt(self._connection().send, job, kind=self.kind)
 
     def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
         """Each job with its outcome, in the order they finish (so acceptances can be recorded early).
@@ -160,8 +157,8 @@ class EmailPool:
 
     def close(self) -> None:
         self._workers.shutdown(wait=True)
-        for channel in self._channels:
-            channel.close()
+        for connection in self._connections:
+            connection.close()
 
 
 def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:

@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import ClassVar
 
-from digest.channels.base import Job
-from digest.config import DeliverySettings
+from digest.channels.base import Job, OneAtATime, Takes
+from digest.config import Settings
 from digest.errors import TransientError
 
 ATOM = "http://www.w3.org/2005/Atom"
@@ -32,13 +32,15 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-class OutboxChannel:
+class OutboxChannel(OneAtATime):
     """outbox/NAME/new/EDITION.ID.eml (Maildir: tmp/, new/, cur/) and outbox/NAME/digests/EDITION.md."""
 
     kind: ClassVar[str] = "outbox"
+    takes: ClassVar[Takes] = "email"
+    markdown: ClassVar[bool] = True
 
-    def __init__(self, settings: DeliverySettings) -> None:
-        self._root = settings.outbox_dir
+    def __init__(self, settings: Settings) -> None:
+        self._root = settings.delivery.outbox_dir
 
     def paths(self, job: Job) -> tuple[Path, Path]:
         folder = self._root / job.delivery.subscriber
@@ -57,18 +59,16 @@ class OutboxChannel:
         except OSError as e:
             raise TransientError(f"outbox: cannot write {eml.parent} ({e.strerror}); check the folder") from e
 
-    def close(self) -> None:
-        return None
 
-
-class AtomChannel:
+class AtomChannel(OneAtATime):
     """outbox/feeds/NAME.atom: the subscriber's latest digests, for a feed reader."""
 
     kind: ClassVar[str] = "atom"
+    takes: ClassVar[Takes] = "history"
 
-    def __init__(self, settings: DeliverySettings) -> None:
-        self._root = settings.outbox_dir / "feeds"
-        self._base = settings.base_url.rstrip("/")
+    def __init__(self, settings: Settings) -> None:
+        self._root = settings.delivery.outbox_dir / "feeds"
+        self._base = settings.delivery.base_url.rstrip("/")
 
     def path(self, name: str) -> Path:
         return self._root / f"{name}.atom"
@@ -95,6 +95,3 @@ class AtomChannel:
             _write(self.path(name), ET.tostring(feed, encoding="utf-8", xml_declaration=True))
         except OSError as e:
             raise TransientError(f"atom: cannot write {self.path(name)} ({e.strerror}); check the folder") from e
-
-    def close(self) -> None:
-        return None

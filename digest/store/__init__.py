@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from digest.store.db import fault
 from digest.store.digests import Digests, FrozenDigest, frozen
-from digest.store.ledger import Ledger, Mark
+from digest.store.ledger import Ledger, Update
 from digest.store.papers import Papers
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 from digest.store.subscribers import StoredProfile, Subscribers
@@ -24,4 +24,4 @@ class Store(Papers, Subscribers, Digests, Ledger):
     """An open database: ``with Store.open(path) as store``."""
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "FrozenDigest", "Mark", "Store", "StoredProfile", "fault", "frozen"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "FrozenDigest", "Store", "StoredProfile", "Update", "fault", "frozen"]

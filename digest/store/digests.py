@@ -4,7 +4,7 @@
 anything is sent: its papers, ranks, scores and reasons, and its content. A
 paper goes into a subscriber's digests once, ever. The content (text, HTML,
 Markdown and, for email, the MIME body) is one zstd frame in ``body``
-(``pack``), about a ninth of the bytes; digests made before schema 4 keep it
+(``compress``), about a ninth of the bytes; digests made before schema 4 keep it
 in ``body_text``, ``body_html`` and ``body_markdown``.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import zstandard
 
-from digest.models import Message, NewDelivery, Ranked, Reason, StoredDigest
+from digest.models import Message, NewDelivery, Ranked, StoredDigest
 from digest.store.db import Database
 
 
@@ -55,7 +55,7 @@ def frozen(
     email: bytes = b"",
 ) -> FrozenDigest:
     """A digest with its rendered message (and ``email``, its MIME body when it goes out as email) packed."""
-    body = pack([message.text.encode(), message.html.encode(), message.markdown.encode(), email])
+    body = compress([message.text.encode(), message.html.encode(), message.markdown.encode(), email])
     return FrozenDigest(name, edition, items, message.subject, body, new_count, deliveries or [])
 
 
@@ -102,7 +102,7 @@ class Digests(Database):
                 ids.append(digest_id)
         return ids
 
-    def digest_marks(self) -> dict[str, tuple[datetime, str]]:
+    def latest_digests(self) -> dict[str, tuple[datetime, str]]:
         """Every subscriber's latest digest: (made at, edition), in one query."""
         rows = self._conn.execute("SELECT subscriber, max(created_at), max(edition) FROM digests GROUP BY subscriber")
         return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
@@ -156,9 +156,7 @@ _Row = tuple[Any, ...]
 def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
     """A digest's row, its items' and its deliveries' (each without the digest's id, not known yet)."""
     digest = (d.name, d.edition, stamp, d.subject, d.body, d.new_count)
-    items = [
-        (item.paper.id, item.rank, item.score, json.dumps([_reason_json(r) for r in item.why])) for item in d.items
-    ]
+    items = [(item.paper.id, item.rank, item.score, json.dumps([r.as_dict() for r in item.why])) for item in d.items]
     deliveries = [(x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries]
     return digest, items, deliveries
 
@@ -167,7 +165,7 @@ _COUNT = struct.Struct(">I")  # a body: how many parts, each part's length, then
 _zstd = threading.local()  # a compressor and a decompressor per thread (reused: a new context costs 20 us)
 
 
-def pack(parts: list[bytes]) -> bytes:
+def compress(parts: list[bytes]) -> bytes:
     """A digest's content as one zstd frame (level 1: an email digest's ~70 KB in ~80 us, to ~8 KB).
 
     The parts are the UTF-8 text, HTML and Markdown, then the email's MIME body
@@ -181,7 +179,7 @@ def pack(parts: list[bytes]) -> bytes:
     return bytes(_zstd.compressor.compress(lengths + b"".join(parts)))
 
 
-def unpack(body: bytes) -> list[bytes]:
+def decompress(body: bytes) -> list[bytes]:
     if not hasattr(_zstd, "decompressor"):
         _zstd.decompressor = zstandard.ZstdDecompressor()
     data = _zstd.decompressor.decompress(body)
@@ -191,17 +189,6 @@ def unpack(body: bytes) -> list[bytes]:
     return [data[a:b] for a, b in pairwise(stops)]
 
 
-def _reason_json(reason: Reason) -> dict[str, object]:
-    # dataclasses.asdict deep-copies every value; at 100,000 digests a day that was a second per 2,000.
-    return {
-        "kind": reason.kind,
-        "label": reason.label,
-        "score": reason.score,
-        "where": list(reason.where),
-        "detail": reason.detail,
-    }
-
-
 _DIGEST_QUERY = "SELECT d.*, (SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items FROM digests d"
 
 
@@ -209,7 +196,7 @@ def _stored_digest(row: sqlite3.Row) -> StoredDigest:
     if row["body"] is None:  # made before schema 4
         text, html, markdown, email = row["body_text"], row["body_html"], row["body_markdown"], b""
     else:
-        content = unpack(row["body"])
+        content = decompress(row["body"])
         text, html, markdown = (part.decode() for part in content[:3])
         email = content[3]
     return StoredDigest(

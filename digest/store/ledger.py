@@ -17,8 +17,8 @@ from digest.store.db import Database
 
 
 @dataclass(frozen=True, slots=True)
-class Mark:
-    """One delivery's new state, for ``mark_many``."""
+class Update:
+    """One delivery's new state, for ``update_many``."""
 
     id: int
     state: str
@@ -55,7 +55,7 @@ class Ledger(Database):
         row = self._conn.execute(_DELIVERY_QUERY + " WHERE x.id = ?", (delivery_id,)).fetchone()
         return _delivery(row) if row else None
 
-    def mark(
+    def update(
         self,
         delivery_id: int,
         state: str,
@@ -67,9 +67,9 @@ class Ledger(Database):
         error: str | None = None,
     ) -> None:
         """Record a delivery's new state (committed at once: the ledger is written after each action)."""
-        self.mark_many([Mark(delivery_id, state, attempts, parts_sent, next_try, error)], at=at)
+        self.update_many([Update(delivery_id, state, attempts, parts_sent, next_try, error)], at=at)
 
-    def mark_many(self, updates: Sequence[Mark], *, at: datetime) -> None:
+    def update_many(self, updates: Sequence[Update], *, at: datetime) -> None:
         """Record new states for a batch of deliveries, in one transaction (None keeps a count as it is)."""
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:

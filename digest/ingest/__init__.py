@@ -1,0 +1,25 @@
+"""Dump ingest: a file's bytes to text (``read``), text to a ``Dump`` (``parse``), both (``load``).
+
+``lines`` classifies a page's lines, ``parse`` turns them into papers (both
+pure), ``read`` is the only module here that does I/O.
+"""
+
+from __future__ import annotations
+
+from digest.ingest.lines import looks_like_abstract, resolve_page_day
+from digest.ingest.parse import DEFAULT_MAX_PAPERS, parse
+from digest.ingest.read import Text, load, read
+from digest.text import clean_line, normalise_title, paper_id
+
+__all__ = [
+    "DEFAULT_MAX_PAPERS",
+    "Text",
+    "clean_line",
+    "load",
+    "looks_like_abstract",
+    "normalise_title",
+    "paper_id",
+    "parse",
+    "read",
+    "resolve_page_day",
+]

@@ -1,0 +1,82 @@
+"""The only package that wires the stages together: dump files -> ingest -> store -> rank -> render -> channels.
+
+It decides nothing the stages decide: ``ingest`` parses, ``profiles`` checks,
+``store`` remembers, ``rank`` scores, ``render`` renders, ``channels`` deliver.
+What it adds is isolation (a bad file or profile becomes an outcome with its
+error, and the rest goes on), caching (the archive's TF-IDF space, the
+renderer), the batching and worker processes that make 100,000 digests a day
+quickly, and the ledger around every delivery. Rooms:
+
+* ``intake``: dump files read, parsed and stored;
+* ``subscribers``: profiles checked, stored and synced;
+* ``ranking``: what making and previewing share (corpus, renderer, windows);
+* ``batch`` / ``make`` / ``workers``: the due digests made, batch by batch;
+* ``deliver``: the ledger's due rows handed to their channels;
+* ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run.
+"""
+
+from __future__ import annotations
+
+from digest.pipeline.batch import ledger_channels
+from digest.pipeline.deliver import backoff, deliver, webhook_target
+from digest.pipeline.intake import FileOutcome, dump_files, expand, ingest_files, is_dump_name, parse_files
+from digest.pipeline.make import due_edition, make_digests
+from digest.pipeline.ranking import (
+    Preview,
+    as_digest,
+    candidates,
+    corpus,
+    new_papers,
+    preview,
+    rank_for,
+    renderer,
+    weights,
+    window_start,
+)
+from digest.pipeline.report import SendReport
+from digest.pipeline.run import Hooks, run_once, send
+from digest.pipeline.subscribers import (
+    SyncReport,
+    find_subscriber,
+    is_active,
+    set_state,
+    stored_profile,
+    subscribe,
+    sync_subscribers,
+)
+
+__all__ = [
+    "FileOutcome",
+    "Hooks",
+    "Preview",
+    "SendReport",
+    "SyncReport",
+    "as_digest",
+    "backoff",
+    "candidates",
+    "corpus",
+    "deliver",
+    "due_edition",
+    "dump_files",
+    "expand",
+    "find_subscriber",
+    "ingest_files",
+    "is_active",
+    "is_dump_name",
+    "ledger_channels",
+    "make_digests",
+    "new_papers",
+    "parse_files",
+    "preview",
+    "rank_for",
+    "renderer",
+    "run_once",
+    "send",
+    "set_state",
+    "stored_profile",
+    "subscribe",
+    "sync_subscribers",
+    "webhook_target",
+    "weights",
+    "window_start",
+]

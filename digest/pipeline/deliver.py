@@ -1,0 +1,170 @@
+"""Delivering what is due: every channel chosen through the registry, the ledger written before and after each try."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from digest import links, render
+from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
+from digest.config import Settings
+from digest.errors import DeliveryError, PermanentError
+from digest.models import Delivery, Message, StoredDigest
+from digest.pipeline.report import SendReport
+from digest.store import Store, Update
+
+
+def webhook_target(kind: str, variable: str, settings: Settings) -> Target | None:
+    """Where a webhook channel would post now (None while its variable is unset).
+
+    Raises ``DeliveryError`` when the URL may not be used: see ``channels.vet``.
+    """
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        return None
+    allow = settings.delivery.allow_private_webhooks
+    return vet(url, name=channel_name(kind, variable), allow_private=allow)
+
+
+def backoff(attempts: int, settings: Settings, *, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds until the next try: exponential with jitter, or what the server asked for."""
+    cap = settings.delivery.backoff_max_seconds
+    if retry_after is not None:
+        return min(cap, max(retry_after, 1.0))
+    return float(min(cap, settings.delivery.backoff_seconds * 2 ** (attempts - 1)) * rng.uniform(0.5, 1.5))
+
+
+def deliver(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    names: set[str] | None = None,
+    rng: random.Random | None = None,
+    report: SendReport | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> SendReport:
+    """Try every due delivery once. The ledger is written before and after each try.
+
+    Email first, then the other channels in the ledger's order. Each channel
+    takes its ``batch`` of rows at a time: one transaction marks them
+    ``sending``, the channel sends them (email over ``[smtp] connections`` in
+    parallel, the others one by one), and each outcome is committed as it is
+    known. A row is ``sending`` from before its try until its outcome is
+    committed, so a crash in between is retried with the same Message-ID.
+    ``stop`` is asked before each batch: a daemon shutting down finishes what
+    is in flight.
+
+    A failure touches only its own row. Transient failures come back after a
+    backoff until ``max_attempts``; permanent ones are recorded as failed.
+    """
+    report = report or SendReport()
+    rng = rng or random.Random()
+    due = store.due(clock(), names=names)
+    ordered = [d for d in due if d.kind == "email"] + [d for d in due if d.kind != "email"]
+    channels: dict[str, Channel] = {}
+    try:
+        for rows in _batches(ordered):
+            if stop():
+                break
+            kind = rows[0].kind
+            if kind not in channels:
+                channels[kind] = REGISTRY[kind](settings)
+            _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report)
+    finally:
+        for channel in channels.values():
+            channel.close()
+    return report
+
+
+def _batches(rows: list[Delivery]) -> Iterator[list[Delivery]]:
+    """Consecutive rows of one kind, at most that channel's ``batch`` of them at a time."""
+    run: list[Delivery] = []
+    for row in rows:
+        if run and (row.kind != run[0].kind or len(run) >= REGISTRY[run[0].kind].batch):
+            yield run
+            run = []
+        run.append(row)
+    if run:
+        yield run
+
+
+def _send(
+    store: Store,
+    channel: Channel,
+    rows: list[Delivery],
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    rng: random.Random,
+    report: SendReport,
+) -> None:
+    store.update_many([Update(d.id, "sending", attempts=d.attempts + 1) for d in rows], at=clock())
+    digests = store.stored_digests([d.digest for d in rows])
+    jobs = (_job(store, channel, d, digests[d.digest], settings, at=clock()) for d in rows)
+    for job, error in channel.send_all(jobs):  # each job built while earlier ones are on the wire
+        delivery = job.delivery
+        outcome = _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
+        # Committed as it is known: only messages on the wire are ever in doubt after a crash.
+        store.update_many([outcome], at=clock())
+
+
+def _outcome(
+    delivery: Delivery,
+    attempts: int,
+    error: DeliveryError | None,
+    settings: Settings,
+    *,
+    now: datetime,
+    rng: random.Random,
+    report: SendReport,
+) -> Update:
+    """The ledger state a try leads to (and its line in the report)."""
+    if error is None:
+        report.sent.append(delivery)
+        return Update(delivery.id, "sent")
+    if isinstance(error, PermanentError):
+        report.failed.append((delivery, error.reason))
+        return Update(delivery.id, "failed", error=error.reason)
+    if attempts >= settings.delivery.max_attempts:
+        final = f"gave up after {attempts} tries: {error.reason}"
+        report.failed.append((delivery, final))
+        return Update(delivery.id, "failed", error=final)
+    next_try = now + timedelta(seconds=backoff(attempts, settings, retry_after=error.retry_after, rng=rng))
+    report.retries.append((delivery, error.reason, next_try))
+    return Update(delivery.id, "retry", next_try=next_try, error=error.reason)
+
+
+def _job(
+    store: Store, channel: Channel, delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime
+) -> Job:
+    """What the channel needs for this delivery: the email, the feed's history, or the chat parts."""
+
+    def progress(sent: int) -> None:
+        store.update(delivery.id, "sending", at=at, parts_sent=sent)
+
+    if channel.takes == "email":
+        return Job(delivery, digest, email=_email(delivery, digest, settings, at=at))
+    if channel.takes == "history":
+        history = store.recent_digests(delivery.subscriber, limit=settings.delivery.atom_entries)
+        return Job(delivery, digest, history=history)
+    return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress)
+
+
+def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> bytes:
+    mail = settings.email
+    link = links.unsubscribe_url(delivery.subscriber, settings.delivery)
+    return render.email(
+        Message(digest.subject, digest.text, digest.html, digest.markdown),
+        sender=mail.sender,
+        sender_name=mail.sender_name,
+        to=delivery.target or f"{delivery.subscriber}@localhost",
+        reply_to=mail.reply_to or None,
+        message_id=delivery.message_id,
+        sent=at,
+        headers=render.list_unsubscribe(delivery.subscriber, sender=mail.sender, link=link),
+        body=digest.email or None,  # made with the digest; older digests have none
+    )

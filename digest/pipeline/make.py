@@ -1,0 +1,118 @@
+"""Making the digests that are due: which editions, in which batches, in this process or in workers."""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+from datetime import datetime
+
+from digest import cadence
+from digest.config import Settings
+from digest.models import Profile, Subscriber
+from digest.pipeline.batch import Batch, Made, Window, make_batch
+from digest.pipeline.ranking import window_start
+from digest.pipeline.report import SendReport
+from digest.pipeline.subscribers import is_active, stored_profile
+from digest.pipeline.workers import make_in_processes
+from digest.store import Store
+
+PARALLEL_FROM = 2  # batches due at once before worker processes are worth starting (each takes ~2 s to start)
+
+
+def due_edition(
+    subscriber: Subscriber, profile: Profile, *, now: datetime, latest: tuple[datetime, str] | None
+) -> datetime | None:
+    """The firing whose edition should be made now, if any: the latest one not made yet.
+
+    ``latest`` is the subscriber's latest digest (made at, edition), from ``Store.latest_digests``.
+    """
+    fire = cadence.last_fire(profile, now)
+    if fire is None or not is_active(subscriber, today=fire.date()):
+        return None
+    if latest is not None and (latest[1] >= fire.date().isoformat() or latest[0] >= fire):
+        return None  # this edition, or a catch-up covering it, exists already
+    return fire
+
+
+def make_digests(
+    store: Store,
+    settings: Settings,
+    *,
+    now: datetime,
+    names: set[str] | None = None,
+    timings: dict[str, float] | None = None,
+) -> SendReport:
+    """Freeze the due edition for every active subscriber.
+
+    An edition is due once its firing (send_at, in the subscriber's zone, on the
+    days of their frequency) has passed and it has not been made. After
+    downtime, only the latest missed edition is made, covering every paper since
+    the previous digest. Subscribers that share a window of candidate papers are
+    ranked together (``rank_all``, ``[render] batch_size`` at a time) and each batch is frozen
+    in one transaction. When many batches are due, ``[render] workers``
+    processes make them side by side (``report.workers``). ``timings``, when
+    given, collects seconds per phase (rank, render, freeze), summed over the
+    processes, for the benchmarks.
+    """
+    report = SendReport()
+    if store.latest_dump() is None:
+        return report
+    batches = _batches(store, settings, now=now, names=names)
+    report.workers = _processes(settings, due=sum(len(b.members) for b in batches), size=settings.render.batch_size)
+    if report.workers == 1:
+        windows: dict[datetime, Window] = {}
+        for batch in batches:
+            _count(report, make_batch(store, settings, windows, batch, now=now, lock=nullcontext()), timings)
+        return report
+    results, broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers)
+    for made in results:
+        _count(report, made, timings)
+    if broken:
+        # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
+        # what is still due is exactly what was not stored: make that here, in this process.
+        alone = settings.model_copy(update={"render": settings.render.model_copy(update={"workers": 1})})
+        rest = make_digests(store, alone, now=now, names=names, timings=timings)
+        report.made += rest.made
+        report.skipped += rest.skipped
+    return report
+
+
+def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str] | None) -> list[Batch]:
+    """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch."""
+    latest = store.latest_digests()
+    windows: dict[datetime, list[tuple[Profile, datetime]]] = {}
+    for subscriber in store.subscribers():
+        if names is not None and subscriber.name not in names:
+            continue
+        profile = stored_profile(subscriber)
+        mine = latest.get(profile.name)
+        fire = due_edition(subscriber, profile, now=now, latest=mine)
+        if fire is not None:
+            since = window_start(profile, fire, mine[0] if mine else None)
+            windows.setdefault(since, []).append((profile, fire))
+    size = settings.render.batch_size
+    batches: list[Batch] = []
+    for since, members in windows.items():
+        # What each subscriber had before, read before this run writes anything.
+        paper_ids = [p.id for p in store.papers_since(since)]
+        seen = store.digested_among(paper_ids) if paper_ids else {}
+        for start in range(0, len(members), size):
+            part = members[start : start + size]
+            batches.append(Batch(since, part, {p.name: seen[p.name] for p, _ in part if p.name in seen}))
+    return batches
+
+
+def _count(report: SendReport, made: Made, timings: dict[str, float] | None) -> None:
+    report.made += made.made
+    report.skipped += made.skipped
+    if timings is not None:
+        for phase, seconds in made.seconds.items():
+            timings[phase] = timings.get(phase, 0.0) + seconds
+
+
+def _processes(settings: Settings, *, due: int, size: int) -> int:
+    """How many processes make this run's digests: one unless several batches are due."""
+    if due < PARALLEL_FROM * size:
+        return 1
+    wanted = settings.render.workers or os.cpu_count() or 1
+    return max(1, min(wanted, -(-due // size)))

@@ -1,0 +1,119 @@
+"""What making and previewing digests share: the archive's TF-IDF space and the renderer (each built
+once), the window of candidate papers an edition draws from, and a preview of the next digest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from digest import cadence, rank, render
+from digest.channels import CHATS
+from digest.config import Settings
+from digest.models import Digest, Paper, Profile, Ranked
+from digest.pipeline.subscribers import find_subscriber, stored_profile
+from digest.store import Store
+from digest.text import normalise_title
+
+_corpus_cache: dict[tuple[str, int, int], rank.Corpus] = {}
+_renderers: dict[str, render.Renderer] = {}
+
+
+def corpus(store: Store, extra: Sequence[Paper] = ()) -> rank.Corpus:
+    """The archive's TF-IDF space, fitted once per archive version; ``extra`` papers not stored yet join it."""
+    key = (str(store.path), *store.archive_version())
+    if key not in _corpus_cache:
+        _corpus_cache.clear()  # one archive at a time: an older space is stale now
+        _corpus_cache[key] = rank.Corpus(store.archive())
+    cached = _corpus_cache[key]
+    unknown = [p for p in extra if p.id not in cached]
+    if not unknown:
+        return cached
+    return rank.Corpus([*store.archive(), *unknown])
+
+
+def weights(settings: Settings) -> rank.Weights:
+    return rank.Weights(**settings.rank.model_dump())
+
+
+def renderer(settings: Settings) -> render.Renderer:
+    """The Jinja environment and CSS inliner, built once per settings (templates are read once)."""
+    key = str(settings.render.templates_dir)
+    if key not in _renderers:
+        _renderers[key] = render.Renderer(templates_dir=settings.render.templates_dir, chats=CHATS)
+    return _renderers[key]
+
+
+def new_papers(store: Store) -> tuple[list[Paper], str | None]:
+    """The papers first seen in the latest dump, with that dump's source."""
+    latest = store.latest_dump()
+    if latest is None:
+        return [], None
+    return [row.paper for row in store.papers(first_dump=latest.id)], latest.source
+
+
+def rank_for(
+    store: Store, profile: Profile, papers: Sequence[Paper], *, settings: Settings, keep_all: bool = False
+) -> list[Ranked]:
+    """Rank papers for one profile, skipping what its subscriber already received."""
+    return rank.rank(
+        papers,
+        profile,
+        corpus=corpus(store, papers),
+        normalise_title=normalise_title,
+        weights=weights(settings),
+        seen=store.digested(profile.name),
+        keep_all=keep_all,
+    )
+
+
+def window_start(profile: Profile, fire: datetime, last_made: datetime | None) -> datetime:
+    """Where the papers of the edition firing at ``fire`` begin: after the subscriber's latest
+    digest, or for a first digest, after the firing before this one."""
+    return last_made if last_made is not None else cadence.previous_fire(profile, fire)
+
+
+def candidates(store: Store, profile: Profile, *, now: datetime) -> tuple[list[Paper], datetime]:
+    """The papers an edition due at ``now`` draws from, and since when.
+
+    Papers first seen after the subscriber's latest digest; for a first digest,
+    after the firing before the one that is due (a day, or a week for weekly).
+    A daemon that was down for days therefore sends one digest covering them all.
+    """
+    since = window_start(profile, cadence.last_fire(profile, now) or now, store.last_digest_at(profile.name))
+    return store.papers_since(since), since
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a subscriber would receive now."""
+
+    profile: Profile
+    items: list[Ranked]
+    trending: list[Paper]
+    candidates: int
+    since: datetime
+
+
+def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Preview:
+    """What the subscriber's next digest would hold if it were made now."""
+    profile = stored_profile(find_subscriber(store, name))
+    papers, since = candidates(store, profile, now=now)
+    items = rank_for(store, profile, papers, settings=settings)
+    chosen = {item.paper.id for item in items} | store.digested(profile.name)
+    trending = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
+    return Preview(profile=profile, items=items, trending=trending, candidates=len(papers), since=since)
+
+
+def as_digest(view: Preview, *, now: datetime) -> Digest:
+    """A preview as the digest it would become: the edition of the latest firing (or today)."""
+    fire = cadence.last_fire(view.profile, now)
+    edition = fire.date() if fire else now.astimezone(ZoneInfo(view.profile.timezone)).date()
+    return Digest(
+        profile=view.profile,
+        edition=edition,
+        items=tuple(view.items),
+        trending=tuple(view.trending),
+        new_count=view.candidates,
+    )

@@ -1,0 +1,23 @@
+"""What a run did (``SendReport``), for the summary, the log and the exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from digest.errors import ProfileError
+from digest.models import Delivery
+
+
+@dataclass
+class SendReport:
+    """What ``send`` did, for the summary and the exit code."""
+
+    made: list[tuple[str, str, int]] = field(default_factory=list)  # subscriber, edition, papers
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # empty days with empty_day = skip
+    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: subscriber, channel
+    sent: list[Delivery] = field(default_factory=list)
+    retries: list[tuple[Delivery, str, datetime]] = field(default_factory=list)
+    failed: list[tuple[Delivery, str]] = field(default_factory=list)
+    profile_errors: list[ProfileError] = field(default_factory=list)
+    workers: int = 1  # processes that made the digests

@@ -1,0 +1,80 @@
+"""One run: the sequence that ``digest send`` and every pass of the daemon share (``run_once``)."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from digest.config import Settings
+from digest.pipeline.deliver import deliver
+from digest.pipeline.intake import FileOutcome, ingest_files
+from digest.pipeline.make import make_digests
+from digest.pipeline.report import SendReport
+from digest.pipeline.subscribers import SyncReport, sync_subscribers
+from digest.store import Store
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Called as a run goes: for each dump file taken, after the profiles are synced, after digests are made."""
+
+    file: Callable[[FileOutcome], None] = _ignore
+    synced: Callable[[SyncReport], None] = _ignore
+    made: Callable[[SendReport], None] = _ignore
+
+
+def run_once(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    files: Sequence[Path] = (),
+    names: set[str] | None = None,
+    rng: random.Random | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    hooks: Hooks = Hooks(),
+) -> SendReport:
+    """Ingest ``files``, sync the profiles, freeze the digests that are due, deliver everything due."""
+    for outcome in ingest_files(files, store=store, settings=settings, now=clock()):
+        hooks.file(outcome)
+    sync = sync_subscribers(store, settings.subscribers.dir, at=clock())
+    hooks.synced(sync)
+    report = make_digests(store, settings, now=clock(), names=names)
+    report.profile_errors = sync.errors
+    hooks.made(report)
+    return deliver(store, settings, clock=clock, names=names, rng=rng, report=report, stop=stop)
+
+
+def send(
+    store: Store,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    names: set[str] | None = None,
+    dry_run: bool = False,
+    rng: random.Random | None = None,
+) -> SendReport:
+    """The daily job (``run_once`` without dumps).
+
+    A dry run does the same syncing and freezing on a snapshot of the database,
+    reports what would go out, and leaves the real database and every server alone.
+    """
+    if not dry_run:
+        return run_once(store, settings, clock=clock, names=names, rng=rng)
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "dry-run.sqlite3"
+        store.snapshot(copy)
+        with Store.open(copy) as shadow:
+            errors = sync_subscribers(shadow, settings.subscribers.dir, at=clock()).errors
+            report = make_digests(shadow, settings, now=clock(), names=names)
+            report.planned = [(d.subscriber, d.channel) for d in shadow.due(clock(), names=names)]
+    report.profile_errors = errors
+    return report

@@ -1,0 +1,86 @@
+"""Subscribers in: profile files checked and stored, a folder synced, states changed.
+
+A broken profile is reported while its last good version stays in force.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from digest import profiles
+from digest.errors import ProfileError, UsageError
+from digest.models import Profile, Subscriber
+from digest.store import Store, StoredProfile
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What syncing the subscribers folder did."""
+
+    folder: Path
+    changes: dict[str, str]  # name -> added | updated | resubscribed
+    removed: list[str]
+    errors: list[ProfileError]
+
+
+def subscribe(store: Store, path: Path, *, at: datetime) -> tuple[Profile, str]:
+    """Check a profile file and store it; returns the profile and added/updated/unchanged/resubscribed."""
+    profile, text = profiles.load(path)
+    outcome = store.save_subscriber(
+        profile.name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=at
+    )
+    return profile, outcome
+
+
+def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
+    """Bring the database in line with a folder of profiles.
+
+    New and changed files are stored, files that went away unsubscribe, and a
+    broken file is reported while its last good version stays in force.
+    """
+    errors: list[ProfileError] = []
+    failed: set[str] = set()
+    if not folder.is_dir():
+        return SyncReport(folder, {}, [], [])
+
+    def bad(path: Path, error: ProfileError) -> None:
+        failed.add(str(path))
+        errors.append(error)
+
+    loaded = profiles.load_many(profiles.profile_files(folder), on_error=bad)
+    present = {p.name for p, _ in loaded}
+    outcomes = store.save_subscribers(
+        [StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded], at=at
+    )
+    changes = {p.name: outcome for (p, _), outcome in zip(loaded, outcomes, strict=True) if outcome != "unchanged"}
+    # A broken file still holds its subscriber: they stay subscribed on their last good version.
+    present |= {s.name for s in store.subscribers() if s.source in failed}
+    removed = store.unsubscribe_missing(folder=str(folder), present=present, at=at)
+    return SyncReport(folder, changes, removed, errors)
+
+
+def stored_profile(subscriber: Subscriber) -> Profile:
+    """The Profile of a stored subscriber (its text was checked when it was stored)."""
+    return profiles.parse(subscriber.text, source=subscriber.source or subscriber.name, default_name=subscriber.name)
+
+
+def set_state(store: Store, name: str, status: str, *, at: datetime, until: date | None = None) -> None:
+    """Unsubscribe, pause (optionally until a day) or resume a subscriber; unknown names are usage errors."""
+    find_subscriber(store, name)
+    store.set_status(name, status, at=at, until=until)
+
+
+def find_subscriber(store: Store, name: str) -> Subscriber:
+    subscriber = store.subscriber(name)
+    if subscriber is None or subscriber.status == "unsubscribed":
+        raise UsageError(f"no subscriber named {name!r}; 'digest subscribers' lists them")
+    return subscriber
+
+
+def is_active(subscriber: Subscriber, *, today: date) -> bool:
+    """Active, or paused until a day that has passed."""
+    if subscriber.status == "active":
+        return True
+    return subscriber.status == "paused" and subscriber.paused_until is not None and subscriber.paused_until < today

@@ -1,0 +1,157 @@
+"""Worker processes that make batches of digests side by side, and die with the process that started them."""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
+import multiprocessing.queues
+import os
+import signal
+import threading
+import time
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from digest.config import Settings
+from digest.pipeline.batch import Batch, Made, Window, make_batch
+from digest.store import Store
+
+
+def make_in_processes(
+    path: Path, settings: Settings, batches: list[Batch], *, now: datetime, workers: int
+) -> tuple[list[Made], bool]:
+    """Each batch made by one of ``workers`` processes: what the made ones did, and whether a worker died.
+
+    Workers are spawned, not forked (the daemon calls this from a thread), all
+    before any work is handed out. They take batches from one queue, open the
+    database themselves and write their own batches, one at a time: a lock
+    shared by the workers wakes the next writer at once, where SQLite's busy
+    handler would sleep and poll. Each answers over its own pipe. When a worker
+    dies, every batch finished before is still counted, and the others are
+    stopped (each batch is stored whole or not at all).
+
+    (Python 3.11's ProcessPoolExecutor starts workers on demand while handing
+    out work; a worker dying meanwhile made the next start fail, or left a
+    worker that shutting down waited for for ever.)
+    """
+    context = multiprocessing.get_context("spawn")
+    tasks: multiprocessing.queues.Queue[Batch | None] = context.Queue()
+    lock = context.Lock()
+    pipes = [context.Pipe(duplex=False) for _ in range(workers)]
+    setup = _Setup(os.getpid(), path, settings, lock, now)
+    processes: list[multiprocessing.process.BaseProcess] = [
+        context.Process(target=_worker, args=(setup, tasks, sender), daemon=True) for _, sender in pipes
+    ]
+    answers = {receiver: process for (receiver, _), process in zip(pipes, processes, strict=True)}
+    made: list[Made] = []
+    broken = False
+    try:
+        for process in processes:
+            process.start()
+        for _, sender in pipes:
+            sender.close()  # the worker holds its own copy: the pipe ends when the worker does
+        for item in [*batches, *[None] * workers]:
+            tasks.put(item)
+        while answers and len(made) < len(batches) and not broken:
+            for ready in multiprocessing.connection.wait(list(answers)):
+                made_here, ended = _answer(ready, answers)
+                made += made_here
+                broken = broken or ended
+    finally:
+        broken = broken or len(made) < len(batches)  # what is missing is made in this process
+        _stop(processes, tasks, force=broken)
+    return made, broken
+
+
+def _answer(
+    ready: object, answers: dict[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess]
+) -> tuple[list[Made], bool]:
+    """Read one worker's answer: a made batch, its error (raised here), or its end (True if it died)."""
+    assert isinstance(ready, multiprocessing.connection.Connection)
+    try:
+        answer = ready.recv()
+    except EOFError:  # the worker ended: after its last batch, or killed
+        process = answers.pop(ready)
+        process.join(timeout=30)
+        return [], process.exitcode != 0
+    if isinstance(answer, BaseException):
+        raise answer
+    return [answer], False
+
+
+def _stop(
+    processes: list[multiprocessing.process.BaseProcess],
+    tasks: multiprocessing.queues.Queue[Batch | None],
+    *,
+    force: bool,
+) -> None:
+    """Let the workers end (each took its ``None``), or kill them when the run went wrong."""
+    for process in processes:
+        if force and process.is_alive():
+            process.kill()
+        process.join(timeout=None if force else 30)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    tasks.close()
+    tasks.cancel_join_thread()  # batches no worker took: nobody will read them
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every worker of a run is started with."""
+
+    parent: int  # the process that started it: the worker ends when it does
+    path: Path
+    settings: Settings
+    lock: AbstractContextManager[object]  # held to write
+    now: datetime
+
+
+def _worker(
+    setup: _Setup,
+    tasks: multiprocessing.queues.Queue[Batch | None],
+    answers: multiprocessing.connection.Connection,
+) -> None:
+    """A worker process: make batches until the queue hands out ``None``; answer each with what it made."""
+    _die_with(setup.parent)
+    windows: dict[datetime, Window] = {}
+    with answers, Store.open(setup.path) as store:
+        store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
+        for batch in iter(tasks.get, None):
+            try:
+                made = make_batch(
+                    store, setup.settings, windows, batch, now=setup.now, lock=setup.lock, checkpoint=True
+                )
+                answers.send(made)
+            except Exception as e:  # the parent raises it: the run fails as it would in one process
+                answers.send(e)
+                return
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when the process that started it dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL when the parent goes (``PR_SET_PDEATHSIG``);
+    a thread that watches the parent's pid does the same job everywhere else
+    within a second. A parent already gone before either was set up is caught
+    by comparing the pid once.
+    """
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)

@@ -1,0 +1,110 @@
+"""The archive's TF-IDF space (``Corpus``), the ranker's knobs (``Weights``) and how a keyword is read.
+
+Pure: no files, clock or environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
+
+from digest.models import Paper
+from digest.text import tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """The ranker's knobs (config ``[rank]``)."""
+
+    title_boost: float = 2.0
+    partial_credit: float = 0.7
+    seed_weight: float = 1.0
+    seed_contrast: float = 0.5
+    trending_weight: float = 0.05
+    k1: float = 1.2
+    b: float = 0.75
+
+
+def content_tokens(text: str) -> list[str]:
+    return [t for t in tokens(text) if t not in ENGLISH_STOP_WORDS and len(t) > 1]
+
+
+def document(paper: Paper) -> str:
+    return f"{paper.title}\n{paper.abstract or ''}"
+
+
+def phrase_of(term: str) -> str:
+    return " ".join(tokens(term))
+
+
+class Corpus:
+    """The archive's TF-IDF space, fitted once per archive and shared by every profile and call.
+
+    Build one from every paper ever ingested; rebuild it only when the archive
+    changes (``pipeline`` caches it by the archive's size and last paper).
+    """
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.size = len(papers)
+        self._vectorizer = TfidfVectorizer(analyzer=content_tokens, sublinear_tf=True, dtype=np.float32, min_df=1)
+        documents = [document(p) for p in papers] or [""]
+        try:
+            self._matrix = self._vectorizer.fit_transform(documents).tocsr()
+        except ValueError:  # an archive with no words at all
+            self._vectorizer = TfidfVectorizer(analyzer=lambda _: ["_"], dtype=np.float32)
+            self._matrix = self._vectorizer.fit_transform(documents).tocsr()
+        self._row = {p.norm_title: i for i, p in enumerate(papers)}
+        self._ids = frozenset(p.id for p in papers)
+        self._titles = [p.title for p in papers]
+        vocabulary = self._vectorizer.vocabulary_
+        idf = self._vectorizer.idf_
+        self._idf = {term: float(idf[index]) for term, index in vocabulary.items()}
+        self._max_idf = float(idf.max()) if len(idf) else 1.0
+        self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
+        self._terms: dict[str, Keyword] = {}
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self._ids
+
+    def idf(self, phrase: str) -> float:
+        """The phrase's rarity: the idf of its rarest word (unknown words count as rarest)."""
+        words = [w for w in phrase.split() if w not in ENGLISH_STOP_WORDS] or phrase.split()
+        return max((self._idf.get(w, self._max_idf) for w in words), default=self._max_idf)
+
+    def keyword(self, label: str) -> Keyword:
+        """A profile term as the ranker reads it, worked out once per archive (profiles share most terms)."""
+        found = self._terms.get(label)
+        if found is None:
+            phrase = phrase_of(label)
+            words = [w for w in dict.fromkeys(phrase.split()) if w not in ENGLISH_STOP_WORDS]
+            if len(phrase.split()) < 2 or not words:
+                words = []
+            rarity = [self.idf(word) for word in words]
+            found = Keyword(phrase, self.idf(phrase) if phrase else 0.0, words, [r / sum(rarity) for r in rarity])
+            self._terms[label] = found
+        return found
+
+    def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
+        """L2-normalised TF-IDF rows for papers, in the archive's space."""
+        return self._vectorizer.transform([document(p) for p in papers]).tocsr()
+
+    def seed(self, norm_title: str) -> tuple[sp.csr_matrix, str] | None:
+        """The archive vector and title of a seed paper, by normalised title."""
+        row = self._row.get(norm_title)
+        if row is None:
+            return None
+        return self._matrix[row], self._titles[row]
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    """A keyword's folded phrase, its idf, and a multi-word phrase's content words with their idf shares."""
+
+    phrase: str
+    idf: float
+    words: list[str]
+    fractions: list[float]

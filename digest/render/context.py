@@ -1,0 +1,216 @@
+"""What templates and chat payloads are made from: a digest as plain data, and the text helpers they share.
+
+Pure: no files, clock or environment. Paper text only ever arrives as data.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Sequence
+from datetime import date
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from digest.models import Digest, Paper, Ranked, Reason
+
+SUMMARY_SENTENCES = 2
+SUMMARY_CHARS = 320
+
+_ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_MENTION = re.compile(r"@(?=(everyone|here|channel|all)\b)", re.I)
+
+
+def header_text(text: str, *, limit: int = 200) -> str:
+    """Safe for a mail header or a one-line title: no CR, LF or other controls, spaces folded."""
+    clean = " ".join(_CONTROL.sub(" ", text).split())
+    return clean if len(clean) <= limit else clean[: limit - 1].rstrip() + "…"
+
+
+@lru_cache(maxsize=65536)
+def summary(abstract: str | None) -> tuple[str, bool]:
+    """The first sentences of an abstract (about two), and whether anything was left out."""
+    if not abstract:
+        return "", False
+    text = " ".join(abstract.split())
+    sentences = _SENTENCE.split(text)
+    short = " ".join(sentences[:SUMMARY_SENTENCES])
+    if len(short) > SUMMARY_CHARS:
+        short = short[:SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    return short, len(short) < len(text)
+
+
+@lru_cache(maxsize=65536)
+def wrap(text: str, width: int = 69, indent: str = "   ") -> str:
+    """Text wrapped at ``width`` for the plain-text email, continuation lines indented; never at hyphens.
+
+    Cached: the same titles, summaries and reasons recur in thousands of digests a day.
+    """
+    lines = textwrap.wrap(text, width=width, break_on_hyphens=False, break_long_words=True)
+    return ("\n" + indent).join(lines)
+
+
+@lru_cache(maxsize=65536)
+def links(paper: Paper) -> dict[str, str | None]:
+    """Where a paper can be read: its arXiv page when the id is one, else searches for its title."""
+    title = header_text(paper.title, limit=300)
+    arxiv = f"https://arxiv.org/abs/{paper.id}" if _ARXIV_ID.match(paper.id) else None
+    hf_search = f"https://huggingface.co/papers?q={quote_plus(title)}"
+    arxiv_search = f"https://arxiv.org/search/?searchtype=title&query={quote(title)}"
+    return {
+        "main": arxiv or hf_search,
+        "arxiv": arxiv,
+        "hf_search": hf_search,
+        "arxiv_search": arxiv_search,
+        "hf_paper": f"https://huggingface.co/papers/{paper.id}" if arxiv else None,
+    }
+
+
+def no_mentions(text: str) -> str:
+    """Break @everyone, @here, @channel and @all with a zero-width space so they notify no one."""
+    return _MENTION.sub("@\u200b", text)
+
+
+def md_escape(text: str) -> str:
+    """Markdown-safe text: backslash before every character that could start markup; no mentions."""
+    return no_mentions(re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", " ".join(text.split())))
+
+
+def slack_escape(text: str) -> str:
+    """Slack mrkdwn: &, < and > as entities (Slack's rule); *, _, ~ and ` broken by a zero-width space."""
+    text = " ".join(text.split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return no_mentions(re.sub(r"([*_~`])", "\u200b\\1\u200b", text))
+
+
+@lru_cache(maxsize=65536)
+def paper_meta(paper: Paper) -> str:
+    parts = []
+    if paper.authors_count is not None:
+        parts.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
+    if paper.organization:
+        parts.append(header_text(paper.organization, limit=80))
+    if paper.published:
+        parts.append(f"published {paper.published.day} {paper.published:%b %Y}")
+    if paper.upvotes:
+        parts.append(f"▲ {paper.upvotes}")
+    return " · ".join(parts)
+
+
+def describe(reason: Reason) -> str:
+    """One reason as a phrase: “diffusion model” in the title, like “Pangu-Weather…”, trending (…)."""
+    label = header_text(reason.label, limit=120)
+    if reason.kind == "keyword":
+        detail = f" ({reason.detail})" if reason.detail else ""
+        return f"“{label}”{detail} in the {' and '.join(reason.where) or 'text'}"
+    if reason.kind == "seed":
+        return f"like “{label}”"
+    if reason.kind == "trending":
+        return f"trending ({reason.detail})" if reason.detail else "trending"
+    return label
+
+
+@lru_cache(maxsize=65536)
+def paper_view(paper: Paper) -> dict[str, Any]:
+    """What templates show of one paper; ``paper`` itself is the key of its cached fragments."""
+    short, more = summary(paper.abstract)
+    return {
+        "paper": paper,
+        "id": paper.id,
+        "title": " ".join(paper.title.split()),
+        "links": links(paper),
+        "summary": short,
+        "more": more,
+        "meta": paper_meta(paper),
+        "upvotes": paper.upvotes,
+    }
+
+
+@lru_cache(maxsize=65536)
+def reason_view(reason: Reason) -> dict[str, Any]:
+    return {
+        "kind": reason.kind,
+        "label": header_text(reason.label, limit=120),
+        "where": " and ".join(reason.where) or "text",
+        "detail": reason.detail,
+        "score": reason.score,
+        "text": describe(reason),
+    }
+
+
+def shown_reasons(reasons: Sequence[Reason]) -> list[Reason]:
+    """The reasons worth a reader's time: whole-term matches and seeds, else the best partial match."""
+    strong = [r for r in reasons if r.kind == "seed" or (r.kind == "keyword" and r.detail is None)]
+    partial = [r for r in reasons if r.kind == "keyword" and r.detail is not None]
+    return strong or partial[:1]
+
+
+def day_label(value: date) -> str:
+    return f"{value:%a} {value.day} {value:%b}"
+
+
+def top_labels(items: Sequence[Ranked]) -> list[str]:
+    """The labels that did most for the top papers: keywords first, else the seed liked."""
+    seen: list[str] = []
+    for item in items:
+        for reason in item.why:
+            label = reason.label if reason.kind == "keyword" else None
+            if reason.kind == "seed":
+                label = "like " + header_text(reason.label, limit=40)
+            if label and label not in seen:
+                seen.append(label)
+                break
+        if len(seen) == 2:
+            break
+    return seen
+
+
+def subject(digest: Digest) -> str:
+    """ "Your papers for Mon 14 Mar: diffusion model, quantization (+10)", one safe line."""
+    day = day_label(digest.edition)
+    if not digest.items:
+        return header_text(f"Nothing matched today, {day}: {digest.new_count} new papers")
+    topics = ", ".join(header_text(t, limit=40) for t in top_labels(digest.items))
+    more = len(digest.items) - 2
+    tail = f" (+{more})" if more > 0 else ""
+    noun = "paper" if len(digest.items) == 1 else "papers"
+    return header_text(f"Your {noun} for {day}: {topics}{tail}" if topics else f"Your {noun} for {day}", limit=150)
+
+
+def context(digest: Digest, *, unsubscribe_url: str | None = None) -> dict[str, Any]:
+    """The data every template gets (plain dicts and strings; paper text as values only)."""
+    items = [
+        {
+            **paper_view(item.paper),
+            "rank": item.rank,
+            "score": item.score,
+            "why": [reason_view(r) for r in shown_reasons(item.why)],
+            "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
+        }
+        for item in digest.items
+    ]
+    trending = [paper_view(p) for p in digest.trending]
+    profile = digest.profile
+    return {
+        "name": profile.name,
+        "subject": subject(digest),
+        "day": day_label(digest.edition),
+        "edition": digest.edition.isoformat(),
+        "count": len(digest.items),
+        "new_count": digest.new_count,
+        "items": items,
+        "trending": trending,
+        "keywords": [term for term, _ in profile.keywords],
+        "seeds": len(profile.seeds),
+        "unsubscribe_url": unsubscribe_url,
+        "profile_file": profile.source,
+    }
+
+
+def intro(context: dict[str, Any]) -> str:
+    count, new = context["count"], context["new_count"]
+    if not count:
+        return f"Nothing matched your profile today, out of {new} new papers."
+    return f"{count} paper{'s' if count != 1 else ''} for you out of {new} new today."
