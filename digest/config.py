@@ -52,7 +52,7 @@ class SubscribersSettings(_Section):
 
 
 class RankSettings(_Section):
-    """The ranker's knobs (see digest/rank.py for what each does)."""
+    """The ranker's knobs (see digest/rank/ for what each does)."""
 
     title_boost: float = Field(default=2.0, ge=0)
     partial_credit: float = Field(default=0.7, ge=0, le=1)
@@ -62,11 +62,20 @@ class RankSettings(_Section):
 
 
 class RenderSettings(_Section):
-    """Where user templates override the packaged ones, and how many processes make digests."""
+    """Where user templates override the packaged ones."""
 
     templates_dir: Path | None = None
-    workers: int = Field(default=0, ge=0, le=64)  # processes ranking and rendering; 0: one per CPU core
+
+
+class MakeSettings(_Section):
+    """How the due digests are made: in batches, by how many processes."""
+
+    workers: int = Field(default=0, ge=0, le=64)  # processes ranking, rendering and freezing; 0: one per core
     batch_size: int = Field(default=1000, ge=1, le=100_000)  # subscribers ranked and stored together
+
+
+# Keys that moved, and where to: an old config gets a line saying so instead of "unknown key".
+MOVED = {"render.workers": "make.workers", "render.batch_size": "make.batch_size"}
 
 
 class ScheduleSettings(_Section):
@@ -127,6 +136,7 @@ class Settings(BaseSettings):
     subscribers: SubscribersSettings = SubscribersSettings()
     rank: RankSettings = RankSettings()
     render: RenderSettings = RenderSettings()
+    make: MakeSettings = MakeSettings()
     smtp: SMTPSettings = SMTPSettings()
     email: EmailSettings = EmailSettings()
     delivery: DeliverySettings = DeliverySettings()
@@ -156,6 +166,9 @@ def _describe(error: ValidationError, *, origin: str) -> str:
     key = ".".join(str(part) for part in loc)
     env = _env_name(loc)
     where = f"environment variable {env}" if env in os.environ else f"{origin}: key '{key}'"
+    if first["type"] == "extra_forbidden" and key in MOVED:
+        section, name = MOVED[key].split(".")
+        return f"{where}: moved to [{section}] {name} ({_env_name((section, name))}); rename it there"
     if first["type"] == "extra_forbidden":
         return f"{where}: unknown key; check its spelling against config.example.toml"
     value = first.get("input")

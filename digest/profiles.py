@@ -1,7 +1,7 @@
 """Subscriber profiles: one TOML file each, checked key by key into a ``Profile``.
 
-``parse`` is pure (TOML text in, ``Profile`` out); ``load`` reads one file and
-``load_dir`` a folder of them. Every error is one line naming the file, the
+``parse`` is pure (TOML text in, ``Profile`` out); ``load`` reads one file,
+``load_many`` a list of them (``profile_files`` lists a folder's). Every error is one line naming the file, the
 key, the bad value and the fix. Unknown keys are errors, so typos are caught.
 
 For the profile format see DESIGN.md §6 and ``examples/subscribers/``. One
@@ -154,15 +154,7 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
     stored profile back to make digests, and the daemon does that every day.
     """
     check = _Check(source)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ProfileError(f"{source}: not valid TOML ({e}); fix the syntax at that line") from e
-    keywords_table = data.get("keywords")
-    if isinstance(keywords_table, dict):
-        for hoisted in ("exclude", "seeds"):
-            if isinstance(keywords_table.get(hoisted), list) and hoisted not in data:
-                data[hoisted] = keywords_table.pop(hoisted)
+    data = _table(text, source)
     check.unknown(data, _TOP_KEYS)
 
     name_value = data.get("name", default_name)
@@ -172,24 +164,10 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
     email = None
     if "email" in data:
         email = check.text("email", data["email"], pattern=_EMAIL, fix='write an address like "alice@example.org"')
-    timezone = "UTC"
-    if "timezone" in data:
-        timezone = check.text("timezone", data["timezone"], fix='use an IANA zone name like "Europe/Berlin"')
-        if timezone not in _zones():
-            close = difflib.get_close_matches(timezone, sorted(_zones()), n=1)
-            fix = f"did you mean '{close[0]}'?" if close else 'use an IANA zone name like "Europe/Berlin"'
-            raise check.fail("timezone", "not an IANA time zone", fix, timezone)
+    timezone = _timezone(check, data["timezone"]) if "timezone" in data else "UTC"
     send_at = _send_at(check, data.get("send_at", "07:00"))
     frequency = check.choice("frequency", data.get("frequency", "daily"), FREQUENCIES)
-    day = None
-    if "day" in data:
-        if frequency != "weekly":
-            raise check.fail(
-                "day", "only weekly digests have a day", 'set frequency = "weekly" or remove day', show=False
-            )
-        day = WEEKDAYS.index(_weekday(check, data["day"]))
-    elif frequency == "weekly":
-        day = 0
+    day = _day(check, data, frequency)
     max_items = check.integer("max_items", data.get("max_items", 10), 1, MAX_ITEMS)
     min_score = check.number("min_score", data.get("min_score", 0.1), 0.0, 10.0)
     empty_day = check.choice("empty_day", data.get("empty_day", "skip"), EMPTY_DAYS)
@@ -222,6 +200,40 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
         channels=channels,
         source=source,
     )
+
+
+def _table(text: str, source: str) -> dict[str, Any]:
+    """The TOML as a table, with ``exclude`` and ``seeds`` written under ``[keywords]`` moved to the top."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ProfileError(f"{source}: not valid TOML ({e}); fix the syntax at that line") from e
+    keywords_table = data.get("keywords")
+    if isinstance(keywords_table, dict):
+        for hoisted in ("exclude", "seeds"):
+            if isinstance(keywords_table.get(hoisted), list) and hoisted not in data:
+                data[hoisted] = keywords_table.pop(hoisted)
+    return data
+
+
+def _timezone(check: _Check, value: object) -> str:
+    timezone = check.text("timezone", value, fix='use an IANA zone name like "Europe/Berlin"')
+    if timezone not in _zones():
+        close = difflib.get_close_matches(timezone, sorted(_zones()), n=1)
+        fix = f"did you mean '{close[0]}'?" if close else 'use an IANA zone name like "Europe/Berlin"'
+        raise check.fail("timezone", "not an IANA time zone", fix, timezone)
+    return timezone
+
+
+def _day(check: _Check, data: dict[str, Any], frequency: str) -> int | None:
+    """The weekday of a weekly digest (Monday unless given); only weekly digests may name one."""
+    if "day" in data:
+        if frequency != "weekly":
+            raise check.fail(
+                "day", "only weekly digests have a day", 'set frequency = "weekly" or remove day', show=False
+            )
+        return WEEKDAYS.index(_weekday(check, data["day"]))
+    return 0 if frequency == "weekly" else None
 
 
 def _send_at(check: _Check, value: object) -> time:

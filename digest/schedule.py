@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -116,61 +115,6 @@ def exclusive(database: Path) -> Iterator[None]:
         handle.close()
 
 
-# --- the dumps folder -------------------------------------------------------------------
-
-
-@dataclass
-class DumpWatcher:
-    """Finds dumps that are complete: size and mtime unchanged since the previous poll.
-
-    A file already older than ``settle_seconds`` when first seen (there before
-    the daemon started) counts as complete at once. Dot-files, ``*.tmp`` and
-    the quarantine folder are ignored.
-    """
-
-    folder: Path
-    settle_seconds: float
-    _seen: dict[Path, tuple[int, float]] = field(default_factory=dict)
-    _taken: dict[Path, tuple[int, float]] = field(default_factory=dict)
-
-    def files(self) -> list[Path]:
-        return pipeline.dump_files(self.folder) if self.folder.is_dir() else []
-
-    def ready(self, now: datetime) -> list[Path]:
-        found: list[Path] = []
-        current: dict[Path, tuple[int, float]] = {}
-        for path in self.files():
-            stat = path.lstat()  # a link or a FIFO is not followed; reading it refuses it, into quarantine
-            mark = (stat.st_size, stat.st_mtime)
-            current[path] = mark
-            if self._taken.get(path) == mark:
-                continue
-            settled = now.timestamp() - stat.st_mtime >= self.settle_seconds
-            if self._seen.get(path) == mark or settled:
-                found.append(path)
-        self._seen = current
-        return found
-
-    def take(self, path: Path) -> None:
-        if os.path.lexists(path):
-            stat = path.lstat()
-            self._taken[path] = (stat.st_size, stat.st_mtime)
-
-    def quarantine(self, path: Path, reason: str, *, now: datetime) -> Path:
-        """Move a bad dump aside with a note saying why; never delete it."""
-        target_dir = self.folder / "quarantine"
-        target_dir.mkdir(exist_ok=True)
-        target = target_dir / path.name
-        number = 1
-        while target.exists():
-            target = target_dir / f"{path.name}.{number}"
-            number += 1
-        shutil.move(path, target)
-        note = target.with_name(target.name + ".error")
-        note.write_text(f"{now:%Y-%m-%dT%H:%M:%SZ} {reason}\n", encoding="utf-8")
-        return target
-
-
 # --- one pass -----------------------------------------------------------------------------
 
 
@@ -192,7 +136,7 @@ def tick(
     *,
     clock: Clock,
     log: EventLog,
-    watcher: DumpWatcher,
+    watcher: pipeline.DumpWatcher,
     names: set[str] | None = None,
     stop: Callable[[], bool] = lambda: False,
 ) -> Tick:
@@ -266,7 +210,7 @@ class Daemon:
         self.clock = clock
         self.stopping = threading.Event()
         poll = settings.schedule.poll_seconds
-        self.watcher = DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
+        self.watcher = pipeline.DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
         self.scheduler = BlockingScheduler(
             executors={
                 "default": ThreadPoolExecutor(1)

@@ -70,6 +70,10 @@ def test_a_missing_config_path_is_an_error(workdir: Path) -> None:
         ),
         ("[ingest]\nmax_size_mb = 'big'\n", r"key 'ingest\.max_size_mb': input should be a valid number"),
         ("[database\npath = 1\n", r"c\.toml: not valid TOML \(.*line 1.*\); fix the syntax"),
+        (
+            "[render]\nworkers = 2\n",
+            r"c\.toml: key 'render\.workers': moved to \[make\] workers \(DIGEST_MAKE__WORKERS\); rename it there",
+        ),
     ],
 )
 def test_bad_config_names_file_key_and_fix(workdir: Path, text: str, message: str) -> None:

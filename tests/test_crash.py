@@ -178,8 +178,8 @@ def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_
         root = tmp_path / f"daemon{run:02d}"
         with smtp_server(Mailbox()) as server:
             world = make_world(root, people=people, smtp_port=server.port, backoff_max_seconds=30.0)
-            render = "[render]\nworkers = 2\nbatch_size = 4\n"  # 12 batches: two workers start
-            _config(root, world, server.port, f'{render}[ingest]\ndumps_dir = "{root / "dumps"}"\n')
+            make = "[make]\nworkers = 2\nbatch_size = 4\n"  # 12 batches: two workers start
+            _config(root, world, server.port, f'{make}[ingest]\ndumps_dir = "{root / "dumps"}"\n')
             child = _start(root, "run")
             family = _wait_for_workers(child, world.settings.database.path)
             assert all(_alive(pid) for pid in family)

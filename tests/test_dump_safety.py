@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest import ingest, schedule
+from digest import ingest, pipeline, schedule
 from digest.errors import ParseError
 
 from .conftest import DUMPS, TODAY, Result
@@ -82,7 +82,7 @@ def test_the_daemon_quarantines_a_fifo_and_a_link_without_blocking(tmp_path: Pat
     os.mkfifo(folder / "pipe.txt")
     (folder / "passwd.txt").symlink_to(_secret_file(tmp_path))
     lines = io.StringIO()
-    watcher = schedule.DumpWatcher(folder, settle_seconds=0)
+    watcher = pipeline.DumpWatcher(folder, settle_seconds=0)
     ingest_settings = world.settings.ingest.model_copy(update={"dumps_dir": folder})
     settings = world.settings.model_copy(update={"ingest": ingest_settings})
     done = schedule.tick(

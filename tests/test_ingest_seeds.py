@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest import ingest
-from digest.cli import _dump_json
+from digest.cli.show import dump_json
 
 from .conftest import DATA, DUMPS, SEED_COUNTS, TODAY
 
@@ -44,7 +44,7 @@ def test_every_paper_of_each_seed_with_exact_title_and_abstract(name: str) -> No
 @pytest.mark.parametrize("name", sorted(SEED_COUNTS))
 def test_seed_matches_its_golden_parse(name: str) -> None:
     dump, _ = ingest.load(DUMPS / name, today=TODAY, max_bytes=50 << 20)
-    produced = json.loads(json.dumps(_dump_json(dump), default=str))
+    produced = json.loads(json.dumps(dump_json(dump), default=str))
     produced["source"] = name
     golden = GOLDEN / (name.removesuffix(".txt") + ".json")
     if os.environ.get("UPDATE_GOLDEN"):

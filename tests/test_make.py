@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from digest import pipeline
-from digest.config import RenderSettings
+from digest.config import MakeSettings
 from digest.store import Store
 
 from .deliverykit import START, make_world
@@ -32,7 +32,7 @@ def made_by(
         (root / "subscribers" / f"p{n:02d}.toml").write_text(
             f'email = "p{n:02d}@example.org"\ntimezone = "{ZONES[n % 3]}"\nkeywords = [{terms}]\n'
         )
-    settings = world.settings.model_copy(update={"render": RenderSettings(workers=workers, batch_size=batch)})
+    settings = world.settings.model_copy(update={"make": MakeSettings(workers=workers, batch_size=batch)})
     with Store.open(settings.database.path) as store:
         assert not pipeline.sync_subscribers(store, settings.subscribers.dir, at=START).errors
         report = pipeline.make_digests(store, settings, now=START)
@@ -89,7 +89,7 @@ def test_a_worker_that_dies_leaves_its_batches_to_the_main_process(tmp_path: Pat
 
 def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> None:
     world = make_world(tmp_path, people=3)
-    settings = world.settings.model_copy(update={"render": RenderSettings(workers=4)})
+    settings = world.settings.model_copy(update={"make": MakeSettings(workers=4)})
     with Store.open(settings.database.path) as store:
         pipeline.sync_subscribers(store, settings.subscribers.dir, at=START)
         report = pipeline.make_digests(store, settings, now=START)

@@ -52,7 +52,7 @@ def run_clock(world: World, start: datetime, end: datetime, *, step: timedelta =
     """Tick the way the daemon does, every ``step``; return when each subscriber's digests were made."""
     made: dict[str, list[datetime]] = defaultdict(list)
     log = schedule.EventLog(stream=io.StringIO(), clock=world.clock)
-    watcher = schedule.DumpWatcher(world.settings.ingest.dumps_dir, settle_seconds=120)
+    watcher = pipeline.DumpWatcher(world.settings.ingest.dumps_dir, settle_seconds=120)
     world.clock.now = start
     while world.clock.now <= end:
         result = schedule.tick(world.settings, clock=world.clock, log=log, watcher=watcher)
@@ -160,7 +160,7 @@ def test_a_dropped_dump_is_taken_on_the_next_poll_and_a_half_written_one_waits(t
     world = world_with(tmp_path, {}, dumps=[DUMPS / "000_b302ddefaf34c389.txt"])
     lines = io.StringIO()
     log = schedule.EventLog(stream=lines, clock=world.clock)
-    watcher = schedule.DumpWatcher(tmp_path / "dumps", settle_seconds=120)
+    watcher = pipeline.DumpWatcher(tmp_path / "dumps", settle_seconds=120)
     world.clock.now = datetime.now(UTC)
 
     def poll() -> int:

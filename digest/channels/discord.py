@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from digest.channels.webhook import WebhookChannel
+from digest.channels.webhook import MarkdownWebhook
 from digest.render.chat import ChatDraft, Limits, clip, pack
 from digest.render.context import header_text, md_escape
 
 
-class DiscordChannel(WebhookChannel):
+class DiscordChannel(MarkdownWebhook):
     kind: ClassVar[str] = "discord"
     limits: ClassVar[Limits] = Limits(chars=4096, items=10, total=6000)  # 10 embeds, 6,000 chars in all
     title_chars: ClassVar[int] = 256
-    markup: ClassVar[str | None] = "md"
     with_title: ClassVar[bool] = False  # the embed's title is the paper's
-
-    @staticmethod
-    def escape(text: str) -> str:
-        return md_escape(text)
 
     @classmethod
     def payloads(cls, draft: ChatDraft) -> list[dict[str, Any]]:

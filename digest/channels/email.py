@@ -164,8 +164,8 @@ class EmailChannel:
 def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
     """``smtp.sendmail`` for one recipient and a message with CRLF line ends, minus its slow part.
 
-    smtplib doubles leading dots with a multi-line regex that took 130 us on a 35 KB
-    digest, holding the GIL the other connections need; one ``replace`` does the
+    smtplib doubles leading dots with a multi-line regex, slow on a large digest
+    and holding the GIL the other connections need; one ``replace`` does the
     same on CRLF text. The replies are checked, and the session reset or closed on
     a refusal, as sendmail does.
     """

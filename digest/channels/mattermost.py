@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from digest.channels.webhook import WebhookChannel
+from digest.channels.webhook import MarkdownWebhook
 from digest.render.chat import ChatDraft, Limits, clip, pack
 from digest.render.context import md_escape
 
 
-class MattermostChannel(WebhookChannel):
+class MattermostChannel(MarkdownWebhook):
     kind: ClassVar[str] = "mattermost"
     limits: ClassVar[Limits] = Limits(chars=16_383, items=1_000, total=16_383)
-    markup: ClassVar[str | None] = "md"
-
-    @staticmethod
-    def escape(text: str) -> str:
-        return md_escape(text)
 
     @classmethod
     def payloads(cls, draft: ChatDraft) -> list[dict[str, Any]]:

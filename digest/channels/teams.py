@@ -6,19 +6,14 @@ import json
 import re
 from typing import Any, ClassVar
 
-from digest.channels.webhook import WebhookChannel
+from digest.channels.webhook import MarkdownWebhook
 from digest.render.chat import ChatDraft, Limits, clip, pack
 from digest.render.context import md_escape
 
 
-class TeamsChannel(WebhookChannel):
+class TeamsChannel(MarkdownWebhook):
     kind: ClassVar[str] = "teams"
     limits: ClassVar[Limits] = Limits(chars=25_000, items=1_000, total=25_000)  # bytes of JSON, under 28 KB
-    markup: ClassVar[str | None] = "md"
-
-    @staticmethod
-    def escape(text: str) -> str:
-        return md_escape(text)
 
     @classmethod
     def payloads(cls, draft: ChatDraft) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from digest.channels.targets import UNSET, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import PermanentError, TransientError
 from digest.render.chat import ChatDraft
-from digest.render.context import links, reason_view
+from digest.render.context import links, md_escape, reason_view
 
 
 class WebhookChannel(OneAtATime):
@@ -135,6 +135,16 @@ class WebhookChannel(OneAtATime):
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
+
+
+class MarkdownWebhook(WebhookChannel):
+    """A platform whose paper fragments are Markdown (Discord, Teams, Mattermost)."""
+
+    markup: ClassVar[str | None] = "md"
+
+    @staticmethod
+    def escape(text: str) -> str:
+        return md_escape(text)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from digest.pipeline.batch import ledger_channels
 from digest.pipeline.deliver import backoff, deliver, webhook_target
-from digest.pipeline.intake import FileOutcome, dump_files, expand, ingest_files, is_dump_name, parse_files
+from digest.pipeline.intake import DumpWatcher, FileOutcome, dump_files, expand, ingest_files, is_dump_name, parse_files
 from digest.pipeline.make import due_edition, make_digests
 from digest.pipeline.ranking import (
     Preview,
@@ -46,6 +46,7 @@ from digest.pipeline.subscribers import (
 )
 
 __all__ = [
+    "DumpWatcher",
     "FileOutcome",
     "Hooks",
     "Preview",

@@ -48,8 +48,8 @@ def make_digests(
     days of their frequency) has passed and it has not been made. After
     downtime, only the latest missed edition is made, covering every paper since
     the previous digest. Subscribers that share a window of candidate papers are
-    ranked together (``rank_all``, ``[render] batch_size`` at a time) and each batch is frozen
-    in one transaction. When many batches are due, ``[render] workers``
+    ranked together (``rank_all``, ``[make] batch_size`` at a time) and each batch is frozen
+    in one transaction. When many batches are due, ``[make] workers``
     processes make them side by side (``report.workers``). ``timings``, when
     given, collects seconds per phase (rank, render, freeze), summed over the
     processes, for the benchmarks.
@@ -58,7 +58,7 @@ def make_digests(
     if store.latest_dump() is None:
         return report
     batches = _batches(store, settings, now=now, names=names)
-    report.workers = _processes(settings, due=sum(len(b.members) for b in batches), size=settings.render.batch_size)
+    report.workers = _processes(settings, due=sum(len(b.members) for b in batches), size=settings.make.batch_size)
     if report.workers == 1:
         windows: dict[datetime, Window] = {}
         for batch in batches:
@@ -70,7 +70,7 @@ def make_digests(
     if broken:
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
         # what is still due is exactly what was not stored: make that here, in this process.
-        alone = settings.model_copy(update={"render": settings.render.model_copy(update={"workers": 1})})
+        alone = settings.model_copy(update={"make": settings.make.model_copy(update={"workers": 1})})
         rest = make_digests(store, alone, now=now, names=names, timings=timings)
         report.made += rest.made
         report.skipped += rest.skipped
@@ -90,7 +90,7 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
         if fire is not None:
             since = window_start(profile, fire, mine[0] if mine else None)
             windows.setdefault(since, []).append((profile, fire))
-    size = settings.render.batch_size
+    size = settings.make.batch_size
     batches: list[Batch] = []
     for since, members in windows.items():
         # What each subscriber had before, read before this run writes anything.
@@ -114,5 +114,5 @@ def _processes(settings: Settings, *, due: int, size: int) -> int:
     """How many processes make this run's digests: one unless several batches are due."""
     if due < PARALLEL_FROM * size:
         return 1
-    wanted = settings.render.workers or os.cpu_count() or 1
+    wanted = settings.make.workers or os.cpu_count() or 1
     return max(1, min(wanted, -(-due // size)))

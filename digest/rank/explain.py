@@ -32,6 +32,33 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     """
     if not len(rows):
         return []
+    reasons, matched = _keyword_reasons(rows, columns, plan, features, weights)
+    similar = seeds.score[rows, columns].astype(np.float64) * weights.seed_weight
+    liked = ((similar > 0) & (seeds.best[rows, columns] >= 0)).tolist()
+    similarity = similar.tolist()
+    best = seeds.best[rows, columns].tolist()
+    trend = (relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]).tolist()
+    details: dict[int, str | None] = {}
+    explained = []
+    for n, (r, found_reasons) in enumerate(zip(rows.tolist(), reasons, strict=True)):
+        if liked[n]:
+            found_reasons.append(Reason("seed", seeds.titles[best[n]], round(similarity[n], 4)))
+        if trend[n] > 0:
+            if r not in details:
+                details[r] = _trend_detail(papers[r])
+            found_reasons.append(Reason("trending", "trending", round(trend[n], 4), (), details[r]))
+        if len(found_reasons) > 1:
+            found_reasons.sort(key=_SCORE, reverse=True)  # stable: equal scores keep their order
+        if not (matched[n] or liked[n]):
+            found_reasons.insert(0, _NOTHING)
+        explained.append(tuple(found_reasons))
+    return explained
+
+
+def _keyword_reasons(
+    rows: NDArray[np.int64], columns: NDArray[np.int64], plan: Plan, features: Features, weights: Weights
+) -> tuple[list[list[Reason]], list[bool]]:
+    """Each pair's keyword reasons (whole terms, and phrases matched in part), and whether any matched."""
     table = plan.table
     title, abstract = _Lookup(features.title), _Lookup(features.abstract)
     boost, partial = weights.title_boost, weights.partial_credit
@@ -83,27 +110,8 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
             labels = [table.word_label[word_index[w]] for w in range(first, first + size) if found_words[w]]
             detail = "only " + ", ".join(labels)
         reasons[owner].append(Reason("keyword", table.label[t], round(value, 4), _WHERE[place], detail))
-    similar = seeds.score[rows, columns].astype(np.float64) * weights.seed_weight
-    liked = ((similar > 0) & (seeds.best[rows, columns] >= 0)).tolist()
-    similarity = similar.tolist()
-    best = seeds.best[rows, columns].tolist()
-    trend = (relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]).tolist()
     matched = (np.bincount(pair[keep], minlength=len(rows)) > 0).tolist()
-    details: dict[int, str | None] = {}
-    explained = []
-    for n, (r, found_reasons) in enumerate(zip(rows.tolist(), reasons, strict=True)):
-        if liked[n]:
-            found_reasons.append(Reason("seed", seeds.titles[best[n]], round(similarity[n], 4)))
-        if trend[n] > 0:
-            if r not in details:
-                details[r] = _trend_detail(papers[r])
-            found_reasons.append(Reason("trending", "trending", round(trend[n], 4), (), details[r]))
-        if len(found_reasons) > 1:
-            found_reasons.sort(key=_SCORE, reverse=True)  # stable: equal scores keep their order
-        if not (matched[n] or liked[n]):
-            found_reasons.insert(0, _NOTHING)
-        explained.append(tuple(found_reasons))
-    return explained
+    return reasons, matched
 
 
 class _Lookup:

@@ -133,6 +133,32 @@ def rank_all(
     prior = trend_prior(papers)
     relevance = keyword + weights.seed_weight * seeds.score
     scores = relevance * (1.0 + weights.trending_weight * prior[:, None])
+    blocked = _blocked(papers, profiles, normalise_title, seen)
+    scores = np.where(blocked, -np.inf, scores).astype(np.float32)
+
+    # Best first; ties by position on the page, then id, so the order is stable.
+    tiebreak = np.lexsort(([p.id for p in papers], [p.position or 0 for p in papers])).argsort()
+    by_rows = np.ascontiguousarray(scores.T)  # profiles x papers
+    orders = _orders(by_rows, profiles, tiebreak, keep_all=keep_all)
+    rows = np.asarray([i for order in orders for i in order], dtype=np.int64)
+    columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
+    why = iter(explain(rows, columns, papers, plan, features, seeds, relevance, prior, weights))
+    return [
+        [
+            Ranked(paper=papers[i], rank=place, score=round(value, 4), why=next(why))
+            for place, (i, value) in enumerate(zip(order, by_rows[column, order].tolist(), strict=True), start=1)
+        ]
+        for column, order in enumerate(orders)
+    ]
+
+
+def _blocked(
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    normalise_title: Callable[[str], str],
+    seen: Mapping[str, set[str]] | None,
+) -> NDArray[np.bool_]:
+    """papers x profiles: True where the paper may not be recommended (excluded, a seed, or sent before)."""
     blocked = excluded(papers, profiles)
     # A seed is a paper the subscriber already knows: never recommend it back.
     by_title = {p.norm_title: i for i, p in enumerate(papers)}
@@ -146,32 +172,25 @@ def rank_all(
             for paper_id in seen.get(profile.name, ()):
                 if paper_id in position:
                     blocked[position[paper_id], column] = True
-    scores = np.where(blocked, -np.inf, scores).astype(np.float32)
+    return blocked
 
-    # Best first; ties by position on the page, then id, so the order is stable.
-    tiebreak = np.lexsort(([p.id for p in papers], [p.position or 0 for p in papers])).argsort()
-    by_rows = np.ascontiguousarray(scores.T)  # profiles x papers
+
+def _orders(
+    by_rows: NDArray[np.float32], profiles: Sequence[Profile], tiebreak: NDArray[np.int64], *, keep_all: bool
+) -> list[list[int]]:
+    """Per profile, the rows of its papers best first: every one not blocked, or its top ``max_items``."""
     orders: list[list[int]] = [[] for _ in profiles]
     if keep_all:
         for column in range(len(profiles)):
             orders[column] = _best_first(by_rows[column], np.flatnonzero(np.isfinite(by_rows[column])), tiebreak)
-    else:
-        limits: dict[tuple[float, int], list[int]] = {}
-        for column, profile in enumerate(profiles):
-            limits.setdefault((profile.min_score, profile.max_items), []).append(column)
-        for (least, most), members in limits.items():
-            for column, order in zip(members, _top(by_rows[members], least, most, tiebreak), strict=True):
-                orders[column] = order
-    rows = np.asarray([i for order in orders for i in order], dtype=np.int64)
-    columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
-    why = iter(explain(rows, columns, papers, plan, features, seeds, relevance, prior, weights))
-    return [
-        [
-            Ranked(paper=papers[i], rank=place, score=round(value, 4), why=next(why))
-            for place, (i, value) in enumerate(zip(order, by_rows[column, order].tolist(), strict=True), start=1)
-        ]
-        for column, order in enumerate(orders)
-    ]
+        return orders
+    limits: dict[tuple[float, int], list[int]] = {}
+    for column, profile in enumerate(profiles):
+        limits.setdefault((profile.min_score, profile.max_items), []).append(column)
+    for (least, most), members in limits.items():
+        for column, order in zip(members, _top(by_rows[members], least, most, tiebreak), strict=True):
+            orders[column] = order
+    return orders
 
 
 def _best_first(scores: NDArray[np.float32], chosen: NDArray[np.int64], tiebreak: NDArray[np.int64]) -> list[int]:

@@ -31,7 +31,7 @@ def email(
     """One multipart/alternative email (plain text, then HTML) as RFC 5322 bytes with CRLF line ends.
 
     Assembled directly rather than through ``email.message.EmailMessage``, which
-    cost 1.7 ms a message (bench/scale.py): header values are single safe lines,
+    was the slowest step of sending in bench/scale.py: header values are single safe lines,
     encoded as RFC 2047 words when not ASCII; then ``body``, the message's
     ``email_body`` (given when it was made ahead, else made here).
     """

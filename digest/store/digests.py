@@ -162,11 +162,11 @@ def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_R
 
 
 _COUNT = struct.Struct(">I")  # a body: how many parts, each part's length, then the parts
-_zstd = threading.local()  # a compressor and a decompressor per thread (reused: a new context costs 20 us)
+_zstd = threading.local()  # a compressor and a decompressor per thread (reused: making one is not free)
 
 
 def compress(parts: list[bytes]) -> bytes:
-    """A digest's content as one zstd frame (level 1: an email digest's ~70 KB in ~80 us, to ~8 KB).
+    """A digest's content as one zstd frame (level 1: an email digest's ~70 KB to ~8 KB).
 
     The parts are the UTF-8 text, HTML and Markdown, then the email's MIME body
     (empty when the digest is not emailed). Uncompressed, 100,000 digests were

@@ -1,0 +1,49 @@
+"""The ``digest`` command. Catches ``DigestError`` once: one line on stderr, an exit code.
+
+Exit codes: 0 success, 1 bad input (some file, profile or config could not be
+used; the rest went on), 2 bad usage, 130 interrupted. ``--verbose`` adds the
+traceback to an error.
+
+Machine output (``--json``) is a stable interface: one JSON object per line.
+
+Rooms: ``parser`` (every command and its help), ``papers``, ``people`` and
+``digests`` (the commands), ``show`` (what they print).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from digest import config
+from digest.cli import show
+from digest.cli.parser import Command, build_parser
+from digest.errors import DigestError
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code instead of exiting (tests call this)."""
+    verbose = False
+    try:
+        args = build_parser().parse_args(argv)
+        verbose = getattr(args, "verbose", False)
+        settings = config.load(getattr(args, "config", None))
+        run: Command = args.run
+        return run(args, settings)
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        show.error("interrupted")
+        return 130
+    except BrokenPipeError:  # `digest parse x | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except DigestError as e:
+        if verbose:
+            traceback.print_exc()
+        show.error(str(e))
+        return e.exit_code

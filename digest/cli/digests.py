@@ -1,0 +1,144 @@
+"""Commands on digests and deliveries: rank, preview, send, deliveries, retry, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, date, datetime
+
+from digest import ingest, pipeline, profiles, schedule
+from digest.cli import show
+from digest.config import Settings
+from digest.errors import InputError, UsageError
+from digest.store import Store
+
+
+def rank_command(args: argparse.Namespace, settings: Settings) -> int:
+    profile, _ = profiles.load(args.profile)
+    with Store.open(settings.database.path) as store:
+        source: str | None
+        if args.dump is not None:
+            dump, _ = ingest.load(
+                args.dump,
+                today=date.today(),
+                max_bytes=settings.ingest.max_bytes,
+                max_papers=settings.ingest.max_papers,
+            )
+            papers, source = list(dump.papers), str(args.dump)
+        else:
+            papers, source = pipeline.new_papers(store)
+            if source is None:
+                raise InputError("no dumps ingested yet; run 'digest ingest DUMP...' first, or pass --dump FILE")
+        ranked = pipeline.rank_for(store, profile, papers, settings=settings, keep_all=args.all)
+    if args.json:
+        rows = [
+            {"id": r.paper.id, "title": r.paper.title, "score": r.score, "why": [w.as_dict() for w in r.why]}
+            for r in ranked
+        ]
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    shown = "all" if args.all else f"top {len(ranked)}"
+    print(f"{profile.name}: {shown} of {len(papers)} papers in {source}")
+    show.print_ranked(ranked)
+    return 0
+
+
+def preview_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        broken = show.sync(store, settings)
+        view = pipeline.preview(store, args.name, settings=settings, now=_clock())
+    if args.format != "terminal":
+        digest = pipeline.as_digest(view, now=datetime.now(UTC))
+        output = pipeline.renderer(settings).render(digest, args.format)
+        if args.out is None:
+            sys.stdout.write(output)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(output, encoding="utf-8")
+            show.err.print(f"{args.name}: {args.format} written to {args.out}", markup=False)
+        return 1 if broken else 0
+    profile = view.profile
+    print(f"{profile.name}: {show.schedule_text(profile)}, to {show.channels_text(profile)}")
+    since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{len(view.items)} papers for {profile.name} out of {view.candidates} new since {since}\n")
+    if view.items:
+        show.print_ranked(view.items)
+    else:
+        notice = (
+            "a short 'nothing matched today' notice" if profile.empty_day == "notice" else "nothing (empty_day = skip)"
+        )
+        print(f"  nothing scores {profile.min_score:g} or more today; they would get {notice}")
+    if view.trending:
+        print("\ntrending today")
+        for paper in view.trending:
+            votes = f"  ({paper.upvotes} upvotes)" if paper.upvotes else ""
+            print(f"   -  {paper.title}{votes}")
+    return 1 if broken else 0
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def send_command(args: argparse.Namespace, settings: Settings) -> int:
+    names = {args.subscriber} if args.subscriber else None
+    with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
+        if args.subscriber:
+            pipeline.find_subscriber(store, args.subscriber)
+        report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run)
+    for error in report.profile_errors:
+        show.error(f"{error} (the last good version stays in force)")
+    show.send_summary(report, settings=settings, dry_run=args.dry_run)
+    return 1 if report.failed or report.profile_errors else 0
+
+
+def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
+    states = ("failed",) if args.failed else None
+    with Store.open(settings.database.path) as store:
+        rows = store.deliveries(states=states, limit=args.limit)
+    for row in rows:
+        if args.json:
+            show.json_line(
+                {
+                    "id": row.id,
+                    "subscriber": row.subscriber,
+                    "edition": row.edition,
+                    "channel": row.channel,
+                    "state": row.state,
+                    "attempts": row.attempts,
+                    "message_id": row.message_id,
+                    "next_try": row.next_try,
+                    "sent_at": row.sent_at,
+                    "error": row.last_error,
+                }
+            )
+            continue
+        when = row.sent_at or row.next_try or row.updated_at
+        note = f"  {row.last_error}" if row.last_error and row.state != "sent" else ""
+        print(
+            f"#{row.id:<5} {row.state:<8} {row.edition}  {row.subscriber:<14} {row.channel:<32} "
+            f"{row.attempts} tr{'y' if row.attempts == 1 else 'ies'}  {when:%Y-%m-%d %H:%M}{note}"
+        )
+    if not rows and not args.json:
+        print("no failed deliveries" if args.failed else "no deliveries yet; 'digest send' makes and sends digests")
+    return 0
+
+
+def retry_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.id is None and not args.all:
+        raise UsageError("say which: digest retry ID, or digest retry --all")
+    with Store.open(settings.database.path) as store:
+        if args.id is not None and store.delivery(args.id) is None:
+            raise UsageError(f"no delivery #{args.id}; 'digest deliveries' lists them")
+        count = store.requeue(None if args.all else args.id, at=_clock())
+    if args.id is not None and count == 0:
+        print(f"#{args.id} is not failed or waiting; nothing to do")
+        return 0
+    print(f"requeued {count} deliver{'y' if count == 1 else 'ies'}; 'digest send' delivers them now")
+    return 0
+
+
+def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    daemon = schedule.Daemon(settings, log=schedule.EventLog(fmt=args.log_format))
+    return daemon.once() if args.once else daemon.forever()

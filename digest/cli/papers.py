@@ -1,0 +1,166 @@
+"""Commands on dumps and papers: parse, ingest, papers, status.
+
+Each command takes the parsed arguments and the settings and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from digest import cadence, pipeline
+from digest.cli import show
+from digest.config import Settings
+from digest.errors import UsageError
+from digest.store import Store
+
+
+def parse_command(args: argparse.Namespace, settings: Settings) -> int:
+    failed = 0
+    for outcome in pipeline.parse_files(args.files, settings=settings, today=date.today()):
+        if outcome.error is not None:
+            failed += 1
+            show.error(str(outcome.error))
+            continue
+        dump = outcome.dump
+        assert dump is not None
+        if args.json:
+            show.json_line(show.dump_json(dump))
+            continue
+        day = dump.page_date.isoformat() if dump.page_date else "no page day"
+        print(f"{dump.source}: {dump.layout}, {day}, {len(dump.papers)} papers, {len(dump.warnings)} warnings")
+        for paper in dump.papers:
+            print(f"  {paper.position:>4}  {paper.title}{show.paper_line(paper)}")
+        show.show_warnings(dump.source, dump.warnings)
+    return 1 if failed else 0
+
+
+def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    totals = {"dumps": 0, "repeats": 0, "papers": 0, "new": 0, "seen": 0, "failed": 0}
+    with Store.open(settings.database.path) as store:
+        outcomes = pipeline.ingest_files(args.paths, store=store, settings=settings, now=now)
+        for outcome in show.progress(outcomes, total=show.count_files(args.paths)):
+            if outcome.error is not None:
+                totals["failed"] += 1
+                if args.json:
+                    show.json_line({"source": str(outcome.path), "status": "error", "error": str(outcome.error)})
+                show.error(str(outcome.error))
+                continue
+            assert outcome.ingested is not None and outcome.dump is not None
+            record, repeat = outcome.ingested.record, outcome.ingested.repeat
+            totals["dumps"] += 1
+            if repeat:
+                totals["repeats"] += 1
+            else:
+                totals["papers"] += record.papers
+                totals["new"] += record.new
+                totals["seen"] += record.seen
+            if args.json:
+                show.json_line(
+                    {
+                        "source": str(outcome.path),
+                        "status": "repeat" if repeat else "ingested",
+                        "dump": record.id,
+                        "sha256": record.sha256,
+                        "layout": record.layout,
+                        "page_date": record.page_date,
+                        "papers": 0 if repeat else record.papers,
+                        "new": 0 if repeat else record.new,
+                        "already_seen": 0 if repeat else record.seen,
+                        "warnings": [{"line": w.line, "message": w.message} for w in outcome.dump.warnings],
+                    }
+                )
+            elif repeat:
+                when = record.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
+                print(f"{outcome.path.name}: already ingested on {when} (as dump {record.id}); nothing changed")
+            else:
+                print(
+                    f"{outcome.path.name}: {record.layout}, {show.page_day(record)}: "
+                    f"{record.papers} papers, {record.new} new, {record.seen} already seen"
+                )
+                show.show_warnings(str(outcome.path), outcome.dump.warnings)
+    if not args.json:
+        show.ingest_summary(totals, database=settings.database.path)
+    return 1 if totals["failed"] else 0
+
+
+def papers_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        first_dump = None
+        if args.new_in is not None:
+            record = store.find_dump(args.new_in)
+            if record is None:
+                raise UsageError(f"--new-in {args.new_in!r}: no such dump; name a file that was ingested")
+            first_dump = record.id
+        rows = store.papers(first_dump=first_dump, limit=args.limit)
+    for row in rows:
+        if args.json:
+            extra = {"first_dump": row.first_dump, "first_seen": row.first_seen, "sightings": row.sightings}
+            show.json_line(show.paper_json(row.paper) | extra)
+        else:
+            print(f"{row.paper.id}  {Path(row.first_dump).name:<28}  {row.paper.title}")
+    if not args.json and not rows:
+        print("no papers yet; add some with: digest ingest DUMP...")
+    return 0
+
+
+def status_command(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    with Store.open(settings.database.path) as store:
+        status = store.status()
+        waiting = store.deliveries(states=("pending", "sending", "retry"))
+        failures = store.deliveries(states=("failed",), limit=5)
+        plans = []
+        for subscriber in store.subscribers():
+            profile = pipeline.stored_profile(subscriber)
+            upcoming = cadence.next_fire(profile, now)
+            plans.append((subscriber, upcoming))
+    last = status.last_dump
+    if args.json:
+        show.json_line(
+            {
+                "database": status.path,
+                "schema_version": status.schema_version,
+                "dumps": status.dumps,
+                "papers": status.papers,
+                "sightings": status.sightings,
+                "last_ingest": None
+                if last is None
+                else {"source": last.source, "at": last.ingested_at, "papers": last.papers, "new": last.new},
+                "next_runs": [
+                    {"subscriber": s.name, "status": s.status, "local": when, "utc": when.astimezone(UTC)}
+                    for s, when in plans
+                ],
+                "pending": len(waiting),
+                "next_retry": min((d.next_try for d in waiting if d.next_try), default=None),
+                "last_failures": [
+                    {"id": d.id, "subscriber": d.subscriber, "channel": d.channel, "error": d.last_error}
+                    for d in failures
+                ],
+            }
+        )
+        return 0
+    print(f"database:    {status.path} (schema {status.schema_version})")
+    print(f"dumps:       {status.dumps}")
+    print(f"papers:      {status.papers} distinct, {status.sightings} sightings")
+    if last is None:
+        print("last ingest: never; run: digest ingest DUMP...")
+    else:
+        when = last.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
+        print(f"last ingest: {last.source} at {when}: {last.papers} papers, {last.new} new")
+    if plans:
+        print("next runs:")
+        for subscriber, upcoming in plans:
+            state = "" if subscriber.status == "active" else f"  ({subscriber.status})"
+            print(
+                f"  {subscriber.name:<16} {upcoming:%a %Y-%m-%d %H:%M} {upcoming.tzname()} "
+                f"({upcoming.astimezone(UTC):%H:%M} UTC){state}"
+            )
+    retries = [d for d in waiting if d.state == "retry"]
+    print(f"pending:     {len(waiting)} deliveries" + (f", {len(retries)} waiting to retry" if retries else ""))
+    if failures:
+        print("last failures:")
+        for d in failures:
+            print(f"  #{d.id} {d.subscriber} -> {d.channel}: {d.last_error}")
+    return 0

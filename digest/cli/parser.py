@@ -1,0 +1,239 @@
+"""The ``digest`` argument parser: every command, its options and its --help text."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import NoReturn
+
+from digest import __version__, render
+from digest.cli import digests, papers, people
+from digest.config import Settings
+from digest.errors import UsageError
+
+Command = Callable[[argparse.Namespace, Settings], int]
+_Adder = Callable[[str, Command, str, str], argparse.ArgumentParser]
+
+JSON_HELP = "one JSON object per line (a stable interface for scripts)"
+
+EPILOG = """\
+the day, by hand:
+  digest ingest examples/dumps          ingest every dump in a folder, report what is new
+  digest subscribe ada.toml             check a profile, store it, show what they will get
+  digest preview ada --format html      the digest ada would receive now
+  digest send                           make the digests that are due, deliver them
+  digest status                         what the database holds, next runs, failures
+
+or let the daemon do it: digest run (or digest run --once from cron).
+parse, papers, rank, check, subscribers, pause, resume, unsubscribe, deliveries
+and retry inspect and adjust; 'digest COMMAND --help' explains each.
+
+config: ./digest.toml if present, or --config FILE; DIGEST_* environment variables
+override it (e.g. DIGEST_DATABASE__PATH). Every key: config.example.toml.
+exit codes: 0 ok, 1 some input could not be used (the rest went on), 2 bad usage.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` (exit 2, one line) instead of printing usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``digest`` argument parser; global options work before or after the command."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="TOML config file (default: ./digest.toml when present, else built-in defaults)",
+    )
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks with errors"
+    )
+    parser = _Parser(
+        prog="digest",
+        description="Trending research papers from Hugging Face Daily Papers dumps, ranked for you, delivered daily.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(name: str, run: Command, summary: str, description: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}\n\n{description}".strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    _paper_commands(command)
+    _subscriber_commands(command)
+    _digest_commands(command)
+    return parser
+
+
+def _paper_commands(command: _Adder) -> None:
+    """parse, ingest, papers, status."""
+    sub = command(
+        "parse",
+        papers.parse_command,
+        "Parse dump files and show their papers; writes nothing.",
+        "With --json, one object per file: source, layout, page_date, papers (id, title,\n"
+        "abstract, authors_count, organization, published, upvotes, position) and\n"
+        "warnings (line, message). Absent values are null.",
+    )
+    sub.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a dump: the text of a Daily Papers page")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    sub = command(
+        "ingest",
+        papers.ingest_command,
+        "Ingest dumps into the database and report, per dump, what is new.",
+        "A paper is new when no earlier dump had it (same arXiv id or same normalised\n"
+        "title). Ingesting the same bytes again changes nothing. A bad file is reported\n"
+        "and skipped; the others still go in, and the exit code is 1.",
+    )
+    sub.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files, or folders of dumps (name order)")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    sub = command("papers", papers.papers_command, "List the papers of the seen-set, in the order first seen.", "")
+    sub.add_argument("--new-in", metavar="DUMP", help="only papers first seen in DUMP (file name, id, sha256 prefix)")
+    sub.add_argument("-n", "--limit", type=_positive, metavar="N", help="at most N papers")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    sub = command("status", papers.status_command, "Show the database: its path, what it holds, the last ingest.", "")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def _subscriber_commands(command: _Adder) -> None:
+    """subscribe, unsubscribe, pause, resume, subscribers, check."""
+    sub = command(
+        "subscribe",
+        people.subscribe_command,
+        "Check a profile file, store it, and show what the subscriber will get.",
+        "Subscribing again with a changed file updates the profile; an unsubscribed\n"
+        "name comes back. The profile format: examples/subscribers/ and the README.",
+    )
+    sub.add_argument("profile", type=Path, metavar="PROFILE.toml", help="a subscriber profile")
+    sub = command("unsubscribe", people.unsubscribe_command, "Stop a subscriber's digests (their history is kept).", "")
+    sub.add_argument("name", metavar="NAME")
+    sub = command("pause", people.pause_command, "Pause a subscriber's digests, for good or until a day.", "")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--until", type=_day_arg, metavar="YYYY-MM-DD", help="resume after this day")
+    sub = command("resume", people.resume_command, "Resume a paused subscriber.", "")
+    sub.add_argument("name", metavar="NAME")
+    sub = command(
+        "subscribers",
+        people.subscribers_command,
+        "List the subscribers (after syncing the subscribers folder).",
+        "The folder is config [subscribers] dir: new files subscribe, changed files\n"
+        "update, removed files unsubscribe, a broken file keeps its last good version.",
+    )
+    sub.add_argument("--all", action="store_true", help="include unsubscribed ones")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+    sub = command("check", people.check_command, "Check profile files; store nothing.", "")
+    sub.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE.toml")
+
+
+def _digest_commands(command: _Adder) -> None:
+    """rank, preview, send, run, deliveries, retry."""
+    sub = command(
+        "rank",
+        digests.rank_command,
+        "Rank the papers of a dump, or the newest ones, for one profile.",
+        "--json prints one array, best first: [{id, title, score, why: [{kind, label,\n"
+        "score, where, detail}]}]. Without --all it holds the papers that reach the\n"
+        "profile's min_score, at most max_items; with --all every paper not excluded.",
+    )
+    sub.add_argument("--profile", type=Path, required=True, metavar="FILE", help="the profile to rank for")
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--dump", type=Path, metavar="FILE", help="rank this dump file's papers (it is not stored)")
+    source.add_argument("--new", action="store_true", help="rank the papers new in the latest ingest (default)")
+    sub.add_argument("--all", action="store_true", help="every paper, not only those reaching min_score")
+    sub.add_argument("--json", action="store_true", help="one JSON array (a stable interface)")
+
+    sub = command(
+        "preview",
+        digests.preview_command,
+        "Show what a subscriber would receive now, as text.",
+        "Ranks the papers new in the latest ingest for NAME, leaving out papers they\n"
+        "already received, and lists the day's trending papers as their digest would.\n"
+        "--format shows the digest as it would be sent: the email's html or text part,\n"
+        "the Markdown file, or a chat platform's JSON payloads.",
+    )
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument(
+        "--format",
+        choices=("terminal", *render.FORMATS),
+        default="terminal",
+        help="terminal (default), html, text, md, slack, discord, teams, mattermost or webhook (JSON)",
+    )
+    sub.add_argument("--out", type=Path, metavar="FILE", help="write the rendered digest to FILE")
+
+    sub = command(
+        "send",
+        digests.send_command,
+        "Make the digests that are due and deliver everything pending.",
+        "Syncs the subscribers folder, freezes today's digest for each active subscriber\n"
+        "who has none yet, then delivers what is due: new messages, crashed ones, and\n"
+        "retries whose time has come. Each message is recorded in the ledger before and\n"
+        "after it goes out, so re-running never sends a digest twice. Exit code 1 when\n"
+        "anything failed for good.",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="show what would be made and sent; change nothing")
+    sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
+
+    sub = command(
+        "run",
+        digests.run_command,
+        "Run the daemon: take new dumps, send each digest at its subscriber's local time.",
+        "Polls [ingest] dumps_dir every [schedule] poll_seconds and takes each dump once its\n"
+        "size stops changing (write *.tmp, then rename; bad files go to quarantine/). One\n"
+        "job per subscriber fires at send_at in their timezone. On start it catches up what\n"
+        "was missed (one digest per subscriber covering the gap) and sends due retries.\n"
+        "Profiles are re-read when their files change. SIGTERM/SIGINT: the message in\n"
+        "flight finishes, then it stops. One log line per event on stderr.\n"
+        "--once does everything due now and exits (for cron and systemd timers).",
+    )
+    sub.add_argument("--once", action="store_true", help="do what is due now, then exit (exit code 1 on failures)")
+    sub.add_argument("--log-format", choices=("plain", "json"), default="plain", help="log lines as text or JSON")
+
+    sub = command("deliveries", digests.deliveries_command, "List the delivery ledger, newest first.", "")
+    sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
+    sub.add_argument("-n", "--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    sub = command(
+        "retry", digests.retry_command, "Requeue a failed delivery (or all of them) to go out with the next send.", ""
+    )
+    sub.add_argument("id", nargs="?", type=int, metavar="ID", help="a delivery number from 'digest deliveries'")
+    sub.add_argument("--all", action="store_true", help="every failed or waiting delivery")
+
+
+def _day_arg(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-12-24, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value

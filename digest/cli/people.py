@@ -1,0 +1,130 @@
+"""Commands on subscribers: subscribe, unsubscribe, pause, resume, subscribers, check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from digest import channels, pipeline, profiles
+from digest.cli import show
+from digest.config import Settings
+from digest.errors import DeliveryError, DigestError, UsageError
+from digest.models import Profile
+from digest.store import Store
+
+
+def _archive_titles(store: Store) -> set[str]:
+    return {p.norm_title for p in store.archive()}
+
+
+def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        profile, outcome = pipeline.subscribe(store, args.profile, at=datetime.now(UTC))
+        titles = _archive_titles(store)
+    verb = {"unchanged": "already subscribed, unchanged"}.get(outcome, outcome)
+    print(f"{profile.name}: {verb}")
+    print("\n".join(show.describe_profile(profile, archive_titles=titles)))
+    return 0
+
+
+def unsubscribe_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        pipeline.set_state(store, args.name, "unsubscribed", at=datetime.now(UTC))
+    print(f"{args.name}: unsubscribed; their digest history is kept, so subscribing again sends no repeats")
+    return 0
+
+
+def pause_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.until is not None and args.until <= date.today():
+        raise UsageError(f"--until {args.until}: not in the future; give a later date")
+    with Store.open(settings.database.path) as store:
+        pipeline.set_state(store, args.name, "paused", until=args.until, at=datetime.now(UTC))
+    until = f" until {args.until} (digests resume on {args.until + timedelta(days=1)})" if args.until else ""
+    print(f"{args.name}: paused{until}; 'digest resume {args.name}' ends it")
+    return 0
+
+
+def resume_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        pipeline.set_state(store, args.name, "active", at=datetime.now(UTC))
+    print(f"{args.name}: active")
+    return 0
+
+
+def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
+    with Store.open(settings.database.path) as store:
+        broken = show.sync(store, settings)
+        rows = store.subscribers(include_unsubscribed=args.all)
+        profiles_ = [(row, pipeline.stored_profile(row)) for row in rows]
+    if args.json:
+        for row, profile in profiles_:
+            show.json_line(
+                {
+                    "name": row.name,
+                    "status": row.status,
+                    "paused_until": row.paused_until,
+                    "source": row.source,
+                    "schedule": show.schedule_text(profile),
+                    "channels": [c.kind for c in profile.delivery],
+                    "keywords": dict(profile.keywords),
+                    "seeds": len(profile.seeds),
+                    "updated_at": row.updated_at,
+                }
+            )
+        return 1 if broken else 0
+    if not profiles_:
+        print(f"no subscribers yet: 'digest subscribe PROFILE.toml', or put profiles in {settings.subscribers.dir}/")
+        return 1 if broken else 0
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("name", "status", "schedule", "channels", "keywords"):
+        table.add_column(column, overflow="fold")
+    for row, profile in profiles_:
+        status = row.status + (f" until {row.paused_until}" if row.paused_until else "")
+        table.add_row(
+            profile.name, status, show.schedule_text(profile), show.channels_text(profile), show.keywords_text(profile)
+        )
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    with console.capture() as captured:
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
+    return 1 if broken else 0
+
+
+def check_command(args: argparse.Namespace, settings: Settings) -> int:
+    failed = 0
+
+    def bad(path: Path, error: DigestError) -> None:
+        nonlocal failed
+        failed += 1
+        show.error(str(error))
+
+    for profile, _ in profiles.load_many(list(args.profiles), on_error=bad):
+        print(f"{profile.source}: ok ({profile.name})")
+        print("\n".join(show.describe_profile(profile)))
+        failed += _check_webhooks(profile, settings)
+    return 1 if failed else 0
+
+
+def _check_webhooks(profile: Profile, settings: Settings) -> int:
+    """Where each webhook channel would post, resolved and checked now; returns how many may not."""
+    refused = 0
+    for channel in profile.delivery:
+        if not channel.url_env:
+            continue
+        name = channels.channel_name(channel.kind, channel.url_env)
+        try:
+            target = pipeline.webhook_target(channel.kind, channel.url_env, settings)
+        except DeliveryError as e:
+            refused += 1
+            show.error(str(e))
+            continue
+        if target is None:
+            show.warn(f"{name}: {channels.UNSET}")
+        else:
+            print(f"  webhooks:  {name}: {target.url.scheme} to {', '.join(target.addresses)}")
+    return refused
