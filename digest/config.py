@@ -121,6 +121,16 @@ class DeliverySettings(_Section):
     secret: SecretStr = SecretStr("")  # signs unsubscribe links; from DIGEST_DELIVERY__SECRET only
 
 
+class WebSettings(_Section):
+    """``digest serve``: the reader's side (unsubscribe, feedback, preferences, sign-up, feeds)."""
+
+    host: str = "127.0.0.1"  # behind a TLS reverse proxy; [delivery] base_url is its public address
+    port: int = Field(default=8080, ge=1, le=65535)
+    signup: bool = False  # the public sign-up page (double opt-in)
+    max_body_kb: int = Field(default=64, ge=1, le=1024)
+    signups_per_hour: int = Field(default=5, ge=1, le=1000)  # per client address and per email address
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -141,6 +151,7 @@ class Settings(BaseSettings):
     email: EmailSettings = EmailSettings()
     delivery: DeliverySettings = DeliverySettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
 
     @classmethod
     def settings_customise_sources(

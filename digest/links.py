@@ -1,21 +1,154 @@
-"""Links into ``digest serve`` that carry a signature, so only the person they were sent to can use them.
+"""Signed links into ``digest serve``: what each link may do, for whom, checked without a lookup table.
 
-Pure: the base URL and the secret come in with the settings (the secret from the environment).
+A token is ``BODY.MAC``: BODY is base64url of the purpose (one letter), the
+subscriber's random link key (never their name or address) and what the link
+is for (a paper and a direction, a sign-up, an expiry); MAC is HMAC-SHA256
+with ``DIGEST_DELIVERY__SECRET`` over the purpose, the subscriber's name, the
+key and that data. A token signed for one purpose or subscriber is worthless
+for another; changing the secret invalidates every link already sent.
+
+Pure: the secret and the base URL come in with the settings.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+from dataclasses import dataclass
 
 from digest.config import DeliverySettings
 
+UNSUBSCRIBE = "u"
+FEEDBACK = "f"
+PREFERENCES = "p"
+FEED = "a"
+SIGNUP = "s"
+FORM = "c"  # the anti-CSRF token of a form
+PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, FORM)
+KEY_BYTES = 12
+MAC_BYTES = 16
 
-def unsubscribe_url(name: str, settings: DeliverySettings) -> str | None:
-    """A one-click unsubscribe link signed with HMAC-SHA256, when a base URL and a secret are set."""
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a token says, before it is checked against the subscriber it names."""
+
+    purpose: str
+    key: str  # the subscriber's link key (hex), or "" for a sign-up
+    data: str
+
+
+def sign(secret: str, purpose: str, *, name: str, key: str, data: str = "") -> str:
+    """A token for ``purpose``, for the subscriber ``name`` whose link key is ``key``."""
+    body = purpose.encode() + binascii.unhexlify(key) + data.encode()
+    return f"{_b64(body)}.{_b64(_mac(secret, purpose, name, key, data))}"
+
+
+def read(token: str) -> Claim | None:
+    """What a token claims (not yet checked), or None when it is not even shaped like one."""
+    body_text, _, _ = token.partition(".")
+    try:
+        body = _unb64(body_text)
+    except (binascii.Error, ValueError):
+        return None
+    if len(body) < 1 + KEY_BYTES or chr(body[0]) not in PURPOSES:
+        return None
+    key = body[1 : 1 + KEY_BYTES].hex() if chr(body[0]) != SIGNUP else ""
+    rest = body[1 + KEY_BYTES :] if key else body[1:]
+    try:
+        return Claim(chr(body[0]), key, rest.decode())
+    except UnicodeDecodeError:
+        return None
+
+
+def check(secret: str, token: str, claim: Claim, *, name: str) -> bool:
+    """Whether the token's MAC is right for this claim and subscriber (in constant time)."""
+    _, _, mac_text = token.partition(".")
+    try:
+        mac = _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(mac, _mac(secret, claim.purpose, name, claim.key, claim.data))
+
+
+def sign_signup(secret: str, signup_id: str) -> str:
+    """A sign-up's confirmation token: no subscriber yet, so it signs the sign-up's id."""
+    body = SIGNUP.encode() + signup_id.encode()
+    return f"{_b64(body)}.{_b64(_mac(secret, SIGNUP, '', '', signup_id))}"
+
+
+def read_signup(secret: str, token: str) -> str | None:
+    """The sign-up id of a good confirmation token."""
+    claim = read(token) if token.count(".") == 1 else None
+    if claim is None or claim.purpose != SIGNUP:
+        return None
+    body = _unb64(token.partition(".")[0])
+    signup_id = body[1:].decode(errors="replace")
+    ok = check(secret, token, Claim(SIGNUP, "", signup_id), name="")
+    return signup_id if ok else None
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """The signed URLs of one subscriber's messages (None each when no base URL and secret are set)."""
+
+    base: str
+    secret: str
+    name: str
+    key: str
+
+    def url(self, purpose: str, data: str = "", *, suffix: str = "") -> str:
+        return f"{self.base}/{purpose}/{sign(self.secret, purpose, name=self.name, key=self.key, data=data)}{suffix}"
+
+    @property
+    def unsubscribe(self) -> str:
+        return self.url(UNSUBSCRIBE)
+
+    @property
+    def preferences(self) -> str:
+        return self.url(PREFERENCES)
+
+    @property
+    def feed(self) -> str:
+        return f"{self.base}/feeds/{sign(self.secret, FEED, name=self.name, key=self.key)}.atom"
+
+    def feedback(self, paper: str, vote: int, edition: str) -> str:
+        return self.url(FEEDBACK, f"{'+' if vote > 0 else '-'}{edition}|{paper}")
+
+
+def links_for(name: str, key: str, settings: DeliverySettings) -> Links | None:
+    """A subscriber's signed links, when ``[delivery] base_url`` and the secret are set."""
     secret = settings.secret.get_secret_value()
     base = settings.base_url.rstrip("/")
-    if not base or not secret:
+    if not base or not secret or not key:
         return None
-    token = hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{base}/unsubscribe/{name}/{token}"
+    return Links(base, secret, name, key)
+
+
+def unsubscribe_url(name: str, key: str, settings: DeliverySettings) -> str | None:
+    """The one-click unsubscribe link (RFC 8058), when a base URL and a secret are set."""
+    found = links_for(name, key, settings)
+    return found.unsubscribe if found else None
+
+
+def parse_feedback(data: str) -> tuple[int, str, str] | None:
+    """A feedback link's (vote, edition, paper id)."""
+    if len(data) < 3 or data[0] not in "+-" or "|" not in data:
+        return None
+    edition, _, paper = data[1:].partition("|")
+    return (1 if data[0] == "+" else -1), edition, paper
+
+
+def _mac(secret: str, purpose: str, name: str, key: str, data: str) -> bytes:
+    message = "\x1f".join(("paper-digest/1", purpose, name, key, data)).encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

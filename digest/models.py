@@ -161,6 +161,21 @@ class Subscriber:
     status: str
     paused_until: date | None
     updated_at: datetime
+    link_key: str = ""  # names the subscriber in signed links, instead of the name
+    unsubscribed_by: str | None = None  # file, operator or reader
+    unsubscribed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A reader's "more / less like this" on one paper (the last vote wins)."""
+
+    subscriber: str
+    paper: str
+    vote: int  # +1 more like this, -1 less
+    edition: str | None
+    at: datetime
+    title: str | None = None  # the paper's title, when it is in the archive
 
 
 class Reason(NamedTuple):

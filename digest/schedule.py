@@ -171,6 +171,8 @@ def _log_sync(log: EventLog, sync: pipeline.SyncReport) -> None:
         log("subscriber", name=name, change=change)
     for name in sync.removed:
         log("subscriber", name=name, change="unsubscribed")
+    for held in sync.held:
+        log("subscriber", name=held.name, change="stays unsubscribed", by=held.unsubscribed_by)
     for error in sync.errors:
         log("profile_error", error=f"{error} (the last good version stays in force)")
 

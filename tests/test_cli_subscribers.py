@@ -96,6 +96,34 @@ def test_pause_resume_unsubscribe(cli: CLI, folder: Path) -> None:
     assert "chen" not in cli("subscribers").out
 
 
+def test_an_unsubscribe_from_the_cli_sticks_until_resume(cli: CLI, folder: Path) -> None:
+    cli("subscribers")
+    assert cli("unsubscribe", "chen").code == 0
+    synced = cli("subscribers")  # chen.toml is still in the folder
+    assert "subscribers: chen stays unsubscribed (by the operator on " in synced.err
+    assert '"digest resume chen" to undo' in synced.err
+    assert "chen" not in synced.out
+    assert "stays unsubscribed" not in cli("subscribers").err  # said once
+    assert cli("resume", "chen").out.strip() == "chen: active"
+    assert "chen" in cli("subscribers").out
+
+
+def test_feedback_votes_from_the_cli(cli: CLI, folder: Path) -> None:
+    cli("ingest", DUMPS)
+    cli("subscribers")
+    paper = json.loads(cli("papers", "--json", "-n", "1").out.splitlines()[0])["id"]
+    assert cli("feedback", "ada", paper, "--up").out.strip() == "ada: more like 1 paper (1 changed)"
+    assert cli("feedback", "ada", paper, "--up").out.strip() == "ada: more like 1 paper (0 changed)"
+    [line] = cli("feedback", "ada", "--json").out.splitlines()
+    assert json.loads(line)["vote"] == 1 and json.loads(line)["paper"] == paper
+    assert cli("feedback", "ada", paper, "--down").code == 0
+    assert cli("feedback", "ada").out.startswith(f"-1  {paper}")
+    assert cli("feedback", "ada", paper, "--clear").code == 0
+    assert cli("feedback", "ada").out.strip() == "ada: no votes yet"
+    assert cli("feedback", "ada", paper).code == 2  # which way?
+    assert cli("feedback", "ghost").code == 2
+
+
 def test_check_validates_without_storing(cli: CLI, workdir: Path) -> None:
     (workdir / "bad.toml").write_text("[keywords]\nx = -2\n")
     result = cli("check", EXAMPLES / "chen.toml", workdir / "bad.toml")

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "digest"
 
 # Which of our own modules each module may import. A new module must be added here on purpose.
-ROOMS = ("report", "intake", "subscribers", "ranking", "batch", "workers", "make", "deliver", "run")
+ROOMS = ("report", "intake", "subscribers", "ranking", "batch", "workers", "make", "deliver", "notices", "run")
 
 ALLOWED: dict[str, set[str]] = {
     "digest": set(),
@@ -46,11 +46,12 @@ ALLOWED: dict[str, set[str]] = {
     # render
     "digest.render": {"digest.render.context", "digest.render.message", "digest.render.mime"},
     "digest.render.templating": set(),
-    "digest.render.context": {"digest.models"},
+    "digest.render.context": {"digest.links", "digest.models"},
     "digest.render.chat": {"digest.models"},
     "digest.render.mime": {"digest.models", "digest.render.context"},
     "digest.render.message": {
         "digest.errors",
+        "digest.links",
         "digest.models",
         "digest.render.chat",
         "digest.render.context",
@@ -64,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store.papers",
         "digest.store.schema",
         "digest.store.subscribers",
+        "digest.store.feedback",
     },
     "digest.store.schema": set(),
     "digest.store.db": {"digest.errors", "digest.store.schema"},
@@ -71,6 +73,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.subscribers": {"digest.models", "digest.store.db"},
     "digest.store.digests": {"digest.models", "digest.store.db"},
     "digest.store.ledger": {"digest.models", "digest.store.db"},
+    "digest.store.feedback": {"digest.models", "digest.store.db"},
     # channels: each chat platform builds its payloads with render's chat helpers
     "digest.channels": {
         "digest.channels.base",
@@ -84,10 +87,16 @@ ALLOWED: dict[str, set[str]] = {
         "digest.channels.webhook",
         "digest.render.chat",
     },
-    "digest.channels.base": {"digest.config", "digest.errors", "digest.models"},
+    "digest.channels.base": {"digest.config", "digest.errors", "digest.links", "digest.models"},
     "digest.channels.targets": {"digest.errors"},
     "digest.channels.email": {"digest.channels.base", "digest.config", "digest.errors"},
-    "digest.channels.files": {"digest.channels.base", "digest.config", "digest.errors"},
+    "digest.channels.files": {
+        "digest.channels.base",
+        "digest.config",
+        "digest.errors",
+        "digest.models",
+        "digest.render.context",
+    },
     "digest.channels.webhook": {
         "digest.channels.base",
         "digest.channels.targets",
@@ -160,6 +169,14 @@ ALLOWED: dict[str, set[str]] = {
         "digest.render",
         "digest.store",
     },
+    "digest.pipeline.notices": {
+        "digest",
+        "digest.channels.email",
+        "digest.channels.files",
+        "digest.config",
+        "digest.models",
+        "digest.render",
+    },
     "digest.pipeline.run": {
         "digest.config",
         "digest.pipeline.deliver",
@@ -168,6 +185,48 @@ ALLOWED: dict[str, set[str]] = {
         "digest.pipeline.report",
         "digest.pipeline.subscribers",
         "digest.store",
+    },
+    # the reader's side: digest serve
+    "digest.web": {"digest.web.app"},
+    "digest.web.limits": set(),
+    "digest.web.site": {
+        "digest",
+        "digest.config",
+        "digest.links",
+        "digest.models",
+        "digest.render",
+        "digest.store",
+        "digest.web.limits",
+    },
+    "digest.web.pages": {"digest", "digest.channels.files", "digest.links", "digest.models", "digest.web.site"},
+    "digest.web.prefs": {
+        "digest",
+        "digest.errors",
+        "digest.links",
+        "digest.models",
+        "digest.pipeline",
+        "digest.profiles",
+        "digest.web.pages",
+        "digest.web.site",
+    },
+    "digest.web.signup": {
+        "digest",
+        "digest.errors",
+        "digest.links",
+        "digest.pipeline",
+        "digest.profiles",
+        "digest.web.pages",
+        "digest.web.prefs",
+        "digest.web.site",
+    },
+    "digest.web.app": {
+        "digest.config",
+        "digest.store",
+        "digest.web.pages",
+        "digest.web.prefs",
+        "digest.web.signup",
+        "digest.web.limits",
+        "digest.web.site",
     },
     # the top: the daemon and the command line
     "digest.schedule": {
@@ -218,6 +277,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli.digests": {
         "digest",
+        "digest.web",
         "digest.cli.show",
         "digest.config",
         "digest.errors",
@@ -237,11 +297,15 @@ OWNERS = {
         "digest.store.subscribers",
         "digest.store.digests",
         "digest.store.ledger",
+        "digest.store.feedback",
     },
     "smtplib": {"digest.channels.email"},
     "httpx": {"digest.channels.webhook", "digest.channels.targets"},
     "socket": {"digest.channels.targets"},  # resolving a webhook's host before checking where it points
     "apscheduler": {"digest.schedule"},
+    "starlette": {"digest.web.app", "digest.web.site", "digest.web.pages", "digest.web.prefs", "digest.web.signup"},
+    "uvicorn": {"digest.web.app"},
+    "tomlkit": {"digest.web.prefs", "digest.web.signup"},
     "fcntl": {"digest.schedule"},
 }
 # Pure modules: no files, network, environment or clock.
@@ -305,6 +369,7 @@ PURE_CODE = [
     "digest.ingest.parse",
     *(f"digest.rank.{room}" for room in ("corpus", "plan", "postings", "trending", "explain", "score")),
     *(f"digest.render.{room}" for room in ("context", "chat", "mime", "message")),
+    "digest.links",
 ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from digest import ingest, rank, render
+from digest import ingest, links, rank, render
 from digest.channels import CHATS
 from digest.errors import RenderError
 from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
@@ -346,3 +346,19 @@ def test_the_wheel_ships_the_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (ROOT / "templates").glob("*.j2"):
         assert f"digest/templates/{template.name}" in names
+
+
+def test_signed_links_reach_every_format() -> None:
+    signed = links.Links("https://digest.example.org", "s3cret", "ada", "ab" * 12)
+    digest = fixed_digest()
+    edition = digest.edition.isoformat()
+    wanted = [signed.feedback(item.paper.id, vote, edition) for item in digest.items for vote in (1, -1)]
+    message = renderer().message(digest, links=signed)
+    for body in (message.html, message.text, message.markdown):
+        assert all(url in body for url in wanted)
+        assert signed.preferences in body and signed.unsubscribe in body
+    for kind in ("slack", "discord", "teams", "mattermost"):
+        payloads = json.dumps(renderer().chat(digest, kind, links=signed))
+        assert all(url in payloads for url in wanted), kind
+    plain = renderer().message(digest)
+    assert "/f/" not in plain.html + plain.text + plain.markdown  # no base URL and secret: no links to nowhere

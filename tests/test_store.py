@@ -165,8 +165,14 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         assert db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "added"
         assert db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "unchanged"
         assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "updated"
-        assert db.set_status("ada", "unsubscribed", at=NOW)
+        assert db.set_status("ada", "unsubscribed", at=NOW)  # by the operator: it sticks
         assert db.subscribers() == []
+        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "held"
+        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "unchanged"
+        assert db.subscribers() == []
+        saved = db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW, resubscribe=True)
+        assert saved == "resubscribed"
+        assert db.set_status("ada", "unsubscribed", at=NOW, by="file")  # its file went away: it comes back with it
         assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "resubscribed"
         assert not db.set_status("nobody", "paused", at=NOW)
         item = Ranked(paper=dump.papers[0], rank=1, score=0.5, why=(Reason("keyword", "tracking", 0.5, ("title",)),))

@@ -62,13 +62,16 @@ class _Connection:
 
     def send(self, job: Job) -> None:
         assert job.email is not None and job.delivery.target
-        recipient = job.delivery.target
+        self.deliver(job.delivery.target, job.email)
+
+    def deliver(self, recipient: str, message: bytes) -> None:
+        """Send one message (RFC 5322, CRLF) to one recipient, or raise a ``DeliveryError``."""
         where = f"{self._settings.host}:{self._settings.port}"
         for try_number in (1, 2):  # a connection that dropped between messages is reopened once
             try:
                 if self._smtp is None:
                     self._smtp = self._connect()
-                _transmit(self._smtp, self._sender, recipient, job.email)
+                _transmit(self._smtp, self._sender, recipient, message)
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
@@ -159,6 +162,15 @@ class EmailChannel:
         self._workers.shutdown(wait=True)
         for connection in self._connections:
             connection.close()
+
+
+def send_one(settings: Settings, recipient: str, message: bytes) -> None:
+    """One message outside any digest (a sign-up's confirmation), on a session of its own."""
+    connection = _Connection(settings.smtp, sender=settings.email.sender)
+    try:
+        connection.deliver(recipient, message)
+    finally:
+        connection.close()
 
 
 def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:

@@ -139,6 +139,13 @@ def retry_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def serve_command(args: argparse.Namespace, settings: Settings) -> int:
+    from digest import web  # noqa: PLC0415 - Starlette and uvicorn load only for this command
+
+    host = args.host or settings.web.host
+    return web.serve(settings, host=host, port=args.port or settings.web.port)
+
+
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     daemon = schedule.Daemon(settings, log=schedule.EventLog(fmt=args.log_format))
     return daemon.once() if args.once else daemon.forever()

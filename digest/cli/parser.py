@@ -26,9 +26,10 @@ the day, by hand:
   digest send                           make the digests that are due, deliver them
   digest status                         what the database holds, next runs, failures
 
-or let the daemon do it: digest run (or digest run --once from cron).
-parse, papers, rank, check, subscribers, pause, resume, unsubscribe, deliveries
-and retry inspect and adjust; 'digest COMMAND --help' explains each.
+or let the daemon do it: digest run (or digest run --once from cron), with
+digest serve beside it for readers' one-click unsubscribe, votes and preferences.
+parse, papers, rank, check, subscribers, feedback, pause, resume, unsubscribe,
+deliveries and retry inspect and adjust; 'digest COMMAND --help' explains each.
 
 config: ./digest.toml if present, or --config FILE; DIGEST_* environment variables
 override it (e.g. DIGEST_DATABASE__PATH). Every key: config.example.toml.
@@ -143,6 +144,21 @@ def _subscriber_commands(command: _Adder) -> None:
     )
     sub.add_argument("--all", action="store_true", help="include unsubscribed ones")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
+    sub = command(
+        "feedback",
+        people.feedback_command,
+        "Record a subscriber's votes on papers, or list them.",
+        "With paper ids and --up (more like this), --down (less like this) or --clear, records\n"
+        "the vote as the links in the digest do (the last vote wins). Without ids, lists the\n"
+        "subscriber's votes, newest first.",
+    )
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("papers", nargs="*", metavar="PAPER_ID", help="paper ids, as 'digest papers' shows them")
+    vote = sub.add_mutually_exclusive_group()
+    vote.add_argument("--up", action="store_true", help="more like these")
+    vote.add_argument("--down", action="store_true", help="less like these")
+    vote.add_argument("--clear", action="store_true", help="forget the votes on these")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = command("check", people.check_command, "Check profile files; store nothing.", "")
     sub.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE.toml")
 
@@ -209,6 +225,17 @@ def _digest_commands(command: _Adder) -> None:
     )
     sub.add_argument("--once", action="store_true", help="do what is due now, then exit (exit code 1 on failures)")
     sub.add_argument("--log-format", choices=("plain", "json"), default="plain", help="log lines as text or JSON")
+
+    sub = command(
+        "serve",
+        digests.serve_command,
+        "Serve the reader's side: one-click unsubscribe, votes, preferences, sign-up, feeds.",
+        "A small web app over the same database as 'digest run' and 'digest send'. Put it\n"
+        "behind a TLS reverse proxy and set [delivery] base_url to its public address;\n"
+        "links are signed with DIGEST_DELIVERY__SECRET. No GET changes anything.",
+    )
+    sub.add_argument("--host", metavar="ADDRESS", help="address to listen on (default [web] host: 127.0.0.1)")
+    sub.add_argument("--port", type=_positive, metavar="PORT", help="port (default [web] port: 8080)")
 
     sub = command("deliveries", digests.deliveries_command, "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")

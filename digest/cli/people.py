@@ -128,3 +128,29 @@ def _check_webhooks(profile: Profile, settings: Settings) -> int:
         else:
             print(f"  webhooks:  {name}: {target.url.scheme} to {', '.join(target.addresses)}")
     return refused
+
+
+def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Record votes (--up, --down, --clear) on papers, or list a subscriber's votes."""
+    direction = 1 if args.up else -1 if args.down else 0 if args.clear else None
+    with Store.open(settings.database.path) as store:
+        if args.papers and direction is None:
+            raise UsageError("say which: --up, --down or --clear with paper ids")
+        if args.papers and direction is not None:
+            changed = pipeline.vote(store, args.name, args.papers, direction, at=datetime.now(UTC))
+            verb = {1: "more like", -1: "less like", 0: "no vote on"}[direction]
+            print(
+                f"{args.name}: {verb} {len(args.papers)} paper{'s' if len(args.papers) != 1 else ''}"
+                f" ({changed} changed)"
+            )
+            return 0
+        pipeline.find_subscriber(store, args.name, unsubscribed=True)
+        votes = store.votes(args.name)
+    for v in votes:
+        if args.json:
+            show.json_line({"paper": v.paper, "title": v.title, "vote": v.vote, "edition": v.edition, "at": v.at})
+        else:
+            print(f"{'+1' if v.vote > 0 else '-1'}  {v.paper:<20}  {v.title or '(not in the archive)'}")
+    if not votes and not args.json:
+        print(f"{args.name}: no votes yet")
+    return 0

@@ -213,6 +213,8 @@ def sync(store: Store, settings: Settings) -> int:
         err.print(f"subscribers: {name} {outcome} (from {report.folder})", markup=False)
     for name in report.removed:
         err.print(f"subscribers: {name} unsubscribed (its file left {report.folder})", markup=False)
+    for held in report.held:
+        err.print(f"subscribers: {pipeline.held_line(held)}", markup=False)
     for problem in report.errors:
         error(f"{problem} (the last good version stays in force)")
     return len(report.errors)

@@ -21,6 +21,7 @@ from digest.pipeline.batch import ledger_channels
 from digest.pipeline.deliver import backoff, deliver, webhook_target
 from digest.pipeline.intake import DumpWatcher, FileOutcome, dump_files, expand, ingest_files, is_dump_name, parse_files
 from digest.pipeline.make import due_edition, make_digests
+from digest.pipeline.notices import send_notice
 from digest.pipeline.ranking import (
     Preview,
     as_digest,
@@ -38,11 +39,13 @@ from digest.pipeline.run import Hooks, run_once, send
 from digest.pipeline.subscribers import (
     SyncReport,
     find_subscriber,
+    held_line,
     is_active,
     set_state,
     stored_profile,
     subscribe,
     sync_subscribers,
+    vote,
 )
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "dump_files",
     "expand",
     "find_subscriber",
+    "held_line",
     "ingest_files",
     "is_active",
     "is_dump_name",
@@ -73,10 +77,12 @@ __all__ = [
     "renderer",
     "run_once",
     "send",
+    "send_notice",
     "set_state",
     "stored_profile",
     "subscribe",
     "sync_subscribers",
+    "vote",
     "webhook_target",
     "weights",
     "window_start",

@@ -30,6 +30,7 @@ class Batch:
     since: datetime
     members: list[tuple[Profile, datetime]]
     seen: dict[str, set[str]]
+    keys: dict[str, str]  # each member's link key, for their signed links
 
 
 @dataclass
@@ -75,7 +76,7 @@ def make_batch(
                 seen=batch.seen,
             )
         digests = [
-            _freeze(profile, fire, items, window, seen=batch.seen, settings=settings, clocked=clocked)
+            _freeze(profile, fire, items, window, batch=batch, settings=settings, clocked=clocked)
             for (profile, fire), items in zip(batch.members, ranked, strict=True)
         ]
         with clocked("freeze"):
@@ -122,7 +123,7 @@ def _freeze(
     items: list[Ranked],
     window: Window,
     *,
-    seen: dict[str, set[str]],
+    batch: Batch,
     settings: Settings,
     clocked: Stopwatch,
 ) -> FrozenDigest:
@@ -132,7 +133,7 @@ def _freeze(
     if not items and profile.empty_day == "skip":
         return FrozenDigest(profile.name, edition, [], new_count=len(papers))
     with clocked("rank"):
-        chosen = {item.paper.id for item in items} | seen.get(profile.name, set())
+        chosen = {item.paper.id for item in items} | batch.seen.get(profile.name, set())
         trending = rank.trending(
             papers, count=profile.trending, skip=chosen, exclude=profile.exclude, order=window.order
         )
@@ -140,18 +141,15 @@ def _freeze(
     with clocked("render"):
         renders = renderer(settings)
         channels = [(name, REGISTRY[kind], target) for name, kind, target in ledger_channels(profile, settings)]
-        message = renders.message(
-            digest,
-            unsubscribe_url=links.unsubscribe_url(profile.name, settings.delivery),
-            markdown=any(cls.markdown for _, cls, _ in channels),
-        )
+        signed = links.links_for(profile.name, batch.keys.get(profile.name, ""), settings.delivery)
+        message = renders.message(digest, links=signed, markdown=any(cls.markdown for _, cls, _ in channels))
         deliveries = [
             NewDelivery(
                 channel=name,
                 kind=cls.kind,
                 target=target,
                 message_id=render.message_id(profile.name, edition, name, sender=settings.email.sender),
-                payload=json.dumps(renders.chat(digest, cls.kind)) if cls.kind in CHATS else None,
+                payload=json.dumps(renders.chat(digest, cls.kind, links=signed)) if cls.kind in CHATS else None,
             )
             for name, cls, target in channels
         ]

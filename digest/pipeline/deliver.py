@@ -104,7 +104,10 @@ def _send(
 ) -> None:
     store.update_many([Update(d.id, "sending", attempts=d.attempts + 1) for d in rows], at=clock())
     digests = store.stored_digests([d.digest for d in rows])
-    jobs = (_job(store, channel, d, digests[d.digest], settings, at=clock()) for d in rows)
+    keys = store.link_keys(sorted({d.subscriber for d in rows}))
+    jobs = (
+        _job(store, channel, d, digests[d.digest], settings, at=clock(), key=keys.get(d.subscriber, "")) for d in rows
+    )
     for job, error in channel.send_all(jobs):  # each job built while earlier ones are on the wire
         delivery = job.delivery
         outcome = _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
@@ -139,24 +142,35 @@ def _outcome(
 
 
 def _job(
-    store: Store, channel: Channel, delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime
+    store: Store,
+    channel: Channel,
+    delivery: Delivery,
+    digest: StoredDigest,
+    settings: Settings,
+    *,
+    at: datetime,
+    key: str,
 ) -> Job:
     """What the channel needs for this delivery: the email, the feed's history, or the chat parts."""
 
     def progress(sent: int) -> None:
         store.update(delivery.id, "sending", at=at, parts_sent=sent)
 
+    signed = links.links_for(delivery.subscriber, key, settings.delivery)
     if channel.takes == "email":
-        return Job(delivery, digest, email=_email(delivery, digest, settings, at=at))
+        return Job(delivery, digest, email=_email(delivery, digest, settings, at=at, signed=signed), links=signed)
     if channel.takes == "history":
         history = store.recent_digests(delivery.subscriber, limit=settings.delivery.atom_entries)
-        return Job(delivery, digest, history=history)
-    return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress)
+        related = store.digest_papers([d.id for d in history])
+        return Job(delivery, digest, history=history, related=related, links=signed)
+    return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress, links=signed)
 
 
-def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime) -> bytes:
+def _email(
+    delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime, signed: links.Links | None
+) -> bytes:
     mail = settings.email
-    link = links.unsubscribe_url(delivery.subscriber, settings.delivery)
+    link = signed.unsubscribe if signed else None
     return render.email(
         Message(digest.subject, digest.text, digest.html, digest.markdown),
         sender=mail.sender,
@@ -165,6 +179,6 @@ def _email(delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: 
         reply_to=mail.reply_to or None,
         message_id=delivery.message_id,
         sent=at,
-        headers=render.list_unsubscribe(delivery.subscriber, sender=mail.sender, link=link),
+        headers=render.list_unsubscribe(link),
         body=digest.email or None,  # made with the digest; older digests have none
     )

@@ -98,7 +98,8 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
         seen = store.digested_among(paper_ids) if paper_ids else {}
         for start in range(0, len(members), size):
             part = members[start : start + size]
-            batches.append(Batch(since, part, {p.name: seen[p.name] for p, _ in part if p.name in seen}))
+            had = {p.name: seen[p.name] for p, _ in part if p.name in seen}
+            batches.append(Batch(since, part, had, store.link_keys([p.name for p, _ in part])))
     return batches
 
 

@@ -5,7 +5,7 @@ A broken profile is reported while its last good version stays in force.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -23,13 +23,14 @@ class SyncReport:
     changes: dict[str, str]  # name -> added | updated | resubscribed
     removed: list[str]
     errors: list[ProfileError]
+    held: list[Subscriber] = field(default_factory=list)  # unsubscribed by reader or operator: their file stays
 
 
 def subscribe(store: Store, path: Path, *, at: datetime) -> tuple[Profile, str]:
     """Check a profile file and store it; returns the profile and added/updated/unchanged/resubscribed."""
     profile, text = profiles.load(path)
     outcome = store.save_subscriber(
-        profile.name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=at
+        profile.name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=at, resubscribe=True
     )
     return profile, outcome
 
@@ -54,11 +55,13 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
     outcomes = store.save_subscribers(
         [StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded], at=at
     )
-    changes = {p.name: outcome for (p, _), outcome in zip(loaded, outcomes, strict=True) if outcome != "unchanged"}
+    named = [(p.name, outcome) for (p, _), outcome in zip(loaded, outcomes, strict=True)]
+    changes = {name: outcome for name, outcome in named if outcome not in ("unchanged", "held")}
+    held = [found for name, outcome in named if outcome == "held" and (found := store.subscriber(name))]
     # A broken file still holds its subscriber: they stay subscribed on their last good version.
     present |= {s.name for s in store.subscribers() if s.source in failed}
     removed = store.unsubscribe_missing(folder=str(folder), present=present, at=at)
-    return SyncReport(folder, changes, removed, errors)
+    return SyncReport(folder, changes, removed, errors, held)
 
 
 def stored_profile(subscriber: Subscriber) -> Profile:
@@ -66,17 +69,36 @@ def stored_profile(subscriber: Subscriber) -> Profile:
     return profiles.parse(subscriber.text, source=subscriber.source or subscriber.name, default_name=subscriber.name)
 
 
-def set_state(store: Store, name: str, status: str, *, at: datetime, until: date | None = None) -> None:
-    """Unsubscribe, pause (optionally until a day) or resume a subscriber; unknown names are usage errors."""
-    find_subscriber(store, name)
-    store.set_status(name, status, at=at, until=until)
+def set_state(
+    store: Store, name: str, status: str, *, at: datetime, until: date | None = None, by: str = "operator"
+) -> None:
+    """Unsubscribe, pause (optionally until a day) or resume a subscriber; unknown names are usage errors.
+
+    Resuming also undoes an unsubscribe (the one way back besides ``digest subscribe``).
+    """
+    find_subscriber(store, name, unsubscribed=status == "active")
+    store.set_status(name, status, at=at, until=until, by=by)
 
 
-def find_subscriber(store: Store, name: str) -> Subscriber:
+def find_subscriber(store: Store, name: str, *, unsubscribed: bool = False) -> Subscriber:
+    """The stored subscriber ``name`` (an unsubscribed one only with ``unsubscribed``), or a usage error."""
     subscriber = store.subscriber(name)
-    if subscriber is None or subscriber.status == "unsubscribed":
+    if subscriber is None or (subscriber.status == "unsubscribed" and not unsubscribed):
         raise UsageError(f"no subscriber named {name!r}; 'digest subscribers' lists them")
     return subscriber
+
+
+def held_line(subscriber: Subscriber) -> str:
+    """What a sync says of a subscriber whose profile file is there but who unsubscribed."""
+    who = {"reader": "by the reader", "operator": "by the operator"}.get(subscriber.unsubscribed_by or "", "")
+    when = f" on {subscriber.unsubscribed_at:%Y-%m-%d}" if subscriber.unsubscribed_at else ""
+    return f'{subscriber.name} stays unsubscribed ({who}{when}); "digest resume {subscriber.name}" to undo'
+
+
+def vote(store: Store, name: str, papers: list[str], direction: int, *, at: datetime) -> int:
+    """Record (or with 0, clear) the subscriber's vote on each paper; how many changed."""
+    find_subscriber(store, name, unsubscribed=True)
+    return sum(store.vote(name, paper, direction, edition=None, at=at) for paper in papers)
 
 
 def is_active(subscriber: Subscriber, *, today: date) -> bool:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from digest.links import Links
 from digest.models import Digest, Paper, Ranked, Reason
 
 SUMMARY_SENTENCES = 2
@@ -179,8 +180,13 @@ def subject(digest: Digest) -> str:
     return header_text(f"Your {noun} for {day}: {topics}{tail}" if topics else f"Your {noun} for {day}", limit=150)
 
 
-def context(digest: Digest, *, unsubscribe_url: str | None = None) -> dict[str, Any]:
-    """The data every template gets (plain dicts and strings; paper text as values only)."""
+def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links | None = None) -> dict[str, Any]:
+    """The data every template gets (plain dicts and strings; paper text as values only).
+
+    With ``links`` (the subscriber's signed links), every paper gets "more / less
+    like this" links and the footer a link to the preferences page.
+    """
+    edition = digest.edition.isoformat()
     items = [
         {
             **paper_view(item.paper),
@@ -188,6 +194,7 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None) -> dict[str, 
             "score": item.score,
             "why": [reason_view(r) for r in shown_reasons(item.why)],
             "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
+            "vote": _votes(links, item.paper.id, edition),
         }
         for item in digest.items
     ]
@@ -197,16 +204,23 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None) -> dict[str, 
         "name": profile.name,
         "subject": subject(digest),
         "day": day_label(digest.edition),
-        "edition": digest.edition.isoformat(),
+        "edition": edition,
         "count": len(digest.items),
         "new_count": digest.new_count,
         "items": items,
         "trending": trending,
         "keywords": [term for term, _ in profile.keywords],
         "seeds": len(profile.seeds),
-        "unsubscribe_url": unsubscribe_url,
+        "unsubscribe_url": links.unsubscribe if links else unsubscribe_url,
+        "manage_url": links.preferences if links else None,
         "profile_file": profile.source,
     }
+
+
+def _votes(links: Links | None, paper: str, edition: str) -> dict[str, str] | None:
+    if links is None:
+        return None
+    return {"more": links.feedback(paper, 1, edition), "less": links.feedback(paper, -1, edition)}
 
 
 def intro(context: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ import css_inline
 import jinja2
 
 from digest.errors import RenderError
+from digest.links import Links
 from digest.models import CHAT_KINDS, Digest, Message
 from digest.render.chat import ChatDraft, ChatStyle
 from digest.render.context import context, header_text, intro, md_escape, wrap
@@ -75,13 +76,25 @@ class Renderer:
         except jinja2.UndefinedError as e:
             raise RenderError(f"{template}: {e.message}; check the names the template uses") from e
 
-    def context(self, digest: Digest, *, unsubscribe_url: str | None = None) -> dict[str, Any]:
+    def context(
+        self, digest: Digest, *, unsubscribe_url: str | None = None, links: Links | None = None
+    ) -> dict[str, Any]:
         """The data every template gets (see ``context.context``)."""
-        return context(digest, unsubscribe_url=unsubscribe_url)
+        return context(digest, unsubscribe_url=unsubscribe_url, links=links)
 
-    def message(self, digest: Digest, *, unsubscribe_url: str | None = None, markdown: bool = True) -> Message:
-        """Subject, plain text, HTML with CSS inlined, and Markdown (left empty with ``markdown=False``)."""
-        data = context(digest, unsubscribe_url=unsubscribe_url)
+    def message(
+        self,
+        digest: Digest,
+        *,
+        unsubscribe_url: str | None = None,
+        links: Links | None = None,
+        markdown: bool = True,
+    ) -> Message:
+        """Subject, plain text, HTML with CSS inlined, and Markdown (left empty with ``markdown=False``).
+
+        ``links``: the subscriber's signed links (feedback, preferences, unsubscribe).
+        """
+        data = context(digest, unsubscribe_url=unsubscribe_url, links=links)
         html = self._render("email.html.j2", **data)
         if "email.html.j2" not in self._loader.inlined:  # a custom template the loader could not pre-inline
             html = self._inliner.inline(html)
@@ -92,12 +105,14 @@ class Renderer:
             markdown=self._render("digest.md.j2", **data) if markdown else "",
         )
 
-    def chat(self, digest: Digest, kind: str, *, unsubscribe_url: str | None = None) -> list[dict[str, Any]]:
+    def chat(
+        self, digest: Digest, kind: str, *, unsubscribe_url: str | None = None, links: Links | None = None
+    ) -> list[dict[str, Any]]:
         """The JSON payloads that post this digest to a chat platform, in order."""
         style = self._chats.get(kind)
         if style is None:
             raise RenderError(f"no chat platform {kind!r}; expected one of {', '.join(sorted(self._chats))}")
-        data = context(digest, unsubscribe_url=unsubscribe_url)
+        data = context(digest, unsubscribe_url=unsubscribe_url, links=links)
         items: list[str] = []
         trending: list[str] = []
         if style.markup is not None:

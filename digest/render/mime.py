@@ -161,9 +161,12 @@ def message_id(name: str, edition: str, channel: str, *, sender: str) -> str:
     return f"<{edition}.{tag}.{name}@{domain}>"
 
 
-def list_unsubscribe(subscriber: str, *, sender: str, link: str | None) -> dict[str, str]:
-    """RFC 2369 / RFC 8058 headers: a mailto always, and one-click by POST to ``link`` when there is one."""
-    mailto = f"<mailto:{sender}?subject=unsubscribe%20{subscriber}>"
+def list_unsubscribe(link: str | None) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers: one-click unsubscribe by POST to ``link`` (served by ``digest serve``).
+
+    No mailto: nothing reads that mailbox. Without a link (no ``[delivery]
+    base_url`` and secret), no header: a link that is not served is worse than none.
+    """
     if not link:
-        return {"List-Unsubscribe": mailto}
-    return {"List-Unsubscribe": f"<{link}>, {mailto}", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        return {}
+    return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

@@ -5,7 +5,8 @@
 * ``papers``: dumps, the seen-set and sightings;
 * ``subscribers``: profiles and their state;
 * ``digests``: frozen digests, their items and packed content;
-* ``ledger``: deliveries, each state recorded after the action.
+* ``ledger``: deliveries, each state recorded after the action;
+* ``feedback``: readers' votes on papers, and pending sign-ups.
 
 Only this package speaks SQL.
 """
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 from digest.store.db import fault
 from digest.store.digests import Digests, FrozenDigest, frozen
+from digest.store.feedback import Feedback
 from digest.store.ledger import Ledger, Update
 from digest.store.papers import Papers
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 from digest.store.subscribers import StoredProfile, Subscribers
 
 
-class Store(Papers, Subscribers, Digests, Ledger):
+class Store(Papers, Subscribers, Digests, Ledger, Feedback):
     """An open database: ``with Store.open(path) as store``."""
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import zstandard
 
-from digest.models import Message, NewDelivery, Ranked, StoredDigest
+from digest.models import Message, NewDelivery, Paper, Ranked, StoredDigest
 from digest.store.db import Database
 
 
@@ -148,6 +148,20 @@ class Digests(Database):
             (name, limit),
         )
         return [_stored_digest(row) for row in rows]
+
+    def digest_papers(self, digest_ids: Sequence[int]) -> dict[int, list[Paper]]:
+        """Each digest's papers, best first (for the links of a feed's entries)."""
+        found: dict[int, list[Paper]] = {i: [] for i in digest_ids}
+        for start in range(0, len(digest_ids), 500):
+            chunk = list(digest_ids[start : start + 500])
+            rows = self._conn.execute(
+                "SELECT i.digest, p.id, p.title, p.norm_title FROM digest_items i JOIN papers p ON p.id = i.paper"
+                f" WHERE i.digest IN ({', '.join('?' * len(chunk))}) ORDER BY i.digest, i.rank",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]].append(Paper(id=row[1], title=row[2], norm_title=row[3], abstract=None))
+        return found
 
 
 _Row = tuple[Any, ...]

@@ -51,6 +51,15 @@ class Ledger(Database):
         )
         return [_delivery(row) for row in rows]
 
+    def failed_since(self, since: datetime) -> int:
+        """How many deliveries failed for good since then (not counting those an unsubscribe cancelled)."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM deliveries WHERE state = 'failed' AND updated_at >= ?"
+            " AND coalesce(last_error, '') NOT LIKE 'cancelled:%'",
+            (since.isoformat(timespec="seconds"),),
+        ).fetchone()
+        return int(row[0])
+
     def delivery(self, delivery_id: int) -> Delivery | None:
         row = self._conn.execute(_DELIVERY_QUERY + " WHERE x.id = ?", (delivery_id,)).fetchone()
         return _delivery(row) if row else None

@@ -146,6 +146,10 @@ class Papers(Database):
         row = self._conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM papers").fetchone()
         return int(row[0]), int(row[1])
 
+    def paper(self, paper_id: str) -> Paper | None:
+        row = self._conn.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
+        return _paper(row) if row else None
+
     def latest_dump(self) -> DumpRecord | None:
         row = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
         return _dump_record(row) if row else None

@@ -136,6 +136,49 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ALTER TABLE digests ADD COLUMN body BLOB
         """,
     ),
+    (
+        # Who unsubscribed a subscriber: 'file' (its profile file went away: the file coming back
+        # resubscribes), 'operator' or 'reader' (sticks: only an explicit subscribe or resume undoes it).
+        """
+        ALTER TABLE subscribers ADD COLUMN unsubscribed_by TEXT
+        """,
+        """
+        ALTER TABLE subscribers ADD COLUMN unsubscribed_at TEXT
+        """,
+        """
+        ALTER TABLE subscribers ADD COLUMN held_noted INTEGER NOT NULL DEFAULT 0
+        """,
+        # A random key per subscriber: signed links name it instead of the subscriber.
+        """
+        ALTER TABLE subscribers ADD COLUMN link_key TEXT
+        """,
+        """
+        UPDATE subscribers SET link_key = lower(hex(randomblob(12))),
+            unsubscribed_by = CASE status WHEN 'unsubscribed' THEN 'operator' END
+        """,
+        """
+        CREATE UNIQUE INDEX subscribers_link_key ON subscribers (link_key)
+        """,
+        """
+        CREATE TABLE feedback (
+            subscriber  TEXT NOT NULL REFERENCES subscribers (name),
+            paper       TEXT NOT NULL,
+            vote        INTEGER NOT NULL CHECK (vote IN (-1, 1)),
+            edition     TEXT,
+            at          TEXT NOT NULL,
+            PRIMARY KEY (subscriber, paper)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE signups (
+            id            TEXT PRIMARY KEY,
+            email         TEXT NOT NULL,
+            profile       TEXT NOT NULL,
+            created_at    TEXT NOT NULL,
+            confirmed_at  TEXT
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

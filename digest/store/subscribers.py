@@ -1,8 +1,11 @@
-"""Subscribers: each profile's last good TOML text, its hash, and its state.
+"""Subscribers: each profile's last good TOML text, its hash, its state, and the key of its signed links.
 
-A subscriber is active, paused (optionally until a day) or unsubscribed.
-A stored profile whose hash and source are unchanged is left alone; an
-unsubscribed one comes back active when its profile is saved again.
+A subscriber is active, paused (optionally until a day) or unsubscribed. A
+stored profile whose hash and source are unchanged is left alone. An
+unsubscribe by the reader or the operator sticks: saving the profile again
+(a folder sync) leaves them unsubscribed, and says so once; only an explicit
+subscribe (``resubscribe=True``) or resume brings them back. One whose file
+went away comes back with the file.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from pathlib import Path
 
 from digest.models import Subscriber
 from digest.store.db import Database, day, iso
+
+STICKY = ("operator", "reader")  # unsubscribes that a folder sync does not undo
+CANCELLED = "cancelled: unsubscribed"  # the error of a delivery an unsubscribe stopped
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,19 +36,40 @@ class StoredProfile:
 class Subscribers(Database):
     """Queries on the subscribers table."""
 
-    def save_subscriber(self, name: str, *, text: str, profile_hash: str, source: str | None, at: datetime) -> str:
-        """Store a profile's text. Returns added, updated, unchanged or resubscribed.
+    def save_subscriber(
+        self, name: str, *, text: str, profile_hash: str, source: str | None, at: datetime, resubscribe: bool = False
+    ) -> str:
+        """Store a profile's text. Returns added, updated, unchanged, resubscribed or held.
 
-        A stored profile whose hash and source are unchanged is left alone; an
-        unsubscribed one comes back active.
+        ``held``: unsubscribed by the reader or the operator, so left so (said
+        once; after that ``unchanged``) unless ``resubscribe``.
         """
-        return self.save_subscribers([StoredProfile(name, text, profile_hash, source)], at=at)[0]
+        profile = StoredProfile(name, text, profile_hash, source)
+        return self.save_subscribers([profile], at=at, resubscribe=resubscribe)[0]
 
-    def save_subscribers(self, profiles: Sequence[StoredProfile], *, at: datetime) -> list[str]:
+    def save_subscribers(
+        self, profiles: Sequence[StoredProfile], *, at: datetime, resubscribe: bool = False
+    ) -> list[str]:
         """``save_subscriber`` for many profiles in one transaction (a folder sync)."""
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
-            return [_save_subscriber(conn, profile, stamp) for profile in profiles]
+            return [_save_subscriber(conn, profile, stamp, resubscribe=resubscribe) for profile in profiles]
+
+    def subscriber_by_key(self, key: str) -> Subscriber | None:
+        """The subscriber a signed link names (unsubscribed ones too)."""
+        row = self._conn.execute("SELECT * FROM subscribers WHERE link_key = ?", (key,)).fetchone()
+        return _subscriber(row) if row else None
+
+    def link_keys(self, names: Sequence[str]) -> dict[str, str]:
+        """The link key of each of these subscribers."""
+        found: dict[str, str] = {}
+        for start in range(0, len(names), 500):
+            chunk = list(names[start : start + 500])
+            rows = self._conn.execute(
+                f"SELECT name, link_key FROM subscribers WHERE name IN ({', '.join('?' * len(chunk))})", chunk
+            )
+            found.update({row[0]: row[1] for row in rows})
+        return found
 
     def subscriber(self, name: str) -> Subscriber | None:
         row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
@@ -52,13 +79,31 @@ class Subscribers(Database):
         query = "SELECT * FROM subscribers" + ("" if include_unsubscribed else " WHERE status != 'unsubscribed'")
         return [_subscriber(row) for row in self._conn.execute(query + " ORDER BY name")]
 
-    def set_status(self, name: str, status: str, *, at: datetime, until: date | None = None) -> bool:
-        """Set a subscriber's state; False when there is no such subscriber."""
+    def set_status(
+        self, name: str, status: str, *, at: datetime, until: date | None = None, by: str = "operator"
+    ) -> bool:
+        """Set a subscriber's state; False when there is no such subscriber.
+
+        An unsubscribe records ``by`` whom (file, operator or reader) and when,
+        and takes effect at once: deliveries not yet on their way are cancelled
+        (failed, ``CANCELLED``), in the same transaction. Any other state clears
+        that record.
+        """
+        stamp = at.isoformat(timespec="seconds")
+        gone = status == "unsubscribed"
         with self._transaction() as conn:
             changed = conn.execute(
-                "UPDATE subscribers SET status = ?, paused_until = ?, updated_at = ? WHERE name = ?",
-                (status, iso(until), at.isoformat(timespec="seconds"), name),
+                "UPDATE subscribers SET status = ?, paused_until = ?, updated_at = ?, unsubscribed_by = ?,"
+                " unsubscribed_at = ?, held_noted = 0 WHERE name = ?",
+                (status, iso(until), stamp, by if gone else None, stamp if gone else None, name),
             ).rowcount
+            if gone and changed:
+                conn.execute(
+                    "UPDATE deliveries SET state = 'failed', last_error = ?, next_try = NULL, updated_at = ?"
+                    " WHERE state IN ('pending', 'retry')"
+                    " AND digest IN (SELECT id FROM digests WHERE subscriber = ?)",
+                    (f"{CANCELLED} by the {by}", stamp, name),
+                )
         return changed > 0
 
     def unsubscribe_missing(self, *, folder: str, present: set[str], at: datetime) -> list[str]:
@@ -69,21 +114,28 @@ class Subscribers(Database):
             if s.source is not None and str(Path(s.source).parent) == folder and s.name not in present
         ]
         for name in gone:
-            self.set_status(name, "unsubscribed", at=at)
+            self.set_status(name, "unsubscribed", at=at, by="file")
         return gone
 
 
-def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: str) -> str:
+def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: str, *, resubscribe: bool) -> str:
     row = conn.execute(
-        "SELECT status, profile_hash, source FROM subscribers WHERE name = ?", (profile.name,)
+        "SELECT status, profile_hash, source, unsubscribed_by, held_noted FROM subscribers WHERE name = ?",
+        (profile.name,),
     ).fetchone()
     if row is None:
         conn.execute(
-            "INSERT INTO subscribers (name, source, profile, profile_hash, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO subscribers (name, source, profile, profile_hash, created_at, updated_at, link_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, lower(hex(randomblob(12))))",
             (profile.name, profile.source, profile.text, profile.profile_hash, stamp, stamp),
         )
         return "added"
+    held = row["status"] == "unsubscribed" and row["unsubscribed_by"] in STICKY
+    if held and not resubscribe:
+        if row["held_noted"]:
+            return "unchanged"
+        conn.execute("UPDATE subscribers SET held_noted = 1 WHERE name = ?", (profile.name,))
+        return "held"
     if row["status"] == "unsubscribed":
         outcome = "resubscribed"
     elif row["profile_hash"] == profile.profile_hash and row["source"] == profile.source:
@@ -92,6 +144,7 @@ def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: st
         outcome = "updated"
     conn.execute(
         "UPDATE subscribers SET source = ?, profile = ?, profile_hash = ?, updated_at = ?,"
+        " unsubscribed_by = NULL, unsubscribed_at = NULL, held_noted = 0,"
         " status = CASE status WHEN 'unsubscribed' THEN 'active' ELSE status END"
         " WHERE name = ?",
         (profile.source, profile.text, profile.profile_hash, stamp, profile.name),
@@ -108,4 +161,7 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         status=row["status"],
         paused_until=day(row["paused_until"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
+        link_key=row["link_key"],
+        unsubscribed_by=row["unsubscribed_by"],
+        unsubscribed_at=datetime.fromisoformat(row["unsubscribed_at"]) if row["unsubscribed_at"] else None,
     )

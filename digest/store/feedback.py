@@ -1,0 +1,79 @@
+"""Feedback: each reader's "more / less like this" per paper (the last vote wins), and pending sign-ups."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+
+from digest.models import Vote
+from digest.store.db import Database
+
+
+class Feedback(Database):
+    """Queries on the feedback and signups tables."""
+
+    def vote(self, name: str, paper: str, vote: int, *, edition: str | None, at: datetime) -> bool:
+        """Record a vote (+1, -1) or clear it (0); True when that changed anything."""
+        stamp = at.isoformat(timespec="seconds")
+        with self._transaction() as conn:
+            if vote == 0:
+                return (
+                    conn.execute("DELETE FROM feedback WHERE subscriber = ? AND paper = ?", (name, paper)).rowcount > 0
+                )
+            changed = conn.execute(
+                "INSERT INTO feedback (subscriber, paper, vote, edition, at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (subscriber, paper) DO UPDATE SET vote = excluded.vote, edition = excluded.edition,"
+                " at = excluded.at WHERE feedback.vote != excluded.vote",
+                (name, paper, vote, edition, stamp),
+            ).rowcount
+        return changed > 0
+
+    def votes(self, name: str) -> list[Vote]:
+        """A subscriber's votes, newest first, with the paper's title where the archive has it."""
+        rows = self._conn.execute(
+            "SELECT f.*, p.title FROM feedback f LEFT JOIN papers p ON p.id = f.paper"
+            " WHERE f.subscriber = ? ORDER BY f.at DESC, f.paper",
+            (name,),
+        )
+        return [_vote(row) for row in rows]
+
+    def add_signup(self, signup_id: str, *, email: str, profile: str, at: datetime) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO signups (id, email, profile, created_at) VALUES (?, ?, ?, ?)",
+                (signup_id, email, profile, at.isoformat(timespec="seconds")),
+            )
+
+    def signup(self, signup_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
+        """A pending sign-up's (email, profile text), if it exists, is unconfirmed and is younger than ``valid``."""
+        row = self._conn.execute(
+            "SELECT email, profile, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL", (signup_id,)
+        ).fetchone()
+        if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
+            return None
+        return row["email"], row["profile"]
+
+    def confirm_signup(self, signup_id: str, *, at: datetime) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE signups SET confirmed_at = ? WHERE id = ?", (at.isoformat(timespec="seconds"), signup_id)
+            )
+
+    def subscriber_with_email(self, email: str) -> str | None:
+        """The name of an active or paused subscriber whose profile names this address (as a TOML string)."""
+        row = self._conn.execute(
+            "SELECT name FROM subscribers WHERE status != 'unsubscribed' AND instr(lower(profile), lower(?)) > 0",
+            (f'"{email}"',),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+
+def _vote(row: sqlite3.Row) -> Vote:
+    return Vote(
+        subscriber=row["subscriber"],
+        paper=row["paper"],
+        vote=row["vote"],
+        edition=row["edition"],
+        at=datetime.fromisoformat(row["at"]),
+        title=row["title"],
+    )

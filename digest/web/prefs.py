@@ -1,0 +1,193 @@
+"""The preferences page: a subscriber's interests and schedule, edited through a form.
+
+The form is checked with the same code and messages as ``digest check``; a
+bad value re-shows the form with the message and changes nothing. An edit is
+written back to the profile file the subscriber came from (atomically, its
+comments and key order kept by tomlkit), so the file stays the source of
+truth and the next folder sync keeps the edit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from starlette.requests import Request
+from starlette.responses import Response
+from tomlkit.items import Table
+
+from digest import links, pipeline, profiles
+from digest.errors import ProfileError
+from digest.models import FREQUENCIES, WEEKDAYS, Profile, Subscriber
+from digest.web.pages import form, site_of
+from digest.web.site import Site, log
+
+FORM_VALID_SECONDS = 24 * 3600
+PAUSES = {"pause-week": 7, "pause-month": 30}
+
+
+async def preferences(request: Request) -> Response:
+    site = site_of(request)
+    found = site.subscriber(request.path_params["token"], links.PREFERENCES)
+    if found is None:
+        return site.not_found()
+    subscriber, _ = found
+    if request.method == "GET":
+        return _show(site, subscriber)
+    fields = await form(request)
+    if not _form_ok(site, subscriber, fields.get("form", "")):
+        return site.page("missing.html.j2", status=403, title="This form has expired")
+    action = fields.get("action", "save")
+    if action in PAUSES:
+        until = site.clock().date() + timedelta(days=PAUSES[action])
+        site.store.set_status(subscriber.name, "paused", at=site.clock(), until=until)
+        log.info("paused subscriber=%s days=%d", subscriber.name, PAUSES[action])
+        return _show(site, _fresh(site, subscriber), notice=f"Paused until {until:%A %-d %B}.")
+    if action == "resume":
+        site.store.set_status(subscriber.name, "active", at=site.clock())
+        return _show(site, _fresh(site, subscriber), notice="Your digests are back on.")
+    if action == "unsubscribe":
+        site.store.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
+        log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
+        return site.page("unsubscribe.html.j2", title="Unsubscribed", subscriber=subscriber, done=True, manage=None)
+    return _save(site, subscriber, fields)
+
+
+def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Response:
+    source = Path(subscriber.source) if subscriber.source else None
+    on_disk = source is not None and source.is_file()
+    base = source.read_text(encoding="utf-8") if source is not None and on_disk else subscriber.text
+    try:
+        text = edited(base, fields)
+        profile = profiles.parse(text, source=subscriber.source or subscriber.name, default_name=subscriber.name)
+    except ProfileError as e:
+        return _show(site, subscriber, error=str(e), fields=fields, status=400)
+    if profile.name != subscriber.name:
+        return _show(site, subscriber, error="the name cannot be changed here", fields=fields, status=400)
+    if source is not None and on_disk:
+        _write(source, text)
+    site.store.save_subscriber(
+        subscriber.name, text=text, profile_hash=profiles.fingerprint(text), source=subscriber.source, at=site.clock()
+    )
+    log.info("preferences saved subscriber=%s", subscriber.name)
+    return _show(site, _fresh(site, subscriber), notice="Saved. Your next digest follows these settings.")
+
+
+def edited(text: str, fields: dict[str, str]) -> str:
+    """The profile's TOML with the form's values in place, everything else (comments, order) as it was."""
+    doc = tomlkit.parse(text)
+    for key in ("send_at", "timezone", "frequency"):
+        if fields.get(key, "").strip():
+            doc[key] = fields[key].strip()
+    if doc.get("frequency") == "weekly" and fields.get("day", "").strip():
+        doc["day"] = fields["day"].strip()
+    elif doc.get("frequency") != "weekly":
+        doc.pop("day", None)
+    keywords = doc.get("keywords")
+    if not isinstance(keywords, Table):
+        keywords = tomlkit.table()
+        doc["keywords"] = keywords
+    home = keywords if isinstance(keywords.get("exclude"), list) else doc
+    excludes = [line.strip() for line in fields.get("exclude", "").splitlines() if line.strip()]
+    if excludes:
+        home["exclude"] = excludes
+    else:
+        home.pop("exclude", None)
+    _set_keywords(keywords, fields.get("keywords", ""))
+    return tomlkit.dumps(doc)
+
+
+def _set_keywords(table: Table, lines: str) -> None:
+    """The [keywords] table as the form's lines say ("term" or "term = weight"); lists in it (seeds) stay."""
+    wanted: dict[str, Any] = {}
+    for line in lines.splitlines():
+        term, _, weight = line.partition("=")
+        term = term.strip().strip('"')
+        if term:
+            wanted[term] = _weight(weight.strip())
+    for key in [k for k, v in table.items() if not isinstance(v, list) and k not in wanted]:
+        del table[key]
+    for term, weight in wanted.items():
+        if table.get(term) != weight:
+            table[term] = weight
+
+
+def _weight(text: str) -> Any:
+    """A weight as a number when it is one; otherwise the text, for ``profiles.parse`` to explain."""
+    if not text:
+        return 1
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text else number
+
+
+def _write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _fresh(site: Site, subscriber: Subscriber) -> Subscriber:
+    return site.store.subscriber(subscriber.name) or subscriber
+
+
+def form_token(site: Site, subscriber: Subscriber) -> str:
+    """The anti-CSRF token of this subscriber's form, valid for a day."""
+    expires = str(int(time.time()) + FORM_VALID_SECONDS)
+    return links.sign(site.secret, links.FORM, name=subscriber.name, key=subscriber.link_key, data=expires)
+
+
+def _form_ok(site: Site, subscriber: Subscriber, token: str) -> bool:
+    claim = links.read(token)
+    if claim is None or claim.purpose != links.FORM or claim.key != subscriber.link_key:
+        return False
+    if not claim.data.isdigit() or int(claim.data) < time.time():
+        return False
+    return links.check(site.secret, token, claim, name=subscriber.name)
+
+
+def _show(
+    site: Site,
+    subscriber: Subscriber,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    fields: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    profile = pipeline.stored_profile(subscriber)
+    values = fields or _values(profile)
+    votes = site.store.votes(subscriber.name)
+    return site.page(
+        "preferences.html.j2",
+        status=status,
+        title="Your paper-digest",
+        subscriber=subscriber,
+        values=values,
+        frequencies=FREQUENCIES,
+        weekdays=WEEKDAYS,
+        liked=[v for v in votes if v.vote > 0],
+        disliked=[v for v in votes if v.vote < 0],
+        form=form_token(site, subscriber),
+        notice=notice,
+        error=error,
+    )
+
+
+def _values(profile: Profile) -> dict[str, str]:
+    """The form's fields as the profile has them."""
+    terms = [term if weight == 1 else f"{term} = {weight:g}" for term, weight in profile.keywords]
+    return {
+        "keywords": "\n".join(terms),
+        "exclude": "\n".join(profile.exclude),
+        "send_at": profile.send_at.strftime("%H:%M"),
+        "timezone": profile.timezone,
+        "frequency": profile.frequency,
+        "day": WEEKDAYS[profile.day] if profile.day is not None else "monday",
+    }

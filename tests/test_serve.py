@@ -1,0 +1,294 @@
+"""``digest serve`` end to end: a real uvicorn on 127.0.0.1, messages from a real send to aiosmtpd."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from digest import links, pipeline
+from digest.cli import main
+from digest.config import Settings, WebSettings
+from digest.models import Subscriber
+from digest.store import Store
+
+from .deliverykit import World, make_world
+from .servers import smtp_server
+from .webkit import client, links_in, local, web_server
+
+BASE = "https://digest.example.org"
+SECRET = "s3cret-for-hmac-0123456789"
+
+
+def world_with_links(root: Path, *, people: int, smtp_port: int | None = None, signup: bool = False) -> World:
+    world = make_world(root, people=people, smtp_port=smtp_port, base_url=BASE, secret=SECRET)
+    if signup:
+        world.settings = world.settings.model_copy(update={"web": WebSettings(signup=True)})
+    return world
+
+
+def subscriber(world: World, name: str) -> Subscriber:
+    with Store.open(world.settings.database.path) as store:
+        found = store.subscriber(name)
+    assert found is not None
+    return found
+
+
+def token(world: World, name: str, purpose: str, data: str = "") -> str:
+    found = subscriber(world, name)
+    return links.sign(SECRET, purpose, name=name, key=found.link_key, data=data)
+
+
+def confirmation_links(mail: EmailMessage) -> list[str]:
+    body = mail.get_body(preferencelist=("plain",))
+    assert body is not None
+    return re.findall(rf"{BASE}/c/[A-Za-z0-9_.-]+", body.get_content())
+
+
+def next_day(world: World) -> pipeline.SendReport:
+    world.clock.advance(24 * 3600)
+    return world.send()
+
+
+def test_one_click_unsubscribe_from_a_received_email_sticks(tmp_path: Path) -> None:
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=2, smtp_port=smtp.port)
+        world.send()
+        mail = next(m for m in smtp.box.messages if m["To"] == "user000@example.org")
+        url = mail["List-Unsubscribe"].strip()[1:-1]
+        assert url.startswith(f"{BASE}/u/") and mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+            shown = http.get(local(url, base))  # what a mail scanner does
+            assert shown.status_code == 200 and 'value="One-Click"' in shown.text
+            assert subscriber(world, "user000").status == "active"
+            for _ in range(2):  # idempotent: the second POST is a 200 too
+                done = http.post(local(url, base), data={"List-Unsubscribe": "One-Click"})
+                assert done.status_code == 200 and "You are unsubscribed" in done.text
+                assert not done.cookies and "location" not in done.headers
+        gone = subscriber(world, "user000")
+        assert (gone.status, gone.unsubscribed_by) == ("unsubscribed", "reader")
+        smtp.box.messages.clear()
+        report = next_day(world)  # syncs the folder, where user000.toml still is
+        assert [m["To"] for m in smtp.box.messages] == ["user001@example.org"]
+    assert {name for name, _, _ in report.made} == {"user001"}
+    assert subscriber(world, "user000").status == "unsubscribed"
+
+
+def test_a_folder_sync_says_once_that_a_subscriber_stays_unsubscribed(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=1)
+    with Store.open(world.settings.database.path) as store:
+        pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+        pipeline.set_state(store, "user000", "unsubscribed", at=world.clock())  # `digest unsubscribe`
+        first = pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+        second = pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+        assert [pipeline.held_line(s) for s in first.held] == [
+            'user000 stays unsubscribed (by the operator on 2026-11-23); "digest resume user000" to undo'
+        ]
+        assert second.held == [] and second.changes == {}
+    assert subscriber(world, "user000").status == "unsubscribed"
+    with Store.open(world.settings.database.path) as store:
+        pipeline.set_state(store, "user000", "active", at=world.clock())  # `digest resume`
+    assert subscriber(world, "user000").status == "active"
+
+
+def test_a_feedback_link_from_an_email_records_a_vote_on_post_only(tmp_path: Path, workdir: Path, capsys) -> None:
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=1, smtp_port=smtp.port)
+        world.send()
+    [mail] = smtp.box.messages
+    more = links_in(mail, "f")[0]
+    html = mail.get_body(preferencelist=("html",))
+    assert html is not None and more in html.get_content()
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        assert http.get(local(more, base)).status_code == 200
+        assert _votes(world) == []
+        assert "Thank you" in http.post(local(more, base)).text
+        first = _votes(world)
+        world.clock.advance(60)
+        assert http.post(local(more, base)).status_code == 200
+    assert len(first) == 1 and first[0].vote == 1 and _votes(world) == first  # a repeat changes nothing
+    (workdir / "digest.toml").write_text(f'[database]\npath = "{world.settings.database.path}"\n')
+    assert main(["feedback", "user000", "--json"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line) | {"at": None} == {
+        "paper": first[0].paper,
+        "title": first[0].title,
+        "vote": 1,
+        "edition": "2026-11-23",
+        "at": None,
+    }
+
+
+def _votes(world: World):
+    with Store.open(world.settings.database.path) as store:
+        return store.votes("user000")
+
+
+def test_bad_tokens_all_get_the_same_404_and_change_nothing(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=2)
+    world.send()
+    good = token(world, "user000", links.UNSUBSCRIBE)
+    body, mac = good.split(".")
+    flipped = ("A" if mac[0] != "A" else "B") + mac[1:]
+    bad = {
+        "tampered": f"{body}.{flipped}",
+        "truncated": good[:-3],
+        "other subscriber": f"{token(world, 'user001', links.UNSUBSCRIBE).split('.')[0]}.{mac}",
+        "other purpose": token(world, "user000", links.PREFERENCES),
+        "garbage": "not-a-token",
+    }
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        answers = {what: http.post(f"{base}/u/{t}", data={"List-Unsubscribe": "One-Click"}) for what, t in bad.items()}
+        answers["feedback as unsubscribe"] = http.post(f"{base}/f/{good}")
+    assert {a.status_code for a in answers.values()} == {404}
+    assert len({a.text for a in answers.values()}) == 1
+    assert "user000" not in answers["tampered"].text
+    assert subscriber(world, "user000").status == "active" and subscriber(world, "user001").status == "active"
+
+
+def test_preferences_edit_the_profile_file_and_keep_its_comments(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=0)
+    path = world.settings.subscribers.dir / "ada.toml"
+    path.write_text(
+        "# Ada's digest: read by the operator.\n"
+        'email = "ada@example.org"\n'
+        'timezone = "Europe/Berlin"  # where Ada lives\n\n'
+        "[keywords]\n"
+        '"diffusion model" = 2  # the main thing\n'
+        "quantization = 1\n"
+    )
+    world.send()
+    url = f"/p/{token(world, 'ada', links.PREFERENCES)}"
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        page = http.get(base + url)
+        form = re.search(r'name="form" value="([^"]+)"', page.text)
+        assert page.status_code == 200 and form is not None
+        fields = {
+            "form": form[1],
+            "keywords": "diffusion model = 2\nspeculative decoding",
+            "exclude": "survey",
+            "send_at": "06:30",
+            "timezone": "Europe/Berlin",
+            "frequency": "daily",
+            "day": "monday",
+        }
+        saved = http.post(base + url, data=fields)
+        assert saved.status_code == 200 and "Saved" in saved.text
+        text = path.read_text()
+        assert "# Ada's digest: read by the operator." in text and "# where Ada lives" in text
+        assert "# the main thing" in text and '"speculative decoding" = 1' in text and "quantization" not in text
+        assert 'send_at = "06:30"' in text and 'exclude = ["survey"]' in text
+        bad = http.post(base + url, data=fields | {"timezone": "Europe/Berlinn"})
+        assert bad.status_code == 400
+        assert "not an IANA time zone" in bad.text and "did you mean &#39;Europe/Berlin&#39;?" in bad.text
+        assert path.read_text() == text
+        assert http.post(base + url, data={k: v for k, v in fields.items() if k != "form"}).status_code == 403
+    assert path.read_text() == text
+    with Store.open(world.settings.database.path) as store:
+        synced = pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+        assert synced.changes == {}  # the file and the database agree: the edit stays
+    assert "speculative decoding" in subscriber(world, "ada").text
+
+
+def test_sign_up_needs_the_confirmation_link_within_48_hours(tmp_path: Path) -> None:
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=0, smtp_port=smtp.port, signup=True)
+        fields = {
+            "email": "grace@example.org",
+            "keywords": "speculative decoding",
+            "timezone": "UTC",
+            "send_at": "07:00",
+            "website": "",
+        }
+        with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+            assert http.post(f"{base}/signup", data=fields).status_code == 200
+            [mail] = smtp.box.messages
+            [link] = confirmation_links(mail)
+            assert http.get(local(link, base)).status_code == 200
+            assert not (world.settings.subscribers.dir / "grace.toml").exists()
+            world.clock.advance(49 * 3600)
+            assert http.post(local(link, base)).status_code == 404  # expired
+            smtp.box.messages.clear()
+            assert http.post(f"{base}/signup", data=fields).status_code == 200
+            [mail] = smtp.box.messages
+            [link] = confirmation_links(mail)
+            assert "You are subscribed" in http.post(local(link, base)).text
+            assert http.post(local(link, base)).status_code == 404  # used once
+    assert subscriber(world, "grace").status == "active"
+    assert "keywords" in (world.settings.subscribers.dir / "grace.toml").read_text()
+
+
+def test_sign_up_is_rate_limited_and_says_the_same_for_known_addresses(tmp_path: Path) -> None:
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=1, smtp_port=smtp.port, signup=True)
+        world.send()
+        smtp.box.messages.clear()
+        known = {"email": "user000@example.org", "keywords": "diffusion", "timezone": "UTC", "send_at": "07:00"}
+        with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+            fresh = http.post(f"{base}/signup", data=known | {"email": "new@example.org"})
+            same = http.post(f"{base}/signup", data=known)
+            assert (fresh.status_code, same.status_code) == (200, 200) and fresh.text == same.text
+            assert len(smtp.box.messages) == 1  # only the new address is written to
+            trap = http.post(f"{base}/signup", data=known | {"email": "bot@example.org", "website": "x"})
+            assert trap.status_code == 200 and len(smtp.box.messages) == 1
+            codes = [http.post(f"{base}/signup", data=known | {"email": "x@example.org"}).status_code for _ in range(3)]
+            assert codes == [200, 200, 429]  # five tries an hour from one address
+            world.clock.advance(3601)
+            assert http.post(f"{base}/signup", data=known | {"email": "y@example.org"}).status_code == 200
+
+
+def test_headers_limits_health_and_the_signed_feed(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=1)
+    world.send()
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        page = http.get(f"{base}/u/{token(world, 'user000', links.UNSUBSCRIBE)}")
+        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+        big = http.post(f"{base}/u/x", content=b"a" * (65 * 1024))
+        assert big.status_code == 413
+        health = http.get(f"{base}/healthz")
+        assert health.status_code == 200 and health.json()["database"] == "ok"
+        assert health.json()["failed_last_24h"] == 0
+        feed = http.get(f"{base}/feeds/{token(world, 'user000', links.FEED)}.atom")
+        assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml")
+        assert 'rel="self"' in feed.text and 'rel="related"' in feed.text
+        assert http.get(f"{base}/feeds/user000.atom").status_code == 404
+        assert http.get(f"{base}/signup").status_code == 404  # off by default
+
+
+@pytest.mark.parametrize("route", ["u", "f", "p"])
+def test_no_get_changes_anything(tmp_path: Path, route: str) -> None:
+    world = world_with_links(tmp_path, people=1)
+    world.send()
+    purpose = {"u": links.UNSUBSCRIBE, "f": links.FEEDBACK, "p": links.PREFERENCES}[route]
+    data = "+2026-11-23|2403.00001" if route == "f" else ""
+    before = subscriber(world, "user000")
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        for _ in range(3):
+            assert http.get(f"{base}/{route}/{token(world, 'user000', purpose, data)}").status_code == 200
+    assert subscriber(world, "user000") == before and _votes(world) == []
+
+
+def test_settings_default_to_loopback() -> None:
+    assert Settings().web.host == "127.0.0.1" and Settings().web.signup is False
+
+
+def test_an_unsubscribe_cancels_what_was_not_sent_yet(tmp_path: Path) -> None:
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=2, smtp_port=smtp.port)
+        with Store.open(world.settings.database.path) as store:
+            pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+            pipeline.make_digests(store, world.settings, now=world.clock())
+        with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+            url = f"{base}/u/{token(world, 'user000', links.UNSUBSCRIBE)}"
+            assert http.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        world.send()
+        assert [m["To"] for m in smtp.box.messages] == ["user001@example.org"]
+    with Store.open(world.settings.database.path) as store:
+        [cancelled] = store.deliveries(states=("failed",))
+        assert cancelled.subscriber == "user000" and cancelled.last_error == "cancelled: unsubscribed by the reader"
+        assert store.failed_since(world.clock() - timedelta(days=1)) == 0
