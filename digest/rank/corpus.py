@@ -41,6 +41,11 @@ def phrase_of(term: str) -> str:
     return " ".join(tokens(term))
 
 
+COMMON_SHARE = 0.2  # a word in more than this share of the archive is common: it never counts on its own
+PARTIAL_FROM = 2  # distinctive words of a phrase found together earn partial credit
+STANDS_FOR = 0.2  # ... and one alone does if at least this share of the archive's papers with it have the phrase
+
+
 class Corpus:
     """The archive's TF-IDF space, fitted once per archive and shared by every profile and call.
 
@@ -64,6 +69,11 @@ class Corpus:
         idf = self._vectorizer.idf_
         self._idf = {term: float(idf[index]) for term, index in vocabulary.items()}
         self._max_idf = float(idf.max()) if len(idf) else 1.0
+        counts = np.bincount(self._matrix.indices, minlength=len(idf)) if len(papers) else np.zeros(len(idf))
+        self._share = {term: float(counts[index]) / max(len(papers), 1) for term, index in vocabulary.items()}
+        self._texts: list[list[str]] = []  # token lists and postings, made when a phrase's words are first weighed
+        self._postings: dict[str, set[int]] | None = None
+        self._papers = papers
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
         self._terms: dict[str, Keyword] = {}
 
@@ -75,18 +85,54 @@ class Corpus:
         words = [w for w in phrase.split() if w not in ENGLISH_STOP_WORDS] or phrase.split()
         return max((self._idf.get(w, self._max_idf) for w in words), default=self._max_idf)
 
+    def distinctive(self, word: str) -> bool:
+        """Whether a word is rare enough to stand for a phrase: in at most ``COMMON_SHARE`` of the archive."""
+        return self._share.get(word, 0.0) <= COMMON_SHARE
+
     def keyword(self, label: str) -> Keyword:
-        """A profile term as the ranker reads it, worked out once per archive (profiles share most terms)."""
+        """A profile term as the ranker reads it, worked out once per archive (profiles share most terms).
+
+        A multi-word phrase earns partial credit only from its distinctive
+        words: where two of them are found together, or one that stands for
+        the phrase in the archive ("diffusion" for "diffusion model"). A common
+        word ("learn", "model", "data") never counts, and a rare word that
+        mostly means something else ("context" for "in-context learning",
+        "augment" for "retrieval augmented generation") does not count alone.
+        """
         found = self._terms.get(label)
         if found is None:
             phrase = phrase_of(label)
-            words = [w for w in dict.fromkeys(phrase.split()) if w not in ENGLISH_STOP_WORDS]
-            if len(phrase.split()) < 2 or not words:
-                words = []
+            content = [w for w in dict.fromkeys(phrase.split()) if w not in ENGLISH_STOP_WORDS]
+            words = [w for w in content if self.distinctive(w)] if len(phrase.split()) > 1 else []
+            alone = self._standing(phrase, words)
+            if len(words) < PARTIAL_FROM and not any(alone):
+                words, alone = [], []
             rarity = [self.idf(word) for word in words]
-            found = Keyword(phrase, self.idf(phrase) if phrase else 0.0, words, [r / sum(rarity) for r in rarity])
+            fractions = [r / sum(rarity) for r in rarity]
+            found = Keyword(phrase, self.idf(phrase) if phrase else 0.0, words, fractions, alone)
             self._terms[label] = found
         return found
+
+    def _standing(self, phrase: str, words: list[str]) -> list[bool]:
+        """For each word, whether at least ``STANDS_FOR`` of the archive's papers that have it have the phrase."""
+        if not words:
+            return []
+        if self._postings is None:
+            self._texts = [tokens(document(p)) for p in self._papers]
+            self._postings = {}
+            for row, text in enumerate(self._texts):
+                for word in set(text):
+                    self._postings.setdefault(word, set()).add(row)
+        target = phrase.split()
+        sets = sorted((self._postings.get(w, set()) for w in set(target)), key=len)
+        candidates = set.intersection(*sets) if sets else set()
+        size = len(target)
+        whole = sum(
+            1
+            for row in candidates
+            if any(self._texts[row][i : i + size] == target for i in range(len(self._texts[row]) - size + 1))
+        )
+        return [whole >= STANDS_FOR * len(self._postings.get(w, ())) > 0 for w in words]
 
     def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows for papers, in the archive's space."""
@@ -102,9 +148,10 @@ class Corpus:
 
 @dataclass(frozen=True, slots=True)
 class Keyword:
-    """A keyword's folded phrase, its idf, and a multi-word phrase's content words with their idf shares."""
+    """A keyword's folded phrase, its idf, and a multi-word phrase's distinctive words with their idf shares."""
 
     phrase: str
     idf: float
     words: list[str]
     fractions: list[float]
+    alone: list[bool]  # per word: whether it earns partial credit on its own

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from digest.models import Paper, Reason
-from digest.rank.corpus import Weights
+from digest.rank.corpus import PARTIAL_FROM, Weights
 from digest.rank.plan import Features, Plan, Seeds, starts
 
 
@@ -79,7 +79,9 @@ def _keyword_reasons(
     found = (word_title > 0) | (word_abstract > 0)
     value = np.where(found, table.fraction[word] * (boost * word_title + word_abstract), 0.0)
     share = np.where(found, table.fraction[word], 0.0)
-    coverage = np.bincount(entry, value, len(term)) * np.bincount(entry, share, len(term))
+    alone = found & table.alone[word]
+    enough = (np.bincount(entry, found, len(term)) >= PARTIAL_FROM) | (np.bincount(entry, alone, len(term)) > 0)
+    coverage = np.bincount(entry, value, len(term)) * np.bincount(entry, share, len(term)) * enough
     weight = table.weight[term]
     score = (weight * phrase_value + partial * weight * coverage) / plan.norms[columns[pair]].astype(np.float64)
     keep = np.flatnonzero(score > 0)

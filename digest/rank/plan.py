@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from digest.models import Profile
-from digest.rank.corpus import Corpus, Weights
+from digest.rank.corpus import Corpus, Keyword, Weights
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TermTable:
     word_count: NDArray[np.int64]
     word: NDArray[np.int64]  # per word: vocabulary index
     fraction: NDArray[np.float64]
+    alone: NDArray[np.bool_]  # per word: whether it earns the phrase partial credit on its own
     word_label: list[str]
 
 
@@ -37,80 +38,103 @@ class Plan:
     table: TermTable
     weights: sp.csr_matrix  # vocabulary x profiles: whole-term weights
     fractions: sp.csr_matrix  # vocabulary x phrases: each word's idf share of a multi-word phrase
+    members: sp.csr_matrix  # vocabulary x phrases: 1 where the word is one of the phrase's distinctive words
+    alone: sp.csr_matrix  # vocabulary x phrases: 1 where the word earns the phrase partial credit on its own
     partial: sp.csr_matrix  # phrases x profiles: partial_credit times the term's weight
     norms: NDArray[np.float32]  # per profile
 
 
 def make_plan(profiles: Sequence[Profile], corpus: Corpus, weights: Weights) -> Plan:
     """Every profile's terms, in flat lists: a batch of 1,000 profiles has some 5,500 of them."""
-    vocabulary: dict[str, int] = {}
-    phrases: dict[str, int] = {}
-    split: tuple[list[int], list[int], list[float]] = ([], [], [])
+    lists = _Lists()
     count: list[int] = []
-    phrase: list[int] = []
-    weight: list[float] = []
-    label: list[str] = []
-    word_count: list[int] = []
-    word: list[int] = []
-    fraction: list[float] = []
-    word_label: list[str] = []
-    partial_phrase: list[int] = []  # per multi-word term: its phrase ...
-    partial_term: list[int] = []  # ... and the term
     for profile in profiles:
-        terms = 0
+        before = len(lists.label)
         for term_label, user_weight in profile.keywords:
-            keyword = corpus.keyword(term_label)
-            if not keyword.phrase:
-                continue
-            phrase.append(vocabulary.setdefault(keyword.phrase, len(vocabulary)))
-            weight.append(user_weight * keyword.idf)
-            label.append(term_label)
-            word_count.append(len(keyword.words))
-            if keyword.words:
-                # Words found apart earn part of the phrase's credit, by their share of its rarity
-                # ("diffusion" is most of "diffusion model"), and more when more of them are there.
-                indices = [vocabulary.setdefault(w, len(vocabulary)) for w in keyword.words]
-                word += indices
-                fraction += keyword.fractions
-                word_label += keyword.words
-                if keyword.phrase not in phrases:
-                    phrases[keyword.phrase] = len(phrases)
-                    for index, share in zip(indices, keyword.fractions, strict=True):
-                        _append(split, index, phrases[keyword.phrase], share)
-                partial_phrase.append(phrases[keyword.phrase])
-                partial_term.append(len(label) - 1)
-            terms += 1
-        count.append(terms)
-    table = TermTable(
-        start=starts(np.asarray(count, dtype=np.int64)),
-        count=np.asarray(count, dtype=np.int64),
-        phrase=np.asarray(phrase, dtype=np.int64),
-        weight=np.asarray(weight, dtype=np.float64),
-        label=label,
-        word_start=starts(np.asarray(word_count, dtype=np.int64)),
-        word_count=np.asarray(word_count, dtype=np.int64),
-        word=np.asarray(word, dtype=np.int64),
-        fraction=np.asarray(fraction, dtype=np.float64),
-        word_label=word_label,
-    )
+            lists.add(term_label, user_weight, corpus.keyword(term_label))
+        count.append(len(lists.label) - before)
+    table = lists.table(count)
     column = np.repeat(np.arange(len(profiles)), table.count)  # per term: its profile
     totals = np.bincount(column, table.weight * (weights.title_boost + 1.0), minlength=len(profiles))
     norms = np.where(totals > 0, totals, 1.0).astype(np.float32)
-    size, shared = max(len(vocabulary), 1), max(len(phrases), 1)
-    terms_at = np.asarray(partial_term, dtype=np.int64)
+    size, shared = max(len(lists.vocabulary), 1), max(len(lists.phrases), 1)
+    terms_at = np.asarray(lists.partial_term, dtype=np.int64)
+    rows, columns, shares = lists.split
     return Plan(
-        vocabulary=vocabulary,
+        vocabulary=lists.vocabulary,
         table=table,
         weights=_matrix(table.phrase, column, table.weight, (size, len(profiles))),
-        fractions=_sparse(split, (size, shared)),
+        fractions=_sparse(lists.split, (size, shared)),
+        members=_sparse((rows, columns, [1.0] * len(shares)), (size, shared)),
+        alone=_sparse(lists.standing, (size, shared)),
         partial=_matrix(
-            np.asarray(partial_phrase, dtype=np.int64),
+            np.asarray(lists.partial_phrase, dtype=np.int64),
             column[terms_at],
             weights.partial_credit * table.weight[terms_at],
             (shared, len(profiles)),
         ),
         norms=norms,
     )
+
+
+@dataclass
+class _Lists:
+    """The flat lists a plan is made of, filled term by term."""
+
+    vocabulary: dict[str, int] = field(default_factory=dict)
+    phrases: dict[str, int] = field(default_factory=dict)
+    split: tuple[list[int], list[int], list[float]] = field(default_factory=lambda: ([], [], []))
+    standing: tuple[list[int], list[int], list[float]] = field(default_factory=lambda: ([], [], []))
+    phrase: list[int] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
+    label: list[str] = field(default_factory=list)
+    word_count: list[int] = field(default_factory=list)
+    word: list[int] = field(default_factory=list)
+    fraction: list[float] = field(default_factory=list)
+    alone: list[bool] = field(default_factory=list)
+    word_label: list[str] = field(default_factory=list)
+    partial_phrase: list[int] = field(default_factory=list)  # per multi-word term: its phrase ...
+    partial_term: list[int] = field(default_factory=list)  # ... and the term
+
+    def add(self, term_label: str, user_weight: float, keyword: Keyword) -> None:
+        if not keyword.phrase:
+            return
+        self.phrase.append(self.vocabulary.setdefault(keyword.phrase, len(self.vocabulary)))
+        self.weight.append(user_weight * keyword.idf)
+        self.label.append(term_label)
+        self.word_count.append(len(keyword.words))
+        if not keyword.words:
+            return
+        # Words found apart earn part of the phrase's credit, by their share of its rarity
+        # ("diffusion" is most of "diffusion model"), and more when more of them are there.
+        indices = [self.vocabulary.setdefault(w, len(self.vocabulary)) for w in keyword.words]
+        self.word += indices
+        self.fraction += keyword.fractions
+        self.alone += keyword.alone
+        self.word_label += keyword.words
+        if keyword.phrase not in self.phrases:
+            self.phrases[keyword.phrase] = len(self.phrases)
+            for index, share, alone in zip(indices, keyword.fractions, keyword.alone, strict=True):
+                _append(self.split, index, self.phrases[keyword.phrase], share)
+                if alone:
+                    _append(self.standing, index, self.phrases[keyword.phrase], 1.0)
+        self.partial_phrase.append(self.phrases[keyword.phrase])
+        self.partial_term.append(len(self.label) - 1)
+
+    def table(self, count: list[int]) -> TermTable:
+        return TermTable(
+            start=starts(np.asarray(count, dtype=np.int64)),
+            count=np.asarray(count, dtype=np.int64),
+            phrase=np.asarray(self.phrase, dtype=np.int64),
+            weight=np.asarray(self.weight, dtype=np.float64),
+            label=self.label,
+            word_start=starts(np.asarray(self.word_count, dtype=np.int64)),
+            word_count=np.asarray(self.word_count, dtype=np.int64),
+            word=np.asarray(self.word, dtype=np.int64),
+            fraction=np.asarray(self.fraction, dtype=np.float64),
+            alone=np.asarray(self.alone, dtype=bool),
+            word_label=self.word_label,
+        )
 
 
 def _append(triplets: tuple[list[int], list[int], list[float]], row: int, column: int, value: float) -> None:

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from digest.models import Paper, Profile, Ranked
-from digest.rank.corpus import Corpus, Weights, document
+from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, document
 from digest.rank.explain import explain
 from digest.rank.plan import Features, Plan, Seeds, make_plan
 from digest.rank.postings import day_postings
@@ -34,12 +34,14 @@ def keyword_scores(features: Features, plan: Plan) -> NDArray[np.float32]:
     """papers x profiles: whole-term hits plus partial phrase hits, normalised per profile.
 
     A phrase's partial value is coverage (its words' hits, weighted by idf share)
-    times the share of its words present at all, so one common word of a
-    two-word phrase earns a quarter of what both words would, not half.
+    times the share of its words present at all, so one word of a two-word
+    phrase earns a quarter of what both words would, not half; and none unless
+    ``PARTIAL_FROM`` of its distinctive words are there, or one that stands for it.
     """
     present = features.combined.copy()
     present.data[:] = 1.0
-    coverage = (features.combined @ plan.fractions).multiply(present @ plan.fractions).tocsr()
+    enough = ((present @ plan.members) >= PARTIAL_FROM) + ((present @ plan.alone) >= 1)
+    coverage = (features.combined @ plan.fractions).multiply(present @ plan.fractions).multiply(enough).tocsr()
     scores = features.combined @ plan.weights + coverage @ plan.partial
     return np.asarray(scores.toarray() / plan.norms, dtype=np.float32)
 
