@@ -59,6 +59,9 @@ class RankSettings(_Section):
     seed_weight: float = Field(default=1.0, ge=0)
     seed_contrast: float = Field(default=0.5, ge=0, le=2)
     trending_weight: float = Field(default=0.05, ge=0, le=1)
+    liked_weight: float = Field(default=0.75, ge=0, le=10)
+    disliked_weight: float = Field(default=0.5, ge=0, le=10)
+    vote_half_life_days: float = Field(default=60.0, gt=0)
 
 
 class RenderSettings(_Section):

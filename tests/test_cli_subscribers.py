@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -122,6 +123,23 @@ def test_feedback_votes_from_the_cli(cli: CLI, folder: Path) -> None:
     assert cli("feedback", "ada").out.strip() == "ada: no votes yet"
     assert cli("feedback", "ada", paper).code == 2  # which way?
     assert cli("feedback", "ghost").code == 2
+
+
+def test_rank_a_stored_subscriber_with_their_votes_and_say_what_stayed_under(cli: CLI, folder: Path) -> None:
+    cli("ingest", DUMPS)
+    cli("subscribers")
+    result = cli("rank", "--subscriber", "dora")
+    assert result.code == 0, result.err
+    assert re.search(
+        r"\n  \d+ more papers? matched under min_score 0\.05 \(best 0\.\d\d\); "
+        r"digest rank --subscriber dora --all shows them\n",
+        result.out,
+    )
+    top = json.loads(cli("rank", "--subscriber", "dora", "--json").out)[0]["id"]
+    assert cli("feedback", "dora", top, "--down").code == 0
+    assert top not in {row["id"] for row in json.loads(cli("rank", "--subscriber", "dora", "--all", "--json").out)}
+    assert cli("rank", "--subscriber", "ghost").code == 2
+    assert cli("rank").code == 2  # --profile or --subscriber
 
 
 def test_check_validates_without_storing(cli: CLI, workdir: Path) -> None:

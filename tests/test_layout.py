@@ -278,6 +278,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.cli.digests": {
         "digest",
         "digest.web",
+        "digest.models",
         "digest.cli.show",
         "digest.config",
         "digest.errors",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import ingest, profiles, rank
+from digest import ingest, profiles, rank, render
 from digest.models import Dump, Paper, Profile, Ranked
 
 from .conftest import DUMPS, ROOT, TODAY
@@ -253,3 +254,44 @@ def test_a_word_that_stands_for_its_phrase_still_earns_partial_credit() -> None:
     items = ranked(papers, profile({"diffusion model": 1.0}))
     assert [i.paper.title for i in items] == ["Latent Diffusion for Audio"]
     assert items[0].why[0].detail == "only diffusion"
+
+
+def test_a_liked_paper_lifts_papers_like_it_and_says_so() -> None:
+    earlier, day = list(seed_days()[0].papers), list(seed_days()[3].papers)
+    liked = next(p for p in earlier if p.title.startswith("A Remote Sensing Image Change Detection"))
+    nothing = profile({"quantum chromodynamics": 1.0})
+    assert ranked(day, nothing) == []
+    [top, *_] = ranked(day, nothing, votes=[(liked.id, 1.0)])
+    assert "Remote Sensing" in top.paper.title
+    assert render.describe(top.why[0]) == f"like “{liked.title}”, which you liked"
+
+
+def test_a_disliked_paper_is_never_sent_and_pushes_its_likes_down() -> None:
+    day = list(seed_days()[3].papers)
+    person = profile({"remote sensing": 1.0, "segmentation": 1.0})
+    before = ranked(day, person, keep_all=True)
+    disliked = before[0].paper
+    after = ranked(day, person, keep_all=True, votes=[(disliked.id, -1.0)])
+    assert disliked.id not in {item.paper.id for item in after}
+    pushed = [item for item in after if item.why[-1].kind == "less"]
+    assert pushed and render.describe(pushed[0].why[-1]) == f"less like “{disliked.title}”"
+    score = {item.paper.id: item.score for item in before}
+    assert all(item.score < score[item.paper.id] for item in pushed)
+
+
+def test_recent_votes_weigh_more(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from digest import pipeline
+    from digest.config import Settings
+    from digest.store import Store
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    with Store.open(tmp_path / "d.sqlite3") as store:
+        store.save_subscriber("ada", text="", profile_hash="h", source=None, at=now)
+        store.vote("ada", "new", 1, edition=None, at=now)
+        store.vote("ada", "old", -1, edition=None, at=now - timedelta(days=60))
+        [(first, fresh), (second, aged)] = sorted(
+            pipeline.vote_weights(store, ["ada"], settings=Settings(), now=now)["ada"]
+        )
+    assert (first, second) == ("new", "old") and fresh == 1.0 and aged == -0.5

@@ -11,26 +11,22 @@ from digest import ingest, pipeline, profiles, schedule
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
+from digest.models import Paper
 from digest.store import Store
 
 
 def rank_command(args: argparse.Namespace, settings: Settings) -> int:
-    profile, _ = profiles.load(args.profile)
     with Store.open(settings.database.path) as store:
-        source: str | None
-        if args.dump is not None:
-            dump, _ = ingest.load(
-                args.dump,
-                today=date.today(),
-                max_bytes=settings.ingest.max_bytes,
-                max_papers=settings.ingest.max_papers,
-            )
-            papers, source = list(dump.papers), str(args.dump)
+        if args.subscriber:
+            profile = pipeline.stored_profile(pipeline.find_subscriber(store, args.subscriber))
         else:
-            papers, source = pipeline.new_papers(store)
-            if source is None:
-                raise InputError("no dumps ingested yet; run 'digest ingest DUMP...' first, or pass --dump FILE")
-        ranked = pipeline.rank_for(store, profile, papers, settings=settings, keep_all=args.all)
+            profile, _ = profiles.load(args.profile)
+        papers, source = _papers_to_rank(store, args, settings)
+        now = _clock()
+        ranked = pipeline.rank_for(store, profile, papers, settings=settings, now=now, keep_all=args.all)
+        everything = (
+            ranked if args.all else pipeline.rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
+        )
     if args.json:
         rows = [
             {"id": r.paper.id, "title": r.paper.title, "score": r.score, "why": [w.as_dict() for w in r.why]}
@@ -41,7 +37,23 @@ def rank_command(args: argparse.Namespace, settings: Settings) -> int:
     shown = "all" if args.all else f"top {len(ranked)}"
     print(f"{profile.name}: {shown} of {len(papers)} papers in {source}")
     show.print_ranked(ranked)
+    if not args.all:
+        whose = f"--subscriber {args.subscriber}" if args.subscriber else f"--profile {args.profile}"
+        show.quiet_note(ranked, everything, profile, command=f"digest rank {whose} --all")
     return 0
+
+
+def _papers_to_rank(store: Store, args: argparse.Namespace, settings: Settings) -> tuple[list[Paper], str]:
+    """The papers of ``--dump FILE`` (not stored), or those new in the latest ingest."""
+    if args.dump is not None:
+        dump, _ = ingest.load(
+            args.dump, today=date.today(), max_bytes=settings.ingest.max_bytes, max_papers=settings.ingest.max_papers
+        )
+        return list(dump.papers), str(args.dump)
+    papers, source = pipeline.new_papers(store)
+    if source is None:
+        raise InputError("no dumps ingested yet; run 'digest ingest DUMP...' first, or pass --dump FILE")
+    return papers, source
 
 
 def preview_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -69,6 +81,7 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
             "a short 'nothing matched today' notice" if profile.empty_day == "notice" else "nothing (empty_day = skip)"
         )
         print(f"  nothing scores {profile.min_score:g} or more today; they would get {notice}")
+    show.quiet_note(view.items, view.everything, profile, command=f"digest rank --subscriber {profile.name} --all")
     if view.trending:
         print("\ntrending today")
         for paper in view.trending:

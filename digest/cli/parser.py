@@ -168,12 +168,14 @@ def _digest_commands(command: _Adder) -> None:
     sub = command(
         "rank",
         digests.rank_command,
-        "Rank the papers of a dump, or the newest ones, for one profile.",
+        "Rank the papers of a dump, or the newest ones, for a profile or a subscriber.",
         "--json prints one array, best first: [{id, title, score, why: [{kind, label,\n"
         "score, where, detail}]}]. Without --all it holds the papers that reach the\n"
         "profile's min_score, at most max_items; with --all every paper not excluded.",
     )
-    sub.add_argument("--profile", type=Path, required=True, metavar="FILE", help="the profile to rank for")
+    whose = sub.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--profile", type=Path, metavar="FILE", help="the profile file to rank for")
+    whose.add_argument("--subscriber", metavar="NAME", help="a stored subscriber, their votes included")
     source = sub.add_mutually_exclusive_group()
     source.add_argument("--dump", type=Path, metavar="FILE", help="rank this dump file's papers (it is not stored)")
     source.add_argument("--new", action="store_true", help="rank the papers new in the latest ingest (default)")

@@ -218,3 +218,17 @@ def sync(store: Store, settings: Settings) -> int:
     for problem in report.errors:
         error(f"{problem} (the last good version stays in force)")
     return len(report.errors)
+
+
+def quiet_note(chosen: Sequence[Ranked], everything: Sequence[Ranked], profile: Profile, *, command: str) -> None:
+    """On a quiet day, how many papers matched something but stayed under ``min_score``, and how to see them."""
+    chosen_ids = {item.paper.id for item in chosen}
+    under = [item for item in everything if item.paper.id not in chosen_ids and item.score > 0]
+    if not under:
+        return
+    best = max(item.score for item in under)
+    noun = "paper" if len(under) == 1 else "papers"
+    print(
+        f"  {len(under)} more {noun} matched under min_score {profile.min_score:g} (best {best:.2f}); "
+        f"{command} shows them"
+    )

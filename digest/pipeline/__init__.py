@@ -31,6 +31,7 @@ from digest.pipeline.ranking import (
     preview,
     rank_for,
     renderer,
+    vote_weights,
     weights,
     window_start,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "subscribe",
     "sync_subscribers",
     "vote",
+    "vote_weights",
     "webhook_target",
     "weights",
     "window_start",

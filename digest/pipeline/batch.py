@@ -31,6 +31,7 @@ class Batch:
     members: list[tuple[Profile, datetime]]
     seen: dict[str, set[str]]
     keys: dict[str, str]  # each member's link key, for their signed links
+    votes: dict[str, list[tuple[str, float]]]  # each member's votes, weighted by age
 
 
 @dataclass
@@ -74,6 +75,7 @@ def make_batch(
                 normalise_title=normalise_title,
                 weights=weights(settings),
                 seen=batch.seen,
+                votes=batch.votes,
             )
         digests = [
             _freeze(profile, fire, items, window, batch=batch, settings=settings, clocked=clocked)

@@ -10,7 +10,7 @@ from digest import cadence
 from digest.config import Settings
 from digest.models import Profile, Subscriber
 from digest.pipeline.batch import Batch, Made, Window, make_batch
-from digest.pipeline.ranking import window_start
+from digest.pipeline.ranking import vote_weights, window_start
 from digest.pipeline.report import SendReport
 from digest.pipeline.subscribers import is_active, stored_profile
 from digest.pipeline.workers import make_in_processes
@@ -99,7 +99,9 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
         for start in range(0, len(members), size):
             part = members[start : start + size]
             had = {p.name: seen[p.name] for p, _ in part if p.name in seen}
-            batches.append(Batch(since, part, had, store.link_keys([p.name for p, _ in part])))
+            in_part = [p.name for p, _ in part]
+            votes = vote_weights(store, in_part, settings=settings, now=now)
+            batches.append(Batch(since, part, had, store.link_keys(in_part), votes))
     return batches
 
 

@@ -34,7 +34,7 @@ def corpus(store: Store, extra: Sequence[Paper] = ()) -> rank.Corpus:
 
 
 def weights(settings: Settings) -> rank.Weights:
-    return rank.Weights(**settings.rank.model_dump())
+    return rank.Weights(**settings.rank.model_dump(exclude={"vote_half_life_days"}))
 
 
 def renderer(settings: Settings) -> render.Renderer:
@@ -43,6 +43,17 @@ def renderer(settings: Settings) -> render.Renderer:
     if key not in _renderers:
         _renderers[key] = render.Renderer(templates_dir=settings.render.templates_dir, chats=CHATS)
     return _renderers[key]
+
+
+def vote_weights(
+    store: Store, names: Sequence[str], *, settings: Settings, now: datetime
+) -> dict[str, list[tuple[str, float]]]:
+    """Each subscriber's votes as the ranker takes them: +/- a weight halving every ``vote_half_life_days``."""
+    half_life = settings.rank.vote_half_life_days * 86400
+    return {
+        name: [(paper, vote * 0.5 ** (max((now - at).total_seconds(), 0.0) / half_life)) for paper, vote, at in votes]
+        for name, votes in store.votes_of(names).items()
+    }
 
 
 def new_papers(store: Store) -> tuple[list[Paper], str | None]:
@@ -54,9 +65,16 @@ def new_papers(store: Store) -> tuple[list[Paper], str | None]:
 
 
 def rank_for(
-    store: Store, profile: Profile, papers: Sequence[Paper], *, settings: Settings, keep_all: bool = False
+    store: Store,
+    profile: Profile,
+    papers: Sequence[Paper],
+    *,
+    settings: Settings,
+    now: datetime,
+    keep_all: bool = False,
 ) -> list[Ranked]:
-    """Rank papers for one profile, skipping what its subscriber already received."""
+    """Rank papers for one profile, skipping what its subscriber already received, with their votes."""
+    votes = vote_weights(store, [profile.name], settings=settings, now=now).get(profile.name, [])
     return rank.rank(
         papers,
         profile,
@@ -64,6 +82,7 @@ def rank_for(
         normalise_title=normalise_title,
         weights=weights(settings),
         seen=store.digested(profile.name),
+        votes=votes,
         keep_all=keep_all,
     )
 
@@ -94,16 +113,18 @@ class Preview:
     trending: list[Paper]
     candidates: int
     since: datetime
+    everything: list[Ranked]  # every candidate not excluded or sent before, best first (for quiet days)
 
 
 def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Preview:
     """What the subscriber's next digest would hold if it were made now."""
     profile = stored_profile(find_subscriber(store, name))
     papers, since = candidates(store, profile, now=now)
-    items = rank_for(store, profile, papers, settings=settings)
+    items = rank_for(store, profile, papers, settings=settings, now=now)
+    everything = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
     chosen = {item.paper.id for item in items} | store.digested(profile.name)
     trending = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
-    return Preview(profile=profile, items=items, trending=trending, candidates=len(papers), since=since)
+    return Preview(profile, items, trending, candidates=len(papers), since=since, everything=everything)
 
 
 def as_digest(view: Preview, *, now: datetime) -> Digest:

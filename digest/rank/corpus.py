@@ -25,6 +25,8 @@ class Weights:
     seed_weight: float = 1.0
     seed_contrast: float = 0.5
     trending_weight: float = 0.05
+    liked_weight: float = 0.75  # a "more like this" paper beside the profile's own seeds (Rocchio's beta)
+    disliked_weight: float = 0.5  # how hard likeness to a "less like this" paper pushes down
     k1: float = 1.2
     b: float = 0.75
 
@@ -63,6 +65,7 @@ class Corpus:
             self._vectorizer = TfidfVectorizer(analyzer=lambda _: ["_"], dtype=np.float32)
             self._matrix = self._vectorizer.fit_transform(documents).tocsr()
         self._row = {p.norm_title: i for i, p in enumerate(papers)}
+        self._row_of_id = {p.id: i for i, p in enumerate(papers)}
         self._ids = frozenset(p.id for p in papers)
         self._titles = [p.title for p in papers]
         vocabulary = self._vectorizer.vocabulary_
@@ -141,6 +144,13 @@ class Corpus:
     def seed(self, norm_title: str) -> tuple[sp.csr_matrix, str] | None:
         """The archive vector and title of a seed paper, by normalised title."""
         row = self._row.get(norm_title)
+        if row is None:
+            return None
+        return self._matrix[row], self._titles[row]
+
+    def paper(self, paper_id: str) -> tuple[sp.csr_matrix, str] | None:
+        """The archive vector and title of a paper, by id (a voted paper)."""
+        row = self._row_of_id.get(paper_id)
         if row is None:
             return None
         return self._matrix[row], self._titles[row]

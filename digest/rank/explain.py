@@ -40,9 +40,14 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     trend = (relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]).tolist()
     details: dict[int, str | None] = {}
     explained = []
+    pushed = seeds.penalty[rows, columns].astype(np.float64).tolist()
+    worst = seeds.worst[rows, columns].tolist()
     for n, (r, found_reasons) in enumerate(zip(rows.tolist(), reasons, strict=True)):
         if liked[n]:
-            found_reasons.append(Reason("seed", seeds.titles[best[n]], round(similarity[n], 4)))
+            voted = "liked" if seeds.liked[best[n]] else None
+            found_reasons.append(Reason("seed", seeds.titles[best[n]], round(similarity[n], 4), (), voted))
+        if pushed[n] >= SHOWN_PUSH:
+            found_reasons.append(Reason("less", seeds.disliked[worst[n]], -round(pushed[n], 4)))
         if trend[n] > 0:
             if r not in details:
                 details[r] = _trend_detail(papers[r])
@@ -136,6 +141,7 @@ def _expand(first: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.i
 
 
 _SCORE = operator.attrgetter("score")
+SHOWN_PUSH = 0.02  # a push down from a disliked paper smaller than this is not worth a reason
 _NOTHING = Reason("none", "no keyword or seed matched", 0.0)
 
 

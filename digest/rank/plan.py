@@ -171,3 +171,7 @@ class Seeds:
     score: NDArray[np.float32]  # papers x profiles: Rocchio similarity, 0 where no seeds
     best: NDArray[np.int64]  # papers x profiles: the most similar seed (index into titles), -1 if none
     titles: list[str]
+    liked: list[bool]  # per seed: a "more like this" vote rather than one of the profile's seeds
+    penalty: NDArray[np.float32]  # papers x profiles: the push down from "less like this" papers
+    worst: NDArray[np.int64]  # papers x profiles: the most similar disliked paper (index into disliked)
+    disliked: list[str]

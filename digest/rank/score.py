@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,52 +63,106 @@ def excluded(papers: Sequence[Paper], profiles: Sequence[Profile]) -> NDArray[np
     return mask
 
 
+Votes = Mapping[str, Sequence[tuple[str, float]]]  # profile name -> (paper id, + liked / - disliked, by age)
+
+
 def seed_scores(
     papers: Sequence[Paper],
     profiles: Sequence[Profile],
     corpus: Corpus,
     normalise: Callable[[str], str],
     *,
-    contrast: float,
+    weights: Weights,
+    votes: Votes | None = None,
 ) -> Seeds:
-    """Seed titles are looked up by the normalised form the store uses, passed in to keep this module pure."""
-    vectors: list[sp.csr_matrix] = []
-    titles: list[str] = []
-    owner: list[int] = []
+    """Likeness to each profile's seeds and liked papers (Rocchio), and to its disliked papers.
+
+    Seed titles are looked up by the normalised form the store uses, passed in
+    to keep this module pure; voted papers by id. A liked paper counts
+    ``liked_weight`` times its vote's weight beside a seed's 1.
+    """
+    good, bad = _Rows(), _Rows()
     for column, profile in enumerate(profiles):
         for seed in profile.seeds:
-            found = corpus.seed(normalise(seed))
-            if found is not None:
-                vectors.append(found[0])
-                titles.append(found[1])
-                owner.append(column)
-    score = np.zeros((len(papers), len(profiles)), dtype=np.float32)
-    best = np.full((len(papers), len(profiles)), -1, dtype=np.int64)
-    if not vectors:
-        return Seeds(score, best, titles)
-    seeds = sp.vstack(vectors).tocsr()
-    day = corpus.vectors(papers)
-    cosine = (day @ seeds.T).toarray()  # papers x seeds
-    owners = np.asarray(owner)
-    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-    stops = np.r_[starts[1:], len(owner)]
-    columns = owners[starts]
-    counts = (stops - starts).astype(np.float32)
-    # cos(d, q) for q = mean(seeds) - contrast * centroid, from products that stay sparse:
-    # d.q = mean_j d.s_j - contrast * d.c, and |q|^2 = |mean s|^2 - 2 contrast mean(s.c) + contrast^2 |c|^2.
-    centroid = corpus.centroid
-    day_c = day @ centroid
-    seed_c = seeds @ centroid
-    gram = (seeds @ seeds.T).toarray()
-    dot = np.add.reduceat(cosine, starts, axis=1) / counts - contrast * day_c[:, None]
-    norms = np.empty(len(starts), dtype=np.float32)
+            good.add(corpus.seed(normalise(seed)), column, 1.0, liked=False)
+        for paper_id, weight in (votes or {}).get(profile.name, ()):
+            if weight > 0:
+                good.add(corpus.paper(paper_id), column, weights.liked_weight * weight, liked=True)
+            elif weight < 0:
+                bad.add(corpus.paper(paper_id), column, -weight, liked=False)
+    shape = (len(papers), len(profiles))
+    seeds = Seeds(
+        np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64), good.titles, good.liked,
+        np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64), bad.titles,
+    )  # fmt: skip
+    if good.vectors or bad.vectors:
+        day = corpus.vectors(papers)
+        if good.vectors:
+            _rocchio(day, good, corpus.centroid, weights.seed_contrast, seeds)
+        if bad.vectors:
+            _push_down(day, bad, weights.disliked_weight, seeds)
+    return seeds
+
+
+@dataclass
+class _Rows:
+    """Archive vectors of seeds (or voted papers), grouped by the profile column that owns them."""
+
+    vectors: list[sp.csr_matrix] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    owner: list[int] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
+    liked: list[bool] = field(default_factory=list)
+
+    def add(self, found: tuple[sp.csr_matrix, str] | None, column: int, weight: float, *, liked: bool) -> None:
+        if found is None:
+            return
+        self.vectors.append(found[0])
+        self.titles.append(found[1])
+        self.owner.append(column)
+        self.weight.append(weight)
+        self.liked.append(liked)
+
+    def groups(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Where each profile's rows start and stop, and its column."""
+        owners = np.asarray(self.owner)
+        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        return starts, np.r_[starts[1:], len(owners)], owners[starts]
+
+
+def _rocchio(day: sp.csr_matrix, good: _Rows, centroid: NDArray[np.float32], contrast: float, seeds: Seeds) -> None:
+    """cos(d, q) for q = the weighted mean of the rows - contrast * centroid, from products that stay sparse.
+
+    d.q = sum_j a_j d.s_j - contrast d.c, and |q|^2 = a'Ga - 2 contrast sum_j a_j s_j.c + contrast^2 |c|^2,
+    with a the rows' weights over their profile's total and G the rows' Gram matrix.
+    """
+    rows = sp.vstack(good.vectors).tocsr()
+    cosine = (day @ rows.T).toarray()  # papers x rows
+    starts, stops, columns = good.groups()
+    weight = np.asarray(good.weight, dtype=np.float64)
+    share = weight / np.repeat(np.add.reduceat(weight, starts), stops - starts)
+    dot = np.add.reduceat(cosine * share, starts, axis=1) - contrast * (day @ centroid)[:, None]
+    row_c = rows @ centroid
+    gram = (rows @ rows.T).toarray()
+    norms = np.empty(len(starts), dtype=np.float64)
     for g, (start, stop) in enumerate(zip(starts, stops, strict=True)):
-        n = stop - start
-        mean_norm = gram[start:stop, start:stop].sum() / (n * n)
-        norms[g] = mean_norm - 2 * contrast * seed_c[start:stop].mean() + contrast**2 * float(centroid @ centroid)
-        best[:, columns[g]] = start + np.argmax(cosine[:, start:stop], axis=1)
-    score[:, columns] = np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None)
-    return Seeds(score, best, titles)
+        a = share[start:stop]
+        norms[g] = a @ gram[start:stop, start:stop] @ a - 2 * contrast * (a @ row_c[start:stop])
+        norms[g] += contrast**2 * float(centroid @ centroid)
+        seeds.best[:, columns[g]] = start + np.argmax(cosine[:, start:stop], axis=1)
+    seeds.score[:, columns] = np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None)
+
+
+def _push_down(day: sp.csr_matrix, bad: _Rows, strength: float, seeds: Seeds) -> None:
+    """The penalty of each paper: ``strength`` times its likeness to the most similar disliked paper (by weight)."""
+    rows = sp.vstack(bad.vectors).tocsr()
+    likeness = (day @ rows.T).toarray() * np.asarray(bad.weight)[None, :]  # papers x rows
+    starts, stops, columns = bad.groups()
+    for start, stop, column in zip(starts, stops, columns, strict=True):
+        closest = np.argmax(likeness[:, start:stop], axis=1)
+        value = likeness[np.arange(len(closest)), start + closest]
+        seeds.penalty[:, column] = strength * np.clip(value, 0.0, None)
+        seeds.worst[:, column] = start + closest
 
 
 def rank_all(
@@ -118,24 +173,28 @@ def rank_all(
     normalise_title: Callable[[str], str],
     weights: Weights = Weights(),
     seen: Mapping[str, set[str]] | None = None,
+    votes: Votes | None = None,
     keep_all: bool = False,
 ) -> list[list[Ranked]]:
     """Rank ``papers`` for every profile; one list per profile, best first.
 
     Without ``keep_all`` a list holds the papers scoring at least the profile's
     ``min_score``, at most ``max_items`` of them; with it, every paper that is
-    not excluded or already sent (``seen``: profile name -> paper ids).
+    not excluded or already sent (``seen``: profile name -> paper ids). A
+    profile's ``votes`` (paper id -> signed weight) add liked papers to its
+    seeds, push papers like its disliked ones down, and a disliked paper is
+    never ranked.
     """
     if not papers or not profiles:
         return [[] for _ in profiles]
     plan = make_plan(profiles, corpus, weights)
     features = day_features(papers, plan, weights)
     keyword = keyword_scores(features, plan)
-    seeds = seed_scores(papers, profiles, corpus, normalise_title, contrast=weights.seed_contrast)
+    seeds = seed_scores(papers, profiles, corpus, normalise_title, weights=weights, votes=votes)
     prior = trend_prior(papers)
-    relevance = keyword + weights.seed_weight * seeds.score
+    relevance = keyword + weights.seed_weight * seeds.score - seeds.penalty
     scores = relevance * (1.0 + weights.trending_weight * prior[:, None])
-    blocked = _blocked(papers, profiles, normalise_title, seen)
+    blocked = _blocked(papers, profiles, normalise_title, seen, votes)
     scores = np.where(blocked, -np.inf, scores).astype(np.float32)
 
     # Best first; ties by position on the page, then id, so the order is stable.
@@ -159,8 +218,9 @@ def _blocked(
     profiles: Sequence[Profile],
     normalise_title: Callable[[str], str],
     seen: Mapping[str, set[str]] | None,
+    votes: Votes | None = None,
 ) -> NDArray[np.bool_]:
-    """papers x profiles: True where the paper may not be recommended (excluded, a seed, or sent before)."""
+    """papers x profiles: True where the paper may not be recommended (excluded, a seed, sent before, disliked)."""
     blocked = excluded(papers, profiles)
     # A seed is a paper the subscriber already knows: never recommend it back.
     by_title = {p.norm_title: i for i, p in enumerate(papers)}
@@ -168,12 +228,12 @@ def _blocked(
         for seed in profile.seeds:
             if (row := by_title.get(normalise_title(seed))) is not None:
                 blocked[row, column] = True
-    if seen:
-        position = {p.id: i for i, p in enumerate(papers)}
-        for column, profile in enumerate(profiles):
-            for paper_id in seen.get(profile.name, ()):
-                if paper_id in position:
-                    blocked[position[paper_id], column] = True
+    position = {p.id: i for i, p in enumerate(papers)}
+    for column, profile in enumerate(profiles):
+        disliked = (paper_id for paper_id, weight in (votes or {}).get(profile.name, ()) if weight < 0)
+        for paper_id in (*(seen or {}).get(profile.name, ()), *disliked):
+            if paper_id in position:
+                blocked[position[paper_id], column] = True
     return blocked
 
 
@@ -232,6 +292,7 @@ def rank(
     normalise_title: Callable[[str], str],
     weights: Weights = Weights(),
     seen: set[str] | None = None,
+    votes: Sequence[tuple[str, float]] = (),
     keep_all: bool = False,
 ) -> list[Ranked]:
     """Rank ``papers`` for one profile (``rank_all`` with a single column)."""
@@ -242,6 +303,7 @@ def rank(
         normalise_title=normalise_title,
         weights=weights,
         seen={profile.name: seen} if seen else None,
+        votes={profile.name: votes} if votes else None,
         keep_all=keep_all,
     )
     return ranked

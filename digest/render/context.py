@@ -107,7 +107,9 @@ def describe(reason: Reason) -> str:
         detail = f" ({reason.detail})" if reason.detail else ""
         return f"“{label}”{detail} in the {' and '.join(reason.where) or 'text'}"
     if reason.kind == "seed":
-        return f"like “{label}”"
+        return f"like “{label}”, which you liked" if reason.detail == "liked" else f"like “{label}”"
+    if reason.kind == "less":
+        return f"less like “{label}”"
     if reason.kind == "trending":
         return f"trending ({reason.detail})" if reason.detail else "trending"
     return label
