@@ -39,6 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.svm import LinearSVC
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ from digest import ingest, profiles, rank  # noqa: E402
 from digest.models import Dump, Paper, Profile  # noqa: E402
 
 Scorer = Callable[[Sequence[Paper], Profile], list[float]]
+WEIGHTS = rank.Weights()  # --weights overrides it
 
 
 def ndcg_at_10(ranking: Sequence[str], grades: dict[str, int]) -> float:
@@ -99,7 +101,12 @@ class BM25:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument(
+        "--weights", default="{}", help="JSON overrides of rank.Weights, e.g. '{\"liked_weight\": 1.5}'"
+    )
     args = parser.parse_args()
+    global WEIGHTS  # noqa: PLW0603 - set once, read by every scorer
+    WEIGHTS = dataclasses.replace(rank.Weights(), **json.loads(args.weights))
     started = time.perf_counter()
 
     days: list[Dump] = []
@@ -113,7 +120,9 @@ def main() -> None:
     bm25 = BM25(archive)
 
     def digest_scores(papers: Sequence[Paper], profile: Profile) -> list[float]:
-        ranked = rank.rank(papers, profile, corpus=corpus, normalise_title=ingest.normalise_title, keep_all=True)
+        ranked = rank.rank(
+            papers, profile, corpus=corpus, normalise_title=ingest.normalise_title, keep_all=True, weights=WEIGHTS
+        )
         score = {r.paper.id: r.score for r in ranked}
         return [score.get(p.id, -1.0) for p in papers]
 
@@ -140,8 +149,10 @@ def main() -> None:
     }
     overall = {n: round(_mean([r[n] for r in rows]), 4) for n in names}
     seeded = seeds_only(days, archive, interests, qrels, corpus)
+    learned = with_feedback(days, archive, interests, qrels, corpus)
     result = {
         "seeds_only": seeded,
+        "with_feedback": learned,
         "pairs": len(rows),
         "nDCG@10": overall,
         "per_day": per_day,
@@ -161,6 +172,13 @@ def main() -> None:
     print(f"\nseeds only (2 seed papers per interest, no keywords), nDCG@10 over {int(seeded['pairs'])} pairs")
     print(f"{'':18}{'digest':>11}{'svm':>11}")
     print(f"{'mean (all pairs)':18}{seeded['digest']:>11.3f}{seeded['svm']:>11.3f}")
+    print("\nwith feedback: a reader votes on each day's top 10 (up if labelled relevant, else down), in date order;")
+    print("nDCG@10 on the later days (papers already shown left out), by how many days of votes came before")
+    learners = [name for name in learned if name != "pairs"]
+    print(f"{'':18}" + "".join(f"{n:>15}" for n in learners))
+    for after in ("1", "2"):
+        label = f"after {after}+ day{'s' if after != '1' else ''}"
+        print(f"{label:18}" + "".join(f"{learned[n][after]:>15.3f}" for n in learners))
     print(f"\n{result['seconds']} s")
 
 
@@ -186,12 +204,76 @@ def seeds_only(
             day_grades = {p.id: grades[p.id] for p in papers if grades.get(p.id)}
             if not day_grades:
                 continue
-            ranked = rank.rank(papers, profile, corpus=corpus, normalise_title=ingest.normalise_title, keep_all=True)
+            ranked = rank.rank(
+                papers, profile, corpus=corpus, normalise_title=ingest.normalise_title, keep_all=True, weights=WEIGHTS
+            )
             mine = {r.paper.id: r.score for r in ranked}
             scores["digest"].append(ndcg_at_10(order(papers, [mine.get(p.id, -1.0) for p in papers]), day_grades))
             margin = svm.decision_function(features[[row_of[p.id] for p in papers]])
             scores["svm"].append(ndcg_at_10(order(papers, list(margin)), day_grades))
     return {"pairs": float(len(scores["digest"]))} | {k: round(_mean(v), 4) for k, v in scores.items()}
+
+
+def with_feedback(
+    days: Sequence[Dump],
+    archive: Sequence[Paper],
+    interests: Sequence[Profile],
+    qrels: dict[str, list[dict[str, Any]]],
+    corpus: rank.Corpus,
+) -> dict[str, Any]:
+    """nDCG@10 on later days for a reader who votes on each day's top 10, per system (see the module doc)."""
+    features = corpus.vectors(archive)
+    row_of = {p.id: i for i, p in enumerate(archive)}
+    first_day = {p.id: k for k, day in reversed(list(enumerate(days))) for p in day.papers}
+
+    def digest(papers: Sequence[Paper], profile: Profile, votes: dict[str, int], upto: int) -> list[float]:
+        ranked = rank.rank(
+            papers, profile, corpus=corpus, normalise_title=ingest.normalise_title, keep_all=True,
+            votes=[(pid, float(v)) for pid, v in votes.items()], weights=WEIGHTS,
+        )  # fmt: skip
+        mine = {r.paper.id: r.score for r in ranked}
+        return [mine.get(p.id, -1.0) for p in papers]
+
+    def keywords_only(papers: Sequence[Paper], profile: Profile, votes: dict[str, int], upto: int) -> list[float]:
+        return digest(papers, profile, {}, upto)
+
+    def svm(papers: Sequence[Paper], profile: Profile, votes: dict[str, int], upto: int) -> list[float]:
+        """arxiv-sanity-lite: liked papers against every other paper seen so far, LinearSVC C=0.01, balanced."""
+        if not any(v > 0 for v in votes.values()):
+            return keywords_only(papers, profile, votes, upto)
+        known = [p for p in archive if first_day[p.id] <= upto]
+        labels = [1 if votes.get(p.id, 0) > 0 else 0 for p in known]
+        model = LinearSVC(class_weight="balanced", C=0.01, max_iter=10000, tol=1e-6)
+        model.fit(features[[row_of[p.id] for p in known]], labels)
+        return list(model.decision_function(features[[row_of[p.id] for p in papers]]))
+
+    def rocchio(papers: Sequence[Paper], profile: Profile, votes: dict[str, int], upto: int) -> list[float]:
+        """Plain Rocchio: the keywords as a query, + 0.75 mean(liked) - 0.15 mean(disliked), cosine."""
+        text = " ".join(" ".join([term] * max(1, round(weight))) for term, weight in profile.keywords)
+        query = corpus.vectors([Paper(id="q", title=text, norm_title="q")]).toarray()[0]
+        for sign, beta in ((1, 0.75), (-1, -0.15)):
+            rows = [row_of[pid] for pid, v in votes.items() if v == sign]
+            if rows:
+                query = query + beta * np.asarray(features[rows].mean(axis=0)).ravel()
+        return list(features[[row_of[p.id] for p in papers]] @ query)
+
+    systems = {"digest": digest, "keywords only": keywords_only, "svm": svm, "rocchio": rocchio}
+    after: dict[str, dict[str, list[float]]] = {name: {"1": [], "2": []} for name in systems}
+    for profile in interests:
+        grades = {r["id"]: r["grade"] for r in qrels[profile.name]}
+        for name, system in systems.items():
+            votes: dict[str, int] = {}
+            for k, day in enumerate(days):
+                papers = [p for p in day.papers if p.id not in votes]
+                ranking = order(papers, system(papers, profile, votes, k))
+                day_grades = {pid: grades[pid] for pid in ranking if grades.get(pid)}
+                if k >= 1 and day_grades:
+                    for key in ("1", "2")[: min(k, 2)]:
+                        after[name][key].append(ndcg_at_10(ranking, day_grades))
+                votes |= {pid: 1 if grades.get(pid) else -1 for pid in ranking[:10]}
+    return {"pairs": {key: len(after["digest"][key]) for key in ("1", "2")}} | {
+        name: {key: round(_mean(values), 4) for key, values in by.items()} for name, by in after.items()
+    }
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -158,11 +158,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def vote(store: Store, share: float, rng: random.Random, *, now: datetime) -> int:
+    """Votes for ``share`` of the subscribers: 3 "more like this" and 2 "less like this" on random papers."""
+    papers = [p.id for p in store.archive()]
+    names = [s.name for s in store.subscribers()]
+    count = 0
+    for name in rng.sample(names, int(len(names) * share)):
+        for n, paper in enumerate(rng.sample(papers, 5)):
+            count += store.vote(name, paper, 1 if n < 3 else -1, edition=None, at=now - timedelta(days=n * 10))
+    return count
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--papers", type=int, default=1000)
     parser.add_argument("--stage", choices=STAGES, default="all", help="stop after this stage")
+    parser.add_argument("--voters", type=float, default=0.0, help="share of subscribers with votes (5 each)")
     parser.add_argument(
         "--connections",
         type=int,
@@ -219,6 +231,7 @@ def main() -> None:
                 started = time.perf_counter()
                 sync = pipeline.sync_subscribers(store, settings.subscribers.dir, at=now)
                 assert not sync.errors, sync.errors[:3]
+                result["votes"] = vote(store, args.voters, rng, now=now)
                 result["sync_s"] = round(time.perf_counter() - started, 2)
                 timings: dict[str, float] = {}
                 started = time.perf_counter()

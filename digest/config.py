@@ -59,6 +59,7 @@ class RankSettings(_Section):
     seed_weight: float = Field(default=1.0, ge=0)
     seed_contrast: float = Field(default=0.5, ge=0, le=2)
     trending_weight: float = Field(default=0.05, ge=0, le=1)
+    archive_weight: float = Field(default=0.3, ge=0, le=10)
     liked_weight: float = Field(default=0.75, ge=0, le=10)
     disliked_weight: float = Field(default=0.5, ge=0, le=10)
     vote_half_life_days: float = Field(default=60.0, gt=0)

@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.ingest.read": {"digest.errors", "digest.ingest.parse", "digest.models"},
     # rank
     "digest.rank": {"digest.rank.corpus", "digest.rank.score", "digest.rank.trending", "digest.text"},
-    "digest.rank.corpus": {"digest.models", "digest.text"},
+    "digest.rank.corpus": {"digest.models", "digest.rank.postings", "digest.text"},
     "digest.rank.plan": {"digest.models", "digest.rank.corpus"},
     "digest.rank.postings": {"digest.models", "digest.text"},
     "digest.rank.trending": {"digest.models", "digest.rank.corpus"},

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from digest.models import Paper
+from digest.rank.postings import Postings
 from digest.text import tokens
 
 
@@ -25,10 +26,20 @@ class Weights:
     seed_weight: float = 1.0
     seed_contrast: float = 0.5
     trending_weight: float = 0.05
+    archive_weight: float = 0.3  # likeness to the profile's best keyword matches in the whole archive
     liked_weight: float = 0.75  # a "more like this" paper beside the profile's own seeds (Rocchio's beta)
     disliked_weight: float = 0.5  # how hard likeness to a "less like this" paper pushes down
     k1: float = 1.2
     b: float = 0.75
+
+    def strength(self, likeness: str) -> float:
+        """How much likeness to a profile's seeds, liked, archive or disliked papers counts (disliked: against)."""
+        return {
+            "seed": self.seed_weight,
+            "liked": self.liked_weight,
+            "archive": self.archive_weight,
+            "disliked": -self.disliked_weight,
+        }[likeness]
 
 
 def content_tokens(text: str) -> list[str]:
@@ -73,9 +84,11 @@ class Corpus:
         self._idf = {term: float(idf[index]) for term, index in vocabulary.items()}
         self._max_idf = float(idf.max()) if len(idf) else 1.0
         counts = np.bincount(self._matrix.indices, minlength=len(idf)) if len(papers) else np.zeros(len(idf))
-        self._share = {term: float(counts[index]) / max(len(papers), 1) for term, index in vocabulary.items()}
-        self._texts: list[list[str]] = []  # token lists and postings, made when a phrase's words are first weighed
-        self._postings: dict[str, set[int]] | None = None
+        self._count = {term: int(counts[index]) for term, index in vocabulary.items()}  # papers with the word
+        self._share = {term: n / max(len(papers), 1) for term, n in self._count.items()}
+        self._last_vectors: tuple[tuple[str, ...], sp.csr_matrix] | None = None
+        self.implicit: dict[tuple[tuple[tuple[str, float], ...], Weights], list[int]] = {}  # best archive rows
+        self._archive_postings: tuple[Postings, Postings] | None = None
         self._papers = papers
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
         self._terms: dict[str, Keyword] = {}
@@ -120,40 +133,40 @@ class Corpus:
         """For each word, whether at least ``STANDS_FOR`` of the archive's papers that have it have the phrase."""
         if not words:
             return []
-        if self._postings is None:
-            self._texts = [tokens(document(p)) for p in self._papers]
-            self._postings = {}
-            for row, text in enumerate(self._texts):
-                for word in set(text):
-                    self._postings.setdefault(word, set()).add(row)
-        target = phrase.split()
-        sets = sorted((self._postings.get(w, set()) for w in set(target)), key=len)
-        candidates = set.intersection(*sets) if sets else set()
-        size = len(target)
-        whole = sum(
-            1
-            for row in candidates
-            if any(self._texts[row][i : i + size] == target for i in range(len(self._texts[row]) - size + 1))
-        )
-        return [whole >= STANDS_FOR * len(self._postings.get(w, ())) > 0 for w in words]
+        titles, abstracts = self.archive_postings()
+        whole = len(titles.rows_with(phrase) | abstracts.rows_with(phrase))
+        return [whole >= STANDS_FOR * self._count.get(w, 0) > 0 for w in words]
 
     def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
-        """L2-normalised TF-IDF rows for papers, in the archive's space."""
-        return self._vectorizer.transform([document(p) for p in papers]).tocsr()
+        """L2-normalised TF-IDF rows for papers, in the archive's space (the last day's kept: batches share it)."""
+        key = tuple(p.id for p in papers)
+        if self._last_vectors is None or self._last_vectors[0] != key:
+            self._last_vectors = (key, self._vectorizer.transform([document(p) for p in papers]).tocsr())
+        return self._last_vectors[1]
 
-    def seed(self, norm_title: str) -> tuple[sp.csr_matrix, str] | None:
-        """The archive vector and title of a seed paper, by normalised title."""
-        row = self._row.get(norm_title)
-        if row is None:
-            return None
-        return self._matrix[row], self._titles[row]
+    def seed_row(self, norm_title: str) -> int | None:
+        """The archive row of a seed paper, by normalised title."""
+        return self._row.get(norm_title)
 
-    def paper(self, paper_id: str) -> tuple[sp.csr_matrix, str] | None:
-        """The archive vector and title of a paper, by id (a voted paper)."""
-        row = self._row_of_id.get(paper_id)
-        if row is None:
-            return None
-        return self._matrix[row], self._titles[row]
+    def paper_row(self, paper_id: str) -> int | None:
+        """The archive row of a paper, by id (a voted paper)."""
+        return self._row_of_id.get(paper_id)
+
+    def rows(self, index: Sequence[int]) -> sp.csr_matrix:
+        """The archive's TF-IDF rows at these indices."""
+        return self._matrix[np.asarray(index, dtype=np.int64)]
+
+    def title(self, index: int) -> str:
+        return self._titles[index]
+
+    def archive_postings(self) -> tuple[Postings, Postings]:
+        """Title and abstract postings of the whole archive (built once per archive)."""
+        if self._archive_postings is None:
+            self._archive_postings = (
+                Postings([tokens(p.title) for p in self._papers]),
+                Postings([tokens(p.abstract or "") for p in self._papers]),
+            )
+        return self._archive_postings
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from digest.models import Paper, Reason
 from digest.rank.corpus import PARTIAL_FROM, Weights
-from digest.rank.plan import Features, Plan, Seeds, starts
+from digest.rank.plan import Features, Likeness, Plan, starts
 
 
 def explain(  # noqa: PLR0917 - one call site, every argument a different array
@@ -20,7 +20,7 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     papers: Sequence[Paper],
     plan: Plan,
     features: Features,
-    seeds: Seeds,
+    like: dict[str, Likeness],
     relevance: NDArray[np.float32],
     prior: NDArray[np.float32],
     weights: Weights,
@@ -33,31 +33,44 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     if not len(rows):
         return []
     reasons, matched = _keyword_reasons(rows, columns, plan, features, weights)
-    similar = seeds.score[rows, columns].astype(np.float64) * weights.seed_weight
-    liked = ((similar > 0) & (seeds.best[rows, columns] >= 0)).tolist()
-    similarity = similar.tolist()
-    best = seeds.best[rows, columns].tolist()
+    likeness = [_likeness_reasons(rows, columns, kind, found, weights) for kind, found in like.items()]
     trend = (relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]).tolist()
     details: dict[int, str | None] = {}
     explained = []
-    pushed = seeds.penalty[rows, columns].astype(np.float64).tolist()
-    worst = seeds.worst[rows, columns].tolist()
     for n, (r, found_reasons) in enumerate(zip(rows.tolist(), reasons, strict=True)):
-        if liked[n]:
-            voted = "liked" if seeds.liked[best[n]] else None
-            found_reasons.append(Reason("seed", seeds.titles[best[n]], round(similarity[n], 4), (), voted))
-        if pushed[n] >= SHOWN_PUSH:
-            found_reasons.append(Reason("less", seeds.disliked[worst[n]], -round(pushed[n], 4)))
+        similar = [reason for made in likeness if (reason := made[n]) is not None]
+        found_reasons.extend(similar)
         if trend[n] > 0:
             if r not in details:
                 details[r] = _trend_detail(papers[r])
             found_reasons.append(Reason("trending", "trending", round(trend[n], 4), (), details[r]))
         if len(found_reasons) > 1:
             found_reasons.sort(key=_SCORE, reverse=True)  # stable: equal scores keep their order
-        if not (matched[n] or liked[n]):
+        if not (matched[n] or any(reason.kind == "seed" for reason in similar)):
             found_reasons.insert(0, _NOTHING)
         explained.append(tuple(found_reasons))
     return explained
+
+
+_LIKENESS = {  # kind of likeness -> the reason's kind and detail, and the least contribution to show
+    "seed": ("seed", None, 1e-9),
+    "liked": ("seed", "liked", 1e-9),
+    "archive": ("seed", "archive", 1e-9),
+    "disliked": ("less", None, 1e-9),
+}
+
+
+def _likeness_reasons(
+    rows: NDArray[np.int64], columns: NDArray[np.int64], kind: str, found: Likeness, weights: Weights
+) -> list[Reason | None]:
+    """Per pair, the reason a likeness gives (its closest paper and contribution), or None."""
+    value = (found.score[rows, columns].astype(np.float64) * weights.strength(kind)).tolist()
+    best = found.closest(rows, columns)
+    reason_kind, detail, least = _LIKENESS[kind]
+    return [
+        Reason(reason_kind, found.titles[b], round(v, 4), (), detail) if b >= 0 and abs(v) >= least else None
+        for v, b in zip(value, best, strict=True)
+    ]
 
 
 def _keyword_reasons(
@@ -141,7 +154,6 @@ def _expand(first: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.i
 
 
 _SCORE = operator.attrgetter("score")
-SHOWN_PUSH = 0.02  # a push down from a disliked paper smaller than this is not worth a reason
 _NOTHING = Reason("none", "no keyword or seed matched", 0.0)
 
 

@@ -167,11 +167,15 @@ class Features:
 
 
 @dataclass
-class Seeds:
-    score: NDArray[np.float32]  # papers x profiles: Rocchio similarity, 0 where no seeds
-    best: NDArray[np.int64]  # papers x profiles: the most similar seed (index into titles), -1 if none
-    titles: list[str]
-    liked: list[bool]  # per seed: a "more like this" vote rather than one of the profile's seeds
-    penalty: NDArray[np.float32]  # papers x profiles: the push down from "less like this" papers
-    worst: NDArray[np.int64]  # papers x profiles: the most similar disliked paper (index into disliked)
-    disliked: list[str]
+class Likeness:
+    """papers x profiles likeness to a set of papers per profile (seeds, liked, disliked or archive matches)."""
+
+    score: NDArray[np.float32]  # 0 where the profile has none
+    titles: list[str]  # of the rows
+    best: NDArray[np.int64] | None = None  # papers x profiles: the most similar row (index into titles), -1 if none
+
+    def closest(self, papers: NDArray[np.int64], columns: NDArray[np.int64]) -> list[int]:
+        """For each (paper row, profile column) pair, the most similar of the profile's rows, or -1."""
+        if self.best is None:
+            return [-1] * len(papers)
+        return [int(b) for b in self.best[papers, columns]]

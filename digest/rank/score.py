@@ -13,13 +13,18 @@ from numpy.typing import NDArray
 from digest.models import Paper, Profile, Ranked
 from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, document
 from digest.rank.explain import explain
-from digest.rank.plan import Features, Plan, Seeds, make_plan
-from digest.rank.postings import day_postings
+from digest.rank.plan import Features, Likeness, Plan, make_plan
+from digest.rank.postings import Postings, day_postings
 from digest.rank.trending import trend_prior
 
 
 def day_features(papers: Sequence[Paper], plan: Plan, weights: Weights) -> Features:
-    titles, abstracts = day_postings(papers)
+    return features_of(day_postings(papers), plan, weights)
+
+
+def features_of(postings: tuple[Postings, Postings], plan: Plan, weights: Weights) -> Features:
+    """Title hits (0/1), saturated abstract hits and their weighted sum, papers x vocabulary."""
+    titles, abstracts = postings
     title = titles.hits(plan.vocabulary).tocsr()
     title.data[:] = 1.0
     counts = abstracts.hits(plan.vocabulary).tocoo()
@@ -66,62 +71,63 @@ def excluded(papers: Sequence[Paper], profiles: Sequence[Profile]) -> NDArray[np
 Votes = Mapping[str, Sequence[tuple[str, float]]]  # profile name -> (paper id, + liked / - disliked, by age)
 
 
-def seed_scores(
+def likenesses(
     papers: Sequence[Paper],
     profiles: Sequence[Profile],
     corpus: Corpus,
     normalise: Callable[[str], str],
     *,
     weights: Weights,
-    votes: Votes | None = None,
-) -> Seeds:
-    """Likeness to each profile's seeds and liked papers (Rocchio), and to its disliked papers.
+    votes: Votes | None,
+    implicit: list[list[int]],
+) -> dict[str, Likeness]:
+    """Each paper's likeness to each profile's seeds, liked papers and best archive matches (Rocchio), and to
+    its disliked papers (the closest one): ``seed``, ``liked``, ``archive`` and ``disliked``.
 
     Seed titles are looked up by the normalised form the store uses, passed in
-    to keep this module pure; voted papers by id. A liked paper counts
-    ``liked_weight`` times its vote's weight beside a seed's 1.
+    to keep this module pure; voted papers by id, weighted by their age.
     """
-    good, bad = _Rows(), _Rows()
+    rows = {kind: _Rows() for kind in ("seed", "liked", "archive", "disliked")}
     for column, profile in enumerate(profiles):
         for seed in profile.seeds:
-            good.add(corpus.seed(normalise(seed)), column, 1.0, liked=False)
+            rows["seed"].add(corpus.seed_row(normalise(seed)), column, 1.0)
         for paper_id, weight in (votes or {}).get(profile.name, ()):
-            if weight > 0:
-                good.add(corpus.paper(paper_id), column, weights.liked_weight * weight, liked=True)
-            elif weight < 0:
-                bad.add(corpus.paper(paper_id), column, -weight, liked=False)
+            rows["liked" if weight > 0 else "disliked"].add(corpus.paper_row(paper_id), column, abs(weight))
+        for index in implicit[column]:
+            rows["archive"].add(index, column, 1.0)
     shape = (len(papers), len(profiles))
-    seeds = Seeds(
-        np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64), good.titles, good.liked,
-        np.zeros(shape, dtype=np.float32), np.full(shape, -1, dtype=np.int64), bad.titles,
-    )  # fmt: skip
-    if good.vectors or bad.vectors:
+    found = {
+        kind: Likeness(np.zeros(shape, dtype=np.float32), [corpus.title(i) for i in group.index])
+        for kind, group in rows.items()
+    }
+    if any(group.index for group in rows.values()):
         day = corpus.vectors(papers)
-        if good.vectors:
-            _rocchio(day, good, corpus.centroid, weights.seed_contrast, seeds)
-        if bad.vectors:
-            _push_down(day, bad, weights.disliked_weight, seeds)
-    return seeds
+        for kind, group in rows.items():
+            if group.index and kind == "disliked":
+                _closest(day, corpus.rows(group.index), group, found[kind])
+            elif group.index:
+                matrix, contrast = corpus.rows(group.index), weights.seed_contrast
+                _rocchio(
+                    day, matrix, group, centroid=corpus.centroid, contrast=contrast, found=found[kind],
+                    closest=kind != "archive",  # a profile's 10 archive matches for every paper cost a lot
+                )  # fmt: skip
+    return found
 
 
 @dataclass
 class _Rows:
-    """Archive vectors of seeds (or voted papers), grouped by the profile column that owns them."""
+    """Archive rows of seeds (or voted papers, or archive matches), grouped by the profile column that owns them."""
 
-    vectors: list[sp.csr_matrix] = field(default_factory=list)
-    titles: list[str] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)  # archive rows
     owner: list[int] = field(default_factory=list)
     weight: list[float] = field(default_factory=list)
-    liked: list[bool] = field(default_factory=list)
 
-    def add(self, found: tuple[sp.csr_matrix, str] | None, column: int, weight: float, *, liked: bool) -> None:
-        if found is None:
+    def add(self, row: int | None, column: int, weight: float) -> None:
+        if row is None:
             return
-        self.vectors.append(found[0])
-        self.titles.append(found[1])
+        self.index.append(row)
         self.owner.append(column)
         self.weight.append(weight)
-        self.liked.append(liked)
 
     def groups(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """Where each profile's rows start and stop, and its column."""
@@ -130,39 +136,68 @@ class _Rows:
         return starts, np.r_[starts[1:], len(owners)], owners[starts]
 
 
-def _rocchio(day: sp.csr_matrix, good: _Rows, centroid: NDArray[np.float32], contrast: float, seeds: Seeds) -> None:
-    """cos(d, q) for q = the weighted mean of the rows - contrast * centroid, from products that stay sparse.
+def _rocchio(
+    day: sp.csr_matrix,
+    rows: sp.csr_matrix,
+    good: _Rows,
+    *,
+    centroid: NDArray[np.float32],
+    contrast: float,
+    found: Likeness,
+    closest: bool = True,
+) -> None:
+    """cos(d, q) for q = the weighted mean of a profile's rows - contrast * centroid, from products that stay sparse.
 
-    d.q = sum_j a_j d.s_j - contrast d.c, and |q|^2 = a'Ga - 2 contrast sum_j a_j s_j.c + contrast^2 |c|^2,
-    with a the rows' weights over their profile's total and G the rows' Gram matrix.
+    With P = sum_j a_j s_j (a: the rows' weights over their profile's total),
+    d.q = sum_j a_j d.s_j - contrast d.c and |q|^2 = |P|^2 - 2 contrast P.c + contrast^2 |c|^2.
     """
-    rows = sp.vstack(good.vectors).tocsr()
-    cosine = (day @ rows.T).toarray()  # papers x rows
     starts, stops, columns = good.groups()
     weight = np.asarray(good.weight, dtype=np.float64)
     share = weight / np.repeat(np.add.reduceat(weight, starts), stops - starts)
-    dot = np.add.reduceat(cosine * share, starts, axis=1) - contrast * (day @ centroid)[:, None]
-    row_c = rows @ centroid
-    gram = (rows @ rows.T).toarray()
-    norms = np.empty(len(starts), dtype=np.float64)
-    for g, (start, stop) in enumerate(zip(starts, stops, strict=True)):
-        a = share[start:stop]
-        norms[g] = a @ gram[start:stop, start:stop] @ a - 2 * contrast * (a @ row_c[start:stop])
-        norms[g] += contrast**2 * float(centroid @ centroid)
-        seeds.best[:, columns[g]] = start + np.argmax(cosine[:, start:stop], axis=1)
-    seeds.score[:, columns] = np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None)
+    group = np.repeat(np.arange(len(starts)), stops - starts)
+    mean = sp.csr_matrix((share, (group, np.arange(len(share)))), shape=(len(starts), rows.shape[0])) @ rows
+    dot = (day @ mean.T).toarray() - contrast * (day @ centroid)[:, None]
+    norms = np.asarray(mean.multiply(mean).sum(axis=1)).ravel() - 2 * contrast * (mean @ centroid)
+    norms += contrast**2 * float(centroid @ centroid)
+    found.score[:, columns] = np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None)
+    found.best = np.full(found.score.shape, -1, dtype=np.int64)
+    if not closest:  # the reason names the profile's first row (for archive matches: the best keyword match)
+        found.best[:, columns] = starts
+        return
+    cosine = (day @ rows.T).toarray()  # papers x rows: the closest of each profile's rows, for the reasons
+    for column, start, stop in zip(columns, starts, stops, strict=True):
+        found.best[:, column] = start + np.argmax(cosine[:, start:stop], axis=1)
 
 
-def _push_down(day: sp.csr_matrix, bad: _Rows, strength: float, seeds: Seeds) -> None:
-    """The penalty of each paper: ``strength`` times its likeness to the most similar disliked paper (by weight)."""
-    rows = sp.vstack(bad.vectors).tocsr()
+IMPLICIT_DEPTH = 10  # a profile's best keyword matches in the archive that act as implicit seeds
+IMPLICIT_FLOOR = 0.2  # ... each scoring at least this on keywords alone
+
+
+def implicit_seeds(profiles: Sequence[Profile], corpus: Corpus, plan: Plan, weights: Weights) -> list[list[int]]:
+    """Each profile's best keyword matches across the whole archive, as archive rows (pseudo-relevance feedback).
+
+    Worked out once per archive, set of keywords and weights (``Corpus.implicit``):
+    a new archive is a new corpus, and changed keywords are a new key.
+    """
+    missing = [c for c, p in enumerate(profiles) if (p.keywords, weights) not in corpus.implicit]
+    if missing and corpus.size:
+        scores = keyword_scores(features_of(corpus.archive_postings(), plan, weights), plan)
+        for c in missing:
+            column = scores[:, c]
+            best = np.argsort(-column, kind="stable")[:IMPLICIT_DEPTH]
+            corpus.implicit[profiles[c].keywords, weights] = [int(i) for i in best if column[i] >= IMPLICIT_FLOOR]
+    return [corpus.implicit.get((p.keywords, weights), []) for p in profiles]
+
+
+def _closest(day: sp.csr_matrix, rows: sp.csr_matrix, bad: _Rows, found: Likeness) -> None:
+    """Each paper's likeness to the most similar of the profile's rows, times that row's weight."""
     likeness = (day @ rows.T).toarray() * np.asarray(bad.weight)[None, :]  # papers x rows
     starts, stops, columns = bad.groups()
+    found.best = np.full(found.score.shape, -1, dtype=np.int64)
     for start, stop, column in zip(starts, stops, columns, strict=True):
         closest = np.argmax(likeness[:, start:stop], axis=1)
-        value = likeness[np.arange(len(closest)), start + closest]
-        seeds.penalty[:, column] = strength * np.clip(value, 0.0, None)
-        seeds.worst[:, column] = start + closest
+        found.score[:, column] = np.clip(likeness[np.arange(len(closest)), start + closest], 0.0, None)
+        found.best[:, column] = start + closest
 
 
 def rank_all(
@@ -190,9 +225,12 @@ def rank_all(
     plan = make_plan(profiles, corpus, weights)
     features = day_features(papers, plan, weights)
     keyword = keyword_scores(features, plan)
-    seeds = seed_scores(papers, profiles, corpus, normalise_title, weights=weights, votes=votes)
+    implicit = implicit_seeds(profiles, corpus, plan, weights)
+    like = likenesses(
+        papers, profiles, corpus, normalise_title, weights=weights, votes=votes, implicit=implicit
+    )  # fmt: skip
     prior = trend_prior(papers)
-    relevance = keyword + weights.seed_weight * seeds.score - seeds.penalty
+    relevance = keyword + sum(weights.strength(kind) * found.score for kind, found in like.items())
     scores = relevance * (1.0 + weights.trending_weight * prior[:, None])
     blocked = _blocked(papers, profiles, normalise_title, seen, votes)
     scores = np.where(blocked, -np.inf, scores).astype(np.float32)
@@ -203,7 +241,7 @@ def rank_all(
     orders = _orders(by_rows, profiles, tiebreak, keep_all=keep_all)
     rows = np.asarray([i for order in orders for i in order], dtype=np.int64)
     columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
-    why = iter(explain(rows, columns, papers, plan, features, seeds, relevance, prior, weights))
+    why = iter(explain(rows, columns, papers, plan, features, like, relevance, prior, weights))
     return [
         [
             Ranked(paper=papers[i], rank=place, score=round(value, 4), why=next(why))

@@ -17,6 +17,7 @@ from digest.links import Links
 from digest.models import Digest, Paper, Ranked, Reason
 
 SUMMARY_SENTENCES = 2
+SHOWN_ARCHIVE = 0.05  # an archive match's part of the score from which a digest names it
 SUMMARY_CHARS = 320
 
 _ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
@@ -106,8 +107,12 @@ def describe(reason: Reason) -> str:
     if reason.kind == "keyword":
         detail = f" ({reason.detail})" if reason.detail else ""
         return f"“{label}”{detail} in the {' and '.join(reason.where) or 'text'}"
+    if reason.kind == "seed" and reason.detail == "liked":
+        return f"like “{label}”, which you liked"
+    if reason.kind == "seed" and reason.detail == "archive":
+        return f"like the archive's best matches for your keywords, such as “{label}”"
     if reason.kind == "seed":
-        return f"like “{label}”, which you liked" if reason.detail == "liked" else f"like “{label}”"
+        return f"like “{label}”"
     if reason.kind == "less":
         return f"less like “{label}”"
     if reason.kind == "trending":
@@ -144,8 +149,14 @@ def reason_view(reason: Reason) -> dict[str, Any]:
 
 
 def shown_reasons(reasons: Sequence[Reason]) -> list[Reason]:
-    """The reasons worth a reader's time: whole-term matches and seeds, else the best partial match."""
-    strong = [r for r in reasons if r.kind == "seed" or (r.kind == "keyword" and r.detail is None)]
+    """The reasons worth a reader's time: whole-term matches, seeds and liked papers, a close archive match
+    that counted, else the best partial match."""
+    strong = [
+        r
+        for r in reasons
+        if (r.kind == "seed" and (r.detail != "archive" or r.score >= SHOWN_ARCHIVE))
+        or (r.kind == "keyword" and r.detail is None)
+    ]
     partial = [r for r in reasons if r.kind == "keyword" and r.detail is not None]
     return strong or partial[:1]
 
