@@ -181,11 +181,15 @@ def implicit_seeds(profiles: Sequence[Profile], corpus: Corpus, plan: Plan, weig
     """
     missing = [c for c, p in enumerate(profiles) if (p.keywords, weights) not in corpus.implicit]
     if missing and corpus.size:
-        scores = keyword_scores(features_of(corpus.archive_postings(), plan, weights), plan)
-        for c in missing:
-            column = scores[:, c]
-            best = np.argsort(-column, kind="stable")[:IMPLICIT_DEPTH]
-            corpus.implicit[profiles[c].keywords, weights] = [int(i) for i in best if column[i] >= IMPLICIT_FLOOR]
+        scores = keyword_scores(features_of(corpus.archive_postings(), plan, weights), plan)[:, missing]
+        depth = min(IMPLICIT_DEPTH, scores.shape[0])
+        top = np.argpartition(-scores, depth - 1, axis=0)[:depth]  # each column's best, unordered
+        values = np.take_along_axis(scores, top, axis=0)
+        order = np.lexsort((top, -values), axis=0)  # best first, ties by archive row
+        top, values = np.take_along_axis(top, order, axis=0), np.take_along_axis(values, order, axis=0)
+        for j, c in enumerate(missing):
+            chosen = [int(i) for i, v in zip(top[:, j], values[:, j], strict=True) if v >= IMPLICIT_FLOOR]
+            corpus.implicit[profiles[c].keywords, weights] = chosen
     return [corpus.implicit.get((p.keywords, weights), []) for p in profiles]
 
 
