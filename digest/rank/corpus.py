@@ -13,7 +13,6 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from digest.models import Paper
-from digest.rank.postings import Postings
 from digest.text import tokens
 
 
@@ -88,7 +87,8 @@ class Corpus:
         self._share = {term: n / max(len(papers), 1) for term, n in self._count.items()}
         self._last_vectors: tuple[tuple[str, ...], sp.csr_matrix] | None = None
         self.implicit: dict[tuple[tuple[tuple[str, float], ...], Weights], list[int]] = {}  # best archive rows
-        self._archive_postings: tuple[Postings, Postings] | None = None
+        self._columns = self._matrix.tocsc()  # which papers have each word
+        self._token_cache: dict[int, list[str]] = {}
         self._papers = papers
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
         self._terms: dict[str, Keyword] = {}
@@ -133,9 +133,37 @@ class Corpus:
         """For each word, whether at least ``STANDS_FOR`` of the archive's papers that have it have the phrase."""
         if not words:
             return []
-        titles, abstracts = self.archive_postings()
-        whole = len(titles.rows_with(phrase) | abstracts.rows_with(phrase))
+        target = phrase.split()
+        present = [self._rows_with(t) for t in dict.fromkeys(target) if t in self._count]
+        candidates = set.intersection(*sorted(present, key=len)) if present else set()
+        size = len(target)
+        whole = 0
+        for row in candidates:
+            text = self._tokens(row)
+            whole += any(text[i : i + size] == target for i in range(len(text) - size + 1))
         return [whole >= STANDS_FOR * self._count.get(w, 0) > 0 for w in words]
+
+    def _rows_with(self, word: str) -> set[int]:
+        """The archive rows whose text has this (content) word."""
+        column = self._vectorizer.vocabulary_[word]
+        return set(self._columns.indices[self._columns.indptr[column] : self._columns.indptr[column + 1]].tolist())
+
+    def _tokens(self, row: int) -> list[str]:
+        """A paper's folded words, kept for the papers a phrase was looked for in."""
+        found = self._token_cache.get(row)
+        if found is None:
+            found = self._token_cache[row] = tokens(document(self._papers[row]))
+        return found
+
+    def presence(self) -> sp.csr_matrix:
+        """archive x vocabulary, 1 where the paper has the (content) word."""
+        found = self._matrix.copy()
+        found.data[:] = 1.0
+        return found
+
+    def word_index(self, word: str) -> int | None:
+        found = self._vectorizer.vocabulary_.get(word)
+        return None if found is None else int(found)
 
     def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows for papers, in the archive's space (the last day's kept: batches share it)."""
@@ -158,15 +186,6 @@ class Corpus:
 
     def title(self, index: int) -> str:
         return self._titles[index]
-
-    def archive_postings(self) -> tuple[Postings, Postings]:
-        """Title and abstract postings of the whole archive (built once per archive)."""
-        if self._archive_postings is None:
-            self._archive_postings = (
-                Postings([tokens(p.title) for p in self._papers]),
-                Postings([tokens(p.abstract or "") for p in self._papers]),
-            )
-        return self._archive_postings
 
 
 @dataclass(frozen=True, slots=True)

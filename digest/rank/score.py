@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from digest.models import Paper, Profile, Ranked
-from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, document
+from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, content_tokens, document
 from digest.rank.explain import explain
 from digest.rank.plan import Features, Likeness, Plan, make_plan
 from digest.rank.postings import Postings, day_postings
@@ -173,15 +173,17 @@ IMPLICIT_DEPTH = 10  # a profile's best keyword matches in the archive that act 
 IMPLICIT_FLOOR = 0.2  # ... each scoring at least this on keywords alone
 
 
-def implicit_seeds(profiles: Sequence[Profile], corpus: Corpus, plan: Plan, weights: Weights) -> list[list[int]]:
+def implicit_seeds(profiles: Sequence[Profile], corpus: Corpus, weights: Weights) -> list[list[int]]:
     """Each profile's best keyword matches across the whole archive, as archive rows (pseudo-relevance feedback).
 
-    Worked out once per archive, set of keywords and weights (``Corpus.implicit``):
-    a new archive is a new corpus, and changed keywords are a new key.
+    An archive paper matches a term when it has all the term's content words
+    (anywhere: the archive is not indexed by phrase); a match counts the term's
+    weight times its idf, over the profile's total. Worked out once per archive,
+    set of keywords and weights (``Corpus.implicit``).
     """
     missing = [c for c, p in enumerate(profiles) if (p.keywords, weights) not in corpus.implicit]
     if missing and corpus.size:
-        scores = keyword_scores(features_of(corpus.archive_postings(), plan, weights), plan)[:, missing]
+        scores = _archive_matches(corpus, [profiles[c] for c in missing])
         depth = min(IMPLICIT_DEPTH, scores.shape[0])
         top = np.argpartition(-scores, depth - 1, axis=0)[:depth]  # each column's best, unordered
         values = np.take_along_axis(scores, top, axis=0)
@@ -191,6 +193,35 @@ def implicit_seeds(profiles: Sequence[Profile], corpus: Corpus, plan: Plan, weig
             chosen = [int(i) for i, v in zip(top[:, j], values[:, j], strict=True) if v >= IMPLICIT_FLOOR]
             corpus.implicit[profiles[c].keywords, weights] = chosen
     return [corpus.implicit.get((p.keywords, weights), []) for p in profiles]
+
+
+def _archive_matches(corpus: Corpus, profiles: Sequence[Profile]) -> NDArray[np.float32]:
+    """archive x profiles: the share of each profile's keyword weight whose words an archive paper has."""
+    words: list[int] = []  # per (term, word)
+    word_term: list[int] = []
+    need: list[int] = []  # per term: how many words it has
+    term_weight: list[float] = []
+    term_profile: list[int] = []
+    for column, profile in enumerate(profiles):
+        for label, weight in profile.keywords:
+            wanted = content_tokens(label)
+            found = [i for w in wanted if (i := corpus.word_index(w)) is not None]
+            if not found or len(found) < len(wanted):
+                continue  # a word the archive never had: no paper has the whole term
+            words += found
+            word_term += [len(need)] * len(found)
+            need.append(len(found))
+            term_weight.append(weight * corpus.keyword(label).idf)
+            term_profile.append(column)
+    presence = corpus.presence()
+    shape = (presence.shape[1], max(len(need), 1))
+    terms = sp.csr_matrix((np.ones(len(words), dtype=np.float32), (words, word_term)), shape=shape)
+    has = (presence @ terms).toarray() >= np.asarray(need or [1], dtype=np.float32)[None, :]
+    strength = np.asarray(term_weight or [0.0], dtype=np.float32)
+    owner = sp.csr_matrix((strength, (np.arange(len(strength)), term_profile or [0])), shape=(shape[1], len(profiles)))
+    totals = np.asarray(owner.sum(axis=0)).ravel()
+    matched = sp.csr_matrix(has.astype(np.float32)) @ owner
+    return np.asarray(matched.toarray() / np.maximum(totals, 1e-9), dtype=np.float32)
 
 
 def _closest(day: sp.csr_matrix, rows: sp.csr_matrix, bad: _Rows, found: Likeness) -> None:
@@ -229,7 +260,7 @@ def rank_all(
     plan = make_plan(profiles, corpus, weights)
     features = day_features(papers, plan, weights)
     keyword = keyword_scores(features, plan)
-    implicit = implicit_seeds(profiles, corpus, plan, weights)
+    implicit = implicit_seeds(profiles, corpus, weights) if weights.archive_weight else [[] for _ in profiles]
     like = likenesses(
         papers, profiles, corpus, normalise_title, weights=weights, votes=votes, implicit=implicit
     )  # fmt: skip
