@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
@@ -57,12 +57,21 @@ def fault(path: Path, error: sqlite3.Error | UnicodeDecodeError) -> StoreError:
     return StoreError(f"{path}: database error ({said})")
 
 
+IN_CHUNK = 500  # values bound in one IN (...) list: statements stay small, far under SQLite's variable limit
+
+
 class Database:
     """An open database connection. Use ``Store.open(path)`` as a context manager."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+
+    def _rows_in(self, query: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
+        """The rows of ``query`` for ``values``, bound ``IN_CHUNK`` at a time where it says ``{marks}``."""
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = list(values[start : start + IN_CHUNK])
+            yield from self._conn.execute(query.format(marks=", ".join("?" * len(chunk))), chunk)
 
     @classmethod
     @contextmanager

@@ -110,15 +110,12 @@ class Digests(Database):
     def digested_among(self, paper_ids: Sequence[str]) -> dict[str, set[str]]:
         """For each subscriber, which of these papers their digests already had."""
         found: dict[str, set[str]] = {}
-        for start in range(0, len(paper_ids), 500):
-            chunk = list(paper_ids[start : start + 500])
-            rows = self._conn.execute(
-                "SELECT d.subscriber, i.paper FROM digest_items i JOIN digests d ON d.id = i.digest"
-                f" WHERE i.paper IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            for name, paper in rows:
-                found.setdefault(name, set()).add(paper)
+        query = (
+            "SELECT d.subscriber, i.paper FROM digest_items i JOIN digests d ON d.id = i.digest"
+            " WHERE i.paper IN ({marks})"
+        )
+        for name, paper in self._rows_in(query, paper_ids):
+            found.setdefault(name, set()).add(paper)
         return found
 
     def last_digest_at(self, name: str) -> datetime | None:
@@ -131,15 +128,8 @@ class Digests(Database):
 
     def stored_digests(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
         """Several frozen digests by id, in few queries."""
-        found: dict[int, StoredDigest] = {}
-        unique = sorted(set(ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self._conn.execute(
-                _DIGEST_QUERY + f" WHERE d.id IN ({', '.join('?' * len(chunk))}) GROUP BY d.id", chunk
-            )
-            found |= {row["id"]: _stored_digest(row) for row in rows}
-        return found
+        rows = self._rows_in(_DIGEST_QUERY + " WHERE d.id IN ({marks}) GROUP BY d.id", sorted(set(ids)))
+        return {row["id"]: _stored_digest(row) for row in rows}
 
     def recent_digests(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""
@@ -152,15 +142,12 @@ class Digests(Database):
     def digest_papers(self, digest_ids: Sequence[int]) -> dict[int, list[Paper]]:
         """Each digest's papers, best first (for the links of a feed's entries)."""
         found: dict[int, list[Paper]] = {i: [] for i in digest_ids}
-        for start in range(0, len(digest_ids), 500):
-            chunk = list(digest_ids[start : start + 500])
-            rows = self._conn.execute(
-                "SELECT i.digest, p.id, p.title, p.norm_title FROM digest_items i JOIN papers p ON p.id = i.paper"
-                f" WHERE i.digest IN ({', '.join('?' * len(chunk))}) ORDER BY i.digest, i.rank",
-                chunk,
-            )
-            for row in rows:
-                found[row[0]].append(Paper(id=row[1], title=row[2], norm_title=row[3], abstract=None))
+        query = (
+            "SELECT i.digest, p.id, p.title, p.norm_title FROM digest_items i JOIN papers p ON p.id = i.paper"
+            " WHERE i.digest IN ({marks}) ORDER BY i.digest, i.rank"
+        )
+        for row in self._rows_in(query, digest_ids):
+            found[row[0]].append(Paper(id=row[1], title=row[2], norm_title=row[3], abstract=None))
         return found
 
 

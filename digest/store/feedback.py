@@ -41,15 +41,9 @@ class Feedback(Database):
     def votes_of(self, names: Sequence[str]) -> dict[str, list[tuple[str, int, datetime]]]:
         """The (paper, vote, when) of each of these subscribers, for ranking."""
         found: dict[str, list[tuple[str, int, datetime]]] = {}
-        for start in range(0, len(names), 500):
-            chunk = list(names[start : start + 500])
-            rows = self._conn.execute(
-                "SELECT subscriber, paper, vote, at FROM feedback"
-                f" WHERE subscriber IN ({', '.join('?' * len(chunk))}) ORDER BY subscriber, at",
-                chunk,
-            )
-            for name, paper, vote, at in rows:
-                found.setdefault(name, []).append((paper, vote, datetime.fromisoformat(at)))
+        query = "SELECT subscriber, paper, vote, at FROM feedback WHERE subscriber IN ({marks}) ORDER BY subscriber, at"
+        for name, paper, vote, at in self._rows_in(query, names):
+            found.setdefault(name, []).append((paper, vote, datetime.fromisoformat(at)))
         return found
 
     def add_signup(self, signup_id: str, *, email: str, profile: str, at: datetime) -> None:

@@ -62,14 +62,8 @@ class Subscribers(Database):
 
     def link_keys(self, names: Sequence[str]) -> dict[str, str]:
         """The link key of each of these subscribers."""
-        found: dict[str, str] = {}
-        for start in range(0, len(names), 500):
-            chunk = list(names[start : start + 500])
-            rows = self._conn.execute(
-                f"SELECT name, link_key FROM subscribers WHERE name IN ({', '.join('?' * len(chunk))})", chunk
-            )
-            found.update({row[0]: row[1] for row in rows})
-        return found
+        rows = self._rows_in("SELECT name, link_key FROM subscribers WHERE name IN ({marks})", names)
+        return {row[0]: row[1] for row in rows}
 
     def subscriber(self, name: str) -> Subscriber | None:
         row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
