@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -84,10 +85,8 @@ class Corpus:
         self._max_idf = float(idf.max()) if len(idf) else 1.0
         counts = np.bincount(self._matrix.indices, minlength=len(idf)) if len(papers) else np.zeros(len(idf))
         self._count = {term: int(counts[index]) for term, index in vocabulary.items()}  # papers with the word
-        self._share = {term: n / max(len(papers), 1) for term, n in self._count.items()}
         self._last_vectors: tuple[tuple[str, ...], sp.csr_matrix] | None = None
         self.implicit: dict[tuple[tuple[tuple[str, float], ...], Weights], list[int]] = {}  # best archive rows
-        self._columns = self._matrix.tocsc()  # which papers have each word
         self._token_cache: dict[int, list[str]] = {}
         self._papers = papers
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
@@ -103,7 +102,7 @@ class Corpus:
 
     def distinctive(self, word: str) -> bool:
         """Whether a word is rare enough to stand for a phrase: in at most ``COMMON_SHARE`` of the archive."""
-        return self._share.get(word, 0.0) <= COMMON_SHARE
+        return self._count.get(word, 0) <= COMMON_SHARE * max(self.size, 1)
 
     def keyword(self, label: str) -> Keyword:
         """A profile term as the ranker reads it, worked out once per archive (profiles share most terms).
@@ -145,8 +144,14 @@ class Corpus:
 
     def _rows_with(self, word: str) -> set[int]:
         """The archive rows whose text has this (content) word."""
+        columns = self._columns
         column = self._vectorizer.vocabulary_[word]
-        return set(self._columns.indices[self._columns.indptr[column] : self._columns.indptr[column + 1]].tolist())
+        return set(columns.indices[columns.indptr[column] : columns.indptr[column + 1]].tolist())
+
+    @cached_property
+    def _columns(self) -> sp.csc_matrix:
+        """Which papers have each word (made when a phrase's words are first weighed)."""
+        return self._matrix.tocsc()
 
     def _tokens(self, row: int) -> list[str]:
         """A paper's folded words, kept for the papers a phrase was looked for in."""
@@ -155,8 +160,9 @@ class Corpus:
             found = self._token_cache[row] = tokens(document(self._papers[row]))
         return found
 
+    @cached_property
     def presence(self) -> sp.csr_matrix:
-        """archive x vocabulary, 1 where the paper has the (content) word."""
+        """archive x vocabulary, 1 where the paper has the (content) word (made once per archive)."""
         found = self._matrix.copy()
         found.data[:] = 1.0
         return found

@@ -52,12 +52,13 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     return explained
 
 
-_LIKENESS = {  # kind of likeness -> the reason's kind and detail, and the least contribution to show
-    "seed": ("seed", None, 1e-9),
-    "liked": ("seed", "liked", 1e-9),
-    "archive": ("seed", "archive", 1e-9),
-    "disliked": ("less", None, 1e-9),
+_LIKENESS = {  # kind of likeness -> the reason's kind and detail
+    "seed": ("seed", None),
+    "liked": ("seed", "liked"),
+    "archive": ("seed", "archive"),
+    "disliked": ("less", None),
 }
+_LEAST = 1e-9  # a likeness contributing less than this gives no reason
 
 
 def _likeness_reasons(
@@ -66,9 +67,9 @@ def _likeness_reasons(
     """Per pair, the reason a likeness gives (its closest paper and contribution), or None."""
     value = (found.score[rows, columns].astype(np.float64) * weights.strength(kind)).tolist()
     best = found.closest(rows, columns)
-    reason_kind, detail, least = _LIKENESS[kind]
+    reason_kind, detail = _LIKENESS[kind]
     return [
-        Reason(reason_kind, found.titles[b], round(v, 4), (), detail) if b >= 0 and abs(v) >= least else None
+        Reason(reason_kind, found.titles[b], round(v, 4), (), detail) if b >= 0 and abs(v) >= _LEAST else None
         for v, b in zip(value, best, strict=True)
     ]
 

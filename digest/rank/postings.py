@@ -49,10 +49,6 @@ class Postings:
         columns = np.repeat(np.fromiter(vocabulary.values(), np.int64, len(vocabulary)), [len(r) for r, _ in found])
         return sp.csr_matrix((data, (rows, columns)), shape=(self.rows, max(len(vocabulary), 1)))
 
-    def rows_with(self, phrase: str) -> set[int]:
-        """The rows whose text has the phrase (folded words, in order)."""
-        return set(self._occurrences(phrase))
-
     def _array(self, phrase: str) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         found = self._arrays.get(phrase)
         if found is None:

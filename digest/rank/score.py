@@ -14,17 +14,13 @@ from digest.models import Paper, Profile, Ranked
 from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, content_tokens, document
 from digest.rank.explain import explain
 from digest.rank.plan import Features, Likeness, Plan, make_plan
-from digest.rank.postings import Postings, day_postings
+from digest.rank.postings import day_postings
 from digest.rank.trending import trend_prior
 
 
 def day_features(papers: Sequence[Paper], plan: Plan, weights: Weights) -> Features:
-    return features_of(day_postings(papers), plan, weights)
-
-
-def features_of(postings: tuple[Postings, Postings], plan: Plan, weights: Weights) -> Features:
     """Title hits (0/1), saturated abstract hits and their weighted sum, papers x vocabulary."""
-    titles, abstracts = postings
+    titles, abstracts = day_postings(papers)
     title = titles.hits(plan.vocabulary).tocsr()
     title.data[:] = 1.0
     counts = abstracts.hits(plan.vocabulary).tocoo()
@@ -213,7 +209,7 @@ def _archive_matches(corpus: Corpus, profiles: Sequence[Profile]) -> NDArray[np.
             need.append(len(found))
             term_weight.append(weight * corpus.keyword(label).idf)
             term_profile.append(column)
-    presence = corpus.presence()
+    presence = corpus.presence
     shape = (presence.shape[1], max(len(need), 1))
     terms = sp.csr_matrix((np.ones(len(words), dtype=np.float32), (words, word_term)), shape=shape)
     has = (presence @ terms).toarray() >= np.asarray(need or [1], dtype=np.float32)[None, :]
