@@ -84,10 +84,7 @@ def read_signup(secret: str, token: str) -> str | None:
     claim = read(token) if token.count(".") == 1 else None
     if claim is None or claim.purpose != SIGNUP:
         return None
-    body = _unb64(token.partition(".")[0])
-    signup_id = body[1:].decode(errors="replace")
-    ok = check(secret, token, Claim(SIGNUP, "", signup_id), name="")
-    return signup_id if ok else None
+    return claim.data if check(secret, token, claim, name="") else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +122,6 @@ def links_for(name: str, key: str, settings: DeliverySettings) -> Links | None:
     if not base or not secret or not key:
         return None
     return Links(base, secret, name, key)
-
-
-def unsubscribe_url(name: str, key: str, settings: DeliverySettings) -> str | None:
-    """The one-click unsubscribe link (RFC 8058), when a base URL and a secret are set."""
-    found = links_for(name, key, settings)
-    return found.unsubscribe if found else None
 
 
 def parse_feedback(data: str) -> tuple[int, str, str] | None:
