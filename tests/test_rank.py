@@ -6,6 +6,7 @@ import dataclasses
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -172,6 +173,16 @@ def test_rank_all_is_rank_for_each_profile() -> None:
     assert together == [ranked(day, p) for p in people]
 
 
+def test_rank_all_with_votes_for_some_profiles_is_rank_for_each() -> None:
+    """Votes held only for the profiles that have them still reach the right profile, and only it."""
+    people = bench_profiles()
+    day, earlier = list(seed_days()[0].papers), list(seed_days()[1].papers)
+    votes = {p.name: [(earlier[n].id, 1.0), (earlier[n + 1].id, -0.5)] for n, p in enumerate(people) if n % 3 == 1}
+    together = rank.rank_all(day, people, corpus=corpus(), normalise_title=ingest.normalise_title, votes=votes)
+    assert together == [ranked(day, p, votes=votes.get(p.name, [])) for p in people]
+    assert together != rank.rank_all(day, people, corpus=corpus(), normalise_title=ingest.normalise_title)
+
+
 def test_empty_inputs() -> None:
     assert rank.rank_all([], bench_profiles(), corpus=corpus(), normalise_title=ingest.normalise_title) == [[]] * len(
         bench_profiles()
@@ -313,7 +324,21 @@ def test_the_archive_lends_a_profile_the_words_its_papers_share() -> None:
     assert quiet, "no paper without the keyword got credit from the archive"
     said = render.describe(next(r for r in quiet[0].why if r.detail == "archive"))
     assert said.startswith("like the archive's best matches for your keywords, such as “")
-    [(key, rows)] = fresh.implicit.items()
-    assert key[0] == person.keywords and 0 < len(rows) <= 10
+    [(weights, found)] = fresh.implicit.items()
+    [(keywords, rows)] = found.items()
+    assert keywords == person.keywords and 0 < len(rows) <= 10
     rank.rank(day, person, corpus=fresh, normalise_title=ingest.normalise_title)
-    assert fresh.implicit[key] is rows  # worked out once per archive and keywords
+    assert fresh.implicit[weights][keywords] is rows  # worked out once per archive and keywords
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e4, max_value=1e4, allow_nan=False), max_size=50),
+    st.lists(st.integers(min_value=-20000, max_value=20000), max_size=50),
+)
+def test_scores_are_rounded_as_python_rounds_them(values: list[float], halves: list[int]) -> None:
+    """The vectorised rounding gives the very floats round(v, 4) gives, also at halves (0.00125, -0.00005…)."""
+    from digest.rank.explain import rounded
+
+    near = [(k + 0.5) / 1e4 for k in halves] + [float(np.float32((k + 0.5) / 1e4)) for k in halves]
+    assert [repr(v) for v in rounded(np.asarray(values + near))] == [repr(round(v, 4)) for v in values + near]

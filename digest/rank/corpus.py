@@ -11,6 +11,7 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from digest.models import Paper
@@ -54,6 +55,8 @@ def phrase_of(term: str) -> str:
     return " ".join(tokens(term))
 
 
+Keywords = tuple[tuple[str, float], ...]  # a profile's terms and weights
+
 COMMON_SHARE = 0.2  # a word in more than this share of the archive is common: it never counts on its own
 PARTIAL_FROM = 2  # distinctive words of a phrase found together earn partial credit
 STANDS_FOR = 0.2  # ... and one alone does if at least this share of the archive's papers with it have the phrase
@@ -86,7 +89,11 @@ class Corpus:
         counts = np.bincount(self._matrix.indices, minlength=len(idf)) if len(papers) else np.zeros(len(idf))
         self._count = {term: int(counts[index]) for term, index in vocabulary.items()}  # papers with the word
         self._last_vectors: tuple[tuple[str, ...], sp.csr_matrix] | None = None
-        self.implicit: dict[tuple[tuple[tuple[str, float], ...], Weights], list[int]] = {}  # best archive rows
+        self._last_similarity: tuple[tuple[str, ...], NDArray[np.float32]] | None = None
+        self._term_rows: dict[str, NDArray[np.int64] | None] = {}
+        self.implicit: dict[
+            Weights, dict[Keywords, NDArray[np.int32]]
+        ] = {}  # per weights: keywords -> best archive rows
         self._token_cache: dict[int, list[str]] = {}
         self._papers = papers
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
@@ -144,9 +151,7 @@ class Corpus:
 
     def _rows_with(self, word: str) -> set[int]:
         """The archive rows whose text has this (content) word."""
-        columns = self._columns
-        column = self._vectorizer.vocabulary_[word]
-        return set(columns.indices[columns.indptr[column] : columns.indptr[column + 1]].tolist())
+        return set(self._column_rows(self._vectorizer.vocabulary_[word]).tolist())
 
     @cached_property
     def _columns(self) -> sp.csc_matrix:
@@ -160,23 +165,41 @@ class Corpus:
             found = self._token_cache[row] = tokens(document(self._papers[row]))
         return found
 
-    @cached_property
-    def presence(self) -> sp.csr_matrix:
-        """archive x vocabulary, 1 where the paper has the (content) word (made once per archive)."""
-        found = self._matrix.copy()
-        found.data[:] = 1.0
-        return found
-
-    def word_index(self, word: str) -> int | None:
-        found = self._vectorizer.vocabulary_.get(word)
-        return None if found is None else int(found)
-
     def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows for papers, in the archive's space (the last day's kept: batches share it)."""
         key = tuple(p.id for p in papers)
         if self._last_vectors is None or self._last_vectors[0] != key:
             self._last_vectors = (key, self._vectorizer.transform([document(p) for p in papers]).tocsr())
         return self._last_vectors[1]
+
+    def similarity(self, papers: Sequence[Paper]) -> NDArray[np.float32]:
+        """papers x archive: each paper's cosine with every archive paper (the last day's kept: batches share it).
+
+        Dense, 4 bytes a pair: 1,000 papers against an archive of 20,000 hold 80 MB.
+        """
+        key = tuple(p.id for p in papers)
+        if self._last_similarity is None or self._last_similarity[0] != key:
+            found = (self.vectors(papers) @ self._matrix.T).toarray().astype(np.float32, copy=False)
+            self._last_similarity = (key, found)
+        return self._last_similarity[1]
+
+    def term_rows(self, label: str) -> NDArray[np.int64] | None:
+        """The archive rows that have every content word of a term, anywhere (kept per term); None for a
+        term with a word the archive never had (or none at all)."""
+        if label not in self._term_rows:
+            words = list(dict.fromkeys(content_tokens(label)))
+            columns = [c for w in words if (c := self._vectorizer.vocabulary_.get(w)) is not None]
+            found: NDArray[np.int64] | None = None
+            if words and len(columns) == len(words):
+                found = np.arange(self.size, dtype=np.int64)
+                for column in columns:
+                    found = np.intersect1d(found, self._column_rows(int(column)), assume_unique=True)
+            self._term_rows[label] = found
+        return self._term_rows[label]
+
+    def _column_rows(self, column: int) -> NDArray[np.int64]:
+        columns = self._columns
+        return np.asarray(columns.indices[columns.indptr[column] : columns.indptr[column + 1]], dtype=np.int64)
 
     def seed_row(self, norm_title: str) -> int | None:
         """The archive row of a seed paper, by normalised title."""
@@ -186,9 +209,10 @@ class Corpus:
         """The archive row of a paper, by id (a voted paper)."""
         return self._row_of_id.get(paper_id)
 
-    def rows(self, index: Sequence[int]) -> sp.csr_matrix:
-        """The archive's TF-IDF rows at these indices."""
-        return self._matrix[np.asarray(index, dtype=np.int64)]
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """archive x vocabulary: the archive's L2-normalised TF-IDF rows (read only)."""
+        return self._matrix
 
     def title(self, index: int) -> str:
         return self._titles[index]

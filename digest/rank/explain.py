@@ -33,23 +33,34 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     if not len(rows):
         return []
     reasons, matched = _keyword_reasons(rows, columns, plan, features, weights)
-    likeness = [_likeness_reasons(rows, columns, kind, found, weights) for kind, found in like.items()]
-    trend = (relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]).tolist()
+    for kind, found in like.items():
+        _add_likeness(reasons, matched, (rows, columns, relevance.shape[1]), kind, found=found, weights=weights)
+    trend = relevance[rows, columns].astype(np.float64) * weights.trending_weight * prior[rows]
+    trending = np.flatnonzero(trend > 0)
     details: dict[int, str | None] = {}
+    for n, r, value in zip(trending.tolist(), rows[trending].tolist(), rounded(trend[trending]), strict=True):
+        if r not in details:
+            details[r] = _trend_detail(papers[r])
+        reasons[n].append(Reason("trending", "trending", value, (), details[r]))
     explained = []
-    for n, (r, found_reasons) in enumerate(zip(rows.tolist(), reasons, strict=True)):
-        similar = [reason for made in likeness if (reason := made[n]) is not None]
-        found_reasons.extend(similar)
-        if trend[n] > 0:
-            if r not in details:
-                details[r] = _trend_detail(papers[r])
-            found_reasons.append(Reason("trending", "trending", round(trend[n], 4), (), details[r]))
+    for found_reasons, any_match in zip(reasons, matched, strict=True):
         if len(found_reasons) > 1:
             found_reasons.sort(key=_SCORE, reverse=True)  # stable: equal scores keep their order
-        if not (matched[n] or any(reason.kind == "seed" for reason in similar)):
+        if not any_match:
             found_reasons.insert(0, _NOTHING)
         explained.append(tuple(found_reasons))
     return explained
+
+
+def rounded(values: NDArray[np.floating]) -> list[float]:
+    """``[round(v, 4) for v in values]``, the same floats, vectorised: only values next to a half are left to
+    Python (numpy's rounding can fall the other way there)."""
+    values = np.asarray(values, dtype=np.float64)
+    scaled = values * 1e4
+    found: list[float] = (np.rint(scaled) / 1e4).tolist()
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6).tolist():
+        found[i] = round(float(values[i]), 4)
+    return found
 
 
 _LIKENESS = {  # kind of likeness -> the reason's kind and detail
@@ -61,17 +72,28 @@ _LIKENESS = {  # kind of likeness -> the reason's kind and detail
 _LEAST = 1e-9  # a likeness contributing less than this gives no reason
 
 
-def _likeness_reasons(
-    rows: NDArray[np.int64], columns: NDArray[np.int64], kind: str, found: Likeness, weights: Weights
-) -> list[Reason | None]:
-    """Per pair, the reason a likeness gives (its closest paper and contribution), or None."""
-    value = (found.score[rows, columns].astype(np.float64) * weights.strength(kind)).tolist()
-    best = found.closest(rows, columns)
+def _add_likeness(
+    reasons: list[list[Reason]],
+    matched: list[bool],
+    pairs: tuple[NDArray[np.int64], NDArray[np.int64], int],
+    kind: str,
+    *,
+    found: Likeness,
+    weights: Weights,
+) -> None:
+    """Each pair's reason from a likeness (its closest paper and contribution), where it contributed; a seed-like
+    reason counts as a match."""
+    if not len(found.owners):
+        return
+    rows, columns, profiles = pairs
+    score, best = found.at(rows, columns, profiles)
+    value = score.astype(np.float64) * weights.strength(kind)
+    given = np.flatnonzero((best >= 0) & (np.abs(value) >= _LEAST))
     reason_kind, detail = _LIKENESS[kind]
-    return [
-        Reason(reason_kind, found.titles[b], round(v, 4), (), detail) if b >= 0 and abs(v) >= _LEAST else None
-        for v, b in zip(value, best, strict=True)
-    ]
+    for n, v, b in zip(given.tolist(), rounded(value[given]), best[given].tolist(), strict=True):
+        reasons[n].append(Reason(reason_kind, found.title(found.rows[b]), v, (), detail))
+        if reason_kind == "seed":
+            matched[n] = True
 
 
 def _keyword_reasons(
@@ -119,7 +141,7 @@ def _keyword_reasons(
     for owner, t, value, is_whole, place, first, size in zip(
         pair[keep].tolist(),
         term[keep].tolist(),
-        score[keep].tolist(),
+        rounded(score[keep]),
         whole.tolist(),
         places,
         first_word,
@@ -130,7 +152,7 @@ def _keyword_reasons(
         if not is_whole:
             labels = [table.word_label[word_index[w]] for w in range(first, first + size) if found_words[w]]
             detail = "only " + ", ".join(labels)
-        reasons[owner].append(Reason("keyword", table.label[t], round(value, 4), _WHERE[place], detail))
+        reasons[owner].append(Reason("keyword", table.label[t], value, _WHERE[place], detail))
     matched = (np.bincount(pair[keep], minlength=len(rows)) > 0).tolist()
     return reasons, matched
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,14 +168,25 @@ class Features:
 
 @dataclass
 class Likeness:
-    """papers x profiles likeness to a set of papers per profile (seeds, liked, disliked or archive matches)."""
+    """A day's papers' likeness to a set of papers per profile (seeds, liked, disliked or archive matches), held
+    for the profiles that have such papers only (most profiles have no votes)."""
 
-    score: NDArray[np.float32]  # 0 where the profile has none
-    titles: list[str]  # of the rows
-    best: NDArray[np.int64] | None = None  # papers x profiles: the most similar row (index into titles), -1 if none
+    owners: NDArray[np.int64]  # the profile column of each of score's columns
+    score: NDArray[np.float32]  # papers x owners
+    best: NDArray[np.int32]  # papers x owners: the most similar of the profile's rows (an index into ``rows``)
+    rows: list[int]  # archive rows
+    title: Callable[[int], str]  # an archive row's title
 
-    def closest(self, papers: NDArray[np.int64], columns: NDArray[np.int64]) -> list[int]:
-        """For each (paper row, profile column) pair, the most similar of the profile's rows, or -1."""
-        if self.best is None:
-            return [-1] * len(papers)
-        return [int(b) for b in self.best[papers, columns]]
+    def at(
+        self, papers: NDArray[np.int64], columns: NDArray[np.int64], profiles: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """The likeness at (paper row, profile column) pairs (0 where the profile has none) and its closest row (-1)."""
+        slot = np.full(profiles, -1, dtype=np.int64)
+        slot[self.owners] = np.arange(len(self.owners))
+        found = slot[columns]
+        has = np.flatnonzero(found >= 0)
+        value = np.zeros(len(papers), dtype=np.float32)
+        value[has] = self.score[papers[has], found[has]]
+        best = np.full(len(papers), -1, dtype=np.int64)
+        best[has] = self.best[papers[has], found[has]]
+        return value, best

@@ -11,8 +11,8 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from digest.models import Paper, Profile, Ranked
-from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, content_tokens, document
-from digest.rank.explain import explain
+from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, document
+from digest.rank.explain import explain, rounded
 from digest.rank.plan import Features, Likeness, Plan, make_plan
 from digest.rank.postings import day_postings
 from digest.rank.trending import trend_prior
@@ -75,7 +75,7 @@ def likenesses(
     *,
     weights: Weights,
     votes: Votes | None,
-    implicit: list[list[int]],
+    implicit: list[NDArray[np.int32]],
 ) -> dict[str, Likeness]:
     """Each paper's likeness to each profile's seeds, liked papers and best archive matches (Rocchio), and to
     its disliked papers (the closest one): ``seed``, ``liked``, ``archive`` and ``disliked``.
@@ -89,24 +89,19 @@ def likenesses(
             rows["seed"].add(corpus.seed_row(normalise(seed)), column, 1.0)
         for paper_id, weight in (votes or {}).get(profile.name, ()):
             rows["liked" if weight > 0 else "disliked"].add(corpus.paper_row(paper_id), column, abs(weight))
-        for index in implicit[column]:
-            rows["archive"].add(index, column, 1.0)
-    shape = (len(papers), len(profiles))
-    found = {
-        kind: Likeness(np.zeros(shape, dtype=np.float32), [corpus.title(i) for i in group.index])
-        for kind, group in rows.items()
-    }
-    if any(group.index for group in rows.values()):
-        day = corpus.vectors(papers)
-        for kind, group in rows.items():
-            if group.index and kind == "disliked":
-                _closest(day, corpus.rows(group.index), group, found[kind])
-            elif group.index:
-                matrix, contrast = corpus.rows(group.index), weights.seed_contrast
-                _rocchio(
-                    day, matrix, group, centroid=corpus.centroid, contrast=contrast, found=found[kind],
-                    closest=kind != "archive",  # a profile's 10 archive matches for every paper cost a lot
-                )  # fmt: skip
+        rows["archive"].extend(implicit[column].tolist(), column)
+    found = {}
+    for kind, group in rows.items():
+        if not group.index:
+            score, best = np.zeros((len(papers), 0), dtype=np.float32), np.zeros((len(papers), 0), dtype=np.int32)
+        elif kind == "disliked":
+            score, best = _closest(corpus.similarity(papers), group)
+        else:
+            day, similarity = corpus.vectors(papers), corpus.similarity(papers)
+            contrast = weights.seed_contrast
+            score = _rocchio(day, similarity, corpus.matrix, group, centroid=corpus.centroid, contrast=contrast)
+            best = _closest_row(similarity, group, first=kind == "archive")
+        found[kind] = Likeness(group.groups()[0], score, best, group.index, corpus.title)
     return found
 
 
@@ -125,110 +120,138 @@ class _Rows:
         self.owner.append(column)
         self.weight.append(weight)
 
+    def extend(self, index: list[int], column: int) -> None:
+        """Rows of equal weight."""
+        self.index += index
+        self.owner += [column] * len(index)
+        self.weight += [1.0] * len(index)
+
     def groups(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-        """Where each profile's rows start and stop, and its column."""
-        owners = np.asarray(self.owner)
-        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        return starts, np.r_[starts[1:], len(owners)], owners[starts]
+        """Each profile column that has rows, and where its rows start and stop."""
+        owners = np.asarray(self.owner, dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
+        return owners[starts], starts, np.r_[starts[1:], len(owners)].astype(np.int64)
 
 
 def _rocchio(
     day: sp.csr_matrix,
-    rows: sp.csr_matrix,
+    similarity: NDArray[np.float32],
+    archive: sp.csr_matrix,
     good: _Rows,
     *,
     centroid: NDArray[np.float32],
     contrast: float,
-    found: Likeness,
-    closest: bool = True,
-) -> None:
-    """cos(d, q) for q = the weighted mean of a profile's rows - contrast * centroid, from products that stay sparse.
+) -> NDArray[np.float32]:
+    """papers x profiles: cos(d, q) for q = the weighted mean of a profile's rows - contrast * centroid, from the
+    papers' cosines with the archive (``similarity``) and products that stay sparse.
 
     With P = sum_j a_j s_j (a: the rows' weights over their profile's total),
     d.q = sum_j a_j d.s_j - contrast d.c and |q|^2 = |P|^2 - 2 contrast P.c + contrast^2 |c|^2.
     """
-    starts, stops, columns = good.groups()
+    _, starts, stops = good.groups()
     weight = np.asarray(good.weight, dtype=np.float64)
-    share = weight / np.repeat(np.add.reduceat(weight, starts), stops - starts)
+    share = (weight / np.repeat(np.add.reduceat(weight, starts), stops - starts)).astype(np.float32)
     group = np.repeat(np.arange(len(starts)), stops - starts)
-    mean = sp.csr_matrix((share, (group, np.arange(len(share)))), shape=(len(starts), rows.shape[0])) @ rows
-    dot = (day @ mean.T).toarray() - contrast * (day @ centroid)[:, None]
+    mix = sp.csr_matrix((share, (group, good.index)), shape=(len(starts), similarity.shape[1]))
+    mean = mix @ archive  # the P of every profile
+    dot = (mix @ similarity.T).T - contrast * (day @ centroid)[:, None]  # sum_j a_j d.s_j, from d.s for every s
     norms = np.asarray(mean.multiply(mean).sum(axis=1)).ravel() - 2 * contrast * (mean @ centroid)
     norms += contrast**2 * float(centroid @ centroid)
-    found.score[:, columns] = np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None)
-    found.best = np.full(found.score.shape, -1, dtype=np.int64)
-    if not closest:  # the reason names the profile's first row (for archive matches: the best keyword match)
-        found.best[:, columns] = starts
-        return
-    cosine = (day @ rows.T).toarray()  # papers x rows: the closest of each profile's rows, for the reasons
-    for column, start, stop in zip(columns, starts, stops, strict=True):
-        found.best[:, column] = start + np.argmax(cosine[:, start:stop], axis=1)
+    return np.asarray(np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None), dtype=np.float32)
+
+
+def _closest_row(similarity: NDArray[np.float32], good: _Rows, *, first: bool) -> NDArray[np.int32]:
+    """papers x profiles: the profile's row most like each paper, for the reasons; with ``first``, its first row
+    (for archive matches, the best keyword match: the closest of ten rows for every paper costs a lot)."""
+    _, starts, stops = good.groups()
+    if first:
+        return np.broadcast_to(starts.astype(np.int32)[None, :], (similarity.shape[0], len(starts)))
+    best = np.empty((similarity.shape[0], len(starts)), dtype=np.int32)
+    cosine = similarity[:, good.index]  # papers x rows
+    for slot, (start, stop) in enumerate(zip(starts, stops, strict=True)):
+        best[:, slot] = start + np.argmax(cosine[:, start:stop], axis=1)
+    return best
 
 
 IMPLICIT_DEPTH = 10  # a profile's best keyword matches in the archive that act as implicit seeds
 IMPLICIT_FLOOR = 0.2  # ... each scoring at least this on keywords alone
 
 
-def implicit_seeds(profiles: Sequence[Profile], corpus: Corpus, weights: Weights) -> list[list[int]]:
+def implicit_seeds(
+    profiles: Sequence[Profile], plan: Plan, corpus: Corpus, weights: Weights
+) -> list[NDArray[np.int32]]:
     """Each profile's best keyword matches across the whole archive, as archive rows (pseudo-relevance feedback).
 
     An archive paper matches a term when it has all the term's content words
     (anywhere: the archive is not indexed by phrase); a match counts the term's
-    weight times its idf, over the profile's total. Worked out once per archive,
-    set of keywords and weights (``Corpus.implicit``).
+    weight times its idf, over the profile's total. The best ``IMPLICIT_DEPTH``
+    scoring at least ``IMPLICIT_FLOOR``, best first, ties by archive row; worked
+    out once per archive, set of keywords and weights (``Corpus.implicit``).
     """
-    missing = [c for c, p in enumerate(profiles) if (p.keywords, weights) not in corpus.implicit]
+    known = corpus.implicit.setdefault(weights, {})
+    missing = [c for c, p in enumerate(profiles) if p.keywords not in known]
     if missing and corpus.size:
-        scores = _archive_matches(corpus, [profiles[c] for c in missing])
-        depth = min(IMPLICIT_DEPTH, scores.shape[0])
-        top = np.argpartition(-scores, depth - 1, axis=0)[:depth]  # each column's best, unordered
-        values = np.take_along_axis(scores, top, axis=0)
-        order = np.lexsort((top, -values), axis=0)  # best first, ties by archive row
-        top, values = np.take_along_axis(top, order, axis=0), np.take_along_axis(values, order, axis=0)
-        for j, c in enumerate(missing):
-            chosen = [int(i) for i, v in zip(top[:, j], values[:, j], strict=True) if v >= IMPLICIT_FLOOR]
-            corpus.implicit[profiles[c].keywords, weights] = chosen
-    return [corpus.implicit.get((p.keywords, weights), []) for p in profiles]
+        scores = _archive_matches(corpus, plan, np.asarray(missing, dtype=np.int64))
+        owner = np.repeat(np.arange(len(missing)), np.diff(scores.indptr))
+        value = np.round(scores.data, 5)  # equal shares summed in another order are still equal
+        order = np.lexsort((-value, owner))  # per profile: best first; stable, so ties by archive row
+        keep = order[np.arange(len(order)) - scores.indptr[owner[order]] < IMPLICIT_DEPTH]
+        bounds = np.cumsum(np.bincount(owner[keep], minlength=len(missing))).tolist()
+        chosen = scores.indices[keep].astype(np.int32)  # kept per profile: an array is a fifth of a list's memory
+        for c, start, stop in zip(missing, [0, *bounds], bounds, strict=False):
+            known[profiles[c].keywords] = chosen[start:stop]
+    return [known.get(p.keywords, _NONE) for p in profiles]
 
 
-def _archive_matches(corpus: Corpus, profiles: Sequence[Profile]) -> NDArray[np.float32]:
-    """archive x profiles: the share of each profile's keyword weight whose words an archive paper has."""
-    words: list[int] = []  # per (term, word)
-    word_term: list[int] = []
-    need: list[int] = []  # per term: how many words it has
-    term_weight: list[float] = []
-    term_profile: list[int] = []
-    for column, profile in enumerate(profiles):
-        for label, weight in profile.keywords:
-            wanted = content_tokens(label)
-            found = [i for w in wanted if (i := corpus.word_index(w)) is not None]
-            if not found or len(found) < len(wanted):
-                continue  # a word the archive never had: no paper has the whole term
-            words += found
-            word_term += [len(need)] * len(found)
-            need.append(len(found))
-            term_weight.append(weight * corpus.keyword(label).idf)
-            term_profile.append(column)
-    presence = corpus.presence
-    shape = (presence.shape[1], max(len(need), 1))
-    terms = sp.csr_matrix((np.ones(len(words), dtype=np.float32), (words, word_term)), shape=shape)
-    has = (presence @ terms).toarray() >= np.asarray(need or [1], dtype=np.float32)[None, :]
-    strength = np.asarray(term_weight or [0.0], dtype=np.float32)
-    owner = sp.csr_matrix((strength, (np.arange(len(strength)), term_profile or [0])), shape=(shape[1], len(profiles)))
-    totals = np.asarray(owner.sum(axis=0)).ravel()
-    matched = sp.csr_matrix(has.astype(np.float32)) @ owner
-    return np.asarray(matched.toarray() / np.maximum(totals, 1e-9), dtype=np.float32)
+_NONE = np.zeros(0, dtype=np.int32)
 
 
-def _closest(day: sp.csr_matrix, rows: sp.csr_matrix, bad: _Rows, found: Likeness) -> None:
-    """Each paper's likeness to the most similar of the profile's rows, times that row's weight."""
-    likeness = (day @ rows.T).toarray() * np.asarray(bad.weight)[None, :]  # papers x rows
-    starts, stops, columns = bad.groups()
-    found.best = np.full(found.score.shape, -1, dtype=np.int64)
-    for start, stop, column in zip(starts, stops, columns, strict=True):
+def _archive_matches(corpus: Corpus, plan: Plan, columns: NDArray[np.int64]) -> sp.csr_matrix:
+    """columns x archive: the share of each profile's keyword weight whose words an archive paper has, where it
+    reaches ``IMPLICIT_FLOOR`` (profiles x terms of weight shares, times terms x archive of 0/1)."""
+    table = plan.table
+    slot = np.full(len(table.count), -1, dtype=np.int64)
+    slot[columns] = np.arange(len(columns))
+    owner = slot[np.repeat(np.arange(len(table.count)), table.count)]  # per term: its row here, or -1
+    ours = np.flatnonzero(owner >= 0)
+    term, has = _term_presence(corpus, [table.label[t] for t in ours.tolist()])
+    ours, term = ours[term >= 0], term[term >= 0]  # a term with a word the archive never had: no paper has it
+    totals = np.bincount(owner[ours], table.weight[ours], minlength=len(columns))
+    share = (table.weight[ours] / np.maximum(totals[owner[ours]], 1e-9)).astype(np.float32)
+    matched = sp.csr_matrix((share, (owner[ours], term)), shape=(len(columns), has.shape[0])) @ has
+    matched.data[matched.data < IMPLICIT_FLOOR] = 0.0
+    matched.eliminate_zeros()  # below the floor: never a seed, and the rest sorts faster
+    matched.sort_indices()
+    return matched
+
+
+def _term_presence(corpus: Corpus, labels: list[str]) -> tuple[NDArray[np.int64], sp.csr_matrix]:
+    """Per label, its row in a (distinct terms x archive) 0/1 matrix of which papers have the term, or -1 for a
+    term with a word the archive never had."""
+    distinct: dict[str, int] = {}
+    found: list[NDArray[np.int64]] = []
+    for label in dict.fromkeys(labels):
+        if (rows := corpus.term_rows(label)) is not None:
+            distinct[label] = len(found)
+            found.append(rows)
+    where = np.concatenate([*found, np.zeros(0, dtype=np.int64)])
+    starts = np.r_[0, np.cumsum([len(rows) for rows in found], dtype=np.int64)]
+    has = sp.csr_matrix((np.ones(len(where), dtype=np.float32), where, starts), shape=(len(found), corpus.size))
+    return np.asarray([distinct.get(label, -1) for label in labels], dtype=np.int64), has
+
+
+def _closest(similarity: NDArray[np.float32], bad: _Rows) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+    """papers x profiles: each paper's likeness to the most similar of the profile's rows, times that row's weight,
+    and which row that is."""
+    _, starts, stops = bad.groups()
+    likeness = similarity[:, bad.index] * np.asarray(bad.weight, dtype=np.float32)[None, :]  # papers x rows
+    score = np.empty((similarity.shape[0], len(starts)), dtype=np.float32)
+    best = np.empty(score.shape, dtype=np.int32)
+    for slot, (start, stop) in enumerate(zip(starts, stops, strict=True)):
         closest = np.argmax(likeness[:, start:stop], axis=1)
-        found.score[:, column] = np.clip(likeness[np.arange(len(closest)), start + closest], 0.0, None)
-        found.best[:, column] = start + closest
+        score[:, slot] = np.clip(likeness[np.arange(len(closest)), start + closest], 0.0, None)
+        best[:, slot] = start + closest
+    return score, best
 
 
 def rank_all(
@@ -256,12 +279,15 @@ def rank_all(
     plan = make_plan(profiles, corpus, weights)
     features = day_features(papers, plan, weights)
     keyword = keyword_scores(features, plan)
-    implicit = implicit_seeds(profiles, corpus, weights) if weights.archive_weight else [[] for _ in profiles]
+    implicit = implicit_seeds(profiles, plan, corpus, weights) if weights.archive_weight else [_NONE] * len(profiles)
     like = likenesses(
         papers, profiles, corpus, normalise_title, weights=weights, votes=votes, implicit=implicit
     )  # fmt: skip
     prior = trend_prior(papers)
-    relevance = keyword + sum(weights.strength(kind) * found.score for kind, found in like.items())
+    liking = np.zeros_like(keyword)
+    for kind, found in like.items():
+        liking[:, found.owners] += weights.strength(kind) * found.score
+    relevance = keyword + liking
     scores = relevance * (1.0 + weights.trending_weight * prior[:, None])
     blocked = _blocked(papers, profiles, normalise_title, seen, votes)
     scores = np.where(blocked, -np.inf, scores).astype(np.float32)
@@ -273,12 +299,9 @@ def rank_all(
     rows = np.asarray([i for order in orders for i in order], dtype=np.int64)
     columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
     why = iter(explain(rows, columns, papers, plan, features, like, relevance, prior, weights))
+    score = iter(rounded(by_rows[columns, rows]))
     return [
-        [
-            Ranked(paper=papers[i], rank=place, score=round(value, 4), why=next(why))
-            for place, (i, value) in enumerate(zip(order, by_rows[column, order].tolist(), strict=True), start=1)
-        ]
-        for column, order in enumerate(orders)
+        [Ranked(papers[i], place, next(score), next(why)) for place, i in enumerate(order, start=1)] for order in orders
     ]
 
 
