@@ -50,6 +50,13 @@ class Paper:
     upvotes: int | None = None
     position: int | None = None
     line: int | None = None
+    # What Hugging Face's JSON brings beside (``hf-json`` dumps); empty or None from a text page.
+    authors: tuple[str, ...] = ()
+    comments: int | None = None
+    github_repo: str | None = None
+    github_stars: int | None = None
+    project_page: str | None = None
+    ai_summary: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,10 @@ import time_machine
 from .conftest import DUMPS, SEED_COUNTS, Result
 
 CLI = Callable[..., Result]
-PAPER_KEYS = ["id", "title", "abstract", "authors_count", "organization", "published", "upvotes", "position"]
+PAPER_KEYS = [
+    *("id", "title", "abstract", "authors_count", "organization", "published", "upvotes", "position"),
+    *("authors", "comments", "github_repo", "github_stars", "project_page", "ai_summary"),
+]
 
 
 @time_machine.travel("2026-11-23 12:00:00+00:00", tick=False)

@@ -25,8 +25,15 @@ ALLOWED: dict[str, set[str]] = {
     "digest.profiles": {"digest.models", "digest.errors"},
     # ingest
     "digest.ingest": {"digest.ingest.lines", "digest.ingest.parse", "digest.ingest.read", "digest.text"},
+    "digest.ingest.hfjson": {"digest.errors", "digest.models", "digest.text"},
     "digest.ingest.lines": {"digest.models", "digest.text"},
-    "digest.ingest.parse": {"digest.errors", "digest.ingest.lines", "digest.models", "digest.text"},
+    "digest.ingest.parse": {
+        "digest.errors",
+        "digest.ingest.hfjson",
+        "digest.ingest.lines",
+        "digest.models",
+        "digest.text",
+    },
     "digest.ingest.read": {"digest.errors", "digest.ingest.parse", "digest.models"},
     # rank
     "digest.rank": {"digest.rank.corpus", "digest.rank.score", "digest.rank.trending", "digest.text"},
@@ -366,6 +373,7 @@ def _calls(node: ast.AST) -> set[str]:
 PURE_CODE = [
     "digest.text",
     "digest.cadence",
+    "digest.ingest.hfjson",
     "digest.ingest.lines",
     "digest.ingest.parse",
     *(f"digest.rank.{room}" for room in ("corpus", "plan", "postings", "trending", "explain", "score")),

@@ -92,10 +92,14 @@ def _paper_commands(command: _Adder) -> None:
         papers.parse_command,
         "Parse dump files and show their papers; writes nothing.",
         "With --json, one object per file: source, layout, page_date, papers (id, title,\n"
-        "abstract, authors_count, organization, published, upvotes, position) and\n"
-        "warnings (line, message). Absent values are null.",
+        "abstract, authors_count, organization, published, upvotes, position, and from\n"
+        "Hugging Face's JSON authors, comments, github_repo, github_stars, project_page,\n"
+        "ai_summary) and warnings (line, message). Absent values are null.",
     )
-    sub.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a dump: the text of a Daily Papers page")
+    sub.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE",
+        help="a dump: the text of a Daily Papers page, or Hugging Face's daily_papers JSON",
+    )  # fmt: skip
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(

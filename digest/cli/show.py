@@ -46,6 +46,12 @@ def paper_json(paper: Paper) -> dict[str, Any]:
         "published": paper.published,
         "upvotes": paper.upvotes,
         "position": paper.position,
+        "authors": list(paper.authors),
+        "comments": paper.comments,
+        "github_repo": paper.github_repo,
+        "github_stars": paper.github_stars,
+        "project_page": paper.project_page,
+        "ai_summary": paper.ai_summary,
     }
 
 

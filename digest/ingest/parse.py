@@ -2,7 +2,8 @@
 
 Pure: it takes the text and the ingest day and touches no file, clock or environment.
 
-A Daily Papers page comes in two layouts (DESIGN.md §1):
+A Daily Papers page comes in two layouts (DESIGN.md §1), and Hugging Face's JSON
+list in a third (``hf-json``, read by ``hfjson``):
 
 * **cards**: blank-line separated blocks: title, abstract, and an optional meta
   block (``• 6 authors`` or an organization line, a lone ``·``, and the
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from digest.errors import ParseError
+from digest.ingest.hfjson import looks_like_json, parse_json
 from digest.ingest.lines import (
     PAGE_DAY,
     Line,
@@ -122,6 +124,8 @@ def parse(text: str, *, source: str, today: date, max_papers: int = DEFAULT_MAX_
     ``max_papers``; everything else it cannot read becomes a warning with its
     line number.
     """
+    if looks_like_json(text):
+        return parse_json(text, source=source, max_papers=max_papers)
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     warnings: list[ParseWarning] = []
     lines = page_lines(text, warnings)

@@ -16,7 +16,7 @@ from digest.pipeline.subscribers import find_subscriber, stored_profile
 from digest.store import Store
 from digest.text import normalise_title
 
-_corpus_cache: dict[tuple[str, int, int], rank.Corpus] = {}
+_corpus_cache: dict[tuple[str, int, int, int], rank.Corpus] = {}
 _renderers: dict[str, render.Renderer] = {}
 
 

@@ -17,6 +17,8 @@ class Feedback(Database):
         """Record a vote (+1, -1) or clear it (0); True when that changed anything."""
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
+            alias = conn.execute("SELECT paper FROM paper_aliases WHERE alias = ?", (paper,)).fetchone()
+            paper = alias[0] if alias else paper  # a link sent before the paper got its arXiv id
             if vote == 0:
                 return (
                     conn.execute("DELETE FROM feedback WHERE subscriber = ? AND paper = ?", (name, paper)).rowcount > 0

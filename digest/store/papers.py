@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -49,34 +51,24 @@ class Papers(Database):
             new = 0
             for paper in dump.papers:
                 known = conn.execute(
-                    "SELECT id FROM papers WHERE id = ? UNION ALL SELECT id FROM papers WHERE norm_title = ? LIMIT 1",
-                    (paper.id, paper.norm_title),
+                    "SELECT id FROM papers WHERE id = ? UNION ALL SELECT id FROM papers WHERE norm_title = ?"
+                    " UNION ALL SELECT paper FROM paper_aliases WHERE alias = ? LIMIT 1",
+                    (paper.id, paper.norm_title, paper.id),
                 ).fetchone()
                 if known is None:
                     new += 1
                     paper_id = paper.id
                     conn.execute(
-                        "INSERT INTO papers (id, norm_title, title, abstract, authors_count, organization,"
-                        " published, first_dump, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            paper.id,
-                            paper.norm_title,
-                            paper.title,
-                            paper.abstract,
-                            paper.authors_count,
-                            paper.organization,
-                            iso(paper.published),
-                            dump_id,
-                            stamp,
-                        ),
+                        f"INSERT INTO papers (id, norm_title, title, first_dump, first_seen, {', '.join(_FIELDS)})"
+                        f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(_FIELDS))})",
+                        (paper.id, paper.norm_title, paper.title, dump_id, stamp, *_values(paper)),
                     )
                 else:
-                    paper_id = known["id"]
+                    paper_id = _adopt_arxiv_id(conn, known[0], paper.id)
                     conn.execute(
-                        "UPDATE papers SET abstract = coalesce(abstract, ?),"
-                        " authors_count = coalesce(authors_count, ?), organization = coalesce(organization, ?),"
-                        " published = coalesce(published, ?) WHERE id = ?",
-                        (paper.abstract, paper.authors_count, paper.organization, iso(paper.published), paper_id),
+                        f"UPDATE papers SET {', '.join(f'{f} = coalesce(?, {f})' for f in _FRESH)},"
+                        f" {', '.join(f'{f} = coalesce({f}, ?)' for f in _FIELDS if f not in _FRESH)} WHERE id = ?",
+                        (*_values(paper, _FRESH), *_values(paper, [f for f in _FIELDS if f not in _FRESH]), paper_id),
                     )
                 conn.execute(
                     "INSERT OR IGNORE INTO sightings (dump, paper, position, upvotes) VALUES (?, ?, ?, ?)",
@@ -141,13 +133,19 @@ class Papers(Database):
         rows = self._conn.execute("SELECT * FROM papers ORDER BY rowid")
         return [_paper(row) for row in rows]
 
-    def archive_version(self) -> tuple[int, int]:
-        """Changes whenever a paper is added: (count, last rowid)."""
-        row = self._conn.execute("SELECT count(*), coalesce(max(rowid), 0) FROM papers").fetchone()
-        return int(row[0]), int(row[1])
+    def archive_version(self) -> tuple[int, int, int]:
+        """Changes whenever a paper is added or gains its arXiv id: (count, last rowid, aliases)."""
+        row = self._conn.execute(
+            "SELECT count(*), coalesce(max(rowid), 0), (SELECT count(*) FROM paper_aliases) FROM papers"
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
 
     def paper(self, paper_id: str) -> Paper | None:
-        row = self._conn.execute("SELECT * FROM papers WHERE id = ?", (paper_id,)).fetchone()
+        """A paper by its id, or by an id it had before it got its arXiv id."""
+        row = self._conn.execute(
+            "SELECT * FROM papers WHERE id = coalesce((SELECT paper FROM paper_aliases WHERE alias = ?), ?)",
+            (paper_id, paper_id),
+        ).fetchone()
         return _paper(row) if row else None
 
     def latest_dump(self) -> DumpRecord | None:
@@ -165,6 +163,36 @@ class Papers(Database):
         return [replace(_paper(row), upvotes=row["upvotes"], position=row["position"]) for row in rows]
 
 
+_FIELDS = (
+    "abstract", "authors_count", "organization", "published", "authors", "comments",
+    "github_repo", "github_stars", "project_page", "ai_summary",
+)  # fmt: skip
+_FRESH = ("comments", "github_stars")  # counts that grow: the latest sighting's wins
+
+
+def _values(paper: Paper, fields: Sequence[str] = _FIELDS) -> list[object]:
+    """The paper's stored fields, as SQL values."""
+    value = {
+        "published": iso(paper.published),
+        "authors": json.dumps(list(paper.authors), ensure_ascii=False) if paper.authors else None,
+    }
+    return [value[f] if f in value else getattr(paper, f) for f in fields]
+
+
+def _adopt_arxiv_id(conn: sqlite3.Connection, known: str, arxiv: str) -> str:
+    """A paper first stored under a title hash takes the arXiv id a later source gives it; the old id
+    becomes an alias, and everything that named the paper names it by the new id. Returns its id now."""
+    if known == arxiv or not known.startswith("t:") or arxiv.startswith("t:"):
+        return known
+    conn.execute("PRAGMA defer_foreign_keys = ON")  # the rows that name it are moved within this transaction
+    conn.execute("UPDATE papers SET id = ? WHERE id = ?", (arxiv, known))
+    for table in ("sightings", "digest_items", "feedback"):
+        conn.execute(f"UPDATE {table} SET paper = ? WHERE paper = ?", (arxiv, known))  # the table names are fixed above
+    conn.execute("UPDATE paper_aliases SET paper = ? WHERE paper = ?", (arxiv, known))
+    conn.execute("INSERT OR REPLACE INTO paper_aliases (alias, paper) VALUES (?, ?)", (known, arxiv))
+    return arxiv
+
+
 def _paper(row: sqlite3.Row) -> Paper:
     return Paper(
         id=row["id"],
@@ -174,6 +202,12 @@ def _paper(row: sqlite3.Row) -> Paper:
         authors_count=row["authors_count"],
         organization=row["organization"],
         published=day(row["published"]),
+        authors=tuple(json.loads(row["authors"])) if row["authors"] else (),
+        comments=row["comments"],
+        github_repo=row["github_repo"],
+        github_stars=row["github_stars"],
+        project_page=row["project_page"],
+        ai_summary=row["ai_summary"],
     )
 
 

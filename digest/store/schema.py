@@ -179,6 +179,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 6 -> 7: what Hugging Face's JSON brings (authors, comments, GitHub, project page, AI summary), and the
+    # ids a paper had before it got its arXiv id.
+    (
+        "ALTER TABLE papers ADD COLUMN authors TEXT",  # a JSON list of names
+        "ALTER TABLE papers ADD COLUMN comments INTEGER",
+        "ALTER TABLE papers ADD COLUMN github_repo TEXT",
+        "ALTER TABLE papers ADD COLUMN github_stars INTEGER",
+        "ALTER TABLE papers ADD COLUMN project_page TEXT",
+        "ALTER TABLE papers ADD COLUMN ai_summary TEXT",
+        """
+        CREATE TABLE paper_aliases (
+            alias  TEXT PRIMARY KEY,
+            paper  TEXT NOT NULL REFERENCES papers (id)
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
