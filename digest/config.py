@@ -135,6 +135,19 @@ class WebSettings(_Section):
     signups_per_hour: int = Field(default=5, ge=1, le=1000)  # per client address and per email address
 
 
+class FetchSettings(_Section):
+    """Fetching Hugging Face's Daily Papers list (``digest fetch``, and the daemon when enabled)."""
+
+    base_url: str = Field(default="https://huggingface.co", pattern=r"^https?://[^\s/]+(:\d+)?/?$")
+    enabled: bool = False  # the daemon fetches each day at ``at`` (UTC)
+    at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    backfill_days: int = Field(default=7, ge=0, le=60)  # on start, the days missed
+    max_attempts: int = Field(default=5, ge=1, le=20)  # per request, for 429 and 5xx
+    timeout_s: float = Field(default=30.0, gt=0, le=600)  # read; connecting gets a third of it
+    max_size_mb: float = Field(default=10.0, gt=0, le=500)  # one response
+    min_interval_s: float = Field(default=1.0, ge=0, le=60)  # between two requests
+
+
 class Settings(BaseSettings):
     """Everything configurable, with its default."""
 
@@ -156,6 +169,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    fetch: FetchSettings = FetchSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@
     ├── InputError              a dump that cannot be used
     │   ├── ReadError           unreadable bytes: missing, too large, binary, not UTF-8
     │   └── ParseError          readable text that holds no papers
+    ├── FetchError              Hugging Face's list for a day could not be fetched (after the retries)
     ├── ProfileError            a subscriber profile that cannot be used
     ├── RenderError             a template that cannot be rendered (a user's override, mostly)
     ├── DeliveryError           a channel could not deliver (caught by the ledger, never shown raw)
@@ -34,6 +35,10 @@ class ConfigError(DigestError):
 
 class InputError(DigestError):
     """A dump file cannot be used."""
+
+
+class FetchError(DigestError):
+    """A day's Daily Papers list could not be fetched: refused, too large, or no answer after the retries."""
 
 
 class ReadError(InputError):

@@ -121,6 +121,19 @@ class StoreStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """One list day's latest fetch: ``new`` (a dump was written), ``unchanged``, ``empty`` or ``failed``."""
+
+    day: date
+    outcome: str
+    items: int
+    at: datetime
+    etag: str | None = None
+    sha256: str | None = None
+    detail: str | None = None  # the dump's file name, or what went wrong
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     """Where a digest goes. Secrets are never here: ``url_env`` names the variable holding the URL."""
 

@@ -1,10 +1,11 @@
-"""Commands on dumps and papers: parse, ingest, papers, status.
+"""Commands on dumps and papers: parse, ingest, fetch, papers, status.
 
 Each command takes the parsed arguments and the settings and returns an exit code."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from digest import cadence, pipeline
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import UsageError
+from digest.fetch import Client
 from digest.store import Store
 
 
@@ -111,6 +113,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         status = store.status()
         waiting = store.deliveries(states=("pending", "sending", "retry"))
         failures = store.deliveries(states=("failed",), limit=5)
+        fetched = store.last_fetch()
         plans = []
         for subscriber in store.subscribers():
             profile = pipeline.stored_profile(subscriber)
@@ -128,6 +131,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
                 "last_ingest": None
                 if last is None
                 else {"source": last.source, "at": last.ingested_at, "papers": last.papers, "new": last.new},
+                "last_fetch": None if fetched is None else show.fetch_record_json(fetched),
                 "next_runs": [
                     {"subscriber": s.name, "status": s.status, "local": when, "utc": when.astimezone(UTC)}
                     for s, when in plans
@@ -149,6 +153,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
     else:
         when = last.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
         print(f"last ingest: {last.source} at {when}: {last.papers} papers, {last.new} new")
+    print(f"last fetch:  {show.fetch_status(fetched)}")
     if plans:
         print("next runs:")
         for subscriber, upcoming in plans:
@@ -164,3 +169,27 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         for d in failures:
             print(f"  #{d.id} {d.subscriber} -> {d.channel}: {d.last_error}")
     return 0
+
+
+def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
+    now = datetime.now(UTC)
+    today = now.date()
+    first = args.since or args.date or today
+    if first > today:
+        raise UsageError(f"{first} is in the future; Hugging Face lists days up to today ({today}, UTC)")
+    days = pipeline.days_between(first, today if args.since else first)
+    token = os.environ.get("HF_TOKEN") or None
+    failed = 0
+    with Store.open(settings.database.path) as store, Client(settings.fetch, token=token) as client:
+        outcomes = pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now)
+        for outcome in show.progress(outcomes, total=len(days), doing="fetching"):
+            failed += outcome.error is not None
+            if args.json:
+                show.json_line(show.fetch_json(outcome))
+            elif outcome.error is not None:
+                show.error(str(outcome.error))
+            else:
+                print(show.fetch_text(outcome))
+    if not args.json:
+        print(show.fetch_summary(days, failed=failed, database=settings.database.path))
+    return 1 if failed else 0

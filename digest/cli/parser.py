@@ -21,6 +21,7 @@ JSON_HELP = "one JSON object per line (a stable interface for scripts)"
 EPILOG = """\
 the day, by hand:
   digest ingest examples/dumps          ingest every dump in a folder, report what is new
+  digest fetch                          or fetch today's list from Hugging Face and ingest it
   digest subscribe ada.toml             check a profile, store it, show what they will get
   digest preview ada --format html      the digest ada would receive now
   digest send                           make the digests that are due, deliver them
@@ -111,6 +112,21 @@ def _paper_commands(command: _Adder) -> None:
         "and skipped; the others still go in, and the exit code is 1.",
     )
     sub.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files, or folders of dumps (name order)")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    sub = command(
+        "fetch",
+        papers.fetch_command,
+        "Fetch Hugging Face's Daily Papers list for a day, write it as a dump and ingest it.",
+        "Asks {[fetch] base_url}/api/daily_papers?date=D page by page, writes the list as\n"
+        "{[ingest] dumps_dir}/hf-D.json and ingests it (output as for ingest). A day fetched\n"
+        "again with the same content adds nothing; an empty day is 'no papers listed'.\n"
+        "One request a second at most; 429 and 5xx are retried ([fetch] max_attempts).\n"
+        "HF_TOKEN, when set in the environment, raises Hugging Face's rate limit.",
+    )
+    when = sub.add_mutually_exclusive_group()
+    when.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="the list of this day (default: today, UTC)")
+    when.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="every day from this one to today")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command("papers", papers.papers_command, "List the papers of the seen-set, in the order first seen.", "")
@@ -260,6 +276,13 @@ def _day_arg(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date like 2026-12-24, got {text!r}") from None
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
 
 
 def _positive(text: str) -> int:

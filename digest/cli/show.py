@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -15,9 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from digest import pipeline, render
 from digest.config import Settings
-from digest.models import WEEKDAYS, Dump, DumpRecord, Paper, ParseWarning, Profile, Ranked
+from digest.models import WEEKDAYS, Dump, DumpRecord, FetchRecord, Paper, ParseWarning, Profile, Ranked
 from digest.store import Store
 from digest.text import normalise_title
+
+T = TypeVar("T")
 
 SHOWN_WARNINGS = 20
 # From this many files on, ingest draws a progress bar (on a terminal only).
@@ -87,13 +89,13 @@ def paper_line(paper: Paper) -> str:
     return f"  [{' · '.join(parts)}]" if parts else ""
 
 
-def progress(items: Iterable[pipeline.FileOutcome], *, total: int) -> Iterator[pipeline.FileOutcome]:
+def progress(items: Iterable[T], *, total: int, doing: str = "ingesting") -> Iterator[T]:
     """Yield the items, drawing a progress bar on a terminal when there are many."""
     if total < PROGRESS_FROM or not err.is_terminal:
         yield from items
         return
     with Progress(
-        TextColumn("ingesting"),
+        TextColumn(doing),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -108,6 +110,59 @@ def progress(items: Iterable[pipeline.FileOutcome], *, total: int) -> Iterator[p
 
 def count_files(paths: Sequence[Path]) -> int:
     return sum(1 for _ in pipeline.expand(paths))
+
+
+def fetch_text(outcome: pipeline.FetchOutcome) -> str:
+    """One line for a fetched day: the dump and what was new, or why nothing was written."""
+    record = outcome.record
+    if outcome.file is not None and outcome.file.ingested is not None:
+        stored = outcome.file.ingested.record
+        return (
+            f"{record.detail}: {stored.layout}, {page_day(stored)}: "
+            f"{stored.papers} papers, {stored.new} new, {stored.seen} already seen"
+        )
+    if record.outcome == "empty":
+        return f"{record.day}: no papers listed for {record.day}"
+    return f"{record.day}: unchanged since the last fetch ({record.items} papers); nothing to ingest"
+
+
+def fetch_json(outcome: pipeline.FetchOutcome) -> dict[str, Any]:
+    record = outcome.record
+    found: dict[str, Any] = {"day": record.day, "outcome": record.outcome, "items": record.items}
+    if outcome.file is not None and outcome.file.ingested is not None:
+        stored = outcome.file.ingested.record
+        found |= {"dump": record.detail, "papers": stored.papers, "new": stored.new, "already_seen": stored.seen}
+    if outcome.error is not None:
+        found["error"] = str(outcome.error)
+    return found
+
+
+def fetch_status(record: FetchRecord | None) -> str:
+    """The last fetch for ``digest status``: which day, when, and how it went."""
+    if record is None:
+        return "never; run: digest fetch (or set [fetch] enabled for the daemon)"
+    said = {
+        "new": f"{record.items} papers into {record.detail}",
+        "unchanged": f"unchanged ({record.items} papers)",
+        "empty": "no papers listed",
+        "failed": f"failed: {record.detail}",
+    }[record.outcome]
+    return f"{record.day} at {record.at:%Y-%m-%d %H:%M} UTC: {said}"
+
+
+def fetch_record_json(record: FetchRecord) -> dict[str, Any]:
+    return {
+        "day": record.day,
+        "at": record.at,
+        "outcome": record.outcome,
+        "items": record.items,
+        "detail": record.detail,
+    }
+
+
+def fetch_summary(days: Sequence[date], *, failed: int, database: Path) -> str:
+    span = f"{days[0]}" if len(days) == 1 else f"{len(days)} days, {days[0]} to {days[-1]}"
+    return f"fetched {span}" + (f"; {failed} failed" if failed else "") + f" (database: {database})"
 
 
 def page_day(record: DumpRecord) -> str:

@@ -8,6 +8,7 @@ renderer), the batching and worker processes that make 100,000 digests a day
 quickly, and the ledger around every delivery. Rooms:
 
 * ``intake``: dump files read, parsed and stored;
+* ``fetching``: a day's list fetched from Hugging Face, written as a dump and ingested;
 * ``subscribers``: profiles checked, stored and synced;
 * ``ranking``: what making and previewing share (corpus, renderer, windows);
 * ``batch`` / ``make`` / ``workers``: the due digests made, batch by batch;
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from digest.pipeline.batch import ledger_channels
 from digest.pipeline.deliver import backoff, deliver, webhook_target
+from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days
 from digest.pipeline.intake import DumpWatcher, FileOutcome, dump_files, expand, ingest_files, is_dump_name, parse_files
 from digest.pipeline.make import due_edition, make_digests
 from digest.pipeline.notices import send_notice
@@ -51,6 +53,7 @@ from digest.pipeline.subscribers import (
 
 __all__ = [
     "DumpWatcher",
+    "FetchOutcome",
     "FileOutcome",
     "Hooks",
     "Preview",
@@ -60,10 +63,13 @@ __all__ = [
     "backoff",
     "candidates",
     "corpus",
+    "days_between",
     "deliver",
     "due_edition",
     "dump_files",
     "expand",
+    "fetch_day",
+    "fetch_days",
     "find_subscriber",
     "held_line",
     "ingest_files",

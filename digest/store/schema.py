@@ -195,6 +195,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 7 -> 8: what each day's fetch from Hugging Face found.
+    (
+        """
+        CREATE TABLE fetches (
+            day      TEXT PRIMARY KEY,
+            outcome  TEXT NOT NULL,
+            items    INTEGER NOT NULL,
+            etag     TEXT,
+            sha256   TEXT,
+            detail   TEXT,
+            at       TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

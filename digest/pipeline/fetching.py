@@ -1,0 +1,103 @@
+"""Fetched days in: each day's list from Hugging Face written as a dump (``hf-YYYY-MM-DD.json``) and ingested.
+
+A day fetched again with the same content adds nothing: the first page is asked
+for with the stored ETag (``If-None-Match``), and a list whose bytes hash as
+before is not written again. An empty list is "no papers listed", not an
+error; an answer that is not a JSON list, or a list ingest refuses, goes into
+the dumps folder's ``quarantine/`` like any bad dump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from digest.config import Settings
+from digest.errors import DigestError, FetchError
+from digest.fetch import Client, NotJSONError
+from digest.models import FetchRecord
+from digest.pipeline.intake import DumpWatcher, FileOutcome, ingest_files
+from digest.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOutcome:
+    """What became of one day: its record, and the dump written and ingested (only when new)."""
+
+    record: FetchRecord
+    file: FileOutcome | None = None
+    error: DigestError | None = None
+
+
+def days_between(since: date, until: date) -> list[date]:
+    """Every day from ``since`` to ``until``, both included (none when ``since`` is later)."""
+    return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+
+
+def fetch_days(
+    days: Sequence[date], *, store: Store, settings: Settings, client: Client, now: datetime
+) -> Iterator[FetchOutcome]:
+    """Fetch, write and ingest each day in turn; a failed day is an outcome, and the rest go on."""
+    for day in days:
+        yield fetch_day(day, store=store, settings=settings, client=client, now=now)
+
+
+def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, now: datetime) -> FetchOutcome:
+    known = store.fetch_of(day)
+    try:
+        got = client.day(day, etag=known.etag if known and known.outcome in ("new", "unchanged") else None)
+    except NotJSONError as e:
+        kept = _quarantine(settings.ingest.dumps_dir, day, e.body, str(e), now=now)
+        return _done(store, FetchRecord(day, "failed", 0, now, detail=f"{e} ({kept.name})"), error=e)
+    except FetchError as e:
+        return _done(store, FetchRecord(day, "failed", 0, now, detail=str(e)), error=e)
+    if got.items is None:  # 304: as the last time
+        assert known is not None
+        return _done(store, FetchRecord(day, "unchanged", known.items, now, known.etag, known.sha256, known.detail))
+    if not got.items:
+        return _done(store, FetchRecord(day, "empty", 0, now, got.etag))
+    sha256 = hashlib.sha256(got.body).hexdigest()
+    if known is not None and known.sha256 == sha256:
+        return _done(store, FetchRecord(day, "unchanged", len(got.items), now, got.etag, sha256, known.detail))
+    path = _write(settings.ingest.dumps_dir, f"hf-{day.isoformat()}.json", got.body)
+    [outcome] = ingest_files([path], store=store, settings=settings, now=now)
+    if outcome.error is not None:
+        kept = DumpWatcher(settings.ingest.dumps_dir, 0).quarantine(path, str(outcome.error), now=now)
+        record = FetchRecord(day, "failed", len(got.items), now, detail=f"{outcome.error} ({kept.name})")
+        return _done(store, record, file=outcome, error=outcome.error)
+    return _done(store, FetchRecord(day, "new", len(got.items), now, got.etag, sha256, path.name), file=outcome)
+
+
+def _done(
+    store: Store, record: FetchRecord, *, file: FileOutcome | None = None, error: DigestError | None = None
+) -> FetchOutcome:
+    store.save_fetch(record)
+    return FetchOutcome(record, file, error)
+
+
+def _write(folder: Path, name: str, body: bytes) -> Path:
+    """Write a dump atomically: a ``.tmp`` file (which folder scans skip) renamed into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    temporary = folder / f".{name}.tmp"
+    with open(temporary, "wb") as handle:
+        handle.write(body)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+    return target
+
+
+def _quarantine(folder: Path, day: date, body: bytes, reason: str, *, now: datetime) -> Path:
+    """Keep an answer that is not a list in ``quarantine/`` with a note saying why (never in the dumps folder)."""
+    aside = folder / "quarantine"
+    name, number = f"hf-{day.isoformat()}.json", 1
+    while (aside / name).exists():
+        name, number = f"hf-{day.isoformat()}.json.{number}", number + 1
+    kept = _write(aside, name, body)
+    kept.with_name(kept.name + ".error").write_text(f"{now:%Y-%m-%dT%H:%M:%SZ} {reason}\n", encoding="utf-8")
+    return kept

@@ -1,0 +1,49 @@
+"""Fetches: what each day's request to Hugging Face found (outcome, items, ETag, content hash)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime
+
+from digest.models import FetchRecord
+from digest.store.db import Database
+
+
+class Fetches(Database):
+    """Queries on the fetches table: one row per list day, the latest fetch of it."""
+
+    def save_fetch(self, record: FetchRecord) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO fetches (day, outcome, items, etag, sha256, detail, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.day.isoformat(),
+                    record.outcome,
+                    record.items,
+                    record.etag,
+                    record.sha256,
+                    record.detail,
+                    record.at.isoformat(timespec="seconds"),
+                ),
+            )
+
+    def fetch_of(self, day: date) -> FetchRecord | None:
+        row = self._conn.execute("SELECT * FROM fetches WHERE day = ?", (day.isoformat(),)).fetchone()
+        return _record(row) if row else None
+
+    def last_fetch(self) -> FetchRecord | None:
+        row = self._conn.execute("SELECT * FROM fetches ORDER BY at DESC, day DESC LIMIT 1").fetchone()
+        return _record(row) if row else None
+
+
+def _record(row: sqlite3.Row) -> FetchRecord:
+    return FetchRecord(
+        day=date.fromisoformat(row["day"]),
+        outcome=row["outcome"],
+        items=row["items"],
+        etag=row["etag"],
+        sha256=row["sha256"],
+        detail=row["detail"],
+        at=datetime.fromisoformat(row["at"]),
+    )
