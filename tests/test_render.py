@@ -362,3 +362,28 @@ def test_signed_links_reach_every_format() -> None:
         assert all(url in payloads for url in wanted), kind
     plain = renderer().message(digest)
     assert "/f/" not in plain.html + plain.text + plain.markdown  # no base URL and secret: no links to nowhere
+
+
+@pytest.mark.parametrize("fmt", render.FORMATS)
+def test_what_hugging_faces_json_brings_reaches_every_format(fmt: str) -> None:
+    """A paper from an hf-json dump: its arXiv link, three authors and "et al.", GitHub with stars and the AI
+    summary said to be Hugging Face's; a paper from a text page shows none of it."""
+    hf, _ = ingest.load(DATA / "hf" / "2026-11-20.json", today=TODAY, max_bytes=50 << 20)
+    full, _bare, _known = hf.papers
+    text_page = paper("A Paper From A Text Page", 2)
+    produced = renderer().render(digest_of([full, text_page]), fmt, unsubscribe_url="https://e.org/u/t")
+    if fmt == "webhook":  # the generic JSON carries the fields themselves
+        first, second = json.loads(produced)["items"]
+        assert first["url"] == "https://arxiv.org/abs/2411.01234" and first["github_stars"] == 310
+        assert first["authors"] == ["Zoë Müller", "Kenji Satō", "Ana Lima", "Bo Chen"]
+        assert first["ai_summary"] == "A diffusion model makes calibrated medium-range weather ensembles."
+        assert (second["authors"], second["github_repo"], second["ai_summary"]) == ([], None, None)
+        return
+    shown = unescape(produced) if fmt != "html" else unescape(produced.replace("&nbsp;", " "))
+    if fmt not in ("text", "md", "html"):
+        shown = json.dumps(json.loads(produced), ensure_ascii=False).replace("\u200b", "")
+    assert "https://arxiv.org/abs/2411.01234" in shown
+    assert "Zoë Müller, Kenji Satō, Ana Lima et al." in shown
+    assert "https://github.com/example/wx-diffusion" in shown and "GitHub ★ 310" in shown
+    assert "Hugging Face's AI summary: A diffusion model makes calibrated" in shown.replace("\\'", "'")
+    assert shown.count("GitHub") == 1 and shown.count("AI summary") == 1  # not on the text page's paper

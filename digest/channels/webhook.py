@@ -73,6 +73,12 @@ class WebhookChannel(OneAtATime):
                         "organization": item.paper.organization,
                         "published": item.paper.published.isoformat() if item.paper.published else None,
                         "upvotes": item.paper.upvotes,
+                        "authors": list(item.paper.authors),
+                        "comments": item.paper.comments,
+                        "github_repo": item.paper.github_repo,
+                        "github_stars": item.paper.github_stars,
+                        "project_page": item.paper.project_page,
+                        "ai_summary": item.paper.ai_summary,
                     }
                     for item in digest.items
                 ],

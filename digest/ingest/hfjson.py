@@ -24,6 +24,7 @@ from digest.text import clean_line, normalise_title, paper_id
 
 LAYOUT = "hf-json"
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}$")
+_LINK = re.compile(r"^https?://[^\s<>|()\[\]\"'`\\]+$")  # nothing that could end a link in Markdown or Slack
 _JSON_START = re.compile(r"\s*(\[\s*[{\]]|\{)")
 
 
@@ -143,8 +144,9 @@ def _organization(value: object) -> str | None:
 
 
 def _url(value: object) -> str | None:
-    """An http(s) link as given, or None (anything else is not shown to readers)."""
-    return value.strip() if isinstance(value, str) and re.match(r"^https?://\S+$", value.strip()) else None
+    """An http(s) link as given, or None: anything else, or a link with characters that would end it in
+    Markdown or Slack, is not shown to readers."""
+    return value.strip() if isinstance(value, str) and _LINK.match(value.strip()) else None
 
 
 def _day(value: object) -> date | None:

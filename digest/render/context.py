@@ -68,6 +68,8 @@ def links(paper: Paper) -> dict[str, str | None]:
         "hf_search": hf_search,
         "arxiv_search": arxiv_search,
         "hf_paper": f"https://huggingface.co/papers/{paper.id}" if arxiv else None,
+        "github": paper.github_repo,
+        "project": paper.project_page,
     }
 
 
@@ -87,17 +89,32 @@ def slack_escape(text: str) -> str:
     return no_mentions(re.sub(r"([*_~`])", "\u200b\\1\u200b", text))
 
 
+SHOWN_AUTHORS = 3  # names in a digest before "et al."
+
+
+def authors_text(paper: Paper) -> str | None:
+    """The first three authors' names and "et al.", or the author count a text page gives."""
+    if paper.authors:
+        names = ", ".join(header_text(name, limit=60) for name in paper.authors[:SHOWN_AUTHORS])
+        return names + (" et al." if len(paper.authors) > SHOWN_AUTHORS else "")
+    if paper.authors_count is not None:
+        return f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}"
+    return None
+
+
 @lru_cache(maxsize=65536)
 def paper_meta(paper: Paper) -> str:
     parts = []
-    if paper.authors_count is not None:
-        parts.append(f"{paper.authors_count} author{'s' if paper.authors_count != 1 else ''}")
+    if (authors := authors_text(paper)) is not None:
+        parts.append(authors)
     if paper.organization:
         parts.append(header_text(paper.organization, limit=80))
     if paper.published:
         parts.append(f"published {paper.published.day} {paper.published:%b %Y}")
     if paper.upvotes:
         parts.append(f"▲ {paper.upvotes}")
+    if paper.comments:
+        parts.append(f"{paper.comments} comment{'s' if paper.comments != 1 else ''}")
     return " · ".join(parts)
 
 
@@ -124,6 +141,8 @@ def describe(reason: Reason) -> str:
 def paper_view(paper: Paper) -> dict[str, Any]:
     """What templates show of one paper; ``paper`` itself is the key of its cached fragments."""
     short, more = summary(paper.abstract)
+    if paper.ai_summary:  # Hugging Face's one-line summary, said to be theirs; the abstract is a link away
+        short, more = f"{AI_SUMMARY_LABEL}: {' '.join(paper.ai_summary.split())}", True
     return {
         "paper": paper,
         "id": paper.id,
@@ -133,7 +152,18 @@ def paper_view(paper: Paper) -> dict[str, Any]:
         "more": more,
         "meta": paper_meta(paper),
         "upvotes": paper.upvotes,
+        "code": code_text(paper),
     }
+
+
+AI_SUMMARY_LABEL = "Hugging Face's AI summary"
+
+
+def code_text(paper: Paper) -> str | None:
+    """The code's label: "GitHub ★ 310" (stars when known), or None without a repository."""
+    if not paper.github_repo:
+        return None
+    return "GitHub" + (f" ★ {paper.github_stars:,}" if paper.github_stars else "")
 
 
 @lru_cache(maxsize=65536)
