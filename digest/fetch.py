@@ -55,8 +55,8 @@ class Client:
         settings: FetchSettings,
         *,
         token: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if token:
@@ -68,7 +68,7 @@ class Client:
             timeout=httpx.Timeout(settings.timeout_s, connect=settings.timeout_s / 3),
             follow_redirects=False,
         )
-        self._sleep, self._clock = sleep, clock
+        self._sleep, self._clock = sleep or time.sleep, clock or time.monotonic
         self._last: float | None = None
 
     def __enter__(self) -> Client:

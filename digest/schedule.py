@@ -10,8 +10,12 @@ pickled jobs):
 * ``digest:NAME``: a cron job at the subscriber's ``send_at`` in their zone, on
   the days of their frequency, with ``coalesce``, ``max_instances=1`` and a
   misfire grace of hours.
+* ``fetch`` (with ``[fetch] enabled``): at ``[fetch] at`` UTC each day, today's
+  list from Hugging Face and any day of the last ``backfill_days`` not fetched
+  yet, written as dumps and ingested.
 
-At start, one pass catches up: every digest missed while the daemon was down is
+At start, the missed days are fetched first (when enabled), then one pass catches
+up: every digest missed while the daemon was down is
 made once (one digest covering the whole gap) and due retries go out. A lock
 file beside the database keeps a second daemon off it. SIGTERM and SIGINT let
 the message in flight finish, then stop. Each event is one log line.
@@ -29,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -42,6 +46,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import cadence, pipeline
 from digest.config import Settings
 from digest.errors import DigestError, StoreError
+from digest.fetch import Client
 from digest.store import Store
 
 Clock = Callable[[], datetime]
@@ -200,6 +205,35 @@ def _log_deliveries(log: EventLog, report: pipeline.SendReport) -> None:
         log("failed", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel, reason=reason)
 
 
+def fetch_missed(settings: Settings, *, clock: Clock, log: EventLog) -> int:
+    """Today's list, and each of the last ``backfill_days`` days with no good fetch yet; returns the failures."""
+    now = clock()
+    today = now.astimezone(UTC).date()
+    failed = 0
+    with Store.open(settings.database.path) as store:
+        days = [
+            day
+            for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)
+            if day == today or (record := store.fetch_of(day)) is None or record.outcome == "failed"
+        ]
+        with Client(settings.fetch, token=os.environ.get("HF_TOKEN") or None) as client:
+            for outcome in pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now):
+                failed += outcome.error is not None
+                _log_fetch(log, outcome)
+    return failed
+
+
+def _log_fetch(log: EventLog, outcome: pipeline.FetchOutcome) -> None:
+    record = outcome.record
+    if outcome.error is not None:
+        log("fetch_failed", day=record.day, error=str(outcome.error))
+    elif outcome.file is not None and outcome.file.ingested is not None:
+        stored = outcome.file.ingested.record
+        log("fetched", day=record.day, file=record.detail, papers=stored.papers, new=stored.new, seen=stored.seen)
+    else:
+        log("fetched", day=record.day, outcome=record.outcome, papers=record.items)
+
+
 # --- the daemon ---------------------------------------------------------------------------
 
 
@@ -236,11 +270,16 @@ class Daemon:
         ``look_twice_after`` seconds apart: a file whose size held still is complete.
         """
         with exclusive(self.settings.database.path):
+            fetch_failures = self.fetch() if self.settings.fetch.enabled else 0
             if self.watcher.ready(self.clock()) != self.watcher.files():
                 time.sleep(look_twice_after)
             done = self.tick()
-        self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures)
-        return 1 if done.failures else 0
+        self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures + fetch_failures)
+        return 1 if done.failures or fetch_failures else 0
+
+    def fetch(self) -> int:
+        """Today's list and the missed days before it (``fetch_missed``); the failures."""
+        return fetch_missed(self.settings, clock=self.clock, log=self.log)
 
     def reschedule(self) -> None:
         """One cron job per active subscriber, rebuilt when their profile or state changes."""
@@ -274,6 +313,10 @@ class Daemon:
     def _digest_job(self, name: str) -> None:
         self._guard(lambda: self.tick({name}))
 
+    def _fetch_job(self) -> None:
+        self._guard(self.fetch)
+        self._guard(self.tick)  # take the new papers at once
+
     def _poll_job(self) -> None:
         self._guard(self.tick)
         self._guard(self.reschedule)
@@ -299,6 +342,13 @@ class Daemon:
             # Catch up: what was missed while down, and due retries. A database that cannot be
             # used at start (damaged, read-only) stops the daemon with its one line; later, a
             # fault is logged and the next poll tries again (a full disk may clear).
+            if self.settings.fetch.enabled:  # before the catch-up, so its digests have the missed days' papers
+                self._guard(self.fetch)
+                hour, minute = self.settings.fetch.at.split(":")
+                self.scheduler.add_job(
+                    self._fetch_job, CronTrigger(hour=int(hour), minute=int(minute), timezone=UTC), id="fetch",
+                    name="fetch from Hugging Face", coalesce=True, max_instances=1, misfire_grace_time=self._grace,
+                )  # fmt: skip
             self._guard(self.tick, fatal=(StoreError,))
             self.reschedule()
             self.scheduler.add_job(

@@ -8,6 +8,7 @@ real timeout is the point.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import threading
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from digest import schedule
 from digest.config import FetchSettings, IngestSettings, Settings
 from digest.errors import FetchError
 from digest.fetch import USER_AGENT, Client
@@ -293,3 +295,36 @@ def test_digest_fetch_prints_what_ingest_prints_and_keeps_the_token_to_itself(
     future = cli("fetch", "--date", "2999-01-01")
     assert future.code == 2 and "is in the future" in future.err
     assert os.environ["HF_TOKEN"] == "hf_do_not_print_me"
+
+
+def test_the_daemon_fetches_the_missed_days_first_then_only_what_is_not_fetched_yet(
+    api: tuple[API, str], tmp_path: Path
+) -> None:
+    server, url = api
+    today = date(2026, 11, 22)
+    server.script(date(2026, 11, 20), Answer(body=body(ITEMS)))
+    server.script(date(2026, 11, 21), Answer(503), Answer(body=b"[]"))  # a hiccup, retried
+    server.script(today, Answer(body=b"[]"))
+    config = Settings(
+        database={"path": tmp_path / "d.sqlite3"},
+        ingest=IngestSettings(dumps_dir=tmp_path / "dumps"),
+        fetch=FetchSettings(base_url=url, enabled=True, backfill_days=2, min_interval_s=0),
+        schedule={"poll_seconds": 5},
+    )
+    lines = io.StringIO()
+    clock = lambda: datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # noqa: E731 - a fixed clock
+    daemon = schedule.Daemon(config, log=schedule.EventLog(stream=lines, clock=clock), clock=clock)
+    waits: list[float] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("digest.fetch.time.sleep", waits.append)
+        assert daemon.once(look_twice_after=0) == 0
+    log = lines.getvalue().splitlines()
+    fetched = [line for line in log if " fetched " in line]
+    assert [line.split(" day=")[1].split(" ")[0] for line in fetched] == ["2026-11-20", "2026-11-21", "2026-11-22"]
+    assert "file=hf-2026-11-20.json papers=3 new=3 seen=0" in fetched[0] and "outcome=empty" in fetched[1]
+    assert log.index(fetched[-1]) < next(i for i, line in enumerate(log) if " done " in line)
+    assert [w for w in waits if w] == [2.0]  # the 503's backoff, and no pause between requests
+    asked = len(server.requests)
+    lines.truncate(0)
+    assert daemon.fetch() == 0  # later the same day: only today again
+    assert len(server.requests) == asked + 1 and server.requests[-1][0] == "2026-11-22"

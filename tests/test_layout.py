@@ -265,6 +265,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.cadence",
         "digest.config",
         "digest.errors",
+        "digest.fetch",
         "digest.pipeline",
         "digest.store",
     },
