@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import time_machine
 
 from digest import schedule
 from digest.config import FetchSettings, IngestSettings, Settings
@@ -271,6 +272,7 @@ def test_an_answer_that_is_not_json_is_quarantined(api: tuple[API, str], tmp_pat
     assert not (tmp_path / "dumps" / "hf-2026-11-20.json").exists()
 
 
+@time_machine.travel("2026-11-26 09:00:00+00:00")
 def test_digest_fetch_prints_what_ingest_prints_and_keeps_the_token_to_itself(
     api: tuple[API, str], cli: Callable[..., Result], workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,8 +289,10 @@ def test_digest_fetch_prints_what_ingest_prints_and_keeps_the_token_to_itself(
     assert json.loads(second.out.splitlines()[0]) == {"day": "2026-11-20", "outcome": "unchanged", "items": 3}
     weekend = cli("fetch", "--date", "2026-11-21")
     assert "2026-11-21: no papers listed for 2026-11-21" in weekend.out
+    span = cli("fetch", "--since", "2026-11-24", "--json")  # to today: unscripted days answer []
+    assert [json.loads(line)["day"] for line in span.out.splitlines()] == ["2026-11-24", "2026-11-25", "2026-11-26"]
     status = cli("status")
-    assert "last fetch:  2026-11-21 at " in status.out and " UTC: no papers listed" in status.out
+    assert "last fetch:  2026-11-26 at 2026-11-26 09:00 UTC: no papers listed" in status.out
     everything = first.out + first.err + second.out + second.err + weekend.out + weekend.err
     assert "hf_do_not_print_me" not in everything
     assert all(h["authorization"] == "Bearer hf_do_not_print_me" for _, _, h in server.requests)

@@ -12,7 +12,8 @@ import pytest
 
 from digest import ingest
 from digest.errors import ParseError
-from digest.store import Store
+from digest.models import Message, Ranked
+from digest.store import Store, frozen
 
 from .conftest import DUMPS, TODAY, Result
 
@@ -73,6 +74,9 @@ def test_a_paper_seen_by_title_then_by_arxiv_id_is_one_paper_that_takes_the_arxi
         db.ingest(text, sha256=raw_text.sha256, at=NOW)
         db.save_subscriber("ada", text="", profile_hash="h", source=None, at=NOW)
         assert db.vote("ada", old_id, 1, edition=None, at=NOW)  # a vote under the title hash
+        mac_vo = next(p for p in text.papers if p.title == MAC_VO)
+        sent = Message(subject="s", text="t", html="h", markdown="m")
+        db.save_digests([frozen("ada", "2026-11-19", [Ranked(mac_vo, 1, 0.5, ())], sent, new_count=1)], at=NOW)
         dump, raw = ingest.load(HF / "2026-11-20.json", today=TODAY, max_bytes=50 << 20)
         done = db.ingest(dump, sha256=raw.sha256, at=NOW)
         assert (done.record.papers, done.record.new) == (3, 2)  # MAC-VO is not new again
@@ -81,6 +85,7 @@ def test_a_paper_seen_by_title_then_by_arxiv_id_is_one_paper_that_takes_the_arxi
         assert db.paper(old_id) == paper  # the old id still resolves
         assert {p.id for p in db.archive()} >= {"2409.09479"} and old_id not in {p.id for p in db.archive()}
         assert [v.paper for v in db.votes("ada")] == ["2409.09479"]  # history follows the paper
+        assert db.digested("ada") == {"2409.09479"}  # so it is never in a second digest
         db.vote("ada", old_id, -1, edition=None, at=NOW)  # a link sent before still reaches it
         assert [(v.paper, v.vote) for v in db.votes("ada")] == [("2409.09479", -1)]
         again = db.ingest(text, sha256=raw_text.sha256 + "x", at=NOW)  # the text dump once more
