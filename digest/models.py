@@ -17,6 +17,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 # Channel kinds a profile may name. Webhook kinds take the URL from an environment variable.
 CHAT_KINDS = ("slack", "discord", "teams", "mattermost", "webhook")  # posted to a webhook URL
 CHANNEL_KINDS = ("email", "outbox", "atom", *CHAT_KINDS)
+FORMATS = ("html", "text", "md", *CHAT_KINDS)  # what a digest can be rendered as
 SUBSCRIBER_STATES = ("active", "paused", "unsubscribed")
 
 

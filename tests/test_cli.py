@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -203,3 +205,23 @@ def test_help_and_version(cli: CLI) -> None:
 def _table_counts(path: Path) -> dict[str, int]:
     with sqlite3.connect(path) as conn:
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("dumps", "papers", "sightings")}
+
+
+@pytest.mark.parametrize("asked", [["--version"], ["--help"], ["fetch", "--help"], ["send", "--help"]])
+def test_help_and_version_load_no_numpy_scikit_learn_or_jinja(asked: list[str]) -> None:
+    """--help and --version answer at once: the heavy libraries load only for the commands that use them."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            f"import sys; from digest.cli import main; sys.exit(main({asked!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and ("paper-digest" in done.stdout or "usage: digest" in done.stdout)
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "pydantic", "rich"}

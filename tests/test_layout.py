@@ -278,15 +278,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
         "digest.text",
     },
-    "digest.cli.parser": {
-        "digest",
-        "digest.cli.papers",
-        "digest.cli.people",
-        "digest.cli.digests",
-        "digest.config",
-        "digest.errors",
-        "digest.render",
-    },
+    "digest.cli.parser": {"digest", "digest.config", "digest.errors", "digest.models"},  # commands load lazily
     "digest.cli.papers": {
         "digest",
         "digest.cadence",

@@ -17,8 +17,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from digest import config
-from digest.cli import show
 from digest.cli.parser import Command, build_parser
 from digest.errors import DigestError
 
@@ -31,13 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         verbose = getattr(args, "verbose", False)
+        from digest import config  # noqa: PLC0415 - after parsing: --help and --version need none of it
+
         settings = config.load(getattr(args, "config", None))
         run: Command = args.run
         return run(args, settings)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
-        show.error("interrupted")
+        _error("interrupted")
         return 130
     except BrokenPipeError:  # `digest parse x | head`: the reader left; stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -45,5 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DigestError as e:
         if verbose:
             traceback.print_exc()
-        show.error(str(e))
+        _error(str(e))
         return e.exit_code
+
+
+def _error(message: str) -> None:
+    from digest.cli import show  # noqa: PLC0415 - rich, only when there is something to say
+
+    show.error(message)

@@ -1,19 +1,27 @@
-"""The ``digest`` argument parser: every command, its options and its --help text."""
+"""The ``digest`` argument parser: every command, its options and its --help text.
+
+Light on purpose: the command modules (and numpy, scikit-learn, Jinja behind
+them) are imported only when a command runs, so ``--help`` and ``--version``
+answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from digest import __version__, render
-from digest.cli import digests, papers, people
-from digest.config import Settings
+from digest import __version__
 from digest.errors import UsageError
+from digest.models import FORMATS
 
-Command = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:
+    from digest.config import Settings
+
+Command = Callable[[argparse.Namespace, "Settings"], int]
 _Adder = Callable[[str, Command, str, str], argparse.ArgumentParser]
 
 JSON_HELP = "one JSON object per line (a stable interface for scripts)"
@@ -90,7 +98,7 @@ def _paper_commands(command: _Adder) -> None:
     """parse, ingest, papers, status."""
     sub = command(
         "parse",
-        papers.parse_command,
+        _lazy("papers", "parse_command"),
         "Parse dump files and show their papers; writes nothing.",
         "With --json, one object per file: source, layout, page_date, papers (id, title,\n"
         "abstract, authors_count, organization, published, upvotes, position, and from\n"
@@ -105,7 +113,7 @@ def _paper_commands(command: _Adder) -> None:
 
     sub = command(
         "ingest",
-        papers.ingest_command,
+        _lazy("papers", "ingest_command"),
         "Ingest dumps into the database and report, per dump, what is new.",
         "A paper is new when no earlier dump had it (same arXiv id or same normalised\n"
         "title). Ingesting the same bytes again changes nothing. A bad file is reported\n"
@@ -116,7 +124,7 @@ def _paper_commands(command: _Adder) -> None:
 
     sub = command(
         "fetch",
-        papers.fetch_command,
+        _lazy("papers", "fetch_command"),
         "Fetch Hugging Face's Daily Papers list for a day, write it as a dump and ingest it.",
         "Asks {[fetch] base_url}/api/daily_papers?date=D page by page, writes the list as\n"
         "{[ingest] dumps_dir}/hf-D.json and ingests it (output as for ingest). A day fetched\n"
@@ -129,12 +137,16 @@ def _paper_commands(command: _Adder) -> None:
     when.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="every day from this one to today")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    sub = command("papers", papers.papers_command, "List the papers of the seen-set, in the order first seen.", "")
+    sub = command(
+        "papers", _lazy("papers", "papers_command"), "List the papers of the seen-set, in the order first seen.", ""
+    )
     sub.add_argument("--new-in", metavar="DUMP", help="only papers first seen in DUMP (file name, id, sha256 prefix)")
     sub.add_argument("-n", "--limit", type=_positive, metavar="N", help="at most N papers")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    sub = command("status", papers.status_command, "Show the database: its path, what it holds, the last ingest.", "")
+    sub = command(
+        "status", _lazy("papers", "status_command"), "Show the database: its path, what it holds, the last ingest.", ""
+    )
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
@@ -142,22 +154,29 @@ def _subscriber_commands(command: _Adder) -> None:
     """subscribe, unsubscribe, pause, resume, subscribers, check."""
     sub = command(
         "subscribe",
-        people.subscribe_command,
+        _lazy("people", "subscribe_command"),
         "Check a profile file, store it, and show what the subscriber will get.",
         "Subscribing again with a changed file updates the profile; an unsubscribed\n"
         "name comes back. The profile format: examples/subscribers/ and the README.",
     )
     sub.add_argument("profile", type=Path, metavar="PROFILE.toml", help="a subscriber profile")
-    sub = command("unsubscribe", people.unsubscribe_command, "Stop a subscriber's digests (their history is kept).", "")
+    sub = command(
+        "unsubscribe",
+        _lazy("people", "unsubscribe_command"),
+        "Stop a subscriber's digests (their history is kept).",
+        "",
+    )
     sub.add_argument("name", metavar="NAME")
-    sub = command("pause", people.pause_command, "Pause a subscriber's digests, for good or until a day.", "")
+    sub = command(
+        "pause", _lazy("people", "pause_command"), "Pause a subscriber's digests, for good or until a day.", ""
+    )
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("--until", type=_day_arg, metavar="YYYY-MM-DD", help="resume after this day")
-    sub = command("resume", people.resume_command, "Resume a paused subscriber.", "")
+    sub = command("resume", _lazy("people", "resume_command"), "Resume a paused subscriber.", "")
     sub.add_argument("name", metavar="NAME")
     sub = command(
         "subscribers",
-        people.subscribers_command,
+        _lazy("people", "subscribers_command"),
         "List the subscribers (after syncing the subscribers folder).",
         "The folder is config [subscribers] dir: new files subscribe, changed files\n"
         "update, removed files unsubscribe, a broken file keeps its last good version.",
@@ -166,7 +185,7 @@ def _subscriber_commands(command: _Adder) -> None:
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = command(
         "feedback",
-        people.feedback_command,
+        _lazy("people", "feedback_command"),
         "Record a subscriber's votes on papers, or list them.",
         "With paper ids and --up (more like this), --down (less like this) or --clear, records\n"
         "the vote as the links in the digest do (the last vote wins). Without ids, lists the\n"
@@ -179,7 +198,7 @@ def _subscriber_commands(command: _Adder) -> None:
     vote.add_argument("--down", action="store_true", help="less like these")
     vote.add_argument("--clear", action="store_true", help="forget the votes on these")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
-    sub = command("check", people.check_command, "Check profile files; store nothing.", "")
+    sub = command("check", _lazy("people", "check_command"), "Check profile files; store nothing.", "")
     sub.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE.toml")
 
 
@@ -187,7 +206,7 @@ def _digest_commands(command: _Adder) -> None:
     """rank, preview, send, run, deliveries, retry."""
     sub = command(
         "rank",
-        digests.rank_command,
+        _lazy("digests", "rank_command"),
         "Rank the papers of a dump, or the newest ones, for a profile or a subscriber.",
         "--json prints one array, best first: [{id, title, score, why: [{kind, label,\n"
         "score, where, detail}]}]. Without --all it holds the papers that reach the\n"
@@ -204,7 +223,7 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command(
         "preview",
-        digests.preview_command,
+        _lazy("digests", "preview_command"),
         "Show what a subscriber would receive now, as text.",
         "Ranks the papers new in the latest ingest for NAME, leaving out papers they\n"
         "already received, and lists the day's trending papers as their digest would.\n"
@@ -214,7 +233,7 @@ def _digest_commands(command: _Adder) -> None:
     sub.add_argument("name", metavar="NAME")
     sub.add_argument(
         "--format",
-        choices=("terminal", *render.FORMATS),
+        choices=("terminal", *FORMATS),
         default="terminal",
         help="terminal (default), html, text, md, slack, discord, teams, mattermost or webhook (JSON)",
     )
@@ -222,7 +241,7 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command(
         "send",
-        digests.send_command,
+        _lazy("digests", "send_command"),
         "Make the digests that are due and deliver everything pending.",
         "Syncs the subscribers folder, freezes today's digest for each active subscriber\n"
         "who has none yet, then delivers what is due: new messages, crashed ones, and\n"
@@ -235,7 +254,7 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command(
         "run",
-        digests.run_command,
+        _lazy("digests", "run_command"),
         "Run the daemon: take new dumps, send each digest at its subscriber's local time.",
         "Polls [ingest] dumps_dir every [schedule] poll_seconds and takes each dump once its\n"
         "size stops changing (write *.tmp, then rename; bad files go to quarantine/). One\n"
@@ -250,7 +269,7 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command(
         "serve",
-        digests.serve_command,
+        _lazy("digests", "serve_command"),
         "Serve the reader's side: one-click unsubscribe, votes, preferences, sign-up, feeds.",
         "A small web app over the same database as 'digest run' and 'digest send'. Put it\n"
         "behind a TLS reverse proxy and set [delivery] base_url to its public address;\n"
@@ -259,13 +278,16 @@ def _digest_commands(command: _Adder) -> None:
     sub.add_argument("--host", metavar="ADDRESS", help="address to listen on (default [web] host: 127.0.0.1)")
     sub.add_argument("--port", type=_positive, metavar="PORT", help="port (default [web] port: 8080)")
 
-    sub = command("deliveries", digests.deliveries_command, "List the delivery ledger, newest first.", "")
+    sub = command("deliveries", _lazy("digests", "deliveries_command"), "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
     sub.add_argument("-n", "--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
-        "retry", digests.retry_command, "Requeue a failed delivery (or all of them) to go out with the next send.", ""
+        "retry",
+        _lazy("digests", "retry_command"),
+        "Requeue a failed delivery (or all of them) to go out with the next send.",
+        "",
     )
     sub.add_argument("id", nargs="?", type=int, metavar="ID", help="a delivery number from 'digest deliveries'")
     sub.add_argument("--all", action="store_true", help="every failed or waiting delivery")
@@ -283,6 +305,17 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
+
+
+def _lazy(module: str, name: str) -> Command:
+    """A command that imports its module (``digest.cli.MODULE``) when it runs."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        command: Command = getattr(importlib.import_module(f"digest.cli.{module}"), name)
+        return command(args, settings)
+
+    run.__qualname__ = run.__name__ = name
+    return run
 
 
 def _positive(text: str) -> int:

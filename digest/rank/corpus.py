@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from digest.models import Paper
 from digest.text import tokens
@@ -43,8 +42,17 @@ class Weights:
         }[likeness]
 
 
+@cache
+def stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, imported when first needed (scikit-learn takes a second to load)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: PLC0415 - only where ranking happens
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
 def content_tokens(text: str) -> list[str]:
-    return [t for t in tokens(text) if t not in ENGLISH_STOP_WORDS and len(t) > 1]
+    stop = stop_words()
+    return [t for t in tokens(text) if t not in stop and len(t) > 1]
 
 
 def document(paper: Paper) -> str:
@@ -71,6 +79,8 @@ class Corpus:
 
     def __init__(self, papers: Sequence[Paper]) -> None:
         self.size = len(papers)
+        from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415 - see stop_words
+
         self._vectorizer = TfidfVectorizer(analyzer=content_tokens, sublinear_tf=True, dtype=np.float32, min_df=1)
         documents = [document(p) for p in papers] or [""]
         try:
@@ -104,7 +114,7 @@ class Corpus:
 
     def idf(self, phrase: str) -> float:
         """The phrase's rarity: the idf of its rarest word (unknown words count as rarest)."""
-        words = [w for w in phrase.split() if w not in ENGLISH_STOP_WORDS] or phrase.split()
+        words = [w for w in phrase.split() if w not in stop_words()] or phrase.split()
         return max((self._idf.get(w, self._max_idf) for w in words), default=self._max_idf)
 
     def distinctive(self, word: str) -> bool:
@@ -124,7 +134,7 @@ class Corpus:
         found = self._terms.get(label)
         if found is None:
             phrase = phrase_of(label)
-            content = [w for w in dict.fromkeys(phrase.split()) if w not in ENGLISH_STOP_WORDS]
+            content = [w for w in dict.fromkeys(phrase.split()) if w not in stop_words()]
             words = [w for w in content if self.distinctive(w)] if len(phrase.split()) > 1 else []
             alone = self._standing(phrase, words)
             if len(words) < PARTIAL_FROM and not any(alone):

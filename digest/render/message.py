@@ -25,12 +25,12 @@ import jinja2
 
 from digest.errors import RenderError
 from digest.links import Links
-from digest.models import CHAT_KINDS, Digest, Message
+from digest.models import CHAT_KINDS, FORMATS, Digest, Message
 from digest.render.chat import ChatDraft, ChatStyle
 from digest.render.context import context, header_text, intro, md_escape, wrap
 from digest.render.templating import FragmentCache, InliningLoader
 
-FORMATS = ("html", "text", "md", *CHAT_KINDS)
+__all__ = ["FORMATS"]  # re-exported: the formats are the models' list
 
 
 def package_templates() -> Path:
