@@ -14,6 +14,7 @@
     │   ├── TransientError      try again later: SMTP 4xx, HTTP 429/5xx, timeouts, dropped connections
     │   └── PermanentError      do not retry: SMTP 5xx, HTTP 4xx, a missing webhook variable
     ├── StoreError              the database cannot be opened or is from a newer version
+    ├── BusyError               another digest run holds the database's lock
     └── UsageError              exit 2; the command line asks for something impossible
 
 The CLI catches ``DigestError`` once, prints ``str(error)`` on one line and exits
@@ -35,6 +36,10 @@ class ConfigError(DigestError):
 
 class InputError(DigestError):
     """A dump file cannot be used."""
+
+
+class BusyError(DigestError):
+    """Another ``digest run`` or ``digest send`` holds the database's lock."""
 
 
 class FetchError(DigestError):

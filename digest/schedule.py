@@ -45,7 +45,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import cadence, pipeline
 from digest.config import Settings
-from digest.errors import DigestError, StoreError
+from digest.errors import BusyError, DigestError, StoreError
 from digest.fetch import Client
 from digest.store import Store
 
@@ -105,7 +105,7 @@ def exclusive(database: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise DigestError(
+        raise BusyError(
             f"{database}: in use by a running digest (pid {holder}); stop it first, or let it do the work"
         ) from None
     try:
@@ -263,12 +263,24 @@ class Daemon:
             self.settings, clock=self.clock, log=self.log, watcher=self.watcher, names=names, stop=self.stopping.is_set
         )
 
-    def once(self, *, look_twice_after: float = 1.0) -> int:
+    def once(self, *, look_twice_after: float = 1.0, strict: bool = False) -> int:
         """Everything due now, then exit: for cron, systemd timers and CI. 1 if anything failed.
 
         With no second poll to wait for, it looks at the dumps folder twice,
         ``look_twice_after`` seconds apart: a file whose size held still is complete.
+        When another run holds the database (the daemon, or the previous cron
+        run still working), that run does the work: one line and exit 0, or
+        with ``strict`` the error and exit 1.
         """
+        try:
+            return self._once(look_twice_after)
+        except BusyError as e:
+            if strict:
+                raise
+            self.log("skipped", reason="another run is working; nothing to do", detail=str(e))
+            return 0
+
+    def _once(self, look_twice_after: float) -> int:
         with exclusive(self.settings.database.path):
             fetch_failures = self.fetch() if self.settings.fetch.enabled else 0
             if self.watcher.ready(self.clock()) != self.watcher.files():

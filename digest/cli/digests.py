@@ -161,4 +161,4 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     daemon = schedule.Daemon(settings, log=schedule.EventLog(fmt=args.log_format))
-    return daemon.once() if args.once else daemon.forever()
+    return daemon.once(strict=args.strict) if args.once else daemon.forever()

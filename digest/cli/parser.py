@@ -262,9 +262,14 @@ def _digest_commands(command: _Adder) -> None:
         "was missed (one digest per subscriber covering the gap) and sends due retries.\n"
         "Profiles are re-read when their files change. SIGTERM/SIGINT: the message in\n"
         "flight finishes, then it stops. One log line per event on stderr.\n"
-        "--once does everything due now and exits (for cron and systemd timers).",
+        "--once does everything due now and exits (for cron and systemd timers); while\n"
+        "another run holds the database it says so and exits 0 (--strict: exit 1).",
     )
     sub.add_argument("--once", action="store_true", help="do what is due now, then exit (exit code 1 on failures)")
+    sub.add_argument(
+        "--strict", action="store_true",
+        help="with --once: exit 1 when another run holds the database (default: say so and exit 0)",
+    )  # fmt: skip
     sub.add_argument("--log-format", choices=("plain", "json"), default="plain", help="log lines as text or JSON")
 
     sub = command(
