@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from .conftest import DUMPS, SEED_COUNTS, Result
+from digest import config
+
+from .conftest import DUMPS, ROOT, SEED_COUNTS, Result
 
 CLI = Callable[..., Result]
 PAPER_KEYS = [
@@ -225,3 +227,21 @@ def test_help_and_version_load_no_numpy_scikit_learn_or_jinja(asked: list[str]) 
     assert done.returncode == 0 and ("paper-digest" in done.stdout or "usage: digest" in done.stdout)
     loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "pydantic", "rich"}
+
+
+def test_init_sets_up_a_new_installation_that_works(cli: CLI, workdir: Path) -> None:
+    made = cli("init", "site")
+    assert made.code == 0, made.err
+    assert {p.name for p in (workdir / "site").iterdir()} == {"digest.toml", "subscribers", "dumps", "var"}
+    assert "  cd site\n  digest subscribe subscribers/example.toml" in made.out
+    settings = config.load(workdir / "site" / "digest.toml")  # the shipped example, every key commented
+    assert settings.ingest.dumps_dir == Path("dumps") and settings.database.path == Path("var/digest.sqlite3")
+    checked = cli("check", "site/subscribers/example.toml")
+    assert checked.code == 0, checked.err
+    again = cli("init", "site")
+    assert again.code == 2 and again.err.strip().endswith(
+        "digest.toml: already there; this folder is set up (digest status shows its state)"
+    )
+    assert (workdir / "site" / "digest.toml").read_text(encoding="utf-8") == (ROOT / "config.example.toml").read_text(
+        encoding="utf-8"
+    )

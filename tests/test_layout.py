@@ -95,6 +95,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.ledger": {"digest.models", "digest.store.db"},
     "digest.store.feedback": {"digest.models", "digest.store.db"},
     "digest.store.fetches": {"digest.models", "digest.store.db"},
+    "digest.setup": {"digest.errors"},  # `digest init`
     # fetch: the one room that calls Hugging Face
     "digest.fetch": {"digest", "digest.config", "digest.errors"},
     # channels: each chat platform builds its payloads with render's chat helpers
@@ -302,6 +303,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli.digests": {
         "digest",
+        "digest.setup",
         "digest.web",
         "digest.models",
         "digest.cli.show",

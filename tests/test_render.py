@@ -325,7 +325,7 @@ def test_a_broken_user_template_is_one_clear_error(tmp_path: Path, template: str
     assert "\n" not in str(caught.value)
 
 
-def test_the_wheel_ships_the_templates(tmp_path: Path) -> None:
+def test_the_wheel_ships_the_templates_the_example_config_and_the_license(tmp_path: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -346,6 +346,8 @@ def test_the_wheel_ships_the_templates(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (ROOT / "templates").glob("*.j2"):
         assert f"digest/templates/{template.name}" in names
+    assert "digest/config.example.toml" in names  # `digest init` writes it
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
 def test_signed_links_reach_every_format() -> None:

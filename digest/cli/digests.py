@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
-from digest import ingest, pipeline, profiles, schedule
+from digest import ingest, pipeline, profiles, schedule, setup
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
@@ -162,3 +164,23 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     daemon = schedule.Daemon(settings, log=schedule.EventLog(fmt=args.log_format))
     return daemon.once(strict=args.strict) if args.once else daemon.forever()
+
+
+def init_command(args: argparse.Namespace, settings: Settings) -> int:
+    folder: Path = args.folder
+    made = setup.init(folder)
+    where = folder.resolve()
+    print(f"set up {where}: " + ", ".join(_shown(path, folder) for path in made if path != folder))
+    print("next:")
+    if where != Path.cwd().resolve():
+        print(f"  cd {shlex.quote(str(folder))}")
+    print("  digest subscribe subscribers/example.toml   after editing it: your address, zone and keywords")
+    print("  digest fetch                                today's papers from Hugging Face (or drop a page into dumps/)")
+    print("  digest send                                 make the digests that are due and deliver them")
+    print("settings: digest.toml (every key explained; email goes to outbox/ until [smtp] host is set)")
+    return 0
+
+
+def _shown(path: Path, folder: Path) -> str:
+    name = str(path.relative_to(folder))
+    return name + "/" if path.is_dir() else name

@@ -28,6 +28,7 @@ JSON_HELP = "one JSON object per line (a stable interface for scripts)"
 
 EPILOG = """\
 the day, by hand:
+  digest init my-digest                 set up a new installation (config, example subscriber)
   digest ingest examples/dumps          ingest every dump in a folder, report what is new
   digest fetch                          or fetch today's list from Hugging Face and ingest it
   digest subscribe ada.toml             check a profile, store it, show what they will get
@@ -251,6 +252,16 @@ def _digest_commands(command: _Adder) -> None:
     )
     sub.add_argument("--dry-run", action="store_true", help="show what would be made and sent; change nothing")
     sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
+
+    sub = command(
+        "init",
+        _lazy("digests", "init_command"),
+        "Set up a new installation in a folder: config, an example subscriber, dumps/ and var/.",
+        "Writes FOLDER/digest.toml (the example config, every key commented),\n"
+        "FOLDER/subscribers/example.toml, and makes dumps/ and var/; then prints the next\n"
+        "commands. Refuses a folder that already has a digest.toml.",
+    )
+    sub.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="FOLDER", help="default: here")
 
     sub = command(
         "run",
