@@ -9,8 +9,10 @@ present, else none. Settings are loaded once by the CLI and passed down.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -199,10 +201,46 @@ def _describe(error: ValidationError, *, origin: str) -> str:
         section, name = MOVED[key].split(".")
         return f"{where}: moved to [{section}] {name} ({_env_name((section, name))}); rename it there"
     if first["type"] == "extra_forbidden":
-        return f"{where}: unknown key; check its spelling against config.example.toml"
+        guess = _closest(loc)
+        hint = f"did you mean '{guess}'? " if guess else ""
+        return f"{where}: unknown key; {hint}check its spelling against config.example.toml"
     value = first.get("input")
     shown = f" (got {value!r})" if not isinstance(value, dict) else ""
     return f"{where}: {first['msg'].lower()}{shown}; see config.example.toml for the expected form"
+
+
+def _known(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed where ``loc`` points: sections at the top, a section's keys inside it."""
+    if len(loc) == 1:
+        return list(Settings.model_fields)
+    section = Settings.model_fields.get(str(loc[0]))
+    model = section.annotation if section is not None else None
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _closest(loc: tuple[int | str, ...]) -> str | None:
+    """The known key (``section.key``) nearest to a misspelled one, if any is near."""
+    found = difflib.get_close_matches(str(loc[-1]), _known(loc), n=1, cutoff=0.6)
+    return ".".join([*(str(part) for part in loc[:-1]), found[0]]) if found else None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per ``DIGEST_*`` variable that names no setting (pydantic-settings would ignore it silently)."""
+    lines = []
+    for name in sorted(v for v in environ if v.upper().startswith(ENV_PREFIX)):
+        parts = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        if len(parts) == 2 and parts[0] in Settings.model_fields and parts[1] in _known(parts):
+            continue
+        if ".".join(parts) in MOVED:
+            continue  # validation says where it moved
+        if len(parts) == 2 and parts[0] in Settings.model_fields:
+            guess = _closest(parts)
+        else:
+            section = _closest(parts[:1])
+            guess = ".".join([section, *parts[1:2]]) if section else None
+        hint = f"did you mean {_env_name(tuple(guess.split('.')))}? " if guess else ""
+        lines.append(f"environment variable {name}: names no setting; {hint}see config.example.toml")
+    return lines
 
 
 def load(path: Path | None = None) -> Settings:
@@ -230,6 +268,8 @@ def load(path: Path | None = None) -> Settings:
                 f"{origin}: key '{section}.{key}': secrets do not belong in the config file; "
                 f"remove it and set the environment variable {variable}"
             )
+    if unknown := unknown_variables(os.environ):
+        raise ConfigError(unknown[0] + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     try:
         return Settings(**data)
     except ValidationError as e:

@@ -62,7 +62,15 @@ def test_a_missing_config_path_is_an_error(workdir: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[database]\npaht = 'x'\n", r"c\.toml: key 'database\.paht': unknown key; check its spelling"),
+        (
+            "[database]\npaht = 'x'\n",
+            r"c\.toml: key 'database\.paht': unknown key; did you mean 'database\.path'\? check",
+        ),
+        ("[smpt]\nhost = 'x'\n", r"c\.toml: key 'smpt': unknown key; did you mean 'smtp'\? check its spelling"),
+        (
+            "[smtp]\nzzzz = 1\n",
+            r"c\.toml: key 'smtp\.zzzz': unknown key; check its spelling against config\.example\.toml",
+        ),
         ("colour = 'blue'\n", r"c\.toml: key 'colour': unknown key"),
         (
             "[ingest]\nmax_size_mb = -1\n",
@@ -99,3 +107,26 @@ def test_a_bad_environment_variable_is_named(workdir: Path, monkeypatch: pytest.
     monkeypatch.setenv("DIGEST_INGEST__MAX_SIZE_MB", "lots")
     with pytest.raises(ConfigError, match=r"^environment variable DIGEST_INGEST__MAX_SIZE_MB: input should be"):
         config.load()
+
+
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        (
+            "DIGEST_SMPT__HOST",
+            "environment variable DIGEST_SMPT__HOST: names no setting; did you mean DIGEST_SMTP__HOST?",
+        ),
+        (
+            "DIGEST_SMTP__HOTS",
+            "environment variable DIGEST_SMTP__HOTS: names no setting; did you mean DIGEST_SMTP__HOST?",
+        ),
+        ("DIGEST_NOTHING_LIKE_IT", "environment variable DIGEST_NOTHING_LIKE_IT: names no setting; see config.example"),
+    ],
+)
+def test_a_misspelled_environment_variable_is_not_ignored(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, variable: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, "mail.example.org")
+    with pytest.raises(ConfigError) as caught:
+        config.load()
+    assert str(caught.value).startswith(message) and "mail.example.org" not in str(caught.value)
