@@ -229,3 +229,16 @@ def test_preview_with_a_broken_user_template(
     assert result.code == 1
     [line] = result.err.strip().splitlines()[-1:]
     assert "digest.md.j2" in line and "template syntax error" in line
+
+
+def test_email_without_an_smtp_host_is_said_where_it_matters(
+    cli: CLI, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No [smtp] host: subscribers, send and status say that email goes to the outbox instead."""
+    warning = "digest: warning: no [smtp] host: email for 2 subscribers goes to outbox/ instead; set [smtp] host"
+    listed = cli("subscribers")
+    assert warning in listed.err and "email ada@example.org (to outbox: no SMTP host)" in listed.out
+    assert warning in cli("status").err and warning in cli("send", "--dry-run").err
+    monkeypatch.setenv("DIGEST_SMTP__HOST", "mail.example.org")
+    listed = cli("subscribers")
+    assert "warning" not in listed.err and "email ada@example.org " in listed.out and "outbox:" not in listed.out

@@ -102,6 +102,8 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
         if args.subscriber:
             pipeline.find_subscriber(store, args.subscriber)
         report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run)
+        active = [pipeline.stored_profile(s) for s in store.subscribers() if not names or s.name in names]
+    show.no_smtp_warning(active, settings)
     for error in report.profile_errors:
         show.error(f"{error} (the last good version stays in force)")
     show.send_summary(report, settings=settings, dry_run=args.dry_run)

@@ -120,6 +120,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
             upcoming = cadence.next_fire(profile, now)
             plans.append((subscriber, upcoming))
     last = status.last_dump
+    show.no_smtp_warning([pipeline.stored_profile(s) for s, _ in plans if s.status != "unsubscribed"], settings)
     if args.json:
         show.json_line(
             {

@@ -61,6 +61,7 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
         broken = show.sync(store, settings)
         rows = store.subscribers(include_unsubscribed=args.all)
         profiles_ = [(row, pipeline.stored_profile(row)) for row in rows]
+    show.no_smtp_warning([p for row, p in profiles_ if row.status != "unsubscribed"], settings)
     if args.json:
         for row, profile in profiles_:
             show.json_line(
@@ -86,7 +87,11 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
     for row, profile in profiles_:
         status = row.status + (f" until {row.paused_until}" if row.paused_until else "")
         table.add_row(
-            profile.name, status, show.schedule_text(profile), show.channels_text(profile), show.keywords_text(profile)
+            profile.name,
+            status,
+            show.schedule_text(profile),
+            show.channels_text(profile, smtp=bool(settings.smtp.host)),
+            show.keywords_text(profile),
         )
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     with console.capture() as captured:

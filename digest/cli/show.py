@@ -181,16 +181,30 @@ def schedule_text(profile: Profile) -> str:
     return f"{cadence} at {when} {profile.timezone}{utc}"
 
 
-def channels_text(profile: Profile) -> str:
+def channels_text(profile: Profile, *, smtp: bool = True) -> str:
+    """Where a profile's digests go; without an SMTP host (``smtp`` False) email says it goes to the outbox."""
     parts = []
     for channel in profile.delivery:
         if channel.kind == "email":
-            parts.append(f"email {channel.address or profile.email}")
+            address = channel.address or profile.email
+            parts.append(f"email {address}" if smtp else f"email {address} (to outbox: no SMTP host)")
         elif channel.url_env:
             parts.append(f"{channel.kind} (URL from ${channel.url_env})")
         else:
             parts.append(channel.kind)
     return ", ".join(parts)
+
+
+def no_smtp_warning(profiles: Iterable[Profile], settings: Settings) -> None:
+    """One warning when subscribers get email but no [smtp] host is set: their email goes to the outbox."""
+    if settings.smtp.host:
+        return
+    count = sum(1 for profile in profiles if any(channel.kind == "email" for channel in profile.delivery))
+    if count:
+        warn(
+            f"no [smtp] host: email for {count} subscriber{'s' if count != 1 else ''} goes to "
+            f"{settings.delivery.outbox_dir}/ instead; set [smtp] host (or DIGEST_SMTP__HOST) to send it"
+        )
 
 
 def keywords_text(profile: Profile) -> str:
