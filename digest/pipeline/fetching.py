@@ -20,7 +20,7 @@ from digest.config import Settings
 from digest.errors import DigestError, FetchError
 from digest.fetch import Client, NotJSONError
 from digest.models import FetchRecord
-from digest.pipeline.intake import DumpWatcher, FileOutcome, ingest_files
+from digest.pipeline.intake import FileOutcome, ingest_files, note_why, quarantine, quarantine_target
 from digest.store import Store
 
 
@@ -66,7 +66,7 @@ def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, no
     path = _write(settings.ingest.dumps_dir, f"hf-{day.isoformat()}.json", got.body)
     [outcome] = ingest_files([path], store=store, settings=settings, now=now)
     if outcome.error is not None:
-        kept = DumpWatcher(settings.ingest.dumps_dir, 0).quarantine(path, str(outcome.error), now=now)
+        kept = quarantine(settings.ingest.dumps_dir, path, str(outcome.error), now=now)
         record = FetchRecord(day, "failed", len(got.items), now, detail=f"{outcome.error} ({kept.name})")
         return _done(store, record, file=outcome, error=outcome.error)
     return _done(store, FetchRecord(day, "new", len(got.items), now, got.etag, sha256, path.name), file=outcome)
@@ -94,10 +94,8 @@ def _write(folder: Path, name: str, body: bytes) -> Path:
 
 def _quarantine(folder: Path, day: date, body: bytes, reason: str, *, now: datetime) -> Path:
     """Keep an answer that is not a list in ``quarantine/`` with a note saying why (never in the dumps folder)."""
-    aside = folder / "quarantine"
-    name, number = f"hf-{day.isoformat()}.json", 1
-    while (aside / name).exists():
-        name, number = f"hf-{day.isoformat()}.json.{number}", number + 1
-    kept = _write(aside, name, body)
-    kept.with_name(kept.name + ".error").write_text(f"{now:%Y-%m-%dT%H:%M:%SZ} {reason}\n", encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = quarantine_target(folder, f"hf-{day.isoformat()}.json")
+    kept = _write(target.parent, target.name, body)
+    note_why(kept, reason, now=now)
     return kept

@@ -127,14 +127,29 @@ class DumpWatcher:
 
     def quarantine(self, path: Path, reason: str, *, now: datetime) -> Path:
         """Move a bad dump aside with a note saying why; never delete it."""
-        target_dir = self.folder / "quarantine"
-        target_dir.mkdir(exist_ok=True)
-        target = target_dir / path.name
-        number = 1
-        while target.exists():
-            target = target_dir / f"{path.name}.{number}"
-            number += 1
-        shutil.move(path, target)
-        note = target.with_name(target.name + ".error")
-        note.write_text(f"{now:%Y-%m-%dT%H:%M:%SZ} {reason}\n", encoding="utf-8")
-        return target
+        return quarantine(self.folder, path, reason, now=now)
+
+
+def quarantine(folder: Path, path: Path, reason: str, *, now: datetime) -> Path:
+    """Move a bad file into ``folder/quarantine/`` (a free name there) with a ``.error`` note saying why."""
+    target = quarantine_target(folder, path.name)
+    shutil.move(path, target)
+    note_why(target, reason, now=now)
+    return target
+
+
+def quarantine_target(folder: Path, name: str) -> Path:
+    """A free path for ``name`` in ``folder/quarantine/`` (made if missing): ``name``, ``name.1``, …"""
+    target_dir = folder / "quarantine"
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / name
+    number = 1
+    while target.exists():
+        target = target_dir / f"{name}.{number}"
+        number += 1
+    return target
+
+
+def note_why(target: Path, reason: str, *, now: datetime) -> None:
+    """The note beside a quarantined file: when, and why."""
+    target.with_name(target.name + ".error").write_text(f"{now:%Y-%m-%dT%H:%M:%SZ} {reason}\n", encoding="utf-8")
