@@ -12,6 +12,7 @@ else. Waiting and the clock are passed in, so tests drive them.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,11 @@ class Client:
         )
         self._sleep, self._clock = sleep or time.sleep, clock or time.monotonic
         self._last: float | None = None
+
+    @classmethod
+    def from_environment(cls, settings: FetchSettings) -> Client:
+        """A client with ``HF_TOKEN`` from the environment when it is set (the only place it is read)."""
+        return cls(settings, token=os.environ.get("HF_TOKEN") or None)
 
     def __enter__(self) -> Client:
         return self

@@ -216,7 +216,7 @@ def fetch_missed(settings: Settings, *, clock: Clock, log: EventLog) -> int:
             for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)
             if day == today or (record := store.fetch_of(day)) is None or record.outcome == "failed"
         ]
-        with Client(settings.fetch, token=os.environ.get("HF_TOKEN") or None) as client:
+        with Client.from_environment(settings.fetch) as client:
             for outcome in pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now):
                 failed += outcome.error is not None
                 _log_fetch(log, outcome)

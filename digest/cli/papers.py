@@ -5,7 +5,6 @@ Each command takes the parsed arguments and the settings and returns an exit cod
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -77,10 +76,7 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
                 when = record.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
                 print(f"{outcome.path.name}: already ingested on {when} (as dump {record.id}); nothing changed")
             else:
-                print(
-                    f"{outcome.path.name}: {record.layout}, {show.page_day(record)}: "
-                    f"{record.papers} papers, {record.new} new, {record.seen} already seen"
-                )
+                print(show.ingested_line(outcome.path.name, record))
                 show.show_warnings(str(outcome.path), outcome.dump.warnings)
     if not args.json:
         show.ingest_summary(totals, database=settings.database.path)
@@ -179,9 +175,8 @@ def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
     if first > today:
         raise UsageError(f"{first} is in the future; Hugging Face lists days up to today ({today}, UTC)")
     days = pipeline.days_between(first, today if args.since else first)
-    token = os.environ.get("HF_TOKEN") or None
     failed = 0
-    with Store.open(settings.database.path) as store, Client(settings.fetch, token=token) as client:
+    with Store.open(settings.database.path) as store, Client.from_environment(settings.fetch) as client:
         outcomes = pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now)
         for outcome in show.progress(outcomes, total=len(days), doing="fetching"):
             failed += outcome.error is not None

@@ -116,11 +116,7 @@ def fetch_text(outcome: pipeline.FetchOutcome) -> str:
     """One line for a fetched day: the dump and what was new, or why nothing was written."""
     record = outcome.record
     if outcome.file is not None and outcome.file.ingested is not None:
-        stored = outcome.file.ingested.record
-        return (
-            f"{record.detail}: {stored.layout}, {page_day(stored)}: "
-            f"{stored.papers} papers, {stored.new} new, {stored.seen} already seen"
-        )
+        return ingested_line(str(record.detail), outcome.file.ingested.record)
     if record.outcome == "empty":
         return f"{record.day}: no papers listed for {record.day}"
     return f"{record.day}: unchanged since the last fetch ({record.items} papers); nothing to ingest"
@@ -163,6 +159,12 @@ def fetch_record_json(record: FetchRecord) -> dict[str, Any]:
 def fetch_summary(days: Sequence[date], *, failed: int, database: Path) -> str:
     span = f"{days[0]}" if len(days) == 1 else f"{len(days)} days, {days[0]} to {days[-1]}"
     return f"fetched {span}" + (f"; {failed} failed" if failed else "") + f" (database: {database})"
+
+
+def ingested_line(name: str, record: DumpRecord) -> str:
+    """What ``ingest`` (and ``fetch``) print for a dump stored: layout, page day, papers, new, already seen."""
+    counts = f"{record.papers} papers, {record.new} new, {record.seen} already seen"
+    return f"{name}: {record.layout}, {page_day(record)}: {counts}"
 
 
 def page_day(record: DumpRecord) -> str:
