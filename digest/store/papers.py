@@ -58,18 +58,10 @@ class Papers(Database):
                 if known is None:
                     new += 1
                     paper_id = paper.id
-                    conn.execute(
-                        f"INSERT INTO papers (id, norm_title, title, first_dump, first_seen, {', '.join(_FIELDS)})"
-                        f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(_FIELDS))})",
-                        (paper.id, paper.norm_title, paper.title, dump_id, stamp, *_values(paper)),
-                    )
+                    conn.execute(_INSERT, (paper.id, paper.norm_title, paper.title, dump_id, stamp, *_values(paper)))
                 else:
                     paper_id = _adopt_arxiv_id(conn, known[0], paper.id)
-                    conn.execute(
-                        f"UPDATE papers SET {', '.join(f'{f} = coalesce(?, {f})' for f in _FRESH)},"
-                        f" {', '.join(f'{f} = coalesce({f}, ?)' for f in _FIELDS if f not in _FRESH)} WHERE id = ?",
-                        (*_values(paper, _FRESH), *_values(paper, [f for f in _FIELDS if f not in _FRESH]), paper_id),
-                    )
+                    conn.execute(_UPDATE, (*_values(paper, _FRESH), *_values(paper, _KEPT), paper_id))
                 conn.execute(
                     "INSERT OR IGNORE INTO sightings (dump, paper, position, upvotes) VALUES (?, ?, ?, ?)",
                     (dump_id, paper_id, paper.position or 0, paper.upvotes),
@@ -168,6 +160,15 @@ _FIELDS = (
     "github_repo", "github_stars", "project_page", "ai_summary",
 )  # fmt: skip
 _FRESH = ("comments", "github_stars")  # counts that grow: the latest sighting's wins
+_KEPT = tuple(f for f in _FIELDS if f not in _FRESH)  # the rest: the first value seen stays
+_INSERT = (
+    f"INSERT INTO papers (id, norm_title, title, first_dump, first_seen, {', '.join(_FIELDS)})"
+    f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(_FIELDS))})"
+)
+_UPDATE = (
+    f"UPDATE papers SET {', '.join(f'{f} = coalesce(?, {f})' for f in _FRESH)},"
+    f" {', '.join(f'{f} = coalesce({f}, ?)' for f in _KEPT)} WHERE id = ?"
+)
 
 
 def _values(paper: Paper, fields: Sequence[str] = _FIELDS) -> list[object]:
