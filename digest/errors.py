@@ -12,7 +12,9 @@
     ├── RenderError             a template that cannot be rendered (a user's override, mostly)
     ├── DeliveryError           a channel could not deliver (caught by the ledger, never shown raw)
     │   ├── TransientError      try again later: SMTP 4xx, HTTP 429/5xx, timeouts, dropped connections
-    │   └── PermanentError      do not retry: SMTP 5xx, HTTP 4xx, a missing webhook variable
+    │   ├── PermanentError      do not retry: SMTP 5xx, HTTP 4xx, a missing webhook variable
+    │   └── SetupError          the channel's own settings are wrong (TLS mode, login, certificate):
+    │                           the channel stops for this run, its deliveries wait untouched
     ├── StoreError              the database cannot be opened or is from a newer version
     ├── BusyError               another digest run holds the database's lock
     └── UsageError              exit 2; the command line asks for something impossible
@@ -72,11 +74,23 @@ class DeliveryError(DigestError):
 
 
 class TransientError(DeliveryError):
-    """Worth another try later (``retry_after`` seconds, when the server said)."""
+    """Worth another try later (``retry_after`` seconds, when the server said).
+
+    ``connection`` is True when the server could not be reached at all (refused,
+    timed out, dropped): a send where every email failed so exits 1.
+    """
+
+    def __init__(self, reason: str, *, retry_after: float | None = None, connection: bool = False) -> None:
+        super().__init__(reason, retry_after=retry_after)
+        self.connection = connection
 
 
 class PermanentError(DeliveryError):
     """Another try would fail the same way."""
+
+
+class SetupError(DeliveryError):
+    """The channel cannot work as configured; no delivery is tried, counted or failed because of it."""
 
 
 class StoreError(DigestError):

@@ -133,7 +133,9 @@ class Tick:
 
     @property
     def failures(self) -> int:
-        return self.quarantined + len(self.report.failed) + len(self.report.profile_errors)
+        report = self.report
+        stuck = len(report.halted) + report.unreachable_only()
+        return self.quarantined + len(report.failed) + len(report.profile_errors) + stuck
 
 
 def tick(
@@ -203,6 +205,8 @@ def _log_deliveries(log: EventLog, report: pipeline.SendReport) -> None:
         )
     for delivery, reason in report.failed:
         log("failed", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel, reason=reason)
+    for kind, reason in report.halted.items():
+        log("channel_halted", kind=kind, waiting=report.untried.get(kind, 0), error=reason)
 
 
 def fetch_missed(settings: Settings, *, clock: Clock, log: EventLog) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from digest import pipeline, render
 from digest.channels import Job
@@ -23,7 +24,7 @@ from digest.models import Message
 from digest.store import Store
 
 from .deliverykit import World, make_world, profile_text
-from .servers import Hooks, Mailbox, Reply, http_server, smtp_server
+from .servers import Hooks, Mailbox, Reply, free_port, http_server, smtp_server
 
 MESSAGE_ID = re.compile(r"^<2026-11-23\.[0-9a-f]{10}\.user\d{3}@localhost>$")
 
@@ -397,14 +398,94 @@ def test_starttls_checks_certificates_unless_told_not_to(tmp_path: Path) -> None
             update={"smtp": world.settings.smtp.model_copy(update={"security": "starttls"})}
         )
         world.settings = strict
-        [(_, reason)] = world.send().failed
-        assert "certificate not trusted" in reason
+        report = world.send()
+        assert "certificate not trusted" in report.halted["email"] and not report.failed
         lenient = strict.smtp.model_copy(update={"verify": False})
         world.settings = strict.model_copy(update={"smtp": lenient})
-        with Store.open(world.settings.database.path) as store:
-            store.requeue(None, at=world.clock())
-        assert len(world.send().sent) == 1
+        assert len(world.send().sent) == 1  # the email waited, untried, for the fix
     assert len(server.box.messages) == 1
+
+
+def _with_smtp(world: World, **changes: object) -> None:
+    world.settings = world.settings.model_copy(update={"smtp": world.settings.smtp.model_copy(update=changes)})
+
+
+def _ledger(world: World) -> list[tuple[str, int]]:
+    with Store.open(world.settings.database.path) as store:
+        return sorted((d.state, d.attempts) for d in store.deliveries())
+
+
+@pytest.mark.parametrize(
+    ("security", "said"),
+    [
+        ("starttls", "does not offer STARTTLS; set [smtp] security"),
+        ("ssl", 'did not answer in TLS (WRONG_VERSION_NUMBER); with security = "ssl" use the server\'s TLS port'),
+    ],
+)
+def test_a_tls_mode_the_server_does_not_speak_stops_email_at_once(tmp_path: Path, security: str, said: str) -> None:
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=30, smtp_port=server.port)
+        _with_smtp(world, security=security)
+        report = world.send()
+        assert said in report.halted["email"]
+        assert (report.sent, report.failed, report.retries) == ([], [], [])
+        assert report.untried == {"email": 30}
+        assert _ledger(world) == [("pending", 0)] * 30  # no try counted, nothing failed
+        assert server.box.sessions <= world.settings.smtp.connections < 30  # a look per connection, not per email
+        _with_smtp(world, security="none")
+        assert len(world.send().sent) == 30
+
+
+def test_a_refused_login_and_a_server_wanting_starttls_are_settings_errors(tmp_path: Path) -> None:
+    with smtp_server(password="right") as server:
+        world = make_world(tmp_path / "login", people=3, smtp_port=server.port)
+        _with_smtp(world, username="digest", password=SecretStr("wrong"))
+        report = world.send()
+        assert report.halted["email"].startswith(f"127.0.0.1:{server.port} refused the login (535); check [smtp]")
+        assert _ledger(world) == [("pending", 0)] * 3
+    if shutil.which("openssl") is None:
+        return
+    with smtp_server(tls=_self_signed(tmp_path)) as server:
+        world = make_world(tmp_path / "plain", people=3, smtp_port=server.port)
+        report = world.send()  # security = "none" against a server that requires STARTTLS: 530
+        assert "wants STARTTLS or a login first (530" in report.halted["email"]
+        assert _ledger(world) == [("pending", 0)] * 3
+
+
+def test_cli_send_exits_1_when_no_email_reached_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = make_world(tmp_path, people=4)
+    (tmp_path / "digest.toml").write_text(
+        f'[database]\npath = "{world.settings.database.path}"\n[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {free_port()}\nsecurity = "none"\n'
+        f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["send"]) == 1
+    out = capsys.readouterr()
+    assert "digest: error: the SMTP server could not be reached: all 4 emails wait for a retry" in out.err
+    assert [state for state, _ in _ledger(world)] == ["retry"] * 4
+
+
+def test_cli_send_says_once_that_the_settings_cannot_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=2, smtp_port=server.port)
+        (tmp_path / "digest.toml").write_text(
+            f'[database]\npath = "{world.settings.database.path}"\n'
+            f'[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+            f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "starttls"\n'
+        )
+        monkeypatch.chdir(tmp_path)
+        assert main(["send"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f'digest: error: 127.0.0.1:{server.port} does not offer STARTTLS; set [smtp] security = "ssl" for its TLS '
+        'port (465), or security = "none" for a server on this machine (2 email deliveries wait, untried; '
+        "'digest send' sends them after the fix)"
+    ]
 
 
 # --- the CLI ------------------------------------------------------------------------------

@@ -3,9 +3,14 @@
 Each session is reused across the run and reopened once when it drops.
 
 SMTP 4xx replies and connection trouble are transient (retried with backoff);
-5xx replies are permanent for that recipient. TLS certificates are checked
-unless ``verify = false``. The password comes from DIGEST_SMTP__PASSWORD and
-never appears in an error.
+5xx replies are permanent for that recipient. Settings that cannot work (a
+TLS mode the server does not speak, a refused login, an untrusted certificate,
+a server that wants STARTTLS or a login first) are a ``SetupError``: the
+channel stops at once and every email waits, untried, for the fix. After
+``UNREACHABLE_AFTER`` connections in a row that could not be opened, the
+rest of the run's emails are not tried either: they wait for their retry.
+TLS certificates are checked unless ``verify = false``. The password comes
+from DIGEST_SMTP__PASSWORD and never appears in an error.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import ClassVar
 
 from digest.channels.base import Job, Takes, attempt
 from digest.config import Settings, SMTPSettings
-from digest.errors import DeliveryError, PermanentError, TransientError
+from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
+
+UNREACHABLE_AFTER = 3  # connections in a row that could not be opened before the rest of the run waits
 
 
 class _Connection:
@@ -40,19 +47,27 @@ class _Connection:
             context.verify_mode = ssl.CERT_NONE
         return context
 
+    @property
+    def where(self) -> str:
+        return f"{self._settings.host}:{self._settings.port}"
+
     def _connect(self) -> smtplib.SMTP:
+        """A session ready for mail, or ``SetupError`` when the settings cannot work with this server."""
         s = self._settings
-        smtp: smtplib.SMTP
-        if s.security == "ssl":
-            smtp = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._context())
-        else:
-            smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        try:
+            smtp = self._open()
+        except ssl.SSLCertVerificationError:
+            raise
+        except ssl.SSLError as e:
+            raise SetupError(
+                f"{self.where} did not answer in TLS ({e.reason or 'handshake failed'}); "
+                'with security = "ssl" use the server\'s TLS port (465), or set security = "starttls" for 587'
+            ) from e
         try:
             if s.security != "ssl":
                 smtp.ehlo()
             if s.security == "starttls":
-                smtp.starttls(context=self._context())
-                smtp.ehlo()
+                _starttls(smtp, self.where, self._context())
             if s.username:
                 smtp.login(s.username, s.password.get_secret_value())
         except BaseException:
@@ -60,44 +75,62 @@ class _Connection:
             raise
         return smtp
 
+    def _open(self) -> smtplib.SMTP:
+        s = self._settings
+        if s.security == "ssl":
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._context())
+        return smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+
     def send(self, job: Job) -> None:
         assert job.email is not None and job.delivery.target
         self.deliver(job.delivery.target, job.email)
 
     def deliver(self, recipient: str, message: bytes) -> None:
         """Send one message (RFC 5322, CRLF) to one recipient, or raise a ``DeliveryError``."""
-        where = f"{self._settings.host}:{self._settings.port}"
         for try_number in (1, 2):  # a connection that dropped between messages is reopened once
             try:
-                if self._smtp is None:
-                    self._smtp = self._connect()
-                _transmit(self._smtp, self._sender, recipient, message)
+                self._deliver_once(recipient, message)
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
                 if try_number == 2:
-                    raise TransientError(f"{where} closed the connection") from e
-            except smtplib.SMTPRecipientsRefused as e:
-                code, text = e.recipients.get(recipient, (550, b"refused"))
-                raise _classify(code, text, f"{recipient} refused") from e
-            except smtplib.SMTPAuthenticationError as e:
-                self.close()
-                raise PermanentError(
-                    f"{where} refused the login ({e.smtp_code}); check [smtp] username and DIGEST_SMTP__PASSWORD"
-                ) from e
-            except smtplib.SMTPResponseException as e:
-                raise _classify(e.smtp_code, e.smtp_error, "server answered") from e
-            except smtplib.SMTPException as e:
-                self.close()
-                raise TransientError(f"{where}: {type(e).__name__}") from e
-            except ssl.SSLCertVerificationError as e:
-                self.close()
-                raise PermanentError(
-                    f"{where}: certificate not trusted ({e.verify_message}); fix the server or [smtp] verify"
-                ) from e
-            except (OSError, TimeoutError) as e:
-                self.close()
-                raise TransientError(f"cannot reach {where} ({type(e).__name__})") from e
+                    raise TransientError(f"{self.where} closed the connection", connection=True) from e
+
+    def _deliver_once(self, recipient: str, message: bytes) -> None:
+        """One try; every error but a dropped connection becomes a ``DeliveryError``."""
+        try:
+            if self._smtp is None:
+                self._smtp = self._connect()
+            _transmit(self._smtp, self._sender, recipient, message)
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = e.recipients.get(recipient, (550, b"refused"))
+            raise _classify(code, text, f"{recipient} refused", where=self.where) from e
+        except smtplib.SMTPAuthenticationError as e:
+            self.close()
+            raise SetupError(
+                f"{self.where} refused the login ({e.smtp_code}); check [smtp] username and DIGEST_SMTP__PASSWORD"
+            ) from e
+        except smtplib.SMTPNotSupportedError as e:
+            self.close()
+            raise SetupError(
+                f"{self.where} does not offer a login (AUTH); remove [smtp] username, or use the server's "
+                "submission port (587) with security = \"starttls\""
+            ) from e
+        except smtplib.SMTPResponseException as e:
+            raise _classify(e.smtp_code, e.smtp_error, "server answered", where=self.where) from e
+        except smtplib.SMTPException as e:
+            self.close()
+            raise TransientError(f"{self.where}: {type(e).__name__}", connection=True) from e
+        except ssl.SSLCertVerificationError as e:
+            self.close()
+            raise SetupError(
+                f"{self.where}: certificate not trusted ({e.verify_message}); fix the server or [smtp] verify"
+            ) from e
+        except (OSError, TimeoutError) as e:
+            self.close()
+            raise TransientError(f"cannot reach {self.where} ({type(e).__name__})", connection=True) from e
 
     def close(self) -> None:
         if self._smtp is not None:
@@ -123,6 +156,8 @@ class EmailChannel:
         self._connections: list[_Connection] = []
         self._lock = threading.Lock()
         self._workers = ThreadPoolExecutor(max_workers=self._settings.connections, thread_name_prefix="smtp")
+        self._halted: DeliveryError | None = None  # set once: the reason no further email is tried this run
+        self._unreachable = 0  # connections in a row that could not be opened
 
     def _connection(self) -> _Connection:
         connection = getattr(self._local, "connection", None)
@@ -134,7 +169,20 @@ class EmailChannel:
         return connection
 
     def _send(self, job: Job) -> DeliveryError | None:
-        return attempt(self._connection().send, job, kind=self.kind)
+        """One email, unless the channel halted: then the reason it halted, and nothing tried."""
+        if self._halted is not None:
+            return self._halted
+        error = attempt(self._connection().send, job, kind=self.kind)
+        with self._lock:
+            if isinstance(error, SetupError):
+                self._halted = error
+            elif isinstance(error, TransientError) and error.connection:
+                self._unreachable += 1
+                if self._unreachable >= UNREACHABLE_AFTER:
+                    self._halted = error
+            else:
+                self._unreachable = 0
+        return error
 
     def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
         """Each job with its outcome, in the order they finish (so acceptances can be recorded early).
@@ -221,7 +269,24 @@ def _put(
     into.put((job, done))
 
 
-def _classify(code: int, text: bytes | str, what: str) -> TransientError | PermanentError:
+def _starttls(smtp: smtplib.SMTP, where: str, context: ssl.SSLContext) -> None:
+    if not smtp.has_extn("starttls"):
+        raise SetupError(
+            f"{where} does not offer STARTTLS; set [smtp] security = \"ssl\" for its TLS port (465), "
+            'or security = "none" for a server on this machine'
+        )
+    smtp.starttls(context=context)
+    smtp.ehlo()
+
+
+def _classify(code: int, text: bytes | str, what: str, *, where: str) -> DeliveryError:
+    """A refusal as an error: 4xx transient, 5xx permanent; 530 (STARTTLS or login first) the settings'."""
     message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    reason = f"{what}: {code} {' '.join(message.split())[:200]}"
+    said = " ".join(message.split())[:200]
+    if code == 530:
+        return SetupError(
+            f"{where} wants STARTTLS or a login first ({code} {said}); set [smtp] security = \"starttls\" "
+            "and [smtp] username with DIGEST_SMTP__PASSWORD"
+        )
+    reason = f"{what}: {code} {said}"
     return TransientError(reason) if 400 <= code < 500 else PermanentError(reason)

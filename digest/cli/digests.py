@@ -107,7 +107,8 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     for error in report.profile_errors:
         show.error(f"{error} (the last good version stays in force)")
     show.send_summary(report, settings=settings, dry_run=args.dry_run)
-    return 1 if report.failed or report.profile_errors else 0
+    show.halted_errors(report)
+    return 1 if report.failed or report.profile_errors or report.halted or report.unreachable_only() else 0
 
 
 def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:

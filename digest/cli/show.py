@@ -283,6 +283,24 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
         print(f"look in: {box}/NAME/new/*.eml (Maildir), {box}/NAME/digests/*.md, {box}/feeds/*.atom")
 
 
+def halted_errors(report: pipeline.SendReport) -> None:
+    """One error line per channel whose settings cannot work, and one when no email reached the server."""
+    for kind, reason in report.halted.items():
+        waiting = report.untried.get(kind, 0)
+        error(f"{reason} ({plural(waiting, kind + ' delivery')} wait, untried; 'digest send' sends them after the fix)")
+    if report.unreachable_only():
+        count = report.unreachable
+        error(f"the SMTP server could not be reached: all {plural(count, 'email')} wait for a retry")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 email``, ``3,000 emails``, ``2 deliveries``."""
+    if count == 1:
+        return f"1 {noun}"
+    many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{count:,} {many}"
+
+
 def sync(store: Store, settings: Settings) -> int:
     """Sync the subscribers folder; report what changed and what is broken. Returns the error count."""
     report = pipeline.sync_subscribers(store, settings.subscribers.dir, at=datetime.now(UTC))

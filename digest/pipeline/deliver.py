@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from digest import links, render
 from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
 from digest.config import Settings
-from digest.errors import DeliveryError, PermanentError
+from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
 from digest.models import Delivery, Message, StoredDigest
 from digest.pipeline.report import SendReport
 from digest.store import Store, Update
@@ -59,7 +59,9 @@ def deliver(
     is in flight.
 
     A failure touches only its own row. Transient failures come back after a
-    backoff until ``max_attempts``; permanent ones are recorded as failed.
+    backoff until ``max_attempts``; permanent ones are recorded as failed. A
+    ``SetupError`` (the channel's settings cannot work) halts that channel: its
+    rows go back to pending with their tries uncounted, and the rest wait.
     """
     report = report or SendReport()
     rng = rng or random.Random()
@@ -71,6 +73,9 @@ def deliver(
             if stop():
                 break
             kind = rows[0].kind
+            if kind in report.halted:
+                report.untried[kind] = report.untried.get(kind, 0) + len(rows)
+                continue
             if kind not in channels:
                 channels[kind] = REGISTRY[kind](settings)
             _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report)
@@ -129,6 +134,12 @@ def _outcome(
     if error is None:
         report.sent.append(delivery)
         return Update(delivery.id, "sent")
+    if isinstance(error, SetupError):
+        report.halted.setdefault(delivery.kind, error.reason)
+        report.untried[delivery.kind] = report.untried.get(delivery.kind, 0) + 1
+        return Update(delivery.id, "pending", attempts=attempts - 1, error=error.reason)
+    if isinstance(error, TransientError) and error.connection and delivery.kind == "email":
+        report.unreachable += 1
     if isinstance(error, PermanentError):
         report.failed.append((delivery, error.reason))
         return Update(delivery.id, "failed", error=error.reason)

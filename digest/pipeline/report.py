@@ -21,3 +21,12 @@ class SendReport:
     failed: list[tuple[Delivery, str]] = field(default_factory=list)
     profile_errors: list[ProfileError] = field(default_factory=list)
     workers: int = 1  # processes that made the digests
+    halted: dict[str, str] = field(default_factory=dict)  # channel kind -> why its settings cannot work
+    untried: dict[str, int] = field(default_factory=dict)  # channel kind -> deliveries left waiting for that fix
+    unreachable: int = 0  # email tries that failed because the SMTP server could not be reached
+
+    def unreachable_only(self) -> bool:
+        """Whether email was tried and every try failed because the server could not be reached."""
+        tried = sum(1 for d in self.sent if d.kind == "email") + sum(1 for d, _ in self.failed if d.kind == "email")
+        tried += sum(1 for d, _, _ in self.retries if d.kind == "email")
+        return 0 < tried == self.unreachable
