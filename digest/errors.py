@@ -57,7 +57,19 @@ class ParseError(InputError):
 
 
 class ProfileError(DigestError):
-    """A subscriber profile file, or a key in it, is wrong."""
+    """A subscriber profile file, or a key in it, is wrong.
+
+    One file's several problems are one ``ProfileError`` whose ``lines`` hold a
+    line each (``str`` joins them with newlines); the CLI prints each as an error.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lines = message.split("\n")
+
+    @classmethod
+    def combine(cls, errors: list[ProfileError]) -> ProfileError:
+        return errors[0] if len(errors) == 1 else cls("\n".join(line for e in errors for line in e.lines))
 
 
 class RenderError(DigestError):

@@ -2,7 +2,9 @@
 
 ``parse`` is pure (TOML text in, ``Profile`` out); ``load`` reads one file,
 ``load_many`` a list of them (``profile_files`` lists a folder's). Every error is one line naming the file, the
-key, the bad value and the fix. Unknown keys are errors, so typos are caught.
+key, the bad value and the fix, and a file's errors are all reported at once (one ``ProfileError``
+holding a line each). Unknown keys are errors, so typos are caught; a top-level key written below
+``[keywords]`` or ``[[channels]]`` (where TOML files it) is named as such, with the fix.
 
 For the profile format see DESIGN.md §6 and ``examples/subscribers/``. One
 leniency: TOML puts every key after ``[keywords]`` into that table, so a list
@@ -23,10 +25,12 @@ from dataclasses import dataclass
 from datetime import time
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from digest.errors import ProfileError
 from digest.models import CHANNEL_KINDS, CHAT_KINDS, EMPTY_DAYS, FREQUENCIES, WEEKDAYS, Channel, Profile
+
+T = TypeVar("T")
 
 MAX_KEYWORDS = 200
 MAX_TERM_LENGTH = 100
@@ -37,6 +41,28 @@ MAX_TRENDING = 20
 MAX_WEIGHT = 100.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_CHAR = re.compile(r"[A-Za-z0-9._-]")
+MAX_NAME = 64
+# Folders of the outbox that are not a subscriber's: a subscriber of that name would write into them.
+RESERVED_NAMES = frozenset({"feeds"})
+# Zone abbreviations people write, and the IANA zone meant most often.
+_ABBREVIATIONS = {
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "MST": "America/Denver",
+    "MDT": "America/Denver",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "EST": "America/New_York",
+    "EDT": "America/New_York",
+    "BST": "Europe/London",
+    "CET": "Europe/Berlin",
+    "CEST": "Europe/Berlin",
+    "IST": "Asia/Kolkata",
+    "JST": "Asia/Tokyo",
+    "AEST": "Australia/Sydney",
+    "AEDT": "Australia/Sydney",
+}
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -121,12 +147,43 @@ class _Check:
             out.append(self.text(item_key, item, fix=f"each entry of {key} is a non-empty text"))
         return tuple(out)
 
-    def unknown(self, table: dict[str, Any], allowed: tuple[str, ...], prefix: str = "") -> None:
+    def unknown(self, table: dict[str, Any], allowed: tuple[str, ...], prefix: str = "") -> list[ProfileError]:
+        """One error per key not in ``allowed``, each with the closest allowed key."""
+        found = []
         for key in table:
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"did you mean '{close[0]}'?" if close else "allowed keys: " + ", ".join(allowed)
-                raise self.fail(f"{prefix}{key}", "unknown key", hint, show=False)
+                found.append(self.fail(f"{prefix}{key}", "unknown key", hint, show=False))
+        return found
+
+    def scope(self, key: str, table: str) -> ProfileError:
+        """A top-level key TOML filed under a table because it was written below that table's header."""
+        return self.fail(
+            key,
+            f"'{key.rsplit('.', 1)[-1]}' is written below {table}, so TOML puts it in that table",
+            f"move it above the {table} line",
+            show=False,
+        )
+
+
+class _Problems:
+    """The errors found in one file so far; each check runs even when an earlier one failed."""
+
+    def __init__(self) -> None:
+        self.found: list[ProfileError] = []
+
+    def take(self, fallback: T, get: Callable[..., T], *args: Any, **options: Any) -> T:
+        """``get(*args, **options)``, or ``fallback`` with its error noted."""
+        try:
+            return get(*args, **options)
+        except ProfileError as e:
+            self.found.append(e)
+            return fallback
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise ProfileError.combine(self.found)
 
 
 def _show(value: object) -> str:
@@ -155,51 +212,78 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
     """
     check = _Check(source)
     data = _table(text, source)
-    check.unknown(data, _TOP_KEYS)
-
-    name_value = data.get("name", default_name)
-    if name_value is None:
-        raise check.fail("name", "missing", 'add name = "…" (letters, digits, . _ -)', show=False)
-    name = check.text("name", name_value, pattern=_NAME, fix="use up to 64 letters, digits, '.', '_' or '-'")
+    problems = _Problems()
+    problems.found += check.unknown(data, _TOP_KEYS)
+    take = problems.take
     email = None
     if "email" in data:
-        email = check.text("email", data["email"], pattern=_EMAIL, fix='write an address like "alice@example.org"')
-    timezone = _timezone(check, data["timezone"]) if "timezone" in data else "UTC"
-    send_at = _send_at(check, data.get("send_at", "07:00"))
-    frequency = check.choice("frequency", data.get("frequency", "daily"), FREQUENCIES)
-    day = _day(check, data, frequency)
-    max_items = check.integer("max_items", data.get("max_items", 10), 1, MAX_ITEMS)
-    min_score = check.number("min_score", data.get("min_score", 0.1), 0.0, 10.0)
-    empty_day = check.choice("empty_day", data.get("empty_day", "skip"), EMPTY_DAYS)
-    trending = check.integer("trending", data.get("trending", 3), 0, MAX_TRENDING)
-    keywords = _keywords(check, data.get("keywords", {}))
-    exclude = check.strings("exclude", data.get("exclude", []), limit=MAX_EXCLUDE, what="terms")
-    seeds = check.strings("seeds", data.get("seeds", []), limit=MAX_SEEDS, what="paper titles")
-    if not keywords and not seeds:
+        email = take(None, check.text, "email", data["email"], pattern=_EMAIL, fix='write an address like "a@b.org"')
+    frequency = take("daily", check.choice, "frequency", data.get("frequency", "daily"), FREQUENCIES)
+    keywords: tuple[tuple[str, float], ...] = take((), _keywords, check, data.get("keywords", {}))
+    titles = data.get("seeds", [])
+    seeds: tuple[str, ...] = take((), check.strings, "seeds", titles, limit=MAX_SEEDS, what="paper titles")
+    excluded = data.get("exclude", [])
+    profile = Profile(
+        name=take("", _name, check, data, default_name),
+        keywords=keywords,
+        exclude=take((), check.strings, "exclude", excluded, limit=MAX_EXCLUDE, what="terms"),
+        seeds=seeds,
+        email=email,
+        timezone=take("UTC", _timezone, check, data["timezone"]) if "timezone" in data else "UTC",
+        send_at=take(time(7), _send_at, check, data.get("send_at", "07:00")),
+        frequency=frequency,
+        day=take(None, _day, check, data, frequency),
+        max_items=take(10, check.integer, "max_items", data.get("max_items", 10), 1, MAX_ITEMS),
+        min_score=take(0.1, check.number, "min_score", data.get("min_score", 0.1), 0.0, 10.0),
+        empty_day=take("skip", check.choice, "empty_day", data.get("empty_day", "skip"), EMPTY_DAYS),
+        trending=take(3, check.integer, "trending", data.get("trending", 3), 0, MAX_TRENDING),
+        channels=take((), _channels, check, data.get("channels", []), email=email, data=data),
+        source=source,
+    )
+    if not keywords and not seeds and not problems.found:
         raise check.fail(
             "keywords",
             "no keywords and no seeds, so nothing can be ranked",
             'add a [keywords] table ("diffusion model" = 1.0) or seeds = ["a title you liked"]',
             show=False,
         )
-    channels = _channels(check, data.get("channels", []), email=email)
-    return Profile(
-        name=name,
-        keywords=keywords,
-        exclude=exclude,
-        seeds=seeds,
-        email=email,
-        timezone=timezone,
-        send_at=send_at,
-        frequency=frequency,
-        day=day,
-        max_items=max_items,
-        min_score=min_score,
-        empty_day=empty_day,
-        trending=trending,
-        channels=channels,
-        source=source,
-    )
+    problems.raise_any()
+    return profile
+
+
+def _name(check: _Check, data: dict[str, Any], default_name: str | None) -> str:
+    """The ``name`` key, else the file's stem; an error says which character or rule is wrong, and where."""
+    if "name" in data:
+        value = data["name"]
+        where, fix = "key 'name'", "change name"
+    elif default_name is not None:
+        value = default_name
+        where, fix = f"the file name '{default_name}' (the subscriber's name)", 'rename the file or add name = "…"'
+    else:
+        raise check.fail("name", "missing", 'add name = "…" (letters, digits, . _ -)', show=False)
+    if not isinstance(value, str):
+        raise check.fail("name", f"expected text, not {_kind(value)}", 'write name = "…"', value)
+    problem = name_problem(value.strip())
+    if problem is not None:
+        raise ProfileError(f"{check.source}: {where}: {problem}; {fix}")
+    return value.strip()
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a subscriber name, in words, or None."""
+    if not name:
+        return "empty"
+    bad = next((ch for ch in name if not _NAME_CHAR.fullmatch(ch)), None)
+    if bad is not None:
+        shown = "a space" if bad == " " else f"'{bad}'"
+        return f"{shown} is not allowed in a name (use letters a-z and A-Z, digits, '.', '_' or '-')"
+    if not name[0].isalnum():
+        return f"a name starts with a letter or digit, not '{name[0]}'"
+    if len(name) > MAX_NAME:
+        return f"{len(name)} characters; at most {MAX_NAME}"
+    if name.casefold() in RESERVED_NAMES:
+        return f"'{name}' is the outbox's own folder (its Atom feeds); pick another name"
+    return None
 
 
 def _table(text: str, source: str) -> dict[str, Any]:
@@ -218,11 +302,21 @@ def _table(text: str, source: str) -> dict[str, Any]:
 
 def _timezone(check: _Check, value: object) -> str:
     timezone = check.text("timezone", value, fix='use an IANA zone name like "Europe/Berlin"')
-    if timezone not in _zones():
-        close = difflib.get_close_matches(timezone, sorted(_zones()), n=1)
-        fix = f"did you mean '{close[0]}'?" if close else 'use an IANA zone name like "Europe/Berlin"'
-        raise check.fail("timezone", "not an IANA time zone", fix, timezone)
-    return timezone
+    if timezone in _zones():
+        return timezone
+    if timezone.upper() in _ABBREVIATIONS:
+        meant = _ABBREVIATIONS[timezone.upper()]
+        raise check.fail(
+            "timezone",
+            "an abbreviation, not a zone (it does not follow daylight saving)",
+            f'write the place\'s zone, like "{meant}"',
+            timezone,
+        )
+    by_case = {zone.casefold(): zone for zone in _zones()}
+    close = [by_case[timezone.casefold()]] if timezone.casefold() in by_case else []
+    close = close or difflib.get_close_matches(timezone, sorted(_zones()), n=1)
+    fix = f"did you mean '{close[0]}'?" if close else 'use an IANA zone name like "Europe/Berlin"'
+    raise check.fail("timezone", "not an IANA time zone", fix, timezone)
 
 
 def _day(check: _Check, data: dict[str, Any], frequency: str) -> int | None:
@@ -255,6 +349,7 @@ def _weekday(check: _Check, value: object) -> str:
 
 
 def _keywords(check: _Check, value: object) -> tuple[tuple[str, float], ...]:
+    """The weighted terms; every bad entry is reported, not only the first."""
     if isinstance(value, list):
         value = dict.fromkeys(check.strings("keywords", value, limit=MAX_KEYWORDS, what="terms"), 1.0)
     if not isinstance(value, dict):
@@ -268,70 +363,91 @@ def _keywords(check: _Check, value: object) -> tuple[tuple[str, float], ...]:
             "keep the terms that matter (a good profile has 3 to 30)",
             show=False,
         )
+    problems = _Problems()
     seen: dict[str, str] = {}
-    out = []
-    for term, weight in value.items():
-        key = f"keywords.{_show(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
-        clean = " ".join(term.split())
-        if not clean or not any(ch.isalnum() for ch in clean):
-            raise check.fail(key, "a keyword needs letters or digits", "remove it or write a real term", show=False)
-        if len(clean) > MAX_TERM_LENGTH:
-            raise check.fail(key, f"longer than {MAX_TERM_LENGTH} characters", "use a short term or phrase", show=False)
-        if isinstance(weight, list):
-            raise check.fail(key, "a list where a weight belongs", "give the term a number like 1.0", weight)
-        folded = term_key(clean)
-        if folded in seen:
-            raise check.fail(key, f"the same term as '{seen[folded]}'", "keep one of them", show=False)
-        seen[folded] = clean
-        out.append((clean, check.number(key, weight, 0.0, MAX_WEIGHT, above=True)))
-    return tuple(out)
+    terms = [problems.take(None, _term, check, term, weight, seen) for term, weight in value.items()]
+    problems.raise_any()
+    return tuple(term for term in terms if term is not None)
 
 
-def _channels(check: _Check, value: object, *, email: str | None) -> tuple[Channel, ...]:
+# Top-level keys that are never meant as a keyword, whatever their value.
+_NOT_TERMS = frozenset(_TOP_KEYS) - {"name", "day", "trending", "keywords", "exclude", "seeds", "channels"}
+
+
+def _term(check: _Check, term: str, weight: object, seen: dict[str, str]) -> tuple[str, float]:
+    key = f"keywords.{_show(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
+    is_number = isinstance(weight, int | float) and not isinstance(weight, bool)
+    if term in _NOT_TERMS or (term in _TOP_KEYS and not is_number):
+        raise check.scope(f"keywords.{term}", "[keywords]")
+    clean = " ".join(term.split())
+    if not clean or not any(ch.isalnum() for ch in clean):
+        raise check.fail(key, "a keyword needs letters or digits", "remove it or write a real term", show=False)
+    if len(clean) > MAX_TERM_LENGTH:
+        raise check.fail(key, f"longer than {MAX_TERM_LENGTH} characters", "use a short term or phrase", show=False)
+    if isinstance(weight, list):
+        raise check.fail(key, "a list where a weight belongs", "give the term a number like 1.0", weight)
+    folded = term_key(clean)
+    if folded in seen:
+        raise check.fail(key, f"the same term as '{seen[folded]}'", "keep one of them", show=False)
+    seen[folded] = clean
+    return clean, check.number(key, weight, 0.0, MAX_WEIGHT, above=True)
+
+
+def _channels(check: _Check, value: object, *, email: str | None, data: dict[str, Any]) -> tuple[Channel, ...]:
+    """The ``[[channels]]`` tables; every bad one is reported. ``data`` is the whole file (was email given?)."""
     if not isinstance(value, list):
         raise check.fail("channels", "expected [[channels]] tables", 'write [[channels]] then kind = "…"', value)
-    out = []
-    for index, table in enumerate(value):
-        prefix = f"channels[{index}]."
-        if not isinstance(table, dict):
-            raise check.fail(f"channels[{index}]", "expected a table", 'write [[channels]] then kind = "…"', table)
-        check.unknown(table, _CHANNEL_KEYS, prefix)
-        kind = check.choice(prefix + "kind", table.get("kind"), CHANNEL_KINDS)
-        url_env = address = None
-        if kind in CHAT_KINDS:
-            if "url_env" not in table:
-                raise check.fail(
-                    prefix + "url_env",
-                    f"missing; a {kind} channel needs the name of the environment variable holding its URL",
-                    'add url_env = "TEAM_SLACK_WEBHOOK" and set that variable',
-                    show=False,
-                )
-            raw = table["url_env"]
-            if isinstance(raw, str) and "://" in raw:
-                raise check.fail(
-                    prefix + "url_env",
-                    "this is a URL; url_env names the environment variable that holds it",
-                    "keep secrets out of profile files: export the URL as a variable and name it here",
-                    show=False,
-                )
-            url_env = check.text(
-                prefix + "url_env", raw, pattern=_ENV_NAME, fix="use a variable name like TEAM_SLACK_WEBHOOK"
+    problems = _Problems()
+    found = [problems.take(None, _channel, check, i, table, email=email, data=data) for i, table in enumerate(value)]
+    problems.raise_any()
+    return tuple(channel for channel in found if channel is not None)
+
+
+def _channel(check: _Check, index: int, table: object, *, email: str | None, data: dict[str, Any]) -> Channel:
+    prefix = f"channels[{index}]."
+    if not isinstance(table, dict):
+        raise check.fail(f"channels[{index}]", "expected a table", 'write [[channels]] then kind = "…"', table)
+    problems = _Problems()
+    problems.found += [check.scope(prefix + key, "[[channels]]") for key in table if key in _TOP_KEYS]
+    problems.found += check.unknown({k: v for k, v in table.items() if k not in _TOP_KEYS}, _CHANNEL_KEYS, prefix)
+    problems.raise_any()
+    kind = check.choice(prefix + "kind", table.get("kind"), CHANNEL_KINDS)
+    url_env = _url_env(check, prefix, kind, table)
+    address = None
+    if kind == "email":
+        if "address" in table:
+            address = check.text(prefix + "address", table["address"], pattern=_EMAIL, fix='write "bob@example.org"')
+        elif email is None and "email" not in data:  # a bad email key has its own error already
+            raise check.fail(
+                prefix + "kind", "an email channel needs an address", 'set email = "…" at the top', show=False
             )
-        elif "url_env" in table:
+    elif "address" in table:
+        raise check.fail(prefix + "address", f"a {kind} channel takes no address", "remove address", show=False)
+    return Channel(kind=kind, url_env=url_env, address=address)
+
+
+def _url_env(check: _Check, prefix: str, kind: str, table: dict[str, Any]) -> str | None:
+    """The webhook variable's name: required for chat kinds, refused for the others, never a URL itself."""
+    if kind not in CHAT_KINDS:
+        if "url_env" in table:
             raise check.fail(prefix + "url_env", f"a {kind} channel takes no URL", "remove url_env", show=False)
-        if kind == "email":
-            if "address" in table:
-                address = check.text(
-                    prefix + "address", table["address"], pattern=_EMAIL, fix='write "bob@example.org"'
-                )
-            elif email is None:
-                raise check.fail(
-                    prefix + "kind", "an email channel needs an address", 'set email = "…" at the top', show=False
-                )
-        elif "address" in table:
-            raise check.fail(prefix + "address", f"a {kind} channel takes no address", "remove address", show=False)
-        out.append(Channel(kind=kind, url_env=url_env, address=address))
-    return tuple(out)
+        return None
+    if "url_env" not in table:
+        raise check.fail(
+            prefix + "url_env",
+            f"missing; a {kind} channel needs the name of the environment variable holding its URL",
+            'add url_env = "TEAM_SLACK_WEBHOOK" and set that variable',
+            show=False,
+        )
+    raw = table["url_env"]
+    if isinstance(raw, str) and "://" in raw:
+        raise check.fail(
+            prefix + "url_env",
+            "this is a URL; url_env names the environment variable that holds it",
+            "keep secrets out of profile files: export the URL as a variable and name it here",
+            show=False,
+        )
+    return check.text(prefix + "url_env", raw, pattern=_ENV_NAME, fix="use a variable name like TEAM_SLACK_WEBHOOK")
 
 
 def fingerprint(text: str) -> str:

@@ -181,7 +181,8 @@ def _log_sync(log: EventLog, sync: pipeline.SyncReport) -> None:
     for held in sync.held:
         log("subscriber", name=held.name, change="stays unsubscribed", by=held.unsubscribed_by)
     for error in sync.errors:
-        log("profile_error", error=f"{error} (the last good version stays in force)")
+        for line in error.lines:
+            log("profile_error", error=f"{line} (the last good version stays in force)")
 
 
 def _log_made(log: EventLog, report: pipeline.SendReport) -> None:

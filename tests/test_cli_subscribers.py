@@ -242,3 +242,66 @@ def test_email_without_an_smtp_host_is_said_where_it_matters(
     monkeypatch.setenv("DIGEST_SMTP__HOST", "mail.example.org")
     listed = cli("subscribers")
     assert "warning" not in listed.err and "email ada@example.org " in listed.out and "outbox:" not in listed.out
+
+
+def test_a_profile_lists_all_its_mistakes_at_once_with_the_toml_scope_hint(cli: CLI, workdir: Path) -> None:
+    bad = workdir / "bob.toml"
+    bad.write_text(
+        'emial = "bob@example.org"\nkeyword = ["x"]\n[keywords]\n"agents" = 1.0\nemail = "bob@example.org"\n'
+    )
+    result = cli("subscribe", bad)
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [
+        f"digest: error: {bad}: key 'emial': unknown key; did you mean 'email'?",
+        f"digest: error: {bad}: key 'keyword': unknown key; did you mean 'keywords'?",
+        f"digest: error: {bad}: key 'keywords.email': 'email' is written below [keywords], so TOML puts it in "
+        "that table; move it above the [keywords] line",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("file", "text", "said"),
+    [
+        (
+            "x.toml",
+            'timezone = "PST"\n',
+            "key 'timezone': an abbreviation, not a zone (it does not follow daylight "
+            "saving) (got 'PST'); write the place's zone, like \"America/Los_Angeles\"",
+        ),
+        ("x.toml", 'timezone = "europe/berlin"\n', "did you mean 'Europe/Berlin'?"),
+        ("x.toml", 'name = "Zoë"\n', "key 'name': 'ë' is not allowed in a name (use letters a-z and A-Z"),
+        ("x.toml", 'name = ".hidden"\n', "key 'name': a name starts with a letter or digit, not '.'; change name"),
+        ("Jane Doe.toml", "", "the file name 'Jane Doe' (the subscriber's name): a space is not allowed in a name"),
+        ("feeds.toml", "", "'feeds' is the outbox's own folder (its Atom feeds); pick another name"),
+        ("x.toml", 'name = "FEEDS"\n', "'FEEDS' is the outbox's own folder"),
+    ],
+)
+def test_names_and_zones_say_what_is_wrong(cli: CLI, workdir: Path, file: str, text: str, said: str) -> None:
+    (workdir / file).write_text(text + 'keywords = ["x"]\n')
+    result = cli("check", workdir / file)
+    assert result.code == 1
+    assert said in result.err
+
+
+def test_a_name_owned_by_another_file_is_refused_both_ways(cli: CLI, folder: Path, workdir: Path) -> None:
+    assert cli("subscribers").code == 0
+    elsewhere = workdir / "elsewhere" / "ada-copy.toml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text('name = "ada"\nemail = "other@example.org"\nkeywords = ["x"]\n')
+    result = cli("subscribe", elsewhere)
+    assert result.code == 1
+    assert result.err.strip() == (
+        f"digest: error: {elsewhere}: name 'ada' belongs to subscribers/ada.toml; give this profile another name "
+        '(name = "…" or rename the file), or edit subscribers/ada.toml instead'
+    )
+    listed = [json.loads(line) for line in cli("subscribers", "--json").out.splitlines()]
+    assert [row["source"] for row in listed if row["name"] == "ada"] == ["subscribers/ada.toml"]
+    # The other way round: a name subscribed from outside the folder, then a folder file claims it.
+    outside = workdir / "elsewhere" / "erin.toml"
+    outside.write_text('email = "erin@example.org"\nkeywords = ["x"]\n')
+    assert cli("subscribe", outside).code == 0
+    (folder / "erin.toml").write_text('email = "impostor@example.org"\nkeywords = ["y"]\n')
+    synced = cli("subscribers", "--json")
+    assert f"digest: error: subscribers/erin.toml: name 'erin' belongs to {outside}" in synced.err
+    rows = [json.loads(line) for line in synced.out.splitlines()]
+    assert [row["source"] for row in rows if row["name"] == "erin"] == [str(outside)]

@@ -115,7 +115,7 @@ def test_the_example_subscribers_are_valid() -> None:
         ('frequency = "weekly"\nday = "someday"\nkeywords = ["x"]', "day", "not a day of the week"),
         ('empty_day = "maybe"\nkeywords = ["x"]', "empty_day", "use one of: skip, notice"),
         ('email = "not-an-address"\nkeywords = ["x"]', "email", "not a valid value"),
-        ('name = "bad name!"\nkeywords = ["x"]', "name", "use up to 64 letters"),
+        ('name = "bad name!"\nkeywords = ["x"]', "name", "a space is not allowed in a name (use letters a-z"),
         ("", "keywords", "no keywords and no seeds"),
         ("[keywords]", "keywords", "no keywords and no seeds"),
         ('[keywords]\nfast = "very"', 'keywords."fast"', "expected a number, not text"),

@@ -116,7 +116,7 @@ class _Connection:
             self.close()
             raise SetupError(
                 f"{self.where} does not offer a login (AUTH); remove [smtp] username, or use the server's "
-                "submission port (587) with security = \"starttls\""
+                'submission port (587) with security = "starttls"'
             ) from e
         except smtplib.SMTPResponseException as e:
             raise _classify(e.smtp_code, e.smtp_error, "server answered", where=self.where) from e
@@ -272,7 +272,7 @@ def _put(
 def _starttls(smtp: smtplib.SMTP, where: str, context: ssl.SSLContext) -> None:
     if not smtp.has_extn("starttls"):
         raise SetupError(
-            f"{where} does not offer STARTTLS; set [smtp] security = \"ssl\" for its TLS port (465), "
+            f'{where} does not offer STARTTLS; set [smtp] security = "ssl" for its TLS port (465), '
             'or security = "none" for a server on this machine'
         )
     smtp.starttls(context=context)
@@ -285,7 +285,7 @@ def _classify(code: int, text: bytes | str, what: str, *, where: str) -> Deliver
     said = " ".join(message.split())[:200]
     if code == 530:
         return SetupError(
-            f"{where} wants STARTTLS or a login first ({code} {said}); set [smtp] security = \"starttls\" "
+            f'{where} wants STARTTLS or a login first ({code} {said}); set [smtp] security = "starttls" '
             "and [smtp] username with DIGEST_SMTP__PASSWORD"
         )
     reason = f"{what}: {code} {said}"

@@ -68,7 +68,9 @@ def dump_json(dump: Dump) -> dict[str, Any]:
 
 
 def error(message: str) -> None:
-    err.print(f"digest: error: {message}", markup=False)
+    """``digest: error: …`` on stderr, each line of a many-line message (one file's problems) its own."""
+    for line in message.split("\n"):
+        err.print(f"digest: error: {line}", markup=False)
 
 
 def warn(message: str) -> None:

@@ -5,6 +5,7 @@ A broken profile is reported while its last good version stays in force.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -27,8 +28,14 @@ class SyncReport:
 
 
 def subscribe(store: Store, path: Path, *, at: datetime) -> tuple[Profile, str]:
-    """Check a profile file and store it; returns the profile and added/updated/unchanged/resubscribed."""
+    """Check a profile file and store it; returns the profile and added/updated/unchanged/resubscribed.
+
+    A name that another existing file owns is refused: the next sync would put that file's version back.
+    """
     profile, text = profiles.load(path)
+    existing = store.subscriber(profile.name)
+    if existing is not None and (owner := owned_elsewhere(existing.source, path)):
+        raise ProfileError(taken_line(path, profile.name, owner))
     outcome = store.save_subscriber(
         profile.name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=at, resubscribe=True
     )
@@ -50,7 +57,12 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
         failed.add(str(path))
         errors.append(error)
 
-    loaded = profiles.load_many(profiles.profile_files(folder), on_error=bad)
+    sources = store.sources()
+    loaded = [
+        (profile, text)
+        for profile, text in profiles.load_many(profiles.profile_files(folder), on_error=bad)
+        if _unowned(profile, sources.get(profile.name), on_error=bad)
+    ]
     present = {p.name for p, _ in loaded}
     outcomes = store.save_subscribers(
         [StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded], at=at
@@ -62,6 +74,31 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
     present |= {s.name for s in store.subscribers() if s.source in failed}
     removed = store.unsubscribe_missing(folder=str(folder), present=present, at=at)
     return SyncReport(folder, changes, removed, errors, held)
+
+
+def owned_elsewhere(source: str | None, path: Path) -> str | None:
+    """The file a stored name came from, when that file still exists and is not ``path``."""
+    if source is None or not Path(source).is_file():
+        return None
+    return None if Path(source).resolve() == path.resolve() else source
+
+
+def taken_line(path: Path, name: str, owner: str) -> str:
+    return (
+        f"{path}: name '{name}' belongs to {owner}; give this profile another name "
+        f'(name = "…" or rename the file), or edit {owner} instead'
+    )
+
+
+def _unowned(profile: Profile, source: str | None, *, on_error: Callable[[Path, ProfileError], None]) -> bool:
+    """Whether a folder file may hold its name: no other existing file owns it."""
+    if profile.source is None or source is None or source == profile.source:
+        return True
+    path = Path(profile.source)
+    if (owner := owned_elsewhere(source, path)) is None:
+        return True
+    on_error(path, ProfileError(taken_line(path, profile.name, owner)))
+    return False
 
 
 def stored_profile(subscriber: Subscriber) -> Profile:

@@ -65,6 +65,10 @@ class Subscribers(Database):
         rows = self._rows_in("SELECT name, link_key FROM subscribers WHERE name IN ({marks})", names)
         return {row[0]: row[1] for row in rows}
 
+    def sources(self) -> dict[str, str | None]:
+        """Each subscriber's profile file (None when it came from the sign-up page), by name."""
+        return dict(self._conn.execute("SELECT name, source FROM subscribers").fetchall())
+
     def subscriber(self, name: str) -> Subscriber | None:
         row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
         return _subscriber(row) if row else None

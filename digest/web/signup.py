@@ -44,7 +44,7 @@ async def signup(request: Request) -> Response:
         text = profile_text(fields, name=_new_name(site, email))
         profiles.parse(text, source="the form", default_name=None)
     except ProfileError as e:
-        message = str(e).removeprefix("the form: ")
+        message = "\n".join(line.removeprefix("the form: ") for line in e.lines)
         return site.page("signup.html.j2", status=400, title="Sign up", values=fields, error=message, limited=False)
     if site.store.subscriber_with_email(email) is None:
         _send_confirmation(site, email, text)
