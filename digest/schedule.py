@@ -64,7 +64,7 @@ class EventLog:
 
     def __init__(self, *, fmt: str = "plain", stream: TextIO | None = None, clock: Clock = utc_now) -> None:
         self._fmt = fmt
-        self._stream = stream or sys.stderr
+        self._stream = stream  # None: sys.stderr as it is at each line (a progress bar may be drawing on it)
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -76,7 +76,7 @@ class EventLog:
             parts = [f"{k}={_plain(v)}" for k, v in fields.items() if v is not None]
             line = " ".join([stamp, event, *parts])
         with self._lock:
-            print(line, file=self._stream, flush=True)
+            print(line, file=self._stream or sys.stderr, flush=True)
 
 
 def _plain(value: object) -> str:
@@ -146,6 +146,7 @@ def tick(
     watcher: pipeline.DumpWatcher,
     names: set[str] | None = None,
     stop: Callable[[], bool] = lambda: False,
+    progress: pipeline.Progress = pipeline.no_progress,
 ) -> Tick:
     """One pass: ``pipeline.run_once`` on the dumps that are ready, each event logged as it happens."""
     result = Tick()
@@ -163,7 +164,12 @@ def tick(
             result.ingested += 1
             log("ingested", file=outcome.path.name, papers=record.papers, new=record.new, seen=record.seen)
 
-    hooks = pipeline.Hooks(file=took, synced=lambda sync: _log_sync(log, sync), made=lambda made: _log_made(log, made))
+    hooks = pipeline.Hooks(
+        file=took,
+        synced=lambda sync: _log_sync(log, sync),
+        made=lambda made: _log_made(log, made),
+        progress=progress,
+    )
     with Store.open(settings.database.path) as store:
         ready = watcher.ready(clock())
         result.report = pipeline.run_once(
@@ -245,10 +251,18 @@ def _log_fetch(log: EventLog, outcome: pipeline.FetchOutcome) -> None:
 class Daemon:
     """``digest run``: the long-running process, or one pass with ``once``."""
 
-    def __init__(self, settings: Settings, *, log: EventLog, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        log: EventLog,
+        clock: Clock = utc_now,
+        progress: pipeline.Progress = pipeline.no_progress,
+    ) -> None:
         self.settings = settings
         self.log = log
         self.clock = clock
+        self.progress = progress  # long work shown as it goes (a terminal's progress bars for --once)
         self.stopping = threading.Event()
         poll = settings.schedule.poll_seconds
         self.watcher = pipeline.DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
@@ -265,7 +279,13 @@ class Daemon:
     def tick(self, names: set[str] | None = None) -> Tick:
         """One pass (``tick``), for every subscriber or only ``names``."""
         return tick(
-            self.settings, clock=self.clock, log=self.log, watcher=self.watcher, names=names, stop=self.stopping.is_set
+            self.settings,
+            clock=self.clock,
+            log=self.log,
+            watcher=self.watcher,
+            names=names,
+            stop=self.stopping.is_set,
+            progress=self.progress,
         )
 
     def once(self, *, look_twice_after: float = 1.0, strict: bool = False) -> int:

@@ -21,6 +21,14 @@ _LATEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 paper``, ``0 papers``, ``3,000 emails``, ``2 deliveries`` (a noun phrase: its last word counts)."""
+    if count == 1:
+        return f"1 {noun}"
+    many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
+    return f"{count:,} {many}"
+
+
 def clean_line(line: str) -> str:
     """One display line: invisible characters dropped, all spaces folded to one."""
     return _SPACES.sub(" ", line.translate(_INVISIBLE)).strip()

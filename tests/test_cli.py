@@ -50,7 +50,7 @@ def test_parse_human_output_lists_papers_and_warnings(cli: CLI, workdir: Path) -
     )
     result = cli("parse", workdir / "p.txt")
     assert result.code == 0
-    assert "p.txt: cards, no page day, 2 papers, 1 warnings" in result.out
+    assert "p.txt: cards, no page day, 2 papers, 1 warning\n" in result.out
     assert "   2  Lonely Title  [no abstract]" in result.out
     assert result.err.strip().endswith("p.txt:5: warning: no abstract for 'Lonely Title'")
 

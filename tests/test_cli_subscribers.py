@@ -7,6 +7,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,11 +136,16 @@ def test_rank_a_stored_subscriber_with_their_votes_and_say_what_stayed_under(cli
         r"digest rank --subscriber dora --all shows them\n",
         result.out,
     )
-    top = json.loads(cli("rank", "--subscriber", "dora", "--json").out)[0]["id"]
+    top = _lines(cli("rank", "--subscriber", "dora", "--json").out)[0]["id"]
     assert cli("feedback", "dora", top, "--down").code == 0
-    assert top not in {row["id"] for row in json.loads(cli("rank", "--subscriber", "dora", "--all", "--json").out)}
+    assert top not in {row["id"] for row in _lines(cli("rank", "--subscriber", "dora", "--all", "--json").out)}
     assert cli("rank", "--subscriber", "ghost").code == 2
     assert cli("rank").code == 2  # --profile or --subscriber
+
+
+def _lines(out: str) -> list[dict[str, Any]]:
+    """Machine output: one JSON object per line, every line."""
+    return [json.loads(line) for line in out.splitlines()]
 
 
 def test_check_validates_without_storing(cli: CLI, workdir: Path) -> None:
@@ -154,12 +160,13 @@ def test_check_validates_without_storing(cli: CLI, workdir: Path) -> None:
 def test_rank_json_on_a_seed_dump(cli: CLI) -> None:
     result = cli("rank", "--profile", EXAMPLES / "ada.toml", "--dump", DUMPS / "002_de1b89f38ace8a1e.txt", "--json")
     assert result.code == 0, result.err
-    rows = json.loads(result.out)
+    rows = _lines(result.out)
     assert 0 < len(rows) <= 8
-    assert all(list(row) == ["id", "title", "score", "why"] and row["why"] for row in rows)
+    assert all(list(row) == ["rank", "id", "title", "score", "why"] and row["why"] for row in rows)
+    assert [row["rank"] for row in rows] == list(range(1, len(rows) + 1))
     assert all("survey" not in row["title"].lower() for row in rows)
     assert rows[0]["why"][0]["kind"] == "keyword"
-    everything = json.loads(
+    everything = _lines(
         cli(
             "rank", "--profile", EXAMPLES / "ada.toml", "--dump", DUMPS / "002_de1b89f38ace8a1e.txt", "--json", "--all"
         ).out

@@ -505,18 +505,32 @@ def test_cli_dry_run_then_send_then_deliveries_and_retry(
     monkeypatch.delenv("NOWHERE_HOOK", raising=False)
     assert main(["send", "--dry-run"]) == 0
     dry = capsys.readouterr().out
-    assert "digests: would make 3" in dry and "would deliver: team -> mattermost:$NOWHERE_HOOK" in dry
+    assert dry.splitlines()[:3] == [
+        "would make 3 digests: 3 nothing-matched notices (team notice, user000 notice, user001 notice)",
+        "would deliver 3 messages",
+        "  team -> mattermost:$NOWHERE_HOOK",
+    ]
     assert not (tmp_path / "outbox").exists()
     with Store.open(world.settings.database.path) as store:
         assert (store.subscribers(), store.deliveries()) == ([], [])  # the dry run wrote nothing
     assert main(["send"]) == 1
     out = capsys.readouterr().out
-    assert "sent:    2 messages" in out
+    assert "sent 2 messages; 1 failed\n" in out
     assert "FAILED:  #1 team -> mattermost:$NOWHERE_HOOK: mattermost ($NOWHERE_HOOK): the variable is not set" in out
     assert main(["deliveries", "--failed"]) == 0
-    assert capsys.readouterr().out.startswith("#1     failed")
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["#", "state", "edition", "subscriber", "channel", "tries", "when", "(UTC)"]
+    assert row.startswith("#1     failed") and " 1 try " in row
     assert main(["retry", "1"]) == 0
     assert "requeued 1 delivery" in capsys.readouterr().out
     assert main(["retry", "99"]) == 2
     assert main(["send", "--subscriber", "user000"]) == 0  # the team's delivery is not this subscriber's
-    assert "sent:    0 messages" in capsys.readouterr().out
+    assert "sent 0 messages" in capsys.readouterr().out
+    assert main(["send", "--json"]) == 1  # the team's requeued delivery fails again
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["event"] for e in events] == ["failed", "summary"]
+    assert events[0]["channel"] == "mattermost:$NOWHERE_HOOK" and "not set" in events[0]["error"]
+    assert events[1] | {"dry_run": False} == {
+        "event": "summary", "dry_run": False, "made": 0, "papers": 0, "skipped": 0, "sent": 0, "retries": 0,
+        "failed": 1, "unreachable": False,
+    }  # fmt: skip

@@ -159,8 +159,8 @@ def test_a_full_disk_says_so_loses_nothing_and_the_next_run_catches_up(tmp_path:
     assert "cannot rollback" not in full.err
     assert status.code == 0 and "papers:      429 distinct" in status.out
     assert again.code == 0, again.err
-    assert "digests: made 3" in again.out and "sent:    3 messages" in again.out
-    assert "digests: made 0" in third.out and "sent:    0 messages" in third.out
+    assert "made 3 digests" in again.out and "sent 3 messages" in again.out
+    assert "made no digests (none due)" in third.out and "sent 0 messages" in third.out
     assert listing.out.split()[-3:] == ["1", "1", "1"]
 
 

@@ -65,7 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     # render
     "digest.render": {"digest.render.context", "digest.render.message", "digest.render.mime"},
     "digest.render.templating": set(),
-    "digest.render.context": {"digest.links", "digest.models"},
+    "digest.render.context": {"digest.links", "digest.models", "digest.text"},
     "digest.render.chat": {"digest.models"},
     "digest.render.mime": {"digest.models", "digest.render.context"},
     "digest.render.message": {
@@ -289,6 +289,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.fetch",
         "digest.pipeline",
         "digest.store",
+        "digest.text",
     },
     "digest.cli.people": {
         "digest",
@@ -300,6 +301,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.pipeline",
         "digest.profiles",
         "digest.store",
+        "digest.text",
     },
     "digest.cli.digests": {
         "digest",
@@ -314,6 +316,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.profiles",
         "digest.schedule",
         "digest.store",
+        "digest.text",
     },
     "digest.cli": {"digest", "digest.cli.show", "digest.cli.parser", "digest.config", "digest.errors"},
 }

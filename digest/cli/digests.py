@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from datetime import UTC, date, datetime
@@ -15,6 +14,7 @@ from digest.config import Settings
 from digest.errors import InputError, UsageError
 from digest.models import Paper
 from digest.store import Store
+from digest.text import plural
 
 
 def rank_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,14 +30,14 @@ def rank_command(args: argparse.Namespace, settings: Settings) -> int:
             ranked if args.all else pipeline.rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
         )
     if args.json:
-        rows = [
-            {"id": r.paper.id, "title": r.paper.title, "score": r.score, "why": [w.as_dict() for w in r.why]}
-            for r in ranked
-        ]
-        print(json.dumps(rows, ensure_ascii=False))
+        for r in ranked:
+            show.json_line(
+                {"rank": r.rank, "id": r.paper.id, "title": r.paper.title, "score": r.score,
+                 "why": [w.as_dict() for w in r.why]}
+            )  # fmt: skip
         return 0
     shown = "all" if args.all else f"top {len(ranked)}"
-    print(f"{profile.name}: {shown} of {len(papers)} papers in {source}")
+    print(f"{profile.name}: {shown} of {plural(len(papers), 'paper')} in {source}")
     show.print_ranked(ranked)
     if not args.all:
         whose = f"--subscriber {args.subscriber}" if args.subscriber else f"--profile {args.profile}"
@@ -75,7 +75,7 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
     profile = view.profile
     print(f"{profile.name}: {show.schedule_text(profile)}, to {show.channels_text(profile)}")
     since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{len(view.items)} papers for {profile.name} out of {view.candidates} new since {since}\n")
+    print(f"{plural(len(view.items), 'paper')} for {profile.name} out of {view.candidates:,} new since {since}\n")
     if view.items:
         show.print_ranked(view.items)
     else:
@@ -101,12 +101,16 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
         if args.subscriber:
             pipeline.find_subscriber(store, args.subscriber)
-        report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run)
+        with show.Bars() as bars:
+            report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run, progress=bars)
         active = [pipeline.stored_profile(s) for s in store.subscribers() if not names or s.name in names]
     show.no_smtp_warning(active, settings)
     for error in report.profile_errors:
         show.error(f"{error} (the last good version stays in force)")
-    show.send_summary(report, settings=settings, dry_run=args.dry_run)
+    if args.json:
+        show.send_json(report, dry_run=args.dry_run)
+    else:
+        show.send_summary(report, settings=settings, dry_run=args.dry_run)
     show.halted_errors(report)
     return 1 if report.failed or report.profile_errors or report.halted or report.unreachable_only() else 0
 
@@ -115,31 +119,16 @@ def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
     states = ("failed",) if args.failed else None
     with Store.open(settings.database.path) as store:
         rows = store.deliveries(states=states, limit=args.limit)
-    for row in rows:
-        if args.json:
-            show.json_line(
-                {
-                    "id": row.id,
-                    "subscriber": row.subscriber,
-                    "edition": row.edition,
-                    "channel": row.channel,
-                    "state": row.state,
-                    "attempts": row.attempts,
-                    "message_id": row.message_id,
-                    "next_try": row.next_try,
-                    "sent_at": row.sent_at,
-                    "error": row.last_error,
-                }
-            )
-            continue
-        when = row.sent_at or row.next_try or row.updated_at
-        note = f"  {row.last_error}" if row.last_error and row.state != "sent" else ""
-        print(
-            f"#{row.id:<5} {row.state:<8} {row.edition}  {row.subscriber:<14} {row.channel:<32} "
-            f"{row.attempts} tr{'y' if row.attempts == 1 else 'ies'}  {when:%Y-%m-%d %H:%M}{note}"
-        )
-    if not rows and not args.json:
+    if args.json:
+        for row in rows:
+            show.json_line(show.delivery_json(row))
+        return 0
+    if not rows:
         print("no failed deliveries" if args.failed else "no deliveries yet; 'digest send' makes and sends digests")
+        return 0
+    print(show.DELIVERY_HEADER)
+    for row in rows:
+        print(show.delivery_line(row))
     return 0
 
 
@@ -153,7 +142,7 @@ def retry_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.id is not None and count == 0:
         print(f"#{args.id} is not failed or waiting; nothing to do")
         return 0
-    print(f"requeued {count} deliver{'y' if count == 1 else 'ies'}; 'digest send' delivers them now")
+    print(f"requeued {plural(count, 'delivery')}; 'digest send' delivers them now")
     return 0
 
 
@@ -165,8 +154,11 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    daemon = schedule.Daemon(settings, log=schedule.EventLog(fmt=args.log_format))
-    return daemon.once(strict=args.strict) if args.once else daemon.forever()
+    log = schedule.EventLog(fmt=args.log_format)
+    if not args.once:
+        return schedule.Daemon(settings, log=log).forever()
+    with show.Bars() as bars:
+        return schedule.Daemon(settings, log=log, progress=bars).once(strict=args.strict)
 
 
 def init_command(args: argparse.Namespace, settings: Settings) -> int:

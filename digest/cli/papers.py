@@ -14,6 +14,7 @@ from digest.config import Settings
 from digest.errors import UsageError
 from digest.fetch import Client
 from digest.store import Store
+from digest.text import plural
 
 
 def parse_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -29,7 +30,8 @@ def parse_command(args: argparse.Namespace, settings: Settings) -> int:
             show.json_line(show.dump_json(dump))
             continue
         day = dump.page_date.isoformat() if dump.page_date else "no page day"
-        print(f"{dump.source}: {dump.layout}, {day}, {len(dump.papers)} papers, {len(dump.warnings)} warnings")
+        counts = f"{plural(len(dump.papers), 'paper')}, {plural(len(dump.warnings), 'warning')}"
+        print(f"{dump.source}: {dump.layout}, {day}, {counts}")
         for paper in dump.papers:
             print(f"  {paper.position:>4}  {paper.title}{show.paper_line(paper)}")
         show.show_warnings(dump.source, dump.warnings)
@@ -149,18 +151,18 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         print("last ingest: never; run: digest ingest DUMP...")
     else:
         when = last.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
-        print(f"last ingest: {last.source} at {when}: {last.papers} papers, {last.new} new")
+        print(f"last ingest: {last.source} at {when}: {plural(last.papers, 'paper')}, {last.new:,} new")
     print(f"last fetch:  {show.fetch_status(fetched)}")
     if plans:
         print("next runs:")
         for subscriber, upcoming in plans:
             state = "" if subscriber.status == "active" else f"  ({subscriber.status})"
-            print(
-                f"  {subscriber.name:<16} {upcoming:%a %Y-%m-%d %H:%M} {upcoming.tzname()} "
-                f"({upcoming.astimezone(UTC):%H:%M} UTC){state}"
-            )
+            local = f"{upcoming:%a %Y-%m-%d %H:%M} {upcoming.tzname()}{show.utc_note(upcoming)}"
+            print(f"  {subscriber.name:<16} {local}{state}")
     retries = [d for d in waiting if d.state == "retry"]
-    print(f"pending:     {len(waiting)} deliveries" + (f", {len(retries)} waiting to retry" if retries else ""))
+    print(
+        f"pending:     {plural(len(waiting), 'delivery')}" + (f", {len(retries):,} waiting to retry" if retries else "")
+    )
     if failures:
         print("last failures:")
         for d in failures:

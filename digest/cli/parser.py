@@ -25,6 +25,7 @@ Command = Callable[[argparse.Namespace, "Settings"], int]
 _Adder = Callable[[str, Command, str, str], argparse.ArgumentParser]
 
 JSON_HELP = "one JSON object per line (a stable interface for scripts)"
+SEND_JSON = ": event made, skipped, would_deliver, sent, retry, failed, halted or profile_error, then one summary"
 
 EPILOG = """\
 the day, by hand:
@@ -161,6 +162,7 @@ def _subscriber_commands(command: _Adder) -> None:
         "name comes back. The profile format: examples/subscribers/ and the README.",
     )
     sub.add_argument("profile", type=Path, metavar="PROFILE.toml", help="a subscriber profile")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP + ": the profile, its outcome and seeds_found")
     sub = command(
         "unsubscribe",
         _lazy("people", "unsubscribe_command"),
@@ -199,8 +201,15 @@ def _subscriber_commands(command: _Adder) -> None:
     vote.add_argument("--down", action="store_true", help="less like these")
     vote.add_argument("--clear", action="store_true", help="forget the votes on these")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
-    sub = command("check", _lazy("people", "check_command"), "Check profile files; store nothing.", "")
+    sub = command(
+        "check",
+        _lazy("people", "check_command"),
+        "Check profile files; store nothing.",
+        "Lists every mistake of each file, and resolves each webhook now to say where it\n"
+        "would post (or why it may not). Exit code 1 when a file or a webhook is refused.",
+    )
     sub.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE.toml")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP + ": a line per file, status ok or error")
 
 
 def _digest_commands(command: _Adder) -> None:
@@ -209,8 +218,8 @@ def _digest_commands(command: _Adder) -> None:
         "rank",
         _lazy("digests", "rank_command"),
         "Rank the papers of a dump, or the newest ones, for a profile or a subscriber.",
-        "--json prints one array, best first: [{id, title, score, why: [{kind, label,\n"
-        "score, where, detail}]}]. Without --all it holds the papers that reach the\n"
+        "--json prints one object per line, best first: {rank, id, title, score, why:\n"
+        "[{kind, label, score, where, detail}]}. Without --all: the papers that reach the\n"
         "profile's min_score, at most max_items; with --all every paper not excluded.",
     )
     whose = sub.add_mutually_exclusive_group(required=True)
@@ -220,7 +229,7 @@ def _digest_commands(command: _Adder) -> None:
     source.add_argument("--dump", type=Path, metavar="FILE", help="rank this dump file's papers (it is not stored)")
     source.add_argument("--new", action="store_true", help="rank the papers new in the latest ingest (default)")
     sub.add_argument("--all", action="store_true", help="every paper, not only those reaching min_score")
-    sub.add_argument("--json", action="store_true", help="one JSON array (a stable interface)")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
         "preview",
@@ -248,10 +257,12 @@ def _digest_commands(command: _Adder) -> None:
         "who has none yet, then delivers what is due: new messages, crashed ones, and\n"
         "retries whose time has come. Each message is recorded in the ledger before and\n"
         "after it goes out, so re-running never sends a digest twice. Exit code 1 when\n"
-        "anything failed for good.",
+        "anything failed for good, when the SMTP settings cannot work (TLS mode, login),\n"
+        "or when no email reached the SMTP server. A progress bar shows on a terminal.",
     )
     sub.add_argument("--dry-run", action="store_true", help="show what would be made and sent; change nothing")
     sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP + SEND_JSON)
 
     sub = command(
         "init",

@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,8 +15,8 @@ from digest import channels, pipeline, profiles
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import DeliveryError, DigestError, UsageError
-from digest.models import Profile
 from digest.store import Store
+from digest.text import normalise_title, plural
 
 
 def _archive_titles(store: Store) -> set[str]:
@@ -26,6 +27,10 @@ def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         profile, outcome = pipeline.subscribe(store, args.profile, at=datetime.now(UTC))
         titles = _archive_titles(store)
+    if args.json:
+        found = sum(normalise_title(seed) in titles for seed in profile.seeds)
+        show.json_line({"name": profile.name, "outcome": outcome, "seeds_found": found} | show.profile_json(profile))
+        return 0
     verb = {"unchanged": "already subscribed, unchanged"}.get(outcome, outcome)
     print(f"{profile.name}: {verb}")
     print("\n".join(show.describe_profile(profile, archive_titles=titles)))
@@ -64,19 +69,8 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
     show.no_smtp_warning([p for row, p in profiles_ if row.status != "unsubscribed"], settings)
     if args.json:
         for row, profile in profiles_:
-            show.json_line(
-                {
-                    "name": row.name,
-                    "status": row.status,
-                    "paused_until": row.paused_until,
-                    "source": row.source,
-                    "schedule": show.schedule_text(profile),
-                    "channels": [c.kind for c in profile.delivery],
-                    "keywords": dict(profile.keywords),
-                    "seeds": len(profile.seeds),
-                    "updated_at": row.updated_at,
-                }
-            )
+            place = {"status": row.status, "paused_until": row.paused_until, "source": row.source}
+            show.json_line({"name": row.name} | place | show.profile_json(profile) | {"updated_at": row.updated_at})
         return 1 if broken else 0
     if not profiles_:
         print(f"no subscribers yet: 'digest subscribe PROFILE.toml', or put profiles in {settings.subscribers.dir}/")
@@ -106,33 +100,43 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
     def bad(path: Path, error: DigestError) -> None:
         nonlocal failed
         failed += 1
-        show.error(str(error))
+        if args.json:
+            show.json_line({"file": str(path), "status": "error", "errors": str(error).split("\n")})
+        else:
+            show.error(str(error))
 
     for profile, _ in profiles.load_many(list(args.profiles), on_error=bad):
+        hooks = [_webhook(channel.kind, channel.url_env, settings) for channel in profile.delivery if channel.url_env]
+        failed += sum(1 for hook in hooks if hook["status"] == "refused")
+        if args.json:
+            show.json_line({"file": profile.source, "status": "ok"} | show.profile_json(profile) | {"webhooks": hooks})
+            continue
         print(f"{profile.source}: ok ({profile.name})")
         print("\n".join(show.describe_profile(profile)))
-        failed += _check_webhooks(profile, settings)
+        _print_webhooks(hooks)
     return 1 if failed else 0
 
 
-def _check_webhooks(profile: Profile, settings: Settings) -> int:
-    """Where each webhook channel would post, resolved and checked now; returns how many may not."""
-    refused = 0
-    for channel in profile.delivery:
-        if not channel.url_env:
-            continue
-        name = channels.channel_name(channel.kind, channel.url_env)
-        try:
-            target = pipeline.webhook_target(channel.kind, channel.url_env, settings)
-        except DeliveryError as e:
-            refused += 1
-            show.error(str(e))
-            continue
-        if target is None:
-            show.warn(f"{name}: {channels.UNSET}")
+def _webhook(kind: str, variable: str, settings: Settings) -> dict[str, Any]:
+    """Where a webhook channel would post, resolved and checked now: ok (with where), unset, or refused (why)."""
+    found: dict[str, Any] = {"channel": channels.channel_name(kind, variable)}
+    try:
+        target = pipeline.webhook_target(kind, variable, settings)
+    except DeliveryError as e:
+        return found | {"status": "refused", "error": str(e)}
+    if target is None:
+        return found | {"status": "unset", "error": channels.UNSET}
+    return found | {"status": "ok", "scheme": target.url.scheme, "addresses": list(target.addresses)}
+
+
+def _print_webhooks(hooks: list[dict[str, Any]]) -> None:
+    for hook in hooks:
+        if hook["status"] == "refused":
+            show.error(hook["error"])
+        elif hook["status"] == "unset":
+            show.warn(f"{hook['channel']}: {hook['error']}")
         else:
-            print(f"  webhooks:  {name}: {target.url.scheme} to {', '.join(target.addresses)}")
-    return refused
+            print(f"  webhooks:  {hook['channel']}: {hook['scheme']} to {', '.join(hook['addresses'])}")
 
 
 def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -143,11 +147,11 @@ def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError("say which: --up, --down or --clear with paper ids")
         if args.papers and direction is not None:
             changed = pipeline.vote(store, args.name, args.papers, direction, at=datetime.now(UTC))
+            if args.json:
+                show.json_line({"subscriber": args.name, "vote": direction, "papers": args.papers, "changed": changed})
+                return 0
             verb = {1: "more like", -1: "less like", 0: "no vote on"}[direction]
-            print(
-                f"{args.name}: {verb} {len(args.papers)} paper{'s' if len(args.papers) != 1 else ''}"
-                f" ({changed} changed)"
-            )
+            print(f"{args.name}: {verb} {plural(len(args.papers), 'paper')} ({changed} changed)")
             return 0
         pipeline.find_subscriber(store, args.name, unsubscribed=True)
         votes = store.votes(args.name)

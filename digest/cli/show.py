@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from digest import pipeline, render
 from digest.config import Settings
-from digest.models import WEEKDAYS, Dump, DumpRecord, FetchRecord, Paper, ParseWarning, Profile, Ranked
+from digest.models import WEEKDAYS, Delivery, Dump, DumpRecord, FetchRecord, Paper, ParseWarning, Profile, Ranked
 from digest.store import Store
-from digest.text import normalise_title
+from digest.text import normalise_title, plural
 
 T = TypeVar("T")
 
@@ -91,23 +92,57 @@ def paper_line(paper: Paper) -> str:
     return f"  [{' · '.join(parts)}]" if parts else ""
 
 
+class _Counts(ProgressColumn):
+    """``1,204/3,000 · 61/s``: done, in all, and the rate."""
+
+    def render(self, task: Task) -> Text:
+        total = f"{int(task.total):,}" if task.total is not None else "?"
+        rate = f" · {task.speed:,.0f}/s" if task.speed else ""
+        return Text(f"{int(task.completed):,}/{total}{rate}")
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), _Counts(), TimeRemainingColumn(), console=err, transient=True
+    )
+
+
+class Bars:
+    """Progress bars on stderr, one per kind of work, when stderr is a terminal; nothing otherwise.
+
+    Use as a context manager; call it as ``bars(doing, done, total)`` (``pipeline.Progress``).
+    """
+
+    def __init__(self) -> None:
+        self._progress = _bar() if err.is_terminal else None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Bars:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, doing: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if doing not in self._tasks:
+            self._tasks[doing] = self._progress.add_task(doing, total=total)
+        self._progress.update(self._tasks[doing], completed=done, total=total)
+
+
 def progress(items: Iterable[T], *, total: int, doing: str = "ingesting") -> Iterator[T]:
     """Yield the items, drawing a progress bar on a terminal when there are many."""
     if total < PROGRESS_FROM or not err.is_terminal:
         yield from items
         return
-    with Progress(
-        TextColumn(doing),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("ingest", total=total)
-        for item in items:
+    with Bars() as bars:
+        for done, item in enumerate(items, start=1):
             yield item
-            bar.advance(task)
+            bars(doing, done, total)
 
 
 def count_files(paths: Sequence[Path]) -> int:
@@ -121,7 +156,7 @@ def fetch_text(outcome: pipeline.FetchOutcome) -> str:
         return ingested_line(str(record.detail), outcome.file.ingested.record)
     if record.outcome == "empty":
         return f"{record.day}: no papers listed for {record.day}"
-    return f"{record.day}: unchanged since the last fetch ({record.items} papers); nothing to ingest"
+    return f"{record.day}: unchanged since the last fetch ({plural(record.items, 'paper')}); nothing to ingest"
 
 
 def fetch_json(outcome: pipeline.FetchOutcome) -> dict[str, Any]:
@@ -140,8 +175,8 @@ def fetch_status(record: FetchRecord | None) -> str:
     if record is None:
         return "never; run: digest fetch (or set [fetch] enabled for the daemon)"
     said = {
-        "new": f"{record.items} papers into {record.detail}",
-        "unchanged": f"unchanged ({record.items} papers)",
+        "new": f"{plural(record.items, 'paper')} into {record.detail}",
+        "unchanged": f"unchanged ({plural(record.items, 'paper')})",
         "empty": "no papers listed",
         "failed": f"failed: {record.detail}",
     }[record.outcome]
@@ -165,7 +200,7 @@ def fetch_summary(days: Sequence[date], *, failed: int, database: Path) -> str:
 
 def ingested_line(name: str, record: DumpRecord) -> str:
     """What ``ingest`` (and ``fetch``) print for a dump stored: layout, page day, papers, new, already seen."""
-    counts = f"{record.papers} papers, {record.new} new, {record.seen} already seen"
+    counts = f"{plural(record.papers, 'paper')}, {record.new:,} new, {record.seen:,} already seen"
     return f"{name}: {record.layout}, {page_day(record)}: {counts}"
 
 
@@ -181,8 +216,22 @@ def schedule_text(profile: Profile) -> str:
         cadence = profile.frequency
     today = datetime.now(ZoneInfo(profile.timezone)).date()
     local = datetime.combine(today, profile.send_at, tzinfo=ZoneInfo(profile.timezone))
-    utc = "" if profile.timezone == "UTC" else f" ({local.astimezone(UTC):%H:%M} UTC)"
-    return f"{cadence} at {when} {profile.timezone}{utc}"
+    return f"{cadence} at {when} {profile.timezone}{utc_note(local)}"
+
+
+def utc_note(local: datetime) -> str:
+    """`` (06:30 UTC)`` after a local time, or nothing for a zone that is UTC all year."""
+    zone = local.tzinfo
+    year = local.year
+    if zone is not None and all(
+        zone.utcoffset(datetime(year, month, 1)) == timedelta(0) and zone.tzname(datetime(year, month, 1)) in _UTC_NAMES
+        for month in (1, 7)
+    ):
+        return ""
+    return f" ({local.astimezone(UTC):%H:%M} UTC)"
+
+
+_UTC_NAMES = frozenset({"UTC", "GMT", "UCT", "Z"})
 
 
 def channels_text(profile: Profile, *, smtp: bool = True) -> str:
@@ -211,6 +260,29 @@ def no_smtp_warning(profiles: Iterable[Profile], settings: Settings) -> None:
         )
 
 
+def profile_json(profile: Profile) -> dict[str, Any]:
+    """A profile as ``subscribe``, ``check`` and ``subscribers`` print it with --json."""
+    return {
+        "name": profile.name,
+        "email": profile.email,
+        "timezone": profile.timezone,
+        "schedule": schedule_text(profile),
+        "max_items": profile.max_items,
+        "min_score": profile.min_score,
+        "empty_day": profile.empty_day,
+        "trending": profile.trending,
+        "keywords": dict(profile.keywords),
+        "exclude": list(profile.exclude),
+        "seeds": len(profile.seeds),
+        "channels": [c.kind for c in profile.delivery],
+        "targets": [
+            {"kind": c.kind, "address": c.address or (profile.email if c.kind == "email" else None),
+             "url_env": c.url_env}
+            for c in profile.delivery
+        ],
+    }  # fmt: skip
+
+
 def keywords_text(profile: Profile) -> str:
     terms = [term if weight == 1 else f"{term} ×{weight:g}" for term, weight in profile.keywords]
     return ", ".join(terms) or "none"
@@ -219,7 +291,7 @@ def keywords_text(profile: Profile) -> str:
 def describe_profile(profile: Profile, *, archive_titles: set[str] | None = None) -> list[str]:
     lines = [
         f"  when:      {schedule_text(profile)}",
-        f"  what:      up to {profile.max_items} papers scoring at least {profile.min_score:g}"
+        f"  what:      up to {plural(profile.max_items, 'paper')} scoring at least {profile.min_score:g}"
         + (f", plus {profile.trending} trending" if profile.trending else "")
         + ("; a short notice on empty days" if profile.empty_day == "notice" else "; nothing on empty days"),
         f"  where:     {channels_text(profile)}",
@@ -244,7 +316,7 @@ def ingest_summary(totals: dict[str, int], *, database: Path) -> None:
     if totals["failed"]:
         parts.append(f"{totals['failed']} failed")
     print(
-        f"total: {', '.join(parts)}; {totals['papers']} papers, {totals['new']} new, "
+        f"total: {', '.join(parts)}; {plural(totals['papers'], 'paper')}, {totals['new']:,} new, "
         f"{totals['seen']} already seen -> {database}"
     )
     if fresh:
@@ -258,31 +330,130 @@ def print_ranked(ranked: Sequence[Ranked]) -> None:
         print(f"             {'; '.join(reasons)}")
 
 
-def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bool) -> None:
+SHOWN_NAMES = 5  # a summary names this many, then says how many more
+SHOWN_LINES = 10  # retries, failures and planned deliveries listed one per line, at most
+
+
+def few(items: Sequence[str], *, shown: int = SHOWN_NAMES) -> str:
+    """``a, b, c, … and 2,997 more``."""
+    rest = len(items) - shown
+    return ", ".join(items[:shown]) + (f", … and {rest:,} more" if rest > 0 else "")
+
+
+def made_line(report: pipeline.SendReport, *, dry_run: bool) -> str:
+    """``made 3,000 digests: 29,412 papers, 2 'nothing matched' notices (ada 10, ben 7, … and 2,998 more)``."""
     verb = "would make" if dry_run else "made"
-    made = ", ".join(
-        f"{name} {count} paper{'s' if count != 1 else ''}" if count else f"{name} a 'nothing matched' notice"
-        for name, _, count in report.made
+    if not report.made:
+        return f"{verb} no digests (none due)"
+    papers = sum(count for _, _, count in report.made)
+    notices = sum(1 for _, _, count in report.made if count == 0)
+    counts = ", ".join(
+        [plural(papers, "paper")] * bool(papers or not notices)
+        + [plural(notices, "nothing-matched notice")] * bool(notices)
     )
-    print(f"digests: {verb} {len(report.made)}" + (f" ({made})" if made else ""))
+    names = few([f"{name} {count}" if count else f"{name} notice" for name, _, count in report.made])
+    return f"{verb} {plural(len(report.made), 'digest')}: {counts} ({names})"
+
+
+def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bool) -> None:
+    print(made_line(report, dry_run=dry_run))
     if report.skipped:
-        print(f"skipped: {', '.join(name for name, _ in report.skipped)} (nothing matched; empty_day = skip)")
+        names = few([name for name, _ in report.skipped])
+        print(f"skipped {len(report.skipped):,} (nothing matched; empty_day = skip): {names}")
     if dry_run:
-        for name, channel in report.planned:
-            print(f"would deliver: {name} -> {channel}")
+        print(f"would deliver {plural(len(report.planned), 'message')}")
+        _capped([f"  {name} -> {channel}" for name, channel in report.planned], more="more")
         print("dry run: nothing was written or sent")
         return
-    print(f"sent:    {len(report.sent)} message{'s' if len(report.sent) != 1 else ''}")
-    for delivery, reason, when in report.retries:
-        when_text = f"{when:%Y-%m-%d %H:%M:%S} UTC"
-        print(f"retry:   #{delivery.id} {delivery.subscriber} -> {delivery.channel}: {reason}; next try {when_text}")
-    for delivery, reason in report.failed:
-        print(f"FAILED:  #{delivery.id} {delivery.subscriber} -> {delivery.channel}: {reason}")
+    outcome = [f"sent {plural(len(report.sent), 'message')}"]
+    if report.retries:
+        outcome.append(f"{len(report.retries):,} to retry")
+    if report.failed:
+        outcome.append(f"{len(report.failed):,} failed")
+    print("; ".join(outcome))
+    _capped(
+        [f"retry:   #{d.id} {d.subscriber} -> {d.channel}: {why}; next try {when:%Y-%m-%d %H:%M:%S} UTC"
+         for d, why, when in report.retries],
+        more="more retries: digest deliveries",
+    )  # fmt: skip
+    _capped(
+        [f"FAILED:  #{d.id} {d.subscriber} -> {d.channel}: {why}" for d, why in report.failed],
+        more="more failed: digest deliveries --failed",
+    )
     if report.failed:
         print("after fixing the cause: digest retry ID (or --all)")
     if any(d.kind in ("outbox", "atom") for d in report.sent):
         box = settings.delivery.outbox_dir
         print(f"look in: {box}/NAME/new/*.eml (Maildir), {box}/NAME/digests/*.md, {box}/feeds/*.atom")
+
+
+def _capped(lines: Sequence[str], *, more: str) -> None:
+    for line in lines[:SHOWN_LINES]:
+        print(line)
+    if len(lines) > SHOWN_LINES:
+        print(f"  … and {len(lines) - SHOWN_LINES:,} {more}")
+
+
+def send_json(report: pipeline.SendReport, *, dry_run: bool) -> None:
+    """``send --json``: a line per digest and per delivery, then one ``summary`` line."""
+    for name, edition, count in report.made:
+        json_line({"event": "made", "subscriber": name, "edition": edition, "papers": count})
+    for name, edition in report.skipped:
+        json_line({"event": "skipped", "subscriber": name, "edition": edition, "reason": "nothing matched"})
+    for name, channel in report.planned:
+        json_line({"event": "would_deliver", "subscriber": name, "channel": channel})
+    for d in report.sent:
+        json_line({"event": "sent", "id": d.id, "subscriber": d.subscriber, "channel": d.channel})
+    for d, why, when in report.retries:
+        json_line({"event": "retry", "id": d.id, "subscriber": d.subscriber, "channel": d.channel, "error": why,
+                   "next_try": when})  # fmt: skip
+    for d, why in report.failed:
+        json_line({"event": "failed", "id": d.id, "subscriber": d.subscriber, "channel": d.channel, "error": why})
+    for kind, why in report.halted.items():
+        json_line({"event": "halted", "channel": kind, "waiting": report.untried.get(kind, 0), "error": why})
+    for problem in report.profile_errors:
+        json_line({"event": "profile_error", "error": str(problem)})
+    json_line(
+        {
+            "event": "summary",
+            "dry_run": dry_run,
+            "made": len(report.made),
+            "papers": sum(count for _, _, count in report.made),
+            "skipped": len(report.skipped),
+            "sent": len(report.sent),
+            "retries": len(report.retries),
+            "failed": len(report.failed),
+            "unreachable": report.unreachable_only(),
+        }
+    )
+
+
+DELIVERY_HEADER = f"{'#':<6} {'state':<8} {'edition':<10}  {'subscriber':<14} {'channel':<32} {'tries':<9}  when (UTC)"
+
+
+def delivery_line(row: Delivery) -> str:
+    """One row of ``digest deliveries``: number, state, edition, subscriber, channel, tries, when, and why."""
+    when = row.sent_at or row.next_try or row.updated_at
+    note = f"  {row.last_error}" if row.last_error and row.state != "sent" else ""
+    return (
+        f"#{row.id:<5} {row.state:<8} {row.edition}  {row.subscriber:<14} {row.channel:<32} "
+        f"{plural(row.attempts, 'try'):<9}  {when:%Y-%m-%d %H:%M}{note}"
+    )
+
+
+def delivery_json(row: Delivery) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "subscriber": row.subscriber,
+        "edition": row.edition,
+        "channel": row.channel,
+        "state": row.state,
+        "attempts": row.attempts,
+        "message_id": row.message_id,
+        "next_try": row.next_try,
+        "sent_at": row.sent_at,
+        "error": row.last_error,
+    }
 
 
 def halted_errors(report: pipeline.SendReport) -> None:
@@ -293,14 +464,6 @@ def halted_errors(report: pipeline.SendReport) -> None:
     if report.unreachable_only():
         count = report.unreachable
         error(f"the SMTP server could not be reached: all {plural(count, 'email')} wait for a retry")
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 email``, ``3,000 emails``, ``2 deliveries``."""
-    if count == 1:
-        return f"1 {noun}"
-    many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else noun + "s"
-    return f"{count:,} {many}"
 
 
 def sync(store: Store, settings: Settings) -> int:

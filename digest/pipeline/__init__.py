@@ -37,7 +37,7 @@ from digest.pipeline.ranking import (
     weights,
     window_start,
 )
-from digest.pipeline.report import SendReport
+from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.pipeline.run import Hooks, run_once, send
 from digest.pipeline.subscribers import (
     SyncReport,
@@ -57,6 +57,7 @@ __all__ = [
     "FileOutcome",
     "Hooks",
     "Preview",
+    "Progress",
     "SendReport",
     "SyncReport",
     "as_digest",
@@ -78,6 +79,7 @@ __all__ = [
     "ledger_channels",
     "make_digests",
     "new_papers",
+    "no_progress",
     "parse_files",
     "preview",
     "rank_for",

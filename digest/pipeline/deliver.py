@@ -13,8 +13,10 @@ from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
 from digest.models import Delivery, Message, StoredDigest
-from digest.pipeline.report import SendReport
+from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.store import Store, Update
+
+DELIVERING = "delivering"
 
 
 def webhook_target(kind: str, variable: str, settings: Settings) -> Target | None:
@@ -46,6 +48,7 @@ def deliver(
     rng: random.Random | None = None,
     report: SendReport | None = None,
     stop: Callable[[], bool] = lambda: False,
+    progress: Progress = no_progress,
 ) -> SendReport:
     """Try every due delivery once. The ledger is written before and after each try.
 
@@ -62,12 +65,20 @@ def deliver(
     backoff until ``max_attempts``; permanent ones are recorded as failed. A
     ``SetupError`` (the channel's settings cannot work) halts that channel: its
     rows go back to pending with their tries uncounted, and the rest wait.
+    ``progress`` hears ("delivering", rows done, rows due) as outcomes come.
     """
     report = report or SendReport()
     rng = rng or random.Random()
     due = store.due(clock(), names=names)
     ordered = [d for d in due if d.kind == "email"] + [d for d in due if d.kind != "email"]
     channels: dict[str, Channel] = {}
+    done = 0
+
+    def one_more() -> None:
+        nonlocal done
+        done += 1
+        progress(DELIVERING, done, len(ordered))
+
     try:
         for rows in _batches(ordered):
             if stop():
@@ -75,10 +86,11 @@ def deliver(
             kind = rows[0].kind
             if kind in report.halted:
                 report.untried[kind] = report.untried.get(kind, 0) + len(rows)
+                done += len(rows)
                 continue
             if kind not in channels:
                 channels[kind] = REGISTRY[kind](settings)
-            _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report)
+            _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report, done=one_more)
     finally:
         for channel in channels.values():
             channel.close()
@@ -106,6 +118,7 @@ def _send(
     clock: Callable[[], datetime],
     rng: random.Random,
     report: SendReport,
+    done: Callable[[], None],
 ) -> None:
     store.update_many([Update(d.id, "sending", attempts=d.attempts + 1) for d in rows], at=clock())
     digests = store.stored_digests([d.digest for d in rows])
@@ -118,6 +131,7 @@ def _send(
         outcome = _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
         # Committed as it is known: only messages on the wire are ever in doubt after a crash.
         store.update_many([outcome], at=clock())
+        done()
 
 
 def _outcome(

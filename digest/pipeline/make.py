@@ -11,11 +11,12 @@ from digest.config import Settings
 from digest.models import Profile, Subscriber
 from digest.pipeline.batch import Batch, Made, Window, make_batch
 from digest.pipeline.ranking import vote_weights, window_start
-from digest.pipeline.report import SendReport
+from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.pipeline.subscribers import is_active, stored_profile
 from digest.pipeline.workers import make_in_processes
 from digest.store import Store
 
+MAKING = "making digests"
 PARALLEL_FROM = 2  # batches due at once before worker processes are worth starting (each takes ~2 s to start)
 
 
@@ -41,6 +42,7 @@ def make_digests(
     now: datetime,
     names: set[str] | None = None,
     timings: dict[str, float] | None = None,
+    progress: Progress = no_progress,
 ) -> SendReport:
     """Freeze the due edition for every active subscriber.
 
@@ -52,21 +54,26 @@ def make_digests(
     in one transaction. When many batches are due, ``[make] workers``
     processes make them side by side (``report.workers``). ``timings``, when
     given, collects seconds per phase (rank, render, freeze), summed over the
-    processes, for the benchmarks.
+    processes, for the benchmarks. ``progress`` hears ("making digests",
+    subscribers done, subscribers due) after each batch.
     """
     report = SendReport()
     if store.latest_dump() is None:
         return report
     batches = _batches(store, settings, now=now, names=names)
-    report.workers = _processes(settings, due=sum(len(b.members) for b in batches), size=settings.make.batch_size)
+    due = sum(len(b.members) for b in batches)
+    report.workers = _processes(settings, due=due, size=settings.make.batch_size)
+
+    def count(made: Made) -> None:
+        _count(report, made, timings)
+        progress(MAKING, len(report.made) + len(report.skipped), due)
+
     if report.workers == 1:
         windows: dict[datetime, Window] = {}
         for batch in batches:
-            _count(report, make_batch(store, settings, windows, batch, now=now, lock=nullcontext()), timings)
+            count(make_batch(store, settings, windows, batch, now=now, lock=nullcontext()))
         return report
-    results, broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers)
-    for made in results:
-        _count(report, made, timings)
+    broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers, on_made=count)
     if broken:
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
         # what is still due is exactly what was not stored: make that here, in this process.

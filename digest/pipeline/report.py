@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from digest.errors import ProfileError
 from digest.models import Delivery
+
+# Called as long work goes: (what is being done, how many done, how many in all).
+Progress = Callable[[str, int, int], None]
+
+
+def no_progress(doing: str, done: int, total: int) -> None:
+    return None
 
 
 @dataclass

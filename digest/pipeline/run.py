@@ -13,7 +13,7 @@ from digest.config import Settings
 from digest.pipeline.deliver import deliver
 from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
-from digest.pipeline.report import SendReport
+from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.pipeline.subscribers import SyncReport, sync_subscribers
 from digest.store import Store
 
@@ -24,11 +24,13 @@ def _ignore(_: object) -> None:
 
 @dataclass(frozen=True)
 class Hooks:
-    """Called as a run goes: for each dump file taken, after the profiles are synced, after digests are made."""
+    """Called as a run goes: for each dump file taken, after the profiles are synced, after digests are made,
+    and (``progress``) as digests are made and deliveries done."""
 
     file: Callable[[FileOutcome], None] = _ignore
     synced: Callable[[SyncReport], None] = _ignore
     made: Callable[[SendReport], None] = _ignore
+    progress: Progress = no_progress
 
 
 def run_once(
@@ -47,10 +49,12 @@ def run_once(
         hooks.file(outcome)
     sync = sync_subscribers(store, settings.subscribers.dir, at=clock())
     hooks.synced(sync)
-    report = make_digests(store, settings, now=clock(), names=names)
+    report = make_digests(store, settings, now=clock(), names=names, progress=hooks.progress)
     report.profile_errors = sync.errors
     hooks.made(report)
-    return deliver(store, settings, clock=clock, names=names, rng=rng, report=report, stop=stop)
+    return deliver(
+        store, settings, clock=clock, names=names, rng=rng, report=report, stop=stop, progress=hooks.progress
+    )
 
 
 def send(
@@ -61,6 +65,7 @@ def send(
     names: set[str] | None = None,
     dry_run: bool = False,
     rng: random.Random | None = None,
+    progress: Progress = no_progress,
 ) -> SendReport:
     """The daily job (``run_once`` without dumps).
 
@@ -68,13 +73,13 @@ def send(
     reports what would go out, and leaves the real database and every server alone.
     """
     if not dry_run:
-        return run_once(store, settings, clock=clock, names=names, rng=rng)
+        return run_once(store, settings, clock=clock, names=names, rng=rng, hooks=Hooks(progress=progress))
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "dry-run.sqlite3"
         store.snapshot(copy)
         with Store.open(copy) as shadow:
             errors = sync_subscribers(shadow, settings.subscribers.dir, at=clock()).errors
-            report = make_digests(shadow, settings, now=clock(), names=names)
+            report = make_digests(shadow, settings, now=clock(), names=names, progress=progress)
             report.planned = [(d.subscriber, d.channel) for d in shadow.due(clock(), names=names)]
     report.profile_errors = errors
     return report

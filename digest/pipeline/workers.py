@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +23,15 @@ from digest.store import Store
 
 
 def make_in_processes(
-    path: Path, settings: Settings, batches: list[Batch], *, now: datetime, workers: int
-) -> tuple[list[Made], bool]:
-    """Each batch made by one of ``workers`` processes: what the made ones did, and whether a worker died.
+    path: Path,
+    settings: Settings,
+    batches: list[Batch],
+    *,
+    now: datetime,
+    workers: int,
+    on_made: Callable[[Made], None],
+) -> bool:
+    """Each batch made by one of ``workers`` processes, each handed to ``on_made``; whether a worker died.
 
     Workers are spawned, not forked (the daemon calls this from a thread), all
     before any work is handed out. They take batches from one queue, open the
@@ -47,7 +54,7 @@ def make_in_processes(
         context.Process(target=_worker, args=(setup, tasks, sender), daemon=True) for _, sender in pipes
     ]
     answers = {receiver: process for (receiver, _), process in zip(pipes, processes, strict=True)}
-    made: list[Made] = []
+    made = 0
     broken = False
     try:
         for process in processes:
@@ -56,15 +63,17 @@ def make_in_processes(
             sender.close()  # the worker holds its own copy: the pipe ends when the worker does
         for item in [*batches, *[None] * workers]:
             tasks.put(item)
-        while answers and len(made) < len(batches) and not broken:
+        while answers and made < len(batches) and not broken:
             for ready in multiprocessing.connection.wait(list(answers)):
                 made_here, ended = _answer(ready, answers)
-                made += made_here
+                for one in made_here:
+                    on_made(one)
+                made += len(made_here)
                 broken = broken or ended
     finally:
-        broken = broken or len(made) < len(batches)  # what is missing is made in this process
+        broken = broken or made < len(batches)  # what is missing is made in this process
         _stop(processes, tasks, force=broken)
-    return made, broken
+    return broken
 
 
 def _answer(

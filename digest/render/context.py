@@ -15,6 +15,7 @@ from urllib.parse import quote, quote_plus
 
 from digest.links import Links
 from digest.models import Digest, Paper, Ranked, Reason
+from digest.text import plural
 
 SUMMARY_SENTENCES = 2
 SHOWN_ARCHIVE = 0.05  # an archive match's part of the score from which a digest names it
@@ -215,7 +216,7 @@ def subject(digest: Digest) -> str:
     """ "Your papers for Mon 14 Mar: diffusion model, quantization (+10)", one safe line."""
     day = day_label(digest.edition)
     if not digest.items:
-        return header_text(f"Nothing matched today, {day}: {digest.new_count} new papers")
+        return header_text(f"Nothing matched today, {day}: {plural(digest.new_count, 'new paper')}")
     topics = ", ".join(header_text(t, limit=40) for t in top_labels(digest.items))
     more = len(digest.items) - 2
     tail = f" (+{more})" if more > 0 else ""
@@ -269,5 +270,5 @@ def _votes(links: Links | None, paper: str, edition: str) -> dict[str, str] | No
 def intro(context: dict[str, Any]) -> str:
     count, new = context["count"], context["new_count"]
     if not count:
-        return f"Nothing matched your profile today, out of {new} new papers."
-    return f"{count} paper{'s' if count != 1 else ''} for you out of {new} new today."
+        return f"Nothing matched your profile today, out of {plural(new, 'new paper')}."
+    return f"{plural(count, 'paper')} for you out of {new:,} new today."
