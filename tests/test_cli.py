@@ -229,6 +229,39 @@ def test_help_and_version_load_no_numpy_scikit_learn_or_jinja(asked: list[str]) 
     assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "pydantic", "rich"}
 
 
+@pytest.mark.parametrize(
+    "asked",
+    [
+        ["status"],
+        ["deliveries"],
+        ["papers"],
+        ["subscribers"],
+        ["retry", "--all"],
+        ["parse", str(DUMPS / "001_dc7b62520b3cf1f2.txt")],
+        ["check", str(ROOT / "examples" / "subscribers" / "ada.toml")],
+    ],
+)
+def test_commands_that_do_not_rank_load_no_numpy_scikit_learn_jinja_or_httpx(asked: list[str], workdir: Path) -> None:
+    """A command that neither ranks, renders nor calls out starts without those libraries."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-c",
+            f"import sys; from digest.cli import main; sys.exit(main({asked!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=workdir,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "digest.cli" in loaded  # the measurement saw the command's imports
+    assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "apscheduler", "starlette"}
+
+
 def test_init_sets_up_a_new_installation_that_works(cli: CLI, workdir: Path) -> None:
     made = cli("init", "site")
     assert made.code == 0, made.err

@@ -19,7 +19,7 @@ ROOMS = (
     "batch",
     "workers",
     "make",
-    "deliver",
+    "delivery",
     "notices",
     "run",
 )
@@ -190,7 +190,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.pipeline.workers",
         "digest.store",
     },
-    "digest.pipeline.deliver": {
+    "digest.pipeline.delivery": {
         "digest",
         "digest.channels",
         "digest.config",
@@ -211,7 +211,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.pipeline.run": {
         "digest.config",
-        "digest.pipeline.deliver",
+        "digest.pipeline.delivery",
         "digest.pipeline.intake",
         "digest.pipeline.make",
         "digest.pipeline.report",

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from digest import ingest, pipeline, profiles, schedule, setup
+from digest import ingest, pipeline, profiles, setup
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
@@ -98,6 +98,8 @@ def _clock() -> datetime:
 
 def send_command(args: argparse.Namespace, settings: Settings) -> int:
     names = {args.subscriber} if args.subscriber else None
+    from digest import schedule  # noqa: PLC0415 - APScheduler and the fetch client, only for the commands that run
+
     with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
         if args.subscriber:
             pipeline.find_subscriber(store, args.subscriber)
@@ -154,6 +156,8 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    from digest import schedule  # noqa: PLC0415 - as in send_command
+
     log = schedule.EventLog(fmt=args.log_format)
     if not args.once:
         return schedule.Daemon(settings, log=log).forever()

@@ -12,7 +12,6 @@ from digest import cadence, pipeline
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import UsageError
-from digest.fetch import Client
 from digest.store import Store
 from digest.text import plural
 
@@ -178,6 +177,8 @@ def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{first} is in the future; Hugging Face lists days up to today ({today}, UTC)")
     days = pipeline.days_between(first, today if args.since else first)
     failed = 0
+    from digest.fetch import Client  # noqa: PLC0415 - httpx, only for the command that calls out
+
     with Store.open(settings.database.path) as store, Client.from_environment(settings.fetch) as client:
         outcomes = pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now)
         for outcome in show.progress(outcomes, total=len(days), doing="fetching"):

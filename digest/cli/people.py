@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from digest import channels, pipeline, profiles
+from digest import pipeline, profiles
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import DeliveryError, DigestError, UsageError
@@ -119,6 +119,8 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _webhook(kind: str, variable: str, settings: Settings) -> dict[str, Any]:
     """Where a webhook channel would post, resolved and checked now: ok (with where), unset, or refused (why)."""
+    from digest import channels  # noqa: PLC0415 - the channels (httpx) only for a profile with webhooks
+
     found: dict[str, Any] = {"channel": channels.channel_name(kind, variable)}
     try:
         target = pipeline.webhook_target(kind, variable, settings)

@@ -12,44 +12,115 @@ quickly, and the ledger around every delivery. Rooms:
 * ``subscribers``: profiles checked, stored and synced;
 * ``ranking``: what making and previewing share (corpus, renderer, windows);
 * ``batch`` / ``make`` / ``workers``: the due digests made, batch by batch;
-* ``deliver``: the ledger's due rows handed to their channels;
+* ``delivery``: the ledger's due rows handed to their channels;
 * ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run.
 """
 
 from __future__ import annotations
 
-from digest.pipeline.batch import ledger_channels
-from digest.pipeline.deliver import backoff, deliver, webhook_target
-from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days
-from digest.pipeline.intake import DumpWatcher, FileOutcome, dump_files, expand, ingest_files, is_dump_name, parse_files
-from digest.pipeline.make import due_edition, make_digests
-from digest.pipeline.notices import send_notice
-from digest.pipeline.ranking import (
-    Preview,
-    as_digest,
-    candidates,
-    corpus,
-    new_papers,
-    preview,
-    rank_for,
-    renderer,
-    vote_weights,
-    weights,
-    window_start,
-)
-from digest.pipeline.report import Progress, SendReport, no_progress
-from digest.pipeline.run import Hooks, run_once, send
-from digest.pipeline.subscribers import (
-    SyncReport,
-    find_subscriber,
-    held_line,
-    is_active,
-    set_state,
-    stored_profile,
-    subscribe,
-    sync_subscribers,
-    vote,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562), so a command pays only for its own
+    from digest.pipeline.batch import ledger_channels
+    from digest.pipeline.delivery import backoff, deliver, webhook_target
+    from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days
+    from digest.pipeline.intake import (
+        DumpWatcher,
+        FileOutcome,
+        dump_files,
+        expand,
+        ingest_files,
+        is_dump_name,
+        parse_files,
+    )
+    from digest.pipeline.make import due_edition, make_digests
+    from digest.pipeline.notices import send_notice
+    from digest.pipeline.ranking import (
+        Preview,
+        as_digest,
+        candidates,
+        corpus,
+        new_papers,
+        preview,
+        rank_for,
+        renderer,
+        vote_weights,
+        weights,
+        window_start,
+    )
+    from digest.pipeline.report import Progress, SendReport, no_progress
+    from digest.pipeline.run import Hooks, run_once, send
+    from digest.pipeline.subscribers import (
+        SyncReport,
+        find_subscriber,
+        held_line,
+        is_active,
+        set_state,
+        stored_profile,
+        subscribe,
+        sync_subscribers,
+        vote,
+    )
+
+# Each name of the package, and the room that holds it.
+_ROOMS = {
+    "DumpWatcher": "intake",
+    "FetchOutcome": "fetching",
+    "FileOutcome": "intake",
+    "Hooks": "run",
+    "Preview": "ranking",
+    "Progress": "report",
+    "SendReport": "report",
+    "SyncReport": "subscribers",
+    "as_digest": "ranking",
+    "backoff": "delivery",
+    "candidates": "ranking",
+    "corpus": "ranking",
+    "days_between": "fetching",
+    "deliver": "delivery",
+    "due_edition": "make",
+    "dump_files": "intake",
+    "expand": "intake",
+    "fetch_day": "fetching",
+    "fetch_days": "fetching",
+    "find_subscriber": "subscribers",
+    "held_line": "subscribers",
+    "ingest_files": "intake",
+    "is_active": "subscribers",
+    "is_dump_name": "intake",
+    "ledger_channels": "batch",
+    "make_digests": "make",
+    "new_papers": "ranking",
+    "no_progress": "report",
+    "parse_files": "intake",
+    "preview": "ranking",
+    "rank_for": "ranking",
+    "renderer": "ranking",
+    "run_once": "run",
+    "send": "run",
+    "send_notice": "notices",
+    "set_state": "subscribers",
+    "stored_profile": "subscribers",
+    "subscribe": "subscribers",
+    "sync_subscribers": "subscribers",
+    "vote": "subscribers",
+    "vote_weights": "ranking",
+    "webhook_target": "delivery",
+    "weights": "ranking",
+    "window_start": "ranking",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``pipeline.X``: import X's room now (``digest send`` needs scikit-learn; ``digest deliveries`` does not)."""
+    room = _ROOMS.get(name)
+    if room is None:
+        raise AttributeError(f"module 'digest.pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"digest.pipeline.{room}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DumpWatcher",

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.pipeline.deliver import deliver
+from digest.pipeline.delivery import deliver
 from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
 from digest.pipeline.report import Progress, SendReport, no_progress

@@ -6,9 +6,32 @@ holds the Jinja extensions that make rendering 10,000 digests a day cheap.
 
 from __future__ import annotations
 
-from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
-from digest.render.message import FORMATS, Renderer, package_templates
-from digest.render.mime import MAX_LINE, email, email_body, list_unsubscribe, message_id
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # loaded with their room on first use (PEP 562): describing a paper needs no Jinja
+    from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
+    from digest.render.message import FORMATS, Renderer, package_templates
+    from digest.render.mime import MAX_LINE, email, email_body, list_unsubscribe, message_id
+
+_ROOMS = {
+    **dict.fromkeys(
+        ("describe", "header_text", "links", "md_escape", "paper_meta", "slack_escape", "subject"), "context"
+    ),
+    **dict.fromkeys(("FORMATS", "Renderer", "package_templates"), "message"),
+    **dict.fromkeys(("MAX_LINE", "email", "email_body", "list_unsubscribe", "message_id"), "mime"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``render.X``: import X's room now."""
+    room = _ROOMS.get(name)
+    if room is None:
+        raise AttributeError(f"module 'digest.render' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"digest.render.{room}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FORMATS",
