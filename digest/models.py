@@ -271,6 +271,7 @@ class StoredDigest:
     items: int
     created_at: datetime
     email: bytes = b""  # the MIME body made with it (render.email_body); empty: make it when sending
+    new_count: int = 0  # the new papers it was chosen from
 
 
 @dataclass(frozen=True, slots=True)

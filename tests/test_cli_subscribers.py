@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,44 @@ def test_preview_out_writes_a_file(cli: CLI, folder: Path, workdir: Path) -> Non
     result = cli("preview", "chen", "--format", "md", "--out", workdir / "out" / "chen.md")
     assert result.code == 0
     assert result.out == ""
-    assert "md written to" in result.err
+    assert "chen: their next digest, if it were made now, as md, written to " in result.err
     assert (workdir / "out" / "chen.md").read_text().startswith("# Your papers for")
+
+
+def test_preview_after_the_digest_went_out_shows_the_last_one_and_says_so(
+    cli: CLI, folder: Path, workdir: Path
+) -> None:
+    """Right after a send nothing is new: preview shows what chen got, not a notice chen never receives."""
+    cli("ingest", DUMPS)
+    assert cli("send").code == 0
+    shown = cli("preview", "chen")
+    assert shown.code == 0, shown.err
+    lines = shown.out.splitlines()
+    assert lines[1].startswith("nothing new for chen since ") and lines[1].endswith("; their last digest:")
+    assert lines[2].startswith("edition ") and "Your papers for" in lines[2]
+    assert "   1. " in shown.out and "Image Generation" in shown.out
+    assert "nothing matched" not in shown.out.lower()
+    sent = next((workdir / "outbox" / "chen" / "new").glob("*.eml")).read_bytes()
+    html = cli("preview", "chen", "--format", "html", "--out", workdir / "chen.html")
+    assert "chen: nothing new for them yet; their last digest (edition " in html.err
+    page = (workdir / "chen.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "Image Generation" in page
+    text = cli("preview", "chen", "--format", "text")
+    plain = message_from_bytes(sent, policy=policy.default).get_body(("plain",))
+    assert plain is not None
+    assert text.out.split() == plain.get_content().split()  # the frozen text, as it was sent (line ends aside)
+    slack = cli("preview", "chen", "--format", "slack")
+    assert "Image Generation" in slack.out  # chat formats made again from the frozen items
+
+
+def test_preview_before_any_digest_with_nothing_new_shows_the_notice(cli: CLI, workdir: Path) -> None:
+    (workdir / "subscribers").mkdir()
+    (workdir / "subscribers" / "nora.toml").write_text('keywords = ["agents"]\nempty_day = "notice"\n')
+    shown = cli("preview", "nora")
+    assert shown.code == 0, shown.err
+    assert "nothing scores 0.1 or more today; they would get a short 'nothing matched today' notice" in shown.out
+    md = cli("preview", "nora", "--format", "md")
+    assert md.out.startswith("# Nothing matched today") and "the notice they would get" in md.err
 
 
 def test_preview_with_a_broken_user_template(

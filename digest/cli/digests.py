@@ -59,29 +59,65 @@ def _papers_to_rank(store: Store, args: argparse.Namespace, settings: Settings) 
 
 
 def preview_command(args: argparse.Namespace, settings: Settings) -> int:
+    """The next digest when there are papers for it; else the last one they got (said so); else the notice."""
     with Store.open(settings.database.path) as store:
         broken = show.sync(store, settings)
         view = pipeline.preview(store, args.name, settings=settings, now=_clock())
+        last = None if view.items else pipeline.last_digest(store, view.profile)
     if args.format != "terminal":
-        digest = pipeline.as_digest(view, now=datetime.now(UTC))
+        _preview_file(args, settings, view, last)
+    else:
+        _preview_terminal(view, last)
+    return 1 if broken else 0
+
+
+def _preview_file(
+    args: argparse.Namespace, settings: Settings, view: pipeline.Preview, last: pipeline.LastDigest | None
+) -> None:
+    """The digest in ``--format``: the next one, or the last one's frozen content (chat formats made again)."""
+    frozen = {"html": last.stored.html, "text": last.stored.text, "md": last.stored.markdown} if last else {}
+    if args.format in frozen:
+        output = frozen[args.format]
+    else:
+        digest = last.as_digest() if last else pipeline.as_digest(view, now=datetime.now(UTC))
         output = pipeline.renderer(settings).render(digest, args.format)
-        if args.out is None:
-            sys.stdout.write(output)
-        else:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(output, encoding="utf-8")
-            show.err.print(f"{args.name}: {args.format} written to {args.out}", markup=False)
-        return 1 if broken else 0
+    which = _which(view, last)
+    if args.out is None:
+        sys.stdout.write(output)
+        show.err.print(f"{args.name}: {which}", markup=False)
+        return
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(output, encoding="utf-8")
+    show.err.print(f"{args.name}: {which}, as {args.format}, written to {args.out}", markup=False)
+
+
+def _which(view: pipeline.Preview, last: pipeline.LastDigest | None) -> str:
+    """Which digest a preview shows, in words."""
+    if view.items:
+        return "their next digest, if it were made now"
+    if last is not None:
+        made = f"{last.stored.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        return f"nothing new for them yet; their last digest (edition {last.stored.edition}, made {made})"
+    return "nothing for them yet; the notice they would get"
+
+
+def _preview_terminal(view: pipeline.Preview, last: pipeline.LastDigest | None) -> None:
     profile = view.profile
     print(f"{profile.name}: {show.schedule_text(profile)}, to {show.channels_text(profile)}")
     since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{plural(len(view.items), 'paper')} for {profile.name} out of {view.candidates:,} new since {since}\n")
+    if last is not None:  # found only when nothing is new for them
+        print(f"nothing new for {profile.name} since {since}; their last digest:")
+        made = f"{last.stored.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        print(f"edition {last.stored.edition} (made {made}): {last.stored.subject}\n")
+        show.print_ranked(last.items)
+        if not last.items:
+            print("  a short 'nothing matched today' notice")
+        return
     if view.items:
+        print(f"{plural(len(view.items), 'paper')} for {profile.name} out of {view.candidates:,} new since {since}\n")
         show.print_ranked(view.items)
     else:
-        notice = (
-            "a short 'nothing matched today' notice" if profile.empty_day == "notice" else "nothing (empty_day = skip)"
-        )
+        notice = "a short 'nothing matched today' notice" if profile.empty_day == "notice" else "nothing (skip)"
         print(f"  nothing scores {profile.min_score:g} or more today; they would get {notice}")
     show.quiet_note(view.items, view.everything, profile, command=f"digest rank --subscriber {profile.name} --all")
     if view.trending:
@@ -89,7 +125,6 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
         for paper in view.trending:
             votes = f"  ({paper.upvotes} upvotes)" if paper.upvotes else ""
             print(f"   -  {paper.title}{votes}")
-    return 1 if broken else 0
 
 
 def _clock() -> datetime:

@@ -37,10 +37,12 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
     from digest.pipeline.make import due_edition, make_digests
     from digest.pipeline.notices import send_notice
     from digest.pipeline.ranking import (
+        LastDigest,
         Preview,
         as_digest,
         candidates,
         corpus,
+        last_digest,
         new_papers,
         preview,
         rank_for,
@@ -70,6 +72,8 @@ _ROOMS = {
     "FileOutcome": "intake",
     "Hooks": "run",
     "Preview": "ranking",
+    "LastDigest": "ranking",
+    "last_digest": "ranking",
     "Progress": "report",
     "SendReport": "report",
     "SyncReport": "subscribers",
@@ -127,6 +131,7 @@ __all__ = [
     "FetchOutcome",
     "FileOutcome",
     "Hooks",
+    "LastDigest",
     "Preview",
     "Progress",
     "SendReport",
@@ -147,6 +152,7 @@ __all__ = [
     "ingest_files",
     "is_active",
     "is_dump_name",
+    "last_digest",
     "ledger_channels",
     "make_digests",
     "new_papers",

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from digest import cadence, rank, render
 from digest.channels import CHATS
 from digest.config import Settings
-from digest.models import Digest, Paper, Profile, Ranked
+from digest.models import Digest, Paper, Profile, Ranked, StoredDigest
 from digest.pipeline.subscribers import find_subscriber, stored_profile
 from digest.store import Store
 from digest.text import normalise_title
@@ -125,6 +125,29 @@ def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Pr
     chosen = {item.paper.id for item in items} | store.digested(profile.name)
     trending = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
     return Preview(profile, items, trending, candidates=len(papers), since=since, everything=everything)
+
+
+@dataclass(frozen=True, slots=True)
+class LastDigest:
+    """A subscriber's latest digest as it was made: its frozen content and its items."""
+
+    profile: Profile
+    stored: StoredDigest
+    items: list[Ranked]
+
+    def as_digest(self) -> Digest:
+        """The digest again, for formats not frozen with it (chat payloads); its trending list was not kept."""
+        return Digest(self.profile, self.stored.edition, tuple(self.items), (), self.stored.new_count)
+
+
+def last_digest(store: Store, profile: Profile) -> LastDigest | None:
+    """The subscriber's latest digest, or None before their first."""
+    stored = store.last_digest(profile.name)
+    if stored is None:
+        return None
+    found = [(store.paper(paper), place, score, why) for paper, place, score, why in store.digest_items(stored.id)]
+    items = [Ranked(paper, place, score, why) for paper, place, score, why in found if paper is not None]
+    return LastDigest(profile, stored, items)
 
 
 def as_digest(view: Preview, *, now: datetime) -> Digest:

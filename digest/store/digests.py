@@ -22,7 +22,7 @@ from typing import Any
 
 import zstandard
 
-from digest.models import Message, NewDelivery, Paper, Ranked, StoredDigest
+from digest.models import Message, NewDelivery, Paper, Ranked, Reason, StoredDigest
 from digest.store.db import Database
 
 
@@ -123,6 +123,20 @@ class Digests(Database):
         row = self._conn.execute("SELECT max(created_at) FROM digests WHERE subscriber = ?", (name,)).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
+    def last_digest(self, name: str) -> StoredDigest | None:
+        """The subscriber's latest digest (the newest edition), or None before their first."""
+        row = self._conn.execute(
+            _DIGEST_QUERY + " WHERE d.subscriber = ? ORDER BY d.edition DESC, d.id DESC LIMIT 1", (name,)
+        ).fetchone()
+        return _stored_digest(row) if row else None
+
+    def digest_items(self, digest_id: int) -> list[tuple[str, int, float, tuple[Reason, ...]]]:
+        """A digest's items as frozen: paper id, rank, score and reasons, best first."""
+        rows = self._conn.execute(
+            "SELECT paper, rank, score, why FROM digest_items WHERE digest = ? ORDER BY rank", (digest_id,)
+        )
+        return [(row[0], row[1], row[2], _reasons(row[3])) for row in rows]
+
     def stored_digest(self, digest_id: int) -> StoredDigest:
         return self.stored_digests([digest_id])[digest_id]
 
@@ -193,6 +207,13 @@ def decompress(body: bytes) -> list[bytes]:
 _DIGEST_QUERY = "SELECT d.*, (SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items FROM digests d"
 
 
+def _reasons(stored: str) -> tuple[Reason, ...]:
+    return tuple(
+        Reason(r["kind"], r["label"], r["score"], tuple(r.get("where") or ()), r.get("detail"))
+        for r in json.loads(stored)
+    )
+
+
 def _stored_digest(row: sqlite3.Row) -> StoredDigest:
     if row["body"] is None:  # made before schema 4
         text, html, markdown, email = row["body_text"], row["body_html"], row["body_markdown"], b""
@@ -211,4 +232,5 @@ def _stored_digest(row: sqlite3.Row) -> StoredDigest:
         items=row["items"],
         created_at=datetime.fromisoformat(row["created_at"]),
         email=email,
+        new_count=row["new_count"],
     )
