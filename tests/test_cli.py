@@ -212,6 +212,13 @@ def _table_counts(path: Path) -> dict[str, int]:
 @pytest.mark.parametrize("asked", [["--version"], ["--help"], ["fetch", "--help"], ["send", "--help"]])
 def test_help_and_version_load_no_numpy_scikit_learn_or_jinja(asked: list[str]) -> None:
     """--help and --version answer at once: the heavy libraries load only for the commands that use them."""
+    done, loaded = _imported(asked)
+    assert done.returncode == 0 and ("paper-digest" in done.stdout or "usage: digest" in done.stdout)
+    assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "pydantic", "rich"}
+
+
+def _imported(asked: list[str], cwd: Path | None = None) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``digest ASKED`` under ``python -X importtime``: how it went, and every module it imported."""
     done = subprocess.run(
         [
             sys.executable,
@@ -223,10 +230,10 @@ def test_help_and_version_load_no_numpy_scikit_learn_or_jinja(asked: list[str]) 
         capture_output=True,
         text=True,
         check=False,
+        cwd=cwd,
     )
-    assert done.returncode == 0 and ("paper-digest" in done.stdout or "usage: digest" in done.stdout)
     loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "pydantic", "rich"}
+    return done, loaded
 
 
 @pytest.mark.parametrize(
@@ -243,21 +250,8 @@ def test_help_and_version_load_no_numpy_scikit_learn_or_jinja(asked: list[str]) 
 )
 def test_commands_that_do_not_rank_load_no_numpy_scikit_learn_jinja_or_httpx(asked: list[str], workdir: Path) -> None:
     """A command that neither ranks, renders nor calls out starts without those libraries."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-c",
-            f"import sys; from digest.cli import main; sys.exit(main({asked!r}))",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=workdir,
-    )
+    done, loaded = _imported(asked, cwd=workdir)
     assert done.returncode == 0, done.stderr[-2000:]
-    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "digest.cli" in loaded  # the measurement saw the command's imports
     assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "apscheduler", "starlette"}
 

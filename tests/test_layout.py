@@ -32,6 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.errors": set(),
     "digest.config": {"digest.errors"},
     "digest.text": set(),
+    "digest.lazy": set(),
     "digest.links": {"digest.config"},
     "digest.cadence": {"digest.models"},
     "digest.profiles": {"digest.models", "digest.errors"},
@@ -63,7 +64,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.rank.trending",
     },
     # render
-    "digest.render": {"digest.render.context", "digest.render.message", "digest.render.mime"},
+    "digest.render": {"digest", "digest.lazy", "digest.render.context", "digest.render.message", "digest.render.mime"},
     "digest.render.templating": set(),
     "digest.render.context": {"digest.links", "digest.models", "digest.text"},
     "digest.render.chat": {"digest.models"},
@@ -134,7 +135,8 @@ ALLOWED: dict[str, set[str]] = {
         for platform in ("slack", "discord", "teams", "mattermost")
     },
     # pipeline: the wiring
-    "digest.pipeline": {f"digest.pipeline.{room}" for room in ROOMS} - {"digest.pipeline.workers"},
+    "digest.pipeline": {"digest", "digest.lazy"}
+    | {f"digest.pipeline.{room}" for room in ROOMS} - {"digest.pipeline.workers"},
     "digest.pipeline.report": {"digest.errors", "digest.models"},
     "digest.pipeline.intake": {
         "digest",

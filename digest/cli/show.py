@@ -255,7 +255,7 @@ def no_smtp_warning(profiles: Iterable[Profile], settings: Settings) -> None:
     count = sum(1 for profile in profiles if any(channel.kind == "email" for channel in profile.delivery))
     if count:
         warn(
-            f"no [smtp] host: email for {count} subscriber{'s' if count != 1 else ''} goes to "
+            f"no [smtp] host: email for {plural(count, 'subscriber')} goes to "
             f"{settings.delivery.outbox_dir}/ instead; set [smtp] host (or DIGEST_SMTP__HOST) to send it"
         )
 

@@ -18,8 +18,9 @@ quickly, and the ledger around every delivery. Rooms:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from digest import lazy
 
 if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562), so a command pays only for its own
     from digest.pipeline.batch import ledger_channels
@@ -116,14 +117,8 @@ _ROOMS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """``pipeline.X``: import X's room now (``digest send`` needs scikit-learn; ``digest deliveries`` does not)."""
-    room = _ROOMS.get(name)
-    if room is None:
-        raise AttributeError(f"module 'digest.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"digest.pipeline.{room}"), name)
-    globals()[name] = value
-    return value
+# ``pipeline.X`` imports X's room on first use: ``digest send`` needs scikit-learn, ``digest deliveries`` does not.
+__getattr__ = lazy.loader(__name__, _ROOMS, globals())
 
 
 __all__ = [

@@ -6,8 +6,9 @@ holds the Jinja extensions that make rendering 10,000 digests a day cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from digest import lazy
 
 if TYPE_CHECKING:  # loaded with their room on first use (PEP 562): describing a paper needs no Jinja
     from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
@@ -23,14 +24,8 @@ _ROOMS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """``render.X``: import X's room now."""
-    room = _ROOMS.get(name)
-    if room is None:
-        raise AttributeError(f"module 'digest.render' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"digest.render.{room}"), name)
-    globals()[name] = value
-    return value
+# ``render.X`` imports X's room on first use: describing a paper needs no Jinja.
+__getattr__ = lazy.loader(__name__, _ROOMS, globals())
 
 
 __all__ = [
