@@ -350,6 +350,7 @@ def _weekday(check: _Check, value: object) -> str:
 
 def _keywords(check: _Check, value: object) -> tuple[tuple[str, float], ...]:
     """The weighted terms; every bad entry is reported, not only the first."""
+    table = isinstance(value, dict)  # a [keywords] table, where TOML also files keys written below it
     if isinstance(value, list):
         value = dict.fromkeys(check.strings("keywords", value, limit=MAX_KEYWORDS, what="terms"), 1.0)
     if not isinstance(value, dict):
@@ -365,19 +366,19 @@ def _keywords(check: _Check, value: object) -> tuple[tuple[str, float], ...]:
         )
     problems = _Problems()
     seen: dict[str, str] = {}
-    terms = [problems.take(None, _term, check, term, weight, seen) for term, weight in value.items()]
+    terms = [problems.take(None, _term, check, term, weight, seen, table=table) for term, weight in value.items()]
     problems.raise_any()
     return tuple(term for term in terms if term is not None)
 
 
-# Top-level keys that are never meant as a keyword, whatever their value.
-_NOT_TERMS = frozenset(_TOP_KEYS) - {"name", "day", "trending", "keywords", "exclude", "seeds", "channels"}
+# Top-level keys that are never meant as a keyword, whatever their value ("frequency" = 1.0 is a real term).
+_NOT_TERMS = frozenset({"max_items", "min_score", "send_at", "empty_day"})
 
 
-def _term(check: _Check, term: str, weight: object, seen: dict[str, str]) -> tuple[str, float]:
+def _term(check: _Check, term: str, weight: object, seen: dict[str, str], *, table: bool) -> tuple[str, float]:
     key = f"keywords.{_show(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
     is_number = isinstance(weight, int | float) and not isinstance(weight, bool)
-    if term in _NOT_TERMS or (term in _TOP_KEYS and not is_number):
+    if table and (term in _NOT_TERMS or (term in _TOP_KEYS and not is_number)):
         raise check.scope(f"keywords.{term}", "[keywords]")
     clean = " ".join(term.split())
     if not clean or not any(ch.isalnum() for ch in clean):

@@ -190,3 +190,24 @@ def test_unreadable_profile_files(tmp_path: Path) -> None:
     (tmp_path / "latin.toml").write_bytes('keywords = ["caf\u00e9"]'.encode("latin-1"))
     with pytest.raises(ProfileError, match=r"latin\.toml: not UTF-8"):
         profiles.load(tmp_path / "latin.toml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'keywords = ["frequency", "email", "timezone"]\n',  # a list holds terms only
+        '[keywords]\nfrequency = 1.0\n"trending" = 0.5\n',  # a top-level name with a weight is a real term
+    ],
+)
+def test_words_that_are_also_key_names_are_keywords_where_they_can_only_be_terms(text: str) -> None:
+    profile = parse(text, "t.toml")
+    assert "frequency" in dict(profile.keywords) or "email" in dict(profile.keywords)
+
+
+def test_a_setting_written_below_keywords_is_named_as_such() -> None:
+    with pytest.raises(ProfileError) as caught:
+        parse('[keywords]\nagents = 1.0\nmax_items = 5\nfrequency = "weekly"\n', "t.toml")
+    assert [line.split(": key ")[1].split(":")[0] for line in caught.value.lines] == [
+        "'keywords.max_items'",
+        "'keywords.frequency'",
+    ]
