@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import tomllib
 import unicodedata
@@ -215,29 +216,30 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
     problems = _Problems()
     problems.found += check.unknown(data, _TOP_KEYS)
     take = problems.take
-    email = None
-    if "email" in data:
-        email = take(None, check.text, "email", data["email"], pattern=_EMAIL, fix='write an address like "a@b.org"')
-    frequency = take("daily", check.choice, "frequency", data.get("frequency", "daily"), FREQUENCIES)
+
+    def given(key: str, default: T, get: Callable[..., T], *args: Any, **options: Any) -> T:
+        """The checked value of an optional key, or its default when the file does not set it."""
+        return take(default, get, key, data[key], *args, **options) if key in data else default
+
+    email = given("email", None, check.text, pattern=_EMAIL, fix='write an address like "alice@example.org"')
+    frequency = given("frequency", "daily", check.choice, FREQUENCIES)
     keywords: tuple[tuple[str, float], ...] = take((), _keywords, check, data.get("keywords", {}))
-    titles = data.get("seeds", [])
-    seeds: tuple[str, ...] = take((), check.strings, "seeds", titles, limit=MAX_SEEDS, what="paper titles")
-    excluded = data.get("exclude", [])
+    seeds: tuple[str, ...] = given("seeds", (), check.strings, limit=MAX_SEEDS, what="paper titles")
     profile = Profile(
         name=take("", _name, check, data, default_name),
         keywords=keywords,
-        exclude=take((), check.strings, "exclude", excluded, limit=MAX_EXCLUDE, what="terms"),
+        exclude=given("exclude", (), check.strings, limit=MAX_EXCLUDE, what="terms"),
         seeds=seeds,
         email=email,
         timezone=take("UTC", _timezone, check, data["timezone"]) if "timezone" in data else "UTC",
-        send_at=take(time(7), _send_at, check, data.get("send_at", "07:00")),
+        send_at=take(time(7), _send_at, check, data["send_at"]) if "send_at" in data else time(7),
         frequency=frequency,
         day=take(None, _day, check, data, frequency),
-        max_items=take(10, check.integer, "max_items", data.get("max_items", 10), 1, MAX_ITEMS),
-        min_score=take(0.1, check.number, "min_score", data.get("min_score", 0.1), 0.0, 10.0),
-        empty_day=take("skip", check.choice, "empty_day", data.get("empty_day", "skip"), EMPTY_DAYS),
-        trending=take(3, check.integer, "trending", data.get("trending", 3), 0, MAX_TRENDING),
-        channels=take((), _channels, check, data.get("channels", []), email=email, data=data),
+        max_items=given("max_items", 10, check.integer, 1, MAX_ITEMS),
+        min_score=given("min_score", 0.1, check.number, 0.0, 10.0),
+        empty_day=given("empty_day", "skip", check.choice, EMPTY_DAYS),
+        trending=given("trending", 3, check.integer, 0, MAX_TRENDING),
+        channels=take((), _channels, check, data["channels"], email=email, data=data) if "channels" in data else (),
         source=source,
     )
     if not keywords and not seeds and not problems.found:
@@ -271,6 +273,12 @@ def _name(check: _Check, data: dict[str, Any], default_name: str | None) -> str:
 
 def name_problem(name: str) -> str | None:
     """What is wrong with a subscriber name, in words, or None."""
+    if _NAME.match(name):
+        return (
+            f"'{name}' is the outbox's own folder (its Atom feeds); pick another name"
+            if name.casefold() in RESERVED_NAMES
+            else None
+        )
     if not name:
         return "empty"
     bad = next((ch for ch in name if not _NAME_CHAR.fullmatch(ch)), None)
@@ -366,9 +374,14 @@ def _keywords(check: _Check, value: object) -> tuple[tuple[str, float], ...]:
         )
     problems = _Problems()
     seen: dict[str, str] = {}
-    terms = [problems.take(None, _term, check, term, weight, seen, table=table) for term, weight in value.items()]
+    terms = []
+    for term, weight in value.items():
+        try:
+            terms.append(_term(check, term, weight, seen, table=table))
+        except ProfileError as e:
+            problems.found.append(e)
     problems.raise_any()
-    return tuple(term for term in terms if term is not None)
+    return tuple(terms)
 
 
 # Top-level keys that are never meant as a keyword, whatever their value ("frequency" = 1.0 is a real term).
@@ -376,22 +389,32 @@ _NOT_TERMS = frozenset({"max_items", "min_score", "send_at", "empty_day"})
 
 
 def _term(check: _Check, term: str, weight: object, seen: dict[str, str], *, table: bool) -> tuple[str, float]:
-    key = f"keywords.{_show(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
+    """One keyword and its weight, checked; the error names the key as written (``keywords."term"``)."""
     is_number = isinstance(weight, int | float) and not isinstance(weight, bool)
     if table and (term in _NOT_TERMS or (term in _TOP_KEYS and not is_number)):
         raise check.scope(f"keywords.{term}", "[keywords]")
     clean = " ".join(term.split())
     if not clean or not any(ch.isalnum() for ch in clean):
-        raise check.fail(key, "a keyword needs letters or digits", "remove it or write a real term", show=False)
+        raise check.fail(
+            _term_key(term), "a keyword needs letters or digits", "remove it or write a real term", show=False
+        )
     if len(clean) > MAX_TERM_LENGTH:
-        raise check.fail(key, f"longer than {MAX_TERM_LENGTH} characters", "use a short term or phrase", show=False)
+        raise check.fail(
+            _term_key(term), f"longer than {MAX_TERM_LENGTH} characters", "use a short term or phrase", show=False
+        )
     if isinstance(weight, list):
-        raise check.fail(key, "a list where a weight belongs", "give the term a number like 1.0", weight)
+        raise check.fail(_term_key(term), "a list where a weight belongs", "give the term a number like 1.0", weight)
     folded = term_key(clean)
     if folded in seen:
-        raise check.fail(key, f"the same term as '{seen[folded]}'", "keep one of them", show=False)
+        raise check.fail(_term_key(term), f"the same term as '{seen[folded]}'", "keep one of them", show=False)
     seen[folded] = clean
-    return clean, check.number(key, weight, 0.0, MAX_WEIGHT, above=True)
+    if is_number and 0.0 < weight <= MAX_WEIGHT:  # type: ignore[operator]
+        return clean, float(weight)  # type: ignore[arg-type]
+    return clean, check.number(_term_key(term), weight, 0.0, MAX_WEIGHT, above=True)
+
+
+def _term_key(term: str) -> str:
+    return f"keywords.{_show(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
 
 
 def _channels(check: _Check, value: object, *, email: str | None, data: dict[str, Any]) -> tuple[Channel, ...]:
@@ -458,24 +481,42 @@ def fingerprint(text: str) -> str:
 
 def load(path: Path) -> tuple[Profile, str]:
     """Read and check one profile file; the name defaults to the file's stem."""
+    text = read(path)
+    return parse(text, source=str(path), default_name=path.stem), text
+
+
+def read(path: Path) -> str:
+    """A profile file's text, or a ``ProfileError`` saying why it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise ProfileError(f"{path}: no such profile file; check the path") from e
     except UnicodeDecodeError as e:
         raise ProfileError(f"{path}: not UTF-8 (byte offset {e.start}); re-save it as UTF-8") from e
     except OSError as e:
         raise ProfileError(f"{path}: cannot read ({e.strerror}); check the file") from e
-    return parse(text, source=str(path), default_name=path.stem), text
 
 
-def load_many(paths: list[Path], *, on_error: Callable[[Path, ProfileError], None]) -> list[tuple[Profile, str]]:
-    """Load each file; a bad one, or a second profile with a taken name, goes to ``on_error``."""
+def load_many(
+    paths: list[Path],
+    *,
+    on_error: Callable[[Path, ProfileError], None],
+    taken: dict[str, str] | None = None,
+    texts: dict[Path, str] | None = None,
+) -> list[tuple[Profile, str]]:
+    """Load each file; a bad one, or a second profile with a taken name, goes to ``on_error``.
+
+    ``taken``: names already owned, and by which file. ``texts``: files already read.
+    """
     good: list[tuple[Profile, str]] = []
-    owners: dict[str, str] = {}
+    owners: dict[str, str] = dict(taken or {})
     for path in paths:
         try:
-            profile, text = load(path)
+            if texts is not None and path in texts:
+                text = texts[path]
+                profile = parse(text, source=str(path), default_name=path.stem)
+            else:
+                profile, text = load(path)
         except ProfileError as e:
             on_error(path, e)
             continue
@@ -495,4 +536,31 @@ def load_many(paths: list[Path], *, on_error: Callable[[Path, ProfileError], Non
 
 def profile_files(folder: Path) -> list[Path]:
     """The ``*.toml`` files of a subscribers folder, in name order, hidden ones skipped."""
-    return sorted(p for p in folder.glob("*.toml") if p.is_file() and not p.name.startswith("."))
+    return [Path(path) for path, _, _ in profile_entries(folder)]
+
+
+def profile_entries(folder: Path) -> list[tuple[str, int, int]]:
+    """``profile_files`` as ``str(path)``, with each file's size and mtime (ns), in name order.
+
+    Strings, not ``Path``s: a folder of 100,000 profiles is listed in a tenth of the time.
+    """
+    return paths_of(folder, sorted(scan(folder)))
+
+
+def scan(folder: Path) -> list[tuple[str, int, int]]:
+    """The folder's profile files as (file name, size, mtime ns), in the directory's own order: one scan."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(".toml") and not entry.name.startswith(".") and entry.is_file():
+                stat = entry.stat()
+                found.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def paths_of(folder: Path, entries: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Scanned entries with each name made ``str(folder / name)``."""
+    prefix = str(folder)
+    if prefix == ".":  # as str(Path(".") / name) spells it
+        return entries
+    return [(f"{prefix}{os.sep}{name}", size, mtime) for name, size, mtime in entries]

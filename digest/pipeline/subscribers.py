@@ -5,6 +5,8 @@ A broken profile is reported while its last good version stays in force.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,7 +15,7 @@ from pathlib import Path
 from digest import profiles
 from digest.errors import ProfileError, UsageError
 from digest.models import Profile, Subscriber
-from digest.store import Store, StoredProfile
+from digest.store import FileStamp, Store, StoredProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,9 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
     """Bring the database in line with a folder of profiles.
 
     New and changed files are stored, files that went away unsubscribe, and a
-    broken file is reported while its last good version stays in force.
+    broken file is reported while its last good version stays in force. Only
+    files whose size or mtime changed since the last sync are read, and only
+    those whose text's hash changed are parsed (see ``_unchanged``).
     """
     errors: list[ProfileError] = []
     failed: set[str] = set()
@@ -57,23 +61,95 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
         failed.add(str(path))
         errors.append(error)
 
-    sources = store.sources()
+    checked = time.time_ns()
+    scanned = profiles.scan(folder)
+    listing = _listing(scanned)
+    last = store.folder_listing(str(folder))
+    if last is not None and last[0] == listing and max((m for _, _, m in scanned), default=0) < last[1] - RACY_NS:
+        return SyncReport(folder, {}, [], [], store.note_held(str(folder)))  # not a file added, removed or touched
+    entries = profiles.paths_of(folder, sorted(scanned))
+    stamps = store.file_stamps(str(folder))
+    kept = {path: stamps[path] for path, size, mtime in entries if _unchanged(stamps.get(path), size, mtime)}
+    texts = {path: text for path, _, _ in entries if path not in kept and (text := _read(path, bad)) is not None}
+    for path, text in texts.items():  # read again but the same text (touched): no need to parse it
+        stamp = stamps.get(path)
+        if stamp is not None and stamp.hash == profiles.fingerprint(text):
+            kept[path] = stamp
+    taken = {stamp.name: path for path, stamp in kept.items()}
+    fresh = [Path(path) for path in texts if path not in kept]
+    sources = store.sources() if fresh else {}
+    read = {Path(path): text for path, text in texts.items()}
     loaded = [
         (profile, text)
-        for profile, text in profiles.load_many(profiles.profile_files(folder), on_error=bad)
+        for profile, text in profiles.load_many(fresh, on_error=bad, taken=taken, texts=read)
         if _unowned(profile, sources.get(profile.name), on_error=bad)
     ]
-    present = {p.name for p, _ in loaded}
     outcomes = store.save_subscribers(
         [StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded], at=at
     )
     named = [(p.name, outcome) for (p, _), outcome in zip(loaded, outcomes, strict=True)]
     changes = {name: outcome for name, outcome in named if outcome not in ("unchanged", "held")}
     held = [found for name, outcome in named if outcome == "held" and (found := store.subscriber(name))]
-    # A broken file still holds its subscriber: they stay subscribed on their last good version.
-    present |= {s.name for s in store.subscribers() if s.source in failed}
+    held += store.note_held(str(folder))  # those whose file was not read (a save above notes its own)
+    _remember(store, folder, entries, loaded, kept, read=set(texts), checked=checked, known=set(stamps))
+    present = {p.name for p, _ in loaded} | taken.keys()
+    if failed:  # a broken file still holds its subscriber: they stay subscribed on their last good version
+        present |= {name for name, source in store.sources().items() if source in failed}
     removed = store.unsubscribe_missing(folder=str(folder), present=present, at=at)
+    store.stamp_folder(str(folder), None if errors else listing, checked_ns=checked)
     return SyncReport(folder, changes, removed, errors, held)
+
+
+def _listing(scanned: list[tuple[str, int, int]]) -> str:
+    """A hash of a folder's listing: every file's name, size and mtime, in the directory's order."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, size, mtime in scanned:
+        digest.update(f"{name}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+# A file modified this close to when it was last checked may have changed again within the
+# filesystem's mtime granularity: it is read again (as git does with "racily clean" entries).
+RACY_NS = 2_000_000_000
+
+
+def _unchanged(stamp: FileStamp | None, size: int, mtime_ns: int) -> bool:
+    """Whether a file is as last read: same size and mtime, and that mtime well before the check."""
+    return (
+        stamp is not None and (stamp.size, stamp.mtime_ns) == (size, mtime_ns) and mtime_ns < stamp.checked_ns - RACY_NS
+    )
+
+
+def _read(path: str, on_error: Callable[[Path, ProfileError], None]) -> str | None:
+    try:
+        return profiles.read(Path(path))
+    except ProfileError as e:
+        on_error(Path(path), e)
+        return None
+
+
+def _remember(
+    store: Store,
+    folder: Path,
+    entries: list[tuple[str, int, int]],
+    loaded: list[tuple[Profile, str]],
+    kept: dict[str, FileStamp],
+    *,
+    read: set[str],
+    checked: int,
+    known: set[str],
+) -> None:
+    """Stamp each file read now that holds a stored profile; forget files that went away or failed."""
+    held = {p.source: (p.name, profiles.fingerprint(text)) for p, text in loaded} | {
+        path: (stamp.name, stamp.hash) for path, stamp in kept.items()
+    }
+    stamps = [
+        (path, FileStamp(size, mtime, checked, held[path][1], held[path][0]))
+        for path, size, mtime in entries
+        if path in read and path in held
+    ]
+    store.stamp_files(str(folder), stamps)
+    store.forget_files(sorted(known - held.keys()))
 
 
 def owned_elsewhere(source: str | None, path: Path) -> str | None:

@@ -21,11 +21,21 @@ from digest.store.fetches import Fetches
 from digest.store.ledger import Ledger, Update
 from digest.store.papers import Papers
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
-from digest.store.subscribers import StoredProfile, Subscribers
+from digest.store.subscribers import FileStamp, StoredProfile, Subscribers
 
 
 class Store(Papers, Subscribers, Digests, Ledger, Feedback, Fetches):
     """An open database: ``with Store.open(path) as store``."""
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "FrozenDigest", "Store", "StoredProfile", "Update", "fault", "frozen"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "FileStamp",
+    "FrozenDigest",
+    "Store",
+    "StoredProfile",
+    "Update",
+    "fault",
+    "frozen",
+]

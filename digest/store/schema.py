@@ -209,6 +209,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 8 -> 9: each profile file of the subscribers folder as last read, so a sync reads only what changed.
+    (
+        """
+        CREATE TABLE profile_files (
+            path        TEXT PRIMARY KEY,
+            folder      TEXT NOT NULL,
+            size        INTEGER NOT NULL,
+            mtime_ns    INTEGER NOT NULL,
+            checked_ns  INTEGER NOT NULL,
+            hash        TEXT NOT NULL,
+            name        TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX profile_files_folder ON profile_files (folder)
+        """,
+        """
+        CREATE TABLE profile_folders (
+            folder      TEXT PRIMARY KEY,
+            listing     TEXT NOT NULL,
+            checked_ns  INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
