@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest import ingest, links, rank, render
 from digest.channels import CHATS
@@ -389,3 +391,14 @@ def test_what_hugging_faces_json_brings_reaches_every_format(fmt: str) -> None:
     assert "https://github.com/example/wx-diffusion" in shown and "GitHub ★ 310" in shown
     assert "Hugging Face's AI summary: A diffusion model makes calibrated" in shown.replace("\\'", "'")
     assert shown.count("GitHub") == 1 and shown.count("AI summary") == 1  # not on the text page's paper
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=400).filter(lambda s: not s.isascii() and s.strip() == s and "\x00" not in s))
+def test_a_non_ascii_subject_is_encoded_words_that_mail_readers_decode(subject: str) -> None:
+    subject = " ".join(subject.split()) or "é"
+    raw = render.email(Message(subject, "x", "<p>x</p>", "x"), sender="d@example.org", to="a@example.org")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert all(len(line) <= 78 for line in head.split("\r\n") if line.startswith((" ", "Subject:")))
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed["Subject"] == render.header_text(subject)

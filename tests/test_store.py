@@ -13,6 +13,7 @@ from digest import ingest, store
 from digest.errors import StoreError
 from digest.models import Dump, Message, Ranked, Reason
 from digest.store import FrozenDigest, Store, frozen
+from digest.store.digests import compress
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
 from .dumpgen import Card, cards
@@ -212,6 +213,31 @@ def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path)
         body, old_columns = conn.execute("SELECT body, body_text || body_html FROM digests").fetchone()
     assert old_columns == "" and dump.papers[0].title.encode() not in body
     assert len(body) * 2 < len(html)  # prose compresses least; a real email digest (markup) to a sixth
+
+
+def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp_path: Path) -> None:
+    message = Message("Grüße · Mon", "plain text\n", "<p>html</p>", "# md\n")
+    mime = b"MIME-Version: 1.0\r\n\r\nthe body"
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
+        [new, old] = db.save_digests(
+            [
+                frozen("ada", "2026-11-23", [], message, new_count=4, email=mime),
+                frozen("ada", "2026-11-24", [], message, new_count=0),
+            ],
+            at=NOW,
+        )
+        assert new is not None and old is not None
+        # A digest made before schema 10: the MIME body inside the one frame, no mail column.
+        db._conn.execute(
+            "UPDATE digests SET body = ?, mail = NULL WHERE id = ?",
+            (compress([b"plain text\n", b"<p>html</p>", b"# md\n", mime]), old),
+        )
+        mailed = db.mail_digests([new, old])
+        assert (mailed[new].subject, mailed[new].email, mailed[new].new_count) == (message.subject, mime, 4)
+        assert (mailed[new].text, mailed[new].html, mailed[new].markdown) == ("", "", "")  # not read
+        assert (mailed[old].email, mailed[old].text) == (mime, "plain text\n")  # read whole, as before
+        assert db.stored_digest(new).email == mime and db.stored_digest(new).html == "<p>html</p>"
 
 
 def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None:

@@ -121,7 +121,9 @@ def _send(
     done: Callable[[], None],
 ) -> None:
     store.update_many([Update(d.id, "sending", attempts=d.attempts + 1) for d in rows], at=clock())
-    digests = store.stored_digests([d.digest for d in rows])
+    wanted = [d.digest for d in rows]
+    # SMTP sends only the MIME body; the outbox also writes the Markdown copy, so it reads the digest whole.
+    digests = store.mail_digests(wanted) if channel.kind == "email" else store.stored_digests(wanted)
     keys = store.link_keys(sorted({d.subscriber for d in rows}))
     jobs = (
         _job(store, channel, d, digests[d.digest], settings, at=clock(), key=keys.get(d.subscriber, "")) for d in rows

@@ -149,9 +149,33 @@ def _lf(text: str) -> str:
 
 def _header(name: str, value: str) -> str:
     """``Name: value``, as encoded words when the value is not ASCII, folded where it is long."""
-    if value.isascii() and len(value) + len(name) < 900:
-        return f"{name}: {value}"
-    return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    if value.isascii():
+        if len(value) + len(name) < 900:
+            return f"{name}: {value}"
+        return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: " + encoded_words(value)
+
+
+WORD_BYTES = 42  # UTF-8 bytes per encoded word: 56 base64 characters, a 68-character word, lines under 78
+
+
+def encoded_words(value: str) -> str:
+    """RFC 2047 base64 words (``=?utf-8?b?...?=``), one per line, each cut between characters.
+
+    What ``email.header.Header`` does, at a fraction of the cost: it weighs
+    quoted-printable against base64 byte by byte in Python, over a millisecond
+    for a digest's subject, on every message sent.
+    """
+    data = value.encode("utf-8")
+    words = []
+    start = 0
+    while start < len(data):
+        cut = min(start + WORD_BYTES, len(data))
+        while cut < len(data) and data[cut] & 0xC0 == 0x80:  # not inside a character
+            cut -= 1
+        words.append("=?utf-8?b?" + binascii.b2a_base64(data[start:cut], newline=False).decode("ascii") + "?=")
+        start = cut
+    return "\r\n ".join(words)
 
 
 def message_id(name: str, edition: str, channel: str, *, sender: str) -> str:

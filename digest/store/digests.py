@@ -5,7 +5,9 @@ anything is sent: its papers, ranks, scores and reasons, and its content. A
 paper goes into a subscriber's digests once, ever. The content (text, HTML,
 Markdown and, for email, the MIME body) is one zstd frame in ``body``
 (``compress``), about a ninth of the bytes; digests made before schema 4 keep it
-in ``body_text``, ``body_html`` and ``body_markdown``.
+in ``body_text``, ``body_html`` and ``body_markdown``. From schema 10 the MIME
+body is a zstd frame of its own in ``mail``, which is all sending an email
+reads (``mail_digests``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class FrozenDigest:
     body: bytes | None = None
     new_count: int = 0
     deliveries: list[NewDelivery] = field(default_factory=list)
+    mail: bytes | None = None  # the MIME body, packed alone (``pack``)
 
 
 def frozen(
@@ -55,8 +58,9 @@ def frozen(
     email: bytes = b"",
 ) -> FrozenDigest:
     """A digest with its rendered message (and ``email``, its MIME body when it goes out as email) packed."""
-    body = compress([message.text.encode(), message.html.encode(), message.markdown.encode(), email])
-    return FrozenDigest(name, edition, items, message.subject, body, new_count, deliveries or [])
+    body = compress([message.text.encode(), message.html.encode(), message.markdown.encode(), b""])
+    mail = pack(email) if email else None
+    return FrozenDigest(name, edition, items, message.subject, body, new_count, deliveries or [], mail)
 
 
 class Digests(Database):
@@ -82,8 +86,8 @@ class Digests(Database):
         with self._transaction() as conn:
             for digest, items, deliveries in rows:
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body, new_count)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body, new_count, mail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     digest,
                 )
                 if cursor.rowcount == 0:
@@ -145,6 +149,34 @@ class Digests(Database):
         rows = self._rows_in(_DIGEST_QUERY + " WHERE d.id IN ({marks}) GROUP BY d.id", sorted(set(ids)))
         return {row["id"]: _stored_digest(row) for row in rows}
 
+    def mail_digests(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
+        """Frozen digests as sending email needs them: the subject and the MIME body, nothing else read.
+
+        Their text, HTML and Markdown are empty and ``items`` is 0; a digest
+        made before schema 10 is read whole (``stored_digests``).
+        """
+        query = (
+            "SELECT id, subscriber, edition, subject, created_at, new_count, mail FROM digests WHERE id IN ({marks})"
+        )
+        found = {}
+        for row in self._rows_in(query, sorted(set(ids))):
+            if row[6] is not None:
+                found[row[0]] = StoredDigest(
+                    id=row[0],
+                    subscriber=row[1],
+                    edition=date.fromisoformat(row[2]),
+                    subject=row[3],
+                    text="",
+                    html="",
+                    markdown="",
+                    items=0,
+                    created_at=datetime.fromisoformat(row[4]),
+                    email=unpack(row[6]),
+                    new_count=row[5],
+                )
+        older = [i for i in ids if i not in found]
+        return found | (self.stored_digests(older) if older else {})
+
     def recent_digests(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""
         rows = self._conn.execute(
@@ -170,7 +202,7 @@ _Row = tuple[Any, ...]
 
 def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
     """A digest's row, its items' and its deliveries' (each without the digest's id, not known yet)."""
-    digest = (d.name, d.edition, stamp, d.subject, d.body, d.new_count)
+    digest = (d.name, d.edition, stamp, d.subject, d.body, d.new_count, d.mail)
     items = [(item.paper.id, item.rank, item.score, json.dumps([r.as_dict() for r in item.why])) for item in d.items]
     deliveries = [(x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries]
     return digest, items, deliveries
@@ -192,6 +224,19 @@ def compress(parts: list[bytes]) -> bytes:
         _zstd.compressor = zstandard.ZstdCompressor(level=1)
     lengths = struct.pack(f">{len(parts) + 1}I", len(parts), *map(len, parts))
     return bytes(_zstd.compressor.compress(lengths + b"".join(parts)))
+
+
+def pack(data: bytes) -> bytes:
+    """One part alone as a zstd frame (the MIME body: read without the rest)."""
+    if not hasattr(_zstd, "compressor"):
+        _zstd.compressor = zstandard.ZstdCompressor(level=1)
+    return bytes(_zstd.compressor.compress(data))
+
+
+def unpack(frame: bytes) -> bytes:
+    if not hasattr(_zstd, "decompressor"):
+        _zstd.decompressor = zstandard.ZstdDecompressor()
+    return bytes(_zstd.decompressor.decompress(frame))
 
 
 def decompress(body: bytes) -> list[bytes]:
@@ -220,7 +265,7 @@ def _stored_digest(row: sqlite3.Row) -> StoredDigest:
     else:
         content = decompress(row["body"])
         text, html, markdown = (part.decode() for part in content[:3])
-        email = content[3]
+        email = unpack(row["mail"]) if row["mail"] is not None else content[3]
     return StoredDigest(
         id=row["id"],
         subscriber=row["subscriber"],

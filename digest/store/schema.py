@@ -233,6 +233,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    # 9 -> 10: the email's MIME body in a frame of its own, so sending reads only the bytes it sends.
+    (
+        """
+        ALTER TABLE digests ADD COLUMN mail BLOB
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
