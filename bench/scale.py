@@ -21,6 +21,11 @@ sink (aiosmtpd on 127.0.0.1 in a separate process, accepting and discarding):
   two together are the limit);
 * resend: a second `send`, which must send nothing.
 
+``--stage run`` measures the day's run as ``digest send`` does it instead: after the sync,
+``pipeline.run_once`` makes the digests and delivers each batch as soon as it is frozen
+(``run_s``); then every delivery is set back to pending and sent again by itself, the
+pure hand-off of the same messages (``handoff_s``). ``run_over_handoff`` is their ratio.
+
 Prints one JSON object: per-stage seconds, messages per second and memory:
 ``peak_rss_mb`` is the most this process and its workers held together (sampled
 every 20 ms; the sink runs apart and is not counted), ``peak_rss_bound_mb`` this
@@ -57,7 +62,7 @@ from digest.pipeline.subscribers import RACY_NS  # noqa: E402
 from digest.store import Store  # noqa: E402
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata", "America/Los_Angeles"]
-STAGES = ("ingest", "sync", "rank", "render", "smtp", "all")
+STAGES = ("ingest", "sync", "rank", "render", "smtp", "all", "run")
 
 
 def seed_texts() -> tuple[list[str], list[str]]:
@@ -203,6 +208,40 @@ def smtp_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: d
     return result
 
 
+def make_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, Any]:
+    """Every due digest made and frozen, timed by phase."""
+    result: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    made = pipeline.make_digests(store, settings, now=now, timings=timings)
+    result["make_s"] = round(time.perf_counter() - started, 2)
+    result["workers"] = made.workers
+    # Workers make batches side by side: a phase's share of make_s is its seconds over the workers.
+    result |= {f"{phase}_s": round(seconds / made.workers, 2) for phase, seconds in timings.items()}
+    result |= {f"{phase}_busy_s": round(seconds, 2) for phase, seconds in timings.items()}
+    result["digests"] = len(made.made)
+    result["items"] = sum(n for _, _, n in made.made)
+    return result
+
+
+def run_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: datetime) -> dict[str, Any]:
+    """The run as ``digest send`` does it (making and sending side by side), then the same messages sent alone."""
+    result: dict[str, Any] = {}
+    started, sink_cpu = time.perf_counter(), cpu_seconds(sink_pid)
+    report = pipeline.run_once(store, settings, clock=lambda: now)
+    result["run_s"] = round(time.perf_counter() - started, 2)
+    result["run_sink_cpu_s"] = round(cpu_seconds(sink_pid) - sink_cpu, 2)
+    result["digests"], result["sent"] = len(report.made), len(report.sent)
+    with store._transaction() as conn:  # a benchmark resets the ledger, to send it all again
+        conn.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_try = NULL")
+    started = time.perf_counter()
+    again = pipeline.deliver(store, settings, clock=lambda: now)
+    result["handoff_s"] = round(time.perf_counter() - started, 2)
+    assert len(again.sent) == len(report.sent)
+    result["run_over_handoff"] = round(result["run_s"] / result["handoff_s"], 2)
+    return result
+
+
 def main() -> None:
     args = arguments()
     rng = random.Random(7)
@@ -242,22 +281,15 @@ def main() -> None:
                 again = pipeline.sync_subscribers(store, settings.subscribers.dir, at=now)
                 assert not (again.changes or again.removed or again.errors)
                 result["resync_s"] = round(time.perf_counter() - started, 2)
-            if args.stage not in ("ingest", "sync"):
-                timings: dict[str, float] = {}
-                started = time.perf_counter()
-                made = pipeline.make_digests(store, settings, now=now, timings=timings)
-                result["make_s"] = round(time.perf_counter() - started, 2)
-                result["workers"] = made.workers
-                # Workers make batches side by side: a phase's share of make_s is its seconds over the workers.
-                result |= {f"{phase}_s": round(seconds / made.workers, 2) for phase, seconds in timings.items()}
-                result |= {f"{phase}_busy_s": round(seconds, 2) for phase, seconds in timings.items()}
-                result["digests"] = len(made.made)
-                result["items"] = sum(n for _, _, n in made.made)
+            if args.stage == "run":
+                result |= run_stage(store, settings, sink_pid=server.pid, now=now)
+            elif args.stage not in ("ingest", "sync"):
+                result |= make_stage(store, settings, now=now)
             if args.stage in ("smtp", "all"):
                 result |= smtp_stage(store, settings, sink_pid=server.pid, now=now)
         result["peak_rss_mb"] = round(memory.stop(), 1)
         server.terminate()
-    stages = ("ingest_s", "sync_s", "make_s", "smtp_s")  # make_s holds rank, render and freeze
+    stages = ("ingest_s", "sync_s", "make_s", "smtp_s", "run_s")  # make_s: rank, render, freeze; run_s: make + send
     result["total_s"] = round(sum(float(result.get(k) or 0.0) for k in stages), 2)
     own, worker = (resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     result["peak_rss_bound_mb"] = round(own + result.get("workers", 0) * worker, 1)

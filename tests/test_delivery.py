@@ -9,9 +9,11 @@ import shutil
 import sqlite3
 import ssl
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -20,7 +22,9 @@ from digest import pipeline, render
 from digest.channels import Job
 from digest.channels.email import EmailChannel
 from digest.cli import main
+from digest.config import MakeSettings
 from digest.models import Message
+from digest.pipeline.batch import make_batch as make_one_batch
 from digest.store import Store
 
 from .deliverykit import World, make_world, profile_text
@@ -534,3 +538,28 @@ def test_cli_dry_run_then_send_then_deliveries_and_retry(
         "event": "summary", "dry_run": False, "made": 0, "papers": 0, "skipped": 0, "sent": 0, "retries": 0,
         "failed": 1, "unreachable": False,
     }  # fmt: skip
+
+
+def test_messages_go_out_while_later_batches_are_still_being_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three batches of two: the second and third are made only once the first batch's mail reached the server."""
+    made_after: list[int] = []  # messages the server had when each batch started being made
+
+    def make_batch(*args: Any, **options: Any) -> Any:
+        if made_after:  # not the first batch: wait (for the sender, not for a clock) until mail has arrived
+            deadline = time.monotonic() + 60
+            while not server.box.messages and time.monotonic() < deadline:
+                time.sleep(0.01)
+        made_after.append(len(server.box.messages))
+        return make_one_batch(*args, **options)
+
+    monkeypatch.setattr("digest.pipeline.make.make_batch", make_batch)
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=6, smtp_port=server.port)
+        world.settings = world.settings.model_copy(update={"make": MakeSettings(workers=1, batch_size=2)})
+        report = world.send()
+        assert len(report.sent) == 6 and len(report.made) == 6
+        assert made_after[0] == 0 and made_after[-1] >= 1
+        assert world.send().sent == []  # and a second send sends nothing
+    assert len(server.box.messages) == 6

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from digest import links, render
 from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
@@ -73,6 +75,7 @@ def deliver(
     ordered = [d for d in due if d.kind == "email"] + [d for d in due if d.kind != "email"]
     channels: dict[str, Channel] = {}
     done = 0
+    report.untried = {}  # counted again by each pass: a later pass sees every row still waiting
 
     def one_more() -> None:
         nonlocal done
@@ -95,6 +98,91 @@ def deliver(
         for channel in channels.values():
             channel.close()
     return report
+
+
+class Sender:
+    """Delivery in a thread of its own while the digests are made: each pass delivers what is due.
+
+    ``wake()`` (after each frozen batch) starts a pass; leaving the ``with``
+    block makes one last pass, waits for it, and raises what the thread
+    raised. The thread has its own database connection; a digest's deliveries
+    exist only once its batch is committed, so nothing goes out before it is
+    frozen, and the ledger's rules are ``deliver``'s.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime],
+        names: set[str] | None,
+        rng: random.Random | None,
+        stop: Callable[[], bool],
+        progress: Progress,
+        report: SendReport,
+    ) -> None:
+        self.report = report
+        self._path, self._settings, self._clock, self._names = path, settings, clock, names
+        self._rng, self._stop, self._progress = rng or random.Random(), stop, progress
+        self._wake = threading.Event()
+        self._last = threading.Event()
+        self._abort = threading.Event()  # the making failed or was interrupted: stop after the batch in hand
+        self._failure: BaseException | None = None
+        self._passes_done = 0  # deliveries finished in earlier passes, for one running count
+        self._thread = threading.Thread(target=self._run, name="deliver", daemon=True)
+
+    def __enter__(self) -> Sender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            self._abort.set()
+        self._last.set()
+        self._wake.set()
+        self._thread.join()
+        if self._failure is not None and kind is None:
+            raise self._failure
+
+    def wake(self) -> None:
+        """A batch was frozen: deliver what is due now."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            with Store.open(self._path) as store:
+                while True:
+                    self._wake.wait()
+                    self._wake.clear()
+                    last = self._last.is_set()
+                    self._pass(store)
+                    if last or self._stopping():
+                        return
+        except BaseException as e:  # raised again in the caller's thread, where the run reports it
+            self._failure = e
+
+    def _stopping(self) -> bool:
+        return self._abort.is_set() or self._stop()
+
+    def _pass(self, store: Store) -> None:
+        before = self._passes_done
+
+        def counted(doing: str, done: int, total: int) -> None:
+            self._progress(doing, before + done, before + total)
+
+        sent = len(self.report.sent) + len(self.report.failed) + len(self.report.retries)
+        deliver(
+            store,
+            self._settings,
+            clock=self._clock,
+            names=self._names,
+            rng=self._rng,
+            report=self.report,
+            stop=self._stopping,
+            progress=counted,
+        )
+        self._passes_done += len(self.report.sent) + len(self.report.failed) + len(self.report.retries) - sent
 
 
 def _batches(rows: list[Delivery]) -> Iterator[list[Delivery]]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.pipeline.delivery import deliver
+from digest.pipeline.delivery import Sender
 from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
 from digest.pipeline.report import Progress, SendReport, no_progress
@@ -44,17 +44,31 @@ def run_once(
     stop: Callable[[], bool] = lambda: False,
     hooks: Hooks = Hooks(),
 ) -> SendReport:
-    """Ingest ``files``, sync the profiles, freeze the digests that are due, deliver everything due."""
+    """Ingest ``files``, sync the profiles, freeze the digests that are due, deliver everything due.
+
+    Delivery runs beside the making (``Sender``): each frozen batch's messages
+    go out while the next batches are made, and what was due before the run at once.
+    """
     for outcome in ingest_files(files, store=store, settings=settings, now=clock()):
         hooks.file(outcome)
     sync = sync_subscribers(store, settings.subscribers.dir, at=clock())
     hooks.synced(sync)
-    report = make_digests(store, settings, now=clock(), names=names, progress=hooks.progress)
-    report.profile_errors = sync.errors
-    hooks.made(report)
-    return deliver(
-        store, settings, clock=clock, names=names, rng=rng, report=report, stop=stop, progress=hooks.progress
-    )
+    sending = SendReport()
+    with Sender(
+        store.path, settings, clock=clock, names=names, rng=rng, stop=stop, progress=hooks.progress, report=sending
+    ) as sender:
+        sender.wake()  # what was due before this run (retries, a crashed run's rows) goes out at once
+
+        def made(doing: str, done: int, total: int) -> None:
+            hooks.progress(doing, done, total)
+            sender.wake()  # a batch was frozen: its deliveries are due
+
+        report = make_digests(store, settings, now=clock(), names=names, progress=made)
+        report.profile_errors = sync.errors
+        hooks.made(report)
+    report.sent, report.retries, report.failed = sending.sent, sending.retries, sending.failed
+    report.halted, report.untried, report.unreachable = sending.halted, sending.untried, sending.unreachable
+    return report
 
 
 def send(
