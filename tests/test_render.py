@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import zipfile
 from datetime import UTC, date, datetime
 from email import policy
@@ -23,6 +24,7 @@ from digest import ingest, links, rank, render
 from digest.channels import CHATS
 from digest.errors import RenderError
 from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
+from digest.render.context import wrap
 
 from .conftest import DATA, DUMPS, ROOT, TODAY
 
@@ -402,3 +404,16 @@ def test_a_non_ascii_subject_is_encoded_words_that_mail_readers_decode(subject: 
     assert all(len(line) <= 78 for line in head.split("\r\n") if line.startswith((" ", "Subject:")))
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert parsed["Subject"] == render.header_text(subject)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=0, max_size=30), max_size=40),
+    st.sampled_from([" ", " ", " ", "  ", "\t", "\xa0", "\n"]),
+    st.integers(min_value=10, max_value=80),
+)
+def test_the_plain_text_wrap_is_textwrap_s(words: list[str], gap: str, width: int) -> None:
+    """The fast path gives exactly what textwrap gives, for any text (the rest goes to textwrap itself)."""
+    text = gap.join(words)
+    expected = textwrap.wrap(text, width=width, break_on_hyphens=False, break_long_words=True)
+    assert wrap(text, width) == "\n   ".join(expected)
