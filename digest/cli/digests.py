@@ -96,9 +96,12 @@ def _which(view: pipeline.Preview, last: pipeline.LastDigest | None) -> str:
     if view.items:
         return "their next digest, if it were made now"
     if last is not None:
-        made = f"{last.stored.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        return f"nothing new for them yet; their last digest (edition {last.stored.edition}, made {made})"
+        return f"nothing new for them yet; their last digest (edition {last.stored.edition}, made {_made(last)})"
     return "nothing for them yet; the notice they would get"
+
+
+def _made(last: pipeline.LastDigest) -> str:
+    return f"{last.stored.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def _preview_terminal(view: pipeline.Preview, last: pipeline.LastDigest | None) -> None:
@@ -107,8 +110,7 @@ def _preview_terminal(view: pipeline.Preview, last: pipeline.LastDigest | None) 
     since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if last is not None:  # found only when nothing is new for them
         print(f"nothing new for {profile.name} since {since}; their last digest:")
-        made = f"{last.stored.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        print(f"edition {last.stored.edition} (made {made}): {last.stored.subject}\n")
+        print(f"edition {last.stored.edition} (made {_made(last)}): {last.stored.subject}\n")
         show.print_ranked(last.items)
         if not last.items:
             print("  a short 'nothing matched today' notice")

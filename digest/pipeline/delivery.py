@@ -129,7 +129,6 @@ class Sender:
         self._last = threading.Event()
         self._abort = threading.Event()  # the making failed or was interrupted: stop after the batch in hand
         self._failure: BaseException | None = None
-        self._passes_done = 0  # deliveries finished in earlier passes, for one running count
         self._thread = threading.Thread(target=self._run, name="deliver", daemon=True)
 
     def __enter__(self) -> Sender:
@@ -166,12 +165,11 @@ class Sender:
         return self._abort.is_set() or self._stop()
 
     def _pass(self, store: Store) -> None:
-        before = self._passes_done
+        before = self.report.tried()  # what earlier passes did: one running count over the passes
 
         def counted(doing: str, done: int, total: int) -> None:
             self._progress(doing, before + done, before + total)
 
-        sent = len(self.report.sent) + len(self.report.failed) + len(self.report.retries)
         deliver(
             store,
             self._settings,
@@ -182,7 +180,6 @@ class Sender:
             stop=self._stopping,
             progress=counted,
         )
-        self._passes_done += len(self.report.sent) + len(self.report.failed) + len(self.report.retries) - sent
 
 
 def _batches(rows: list[Delivery]) -> Iterator[list[Delivery]]:

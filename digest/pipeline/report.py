@@ -33,8 +33,11 @@ class SendReport:
     untried: dict[str, int] = field(default_factory=dict)  # channel kind -> deliveries left waiting for that fix
     unreachable: int = 0  # email tries that failed because the SMTP server could not be reached
 
+    def tried(self, kind: str | None = None) -> int:
+        """Deliveries tried so far (of one channel kind): sent, failed or to be retried."""
+        rows = [*self.sent, *(d for d, _ in self.failed), *(d for d, _, _ in self.retries)]
+        return sum(1 for d in rows if kind is None or d.kind == kind)
+
     def unreachable_only(self) -> bool:
         """Whether email was tried and every try failed because the server could not be reached."""
-        tried = sum(1 for d in self.sent if d.kind == "email") + sum(1 for d, _ in self.failed if d.kind == "email")
-        tried += sum(1 for d, _, _ in self.retries if d.kind == "email")
-        return 0 < tried == self.unreachable
+        return 0 < self.tried("email") == self.unreachable

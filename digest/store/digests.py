@@ -220,14 +220,12 @@ def compress(parts: list[bytes]) -> bytes:
     3.5 GB written to the write-ahead log and again to the database, without the
     MIME bodies; packed, with them, about 0.8 GB, and so is the file's growth.
     """
-    if not hasattr(_zstd, "compressor"):
-        _zstd.compressor = zstandard.ZstdCompressor(level=1)
     lengths = struct.pack(f">{len(parts) + 1}I", len(parts), *map(len, parts))
-    return bytes(_zstd.compressor.compress(lengths + b"".join(parts)))
+    return pack(lengths + b"".join(parts))
 
 
 def pack(data: bytes) -> bytes:
-    """One part alone as a zstd frame (the MIME body: read without the rest)."""
+    """Bytes as a zstd frame: one part alone (the MIME body, read without the rest), or ``compress``'s parts."""
     if not hasattr(_zstd, "compressor"):
         _zstd.compressor = zstandard.ZstdCompressor(level=1)
     return bytes(_zstd.compressor.compress(data))
@@ -240,9 +238,7 @@ def unpack(frame: bytes) -> bytes:
 
 
 def decompress(body: bytes) -> list[bytes]:
-    if not hasattr(_zstd, "decompressor"):
-        _zstd.decompressor = zstandard.ZstdDecompressor()
-    data = _zstd.decompressor.decompress(body)
+    data = unpack(body)
     [count] = _COUNT.unpack_from(data)
     lengths = struct.unpack_from(f">{count}I", data, _COUNT.size)
     stops = list(accumulate(lengths, initial=_COUNT.size * (count + 1)))
