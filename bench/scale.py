@@ -47,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,31 @@ def run_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: da
     return result
 
 
+def set_up_day(root: Path, args: argparse.Namespace, rng: random.Random) -> Settings:
+    """A day in ``root``: a dump of ``--papers`` papers and ``--subscribers`` profiles, and settings for them
+    (a fresh database, the outbox, SMTP to 127.0.0.1 on a free port with ``--connections`` sessions)."""
+    settings = Settings(
+        database=DatabaseSettings(path=root / "bench.sqlite3"),
+        subscribers=SubscribersSettings(dir=root / "subscribers"),
+        smtp=SMTPSettings(
+            host="127.0.0.1", port=free_port(), security="none", timeout=30, connections=args.connections
+        ),
+        delivery=DeliverySettings(outbox_dir=root / "outbox"),
+    )
+    (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
+    write_profiles(root / "subscribers", args.subscribers, rng)
+    return settings
+
+
+def start_sink(target: Callable[[int, Any], None], port: int | None) -> multiprocessing.Process:
+    """An SMTP sink (``target(port, ready)``) in a process of its own, once it listens."""
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=target, args=(port, ready), daemon=True)
+    server.start()
+    ready.wait(30)
+    return server
+
+
 def main() -> None:
     args = arguments()
     rng = random.Random(7)
@@ -249,22 +275,11 @@ def main() -> None:
     now = datetime(2026, 11, 23, 23, 0, tzinfo=UTC)  # after 06:00 in every zone's day
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        port = free_port()
-        settings = Settings(
-            database=DatabaseSettings(path=root / "scale.sqlite3"),
-            subscribers=SubscribersSettings(dir=root / "subscribers"),
-            smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=30, connections=args.connections),
-            delivery=DeliverySettings(outbox_dir=root / "outbox"),
-        )
-        (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
-        write_profiles(root / "subscribers", args.subscribers, rng)
+        settings = set_up_day(root, args, rng)
         # A file written within RACY_NS of a sync is read again at the next one, in case it changes within the
         # mtime's granularity. Profiles are written before the day's run, not during it: wait that out.
         time.sleep(RACY_NS / 1e9 + 0.5)
-        ready = multiprocessing.Event()
-        server = multiprocessing.Process(target=sink, args=(port, ready), daemon=True)
-        server.start()
-        ready.wait(30)
+        server = start_sink(sink, settings.smtp.port)
         memory = MemoryWatch(skip={server.pid or 0})
         with Store.open(settings.database.path) as store:
             started = time.perf_counter()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import random
 import smtplib
 import sys
@@ -42,10 +41,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale import free_port, synthetic_dump, write_profiles  # noqa: E402
+from scale import set_up_day, start_sink  # noqa: E402
 
 from digest import links, pipeline, render  # noqa: E402
-from digest.config import DatabaseSettings, DeliverySettings, Settings, SMTPSettings, SubscribersSettings  # noqa: E402
+from digest.config import Settings, SMTPSettings  # noqa: E402
 from digest.models import Message  # noqa: E402
 from digest.store import Store  # noqa: E402
 
@@ -136,19 +135,9 @@ def main() -> None:
     result: dict[str, Any] = {"subscribers": args.subscribers, "papers": args.papers, "connections": args.connections}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        port = free_port()
-        settings = Settings(
-            database=DatabaseSettings(path=root / "bench.sqlite3"),
-            subscribers=SubscribersSettings(dir=root / "subscribers"),
-            smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=30, connections=args.connections),
-            delivery=DeliverySettings(outbox_dir=root / "outbox"),
-        )
-        (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
-        write_profiles(root / "subscribers", args.subscribers, rng)
-        ready = multiprocessing.Event()
-        sink = multiprocessing.Process(target=fast_sink, args=(port, ready), daemon=True)
-        sink.start()
-        ready.wait(30)
+        settings = set_up_day(root, args, rng)
+        port = settings.smtp.port or 0
+        sink = start_sink(fast_sink, port)
         with Store.open(settings.database.path) as store:
             for outcome in pipeline.ingest_files([root / "day.txt"], store=store, settings=settings, now=now):
                 assert outcome.error is None, outcome.error

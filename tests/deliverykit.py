@@ -35,6 +35,13 @@ class World:
     def store(self) -> Store:
         return Store.open(self.settings.database.path).__enter__()
 
+    def write_config(self, extra: str = "") -> None:
+        """``digest.toml`` in the world's folder, for the CLI: its database and subscribers folder, then ``extra``."""
+        (self.root / "digest.toml").write_text(
+            f'[database]\npath = "{self.settings.database.path}"\n'
+            f'[subscribers]\ndir = "{self.settings.subscribers.dir}"\n' + extra
+        )
+
     def send(self, names: set[str] | None = None) -> pipeline.SendReport:
         with Store.open(self.settings.database.path) as store:
             return pipeline.send(store, self.settings, clock=self.clock, names=names)

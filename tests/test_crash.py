@@ -45,9 +45,7 @@ WAIT = 120.0  # seconds a sender may take to reach a kill point, however loaded 
 
 
 def _config(root: Path, world: World, port: int, extra: str = "") -> None:
-    settings = world.settings
-    (root / "digest.toml").write_text(
-        f'[database]\npath = "{settings.database.path}"\n[subscribers]\ndir = "{settings.subscribers.dir}"\n'
+    world.write_config(
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n'
         f'[delivery]\noutbox_dir = "{root / "outbox"}"\nbackoff_seconds = 1\nbackoff_max_seconds = 30\n{extra}'
     )

@@ -266,9 +266,7 @@ def test_secrets_never_reach_output_errors_database_or_files(
     hooks = Hooks(replies={f"/services/{TOKEN}": [Reply(404, f"no such hook /services/{TOKEN}")]})
     with smtp_server(password="the-right-one") as server, http_server(hooks) as base:
         world = make_world(tmp_path, people=2, smtp_port=server.port)
-        (tmp_path / "digest.toml").write_text(
-            f'[database]\npath = "{world.settings.database.path}"\n'
-            f'[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+        world.write_config(
             f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\nusername = "digest"\n'
             f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\nallow_private_webhooks = true\n'
         )
@@ -460,8 +458,7 @@ def test_cli_send_exits_1_when_no_email_reached_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = make_world(tmp_path, people=4)
-    (tmp_path / "digest.toml").write_text(
-        f'[database]\npath = "{world.settings.database.path}"\n[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+    world.write_config(
         f'[smtp]\nhost = "127.0.0.1"\nport = {free_port()}\nsecurity = "none"\n'
         f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
     )
@@ -477,11 +474,7 @@ def test_cli_send_says_once_that_the_settings_cannot_work(
 ) -> None:
     with smtp_server() as server:
         world = make_world(tmp_path, people=2, smtp_port=server.port)
-        (tmp_path / "digest.toml").write_text(
-            f'[database]\npath = "{world.settings.database.path}"\n'
-            f'[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
-            f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "starttls"\n'
-        )
+        world.write_config(f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "starttls"\n')
         monkeypatch.chdir(tmp_path)
         assert main(["send"]) == 1
     err = capsys.readouterr().err.splitlines()
@@ -501,10 +494,7 @@ def test_cli_dry_run_then_send_then_deliveries_and_retry(
     world = make_world(tmp_path, people=2)
     channels = '[[channels]]\nkind = "mattermost"\nurl_env = "NOWHERE_HOOK"\n'
     (tmp_path / "subscribers" / "team.toml").write_text(profile_text(7, channels=channels))
-    (tmp_path / "digest.toml").write_text(
-        f'[database]\npath = "{world.settings.database.path}"\n[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
-        f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
-    )
+    world.write_config(f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n')
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NOWHERE_HOOK", raising=False)
     assert main(["send", "--dry-run"]) == 0

@@ -225,8 +225,7 @@ def test_the_lock_keeps_a_second_daemon_off(tmp_path: Path) -> None:
 
 def test_run_as_a_process_refuses_a_second_and_stops_on_sigterm(tmp_path: Path) -> None:
     world = world_with(tmp_path, {"ada": person("ada", "UTC", "07:00")}, dumps=[DUMPS / "000_b302ddefaf34c389.txt"])
-    (tmp_path / "digest.toml").write_text(
-        f'[database]\npath = "{world.settings.database.path}"\n[subscribers]\ndir = "{tmp_path / "subscribers"}"\n'
+    world.write_config(
         f'[ingest]\ndumps_dir = "{tmp_path / "dumps"}"\n[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
         "[schedule]\npoll_seconds = 1\n"
     )

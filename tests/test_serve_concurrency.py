@@ -43,8 +43,7 @@ def test_500_posts_while_send_delivers_2000_digests(tmp_path: Path) -> None:
         posts = [(f"/u/{signed(links.UNSUBSCRIBE, f'reader{n:03d}')}", one_click) for n in range(READERS)]
         vote = f"+2026-11-23|{paper}"
         posts += [(f"/f/{signed(links.FEEDBACK, f'user{n:03d}', vote)}", {}) for n in range(READERS)]
-        (tmp_path / "digest.toml").write_text(
-            f'[database]\npath = "{world.settings.database.path}"\n[subscribers]\ndir = "{folder}"\n'
+        world.write_config(
             f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\ntimeout = 30\n'
             f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
         )
