@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from digest import ingest, profiles, rank, render
 from digest.models import Dump, Paper, Profile, Ranked
+from digest.rank.postings import Postings
 
 from .conftest import DUMPS, ROOT, TODAY
 
@@ -342,3 +343,22 @@ def test_scores_are_rounded_as_python_rounds_them(values: list[float], halves: l
 
     near = [(k + 0.5) / 1e4 for k in halves] + [float(np.float32((k + 0.5) / 1e4)) for k in halves]
     assert [repr(v) for v in rounded(np.asarray(values + near))] == [repr(round(v, 4)) for v in values + near]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.lists(st.sampled_from([*"abcd"]), max_size=12), max_size=6),
+    phrases=st.lists(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=1, max_size=6), min_size=1, max_size=6
+    ),
+)
+def test_phrase_hits_count_every_occurrence_in_its_own_text(texts: list[list[str]], phrases: list[list[str]]) -> None:
+    """The positional index counts what reading each text would: overlapping repeats, any length, never
+    across two texts, nothing for a word no text has."""
+    vocabulary = {" ".join(words): column for column, words in enumerate(dict.fromkeys(map(tuple, phrases)))}
+    hits = Postings(texts).hits(vocabulary).toarray()
+    for phrase, column in vocabulary.items():
+        words = phrase.split()
+        for row, text in enumerate(texts):
+            expected = sum(text[i : i + len(words)] == words for i in range(len(text) - len(words) + 1))
+            assert hits[row, column] == expected, (phrase, text)

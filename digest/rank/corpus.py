@@ -68,6 +68,7 @@ Keywords = tuple[tuple[str, float], ...]  # a profile's terms and weights
 COMMON_SHARE = 0.2  # a word in more than this share of the archive is common: it never counts on its own
 PARTIAL_FROM = 2  # distinctive words of a phrase found together earn partial credit
 STANDS_FOR = 0.2  # ... and one alone does if at least this share of the archive's papers with it have the phrase
+SIMILARITY_CELLS = 2_000_000  # (paper, archive paper) pairs made at once: about 24 MB while they are made
 
 
 class Corpus:
@@ -183,13 +184,21 @@ class Corpus:
         return self._last_vectors[1]
 
     def similarity(self, papers: Sequence[Paper]) -> NDArray[np.float32]:
-        """papers x archive: each paper's cosine with every archive paper (the last day's kept: batches share it).
+        """archive x papers: every archive paper's cosine with each paper (the last day's kept: batches share it).
 
-        Dense, 4 bytes a pair: 1,000 papers against an archive of 20,000 hold 80 MB.
+        Dense, 4 bytes a pair: an archive of 20,000 against 1,000 papers holds 80 MB.
+        An archive row's cosines lie together, so a batch takes its seeds' rows
+        without copying the rest. Made ``SIMILARITY_CELLS`` pairs at a time, so
+        making it needs little more than the matrix itself.
         """
         key = tuple(p.id for p in papers)
         if self._last_similarity is None or self._last_similarity[0] != key:
-            found = (self.vectors(papers) @ self._matrix.T).toarray().astype(np.float32, copy=False)
+            self._last_similarity = None  # the old day's matrix goes before the new one is made
+            day = self.vectors(papers).T.tocsr()
+            found = np.empty((self.size, day.shape[1]), dtype=np.float32)
+            step = max(1, SIMILARITY_CELLS // max(day.shape[1], 1))
+            for start in range(0, self.size, step):  # a slice at a time: the sparse product is large
+                found[start : start + step] = (self._matrix[start : start + step] @ day).toarray()
             self._last_similarity = (key, found)
         return self._last_similarity[1]
 

@@ -1,4 +1,4 @@
-"""Where every short phrase occurs in a day's titles and abstracts: built once a day, read by every batch."""
+"""Where every phrase occurs in a day's titles and abstracts: built once a day, read by every batch."""
 
 from __future__ import annotations
 
@@ -11,34 +11,33 @@ from numpy.typing import NDArray
 from digest.models import Paper
 from digest.text import tokens
 
-INDEXED_WORDS = 4  # phrases up to this long are indexed; a longer keyword phrase is found by scanning
-
 
 class Postings:
-    """Where every phrase of up to MAX_PHRASE_WORDS words occurs in a day's texts: built once per day.
+    """Where every word occurs in a day's texts, by position: built once a day, read by every batch.
 
-    Every batch of profiles then builds its hit matrix from lookups of its own
+    The texts are one stream of word numbers with a gap after each text; each
+    word's positions in it are kept sorted. A phrase of any length occurs where
+    its first word stands and each next word follows it (an intersection of
+    position arrays), never across a gap. Four bytes a word of text, where an
+    index of every phrase up to four words held about 30 KB a paper. Every
+    batch of profiles then builds its hit matrix from lookups of its own
     vocabulary, instead of re-reading every text.
     """
 
     def __init__(self, texts: Sequence[list[str]]) -> None:
         self.rows = len(texts)
         self.lengths = [len(words) for words in texts]
-        self._texts = texts
-        # Most phrases occur once in one text: those hold just the row (a dict each was half the memory).
-        found: dict[str, int | dict[int, int]] = {}
-        for row, words in enumerate(texts):
-            for n in range(1, INDEXED_WORDS + 1):
-                for start in range(len(words) - n + 1):
-                    gram = " ".join(words[start : start + n])
-                    seen = found.get(gram)
-                    if seen is None:
-                        found[gram] = row
-                    elif isinstance(seen, int):
-                        found[gram] = {seen: 2} if seen == row else {seen: 1, row: 1}
-                    else:
-                        seen[row] = seen.get(row, 0) + 1
-        self._found = found
+        numbers = {_GAP: 0}
+        stream = np.fromiter(
+            (numbers.setdefault(word, len(numbers)) for words in texts for word in (*words, _GAP)),
+            dtype=np.int32,
+            count=sum(self.lengths) + len(texts),
+        )
+        self._order = np.argsort(stream, kind="stable").astype(np.int32)  # positions, word by word
+        self._bounds = np.searchsorted(stream[self._order], np.arange(len(numbers) + 1))  # each word's slice
+        self._starts = np.cumsum([0, *self.lengths[:-1]], dtype=np.int64) + np.arange(len(texts))  # texts in it
+        del numbers[_GAP]
+        self._numbers = numbers
         self._arrays: dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]] = {}  # the phrases asked for
 
     def hits(self, vocabulary: Mapping[str, int]) -> sp.csr_matrix:
@@ -52,27 +51,33 @@ class Postings:
     def _array(self, phrase: str) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         found = self._arrays.get(phrase)
         if found is None:
-            counts = self._occurrences(phrase)
-            found = (
-                np.fromiter(counts.keys(), np.int64, len(counts)),
-                np.fromiter(counts.values(), np.float32, len(counts)),
-            )
-            self._arrays[phrase] = found
+            rows, counts = np.unique(self._rows_of(self._occurrences(phrase.split())), return_counts=True)
+            found = self._arrays[phrase] = (rows.astype(np.int64), counts.astype(np.float32))
         return found
 
-    def _occurrences(self, phrase: str) -> dict[int, int]:
-        words = phrase.split()
-        if len(words) <= INDEXED_WORDS or phrase in self._found:
-            seen = self._found.get(phrase, {})
-            return {seen: 1} if isinstance(seen, int) else seen
-        counts: dict[int, int] = {}
-        n = len(words)
-        for row, text in enumerate(self._texts):
-            hits = sum(1 for start in range(len(text) - n + 1) if text[start : start + n] == words)
-            if hits:
-                counts[row] = hits
-        self._found[phrase] = counts  # scanned once a day, not once per batch
-        return counts
+    def _positions(self, word: str) -> NDArray[np.int32]:
+        number = self._numbers.get(word)
+        if number is None:
+            return _EMPTY.astype(np.int32)
+        return self._order[self._bounds[number] : self._bounds[number + 1]]
+
+    def _occurrences(self, words: list[str]) -> NDArray[np.int64]:
+        """Where the phrase starts in the stream: its first word's positions whose next words follow."""
+        if not words:
+            return _EMPTY
+        starts = self._positions(words[0]).astype(np.int64)
+        for offset, word in enumerate(words[1:], start=1):
+            if not len(starts):
+                break
+            starts = starts[np.isin(starts + offset, self._positions(word), assume_unique=True)]
+        return starts
+
+    def _rows_of(self, positions: NDArray[np.int64]) -> NDArray[np.int64]:
+        return np.searchsorted(self._starts, positions, side="right") - 1
+
+
+_GAP = "\x00"  # stands after each text; no word is ever this (tokens are letters and digits)
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 _postings_cache: dict[tuple[str, ...], tuple[Postings, Postings]] = {}

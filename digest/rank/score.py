@@ -143,7 +143,7 @@ def _rocchio(
     contrast: float,
 ) -> NDArray[np.float32]:
     """papers x profiles: cos(d, q) for q = the weighted mean of a profile's rows - contrast * centroid, from the
-    papers' cosines with the archive (``similarity``) and products that stay sparse.
+    archive's cosines with the papers (``similarity``) and products that stay sparse.
 
     With P = sum_j a_j s_j (a: the rows' weights over their profile's total),
     d.q = sum_j a_j d.s_j - contrast d.c and |q|^2 = |P|^2 - 2 contrast P.c + contrast^2 |c|^2.
@@ -152,9 +152,9 @@ def _rocchio(
     weight = np.asarray(good.weight, dtype=np.float64)
     share = (weight / np.repeat(np.add.reduceat(weight, starts), stops - starts)).astype(np.float32)
     group = np.repeat(np.arange(len(starts)), stops - starts)
-    mix = sp.csr_matrix((share, (group, good.index)), shape=(len(starts), similarity.shape[1]))
+    mix = sp.csr_matrix((share, (group, good.index)), shape=(len(starts), similarity.shape[0]))
     mean = mix @ archive  # the P of every profile
-    dot = (mix @ similarity.T).T - contrast * (day @ centroid)[:, None]  # sum_j a_j d.s_j, from d.s for every s
+    dot = (mix @ similarity).T - contrast * (day @ centroid)[:, None]  # sum_j a_j d.s_j, from d.s for every s
     norms = np.asarray(mean.multiply(mean).sum(axis=1)).ravel() - 2 * contrast * (mean @ centroid)
     norms += contrast**2 * float(centroid @ centroid)
     return np.asarray(np.clip(dot / np.sqrt(np.maximum(norms, 1e-12)), 0.0, None), dtype=np.float32)
@@ -165,9 +165,9 @@ def _closest_row(similarity: NDArray[np.float32], good: _Rows, *, first: bool) -
     (for archive matches, the best keyword match: the closest of ten rows for every paper costs a lot)."""
     _, starts, stops = good.groups()
     if first:
-        return np.broadcast_to(starts.astype(np.int32)[None, :], (similarity.shape[0], len(starts)))
-    best = np.empty((similarity.shape[0], len(starts)), dtype=np.int32)
-    cosine = similarity[:, good.index]  # papers x rows
+        return np.broadcast_to(starts.astype(np.int32)[None, :], (similarity.shape[1], len(starts)))
+    best = np.empty((similarity.shape[1], len(starts)), dtype=np.int32)
+    cosine = similarity[good.index].T  # papers x rows
     for slot, (start, stop) in enumerate(zip(starts, stops, strict=True)):
         best[:, slot] = start + np.argmax(cosine[:, start:stop], axis=1)
     return best
@@ -244,8 +244,8 @@ def _closest(similarity: NDArray[np.float32], bad: _Rows) -> tuple[NDArray[np.fl
     """papers x profiles: each paper's likeness to the most similar of the profile's rows, times that row's weight,
     and which row that is."""
     _, starts, stops = bad.groups()
-    likeness = similarity[:, bad.index] * np.asarray(bad.weight, dtype=np.float32)[None, :]  # papers x rows
-    score = np.empty((similarity.shape[0], len(starts)), dtype=np.float32)
+    likeness = similarity[bad.index].T * np.asarray(bad.weight, dtype=np.float32)[None, :]  # papers x rows
+    score = np.empty((similarity.shape[1], len(starts)), dtype=np.float32)
     best = np.empty(score.shape, dtype=np.int32)
     for slot, (start, stop) in enumerate(zip(starts, stops, strict=True)):
         closest = np.argmax(likeness[:, start:stop], axis=1)
