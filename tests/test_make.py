@@ -8,11 +8,15 @@ import signal
 import sqlite3
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from digest import pipeline
 from digest.config import MakeSettings
+from digest.pipeline import make
 from digest.store import Store
 
 from .deliverykit import START, make_world
@@ -94,3 +98,23 @@ def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> 
         pipeline.sync_subscribers(store, settings.subscribers.dir, at=START)
         report = pipeline.make_digests(store, settings, now=START)
     assert report.workers == 1 and len(report.made) == 3
+
+
+def test_a_day_of_many_papers_is_ranked_in_smaller_batches_that_make_the_same_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, digests, items = made_by(tmp_path / "whole", workers=1, batch=23)
+    batches: list[int] = []
+    real = make.make_batch  # type: ignore[attr-defined]  # the name make_digests calls, replaced below
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        batches.append(len(args[3].members))
+        return real(*args, **kwargs)
+
+    with Store.open(make_world(tmp_path / "count", people=0).settings.database.path) as store:
+        papers = len(store.papers_since(START - timedelta(days=400)))
+    monkeypatch.setattr(make, "BATCH_CELLS", 5 * papers)  # five subscribers' scores at once
+    monkeypatch.setattr(make, "make_batch", counted)
+    _, capped, capped_items = made_by(tmp_path / "capped", workers=1, batch=23)
+    assert max(batches) == 5 and sum(batches) == 23 and len(batches) == 6  # three zones: three windows
+    assert (capped, capped_items) == (digests, items)

@@ -62,7 +62,7 @@ def make_digests(
         return report
     batches = _batches(store, settings, now=now, names=names)
     due = sum(len(b.members) for b in batches)
-    report.workers = _processes(settings, due=due, size=settings.make.batch_size)
+    report.workers = _processes(settings, batches=len(batches))
 
     def count(made: Made) -> None:
         _count(report, made, timings)
@@ -97,12 +97,12 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
         if fire is not None:
             since = window_start(profile, fire, mine[0] if mine else None)
             windows.setdefault(since, []).append((profile, fire))
-    size = settings.make.batch_size
     batches: list[Batch] = []
     for since, members in windows.items():
         # What each subscriber had before, read before this run writes anything.
         paper_ids = [p.id for p in store.papers_since(since)]
         seen = store.digested_among(paper_ids) if paper_ids else {}
+        size = batch_size(settings.make.batch_size, papers=len(paper_ids))
         for start in range(0, len(members), size):
             part = members[start : start + size]
             had = {p.name: seen[p.name] for p, _ in part if p.name in seen}
@@ -110,6 +110,18 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
             votes = vote_weights(store, in_part, settings=settings, now=now)
             batches.append(Batch(since, part, had, store.link_keys(in_part), votes))
     return batches
+
+
+BATCH_CELLS = 1_000_000  # (paper, subscriber) scores a batch ranks at once: ~50 MB while it is ranked
+
+
+def batch_size(configured: int, *, papers: int) -> int:
+    """Subscribers per batch: ``[make] batch_size``, fewer on a day of many papers.
+
+    Ranking holds a few dense papers x subscribers matrices; capping their cells
+    keeps a worker's memory the same on a day of 5,000 papers as on one of 1,000.
+    """
+    return max(1, min(configured, BATCH_CELLS // max(papers, 1)))
 
 
 def _count(report: SendReport, made: Made, timings: dict[str, float] | None) -> None:
@@ -120,9 +132,9 @@ def _count(report: SendReport, made: Made, timings: dict[str, float] | None) -> 
             timings[phase] = timings.get(phase, 0.0) + seconds
 
 
-def _processes(settings: Settings, *, due: int, size: int) -> int:
+def _processes(settings: Settings, *, batches: int) -> int:
     """How many processes make this run's digests: one unless several batches are due."""
-    if due < PARALLEL_FROM * size:
+    if batches < PARALLEL_FROM:
         return 1
     wanted = settings.make.workers or os.cpu_count() or 1
-    return max(1, min(wanted, -(-due // size)))
+    return max(1, min(wanted, batches))
