@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import subprocess
@@ -417,3 +418,35 @@ def test_the_plain_text_wrap_is_textwrap_s(words: list[str], gap: str, width: in
     text = gap.join(words)
     expected = textwrap.wrap(text, width=width, break_on_hyphens=False, break_long_words=True)
     assert wrap(text, width) == "\n   ".join(expected)
+
+
+_LINES = st.lists(
+    st.lists(st.sampled_from(["a", "b", " ", "\t", "=", ".", "é", "→", "<", "&", "\r", "x" * 40]), max_size=12).map(
+        "".join
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_lines=_LINES, html_lines=_LINES, again=st.booleans())
+def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
+    text_lines: list[str], html_lines: list[str], again: bool
+) -> None:
+    """Quoted-printable text, encoded line by line with each line's encoding kept, is what encoding the whole text
+    at once gives; 7bit HTML (or quoted-printable) gives the HTML back, references only past ASCII."""
+    text, html = "\n".join(text_lines) + "\n", "<p>" + "\n".join(html_lines) + "</p>\n"
+    body = render.email_body(Message("s", text, html, ""))
+    if again:  # the second time, every line's encoding comes from the store
+        assert render.email_body(Message("s", text, html, "")) == body
+
+    def lf(value: str) -> str:
+        return value.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n"
+
+    whole = binascii.b2a_qp(lf(text).encode(), istext=True).replace(b"\n", b"\r\n")
+    assert b"quoted-printable\r\n\r\n" + whole + b"\r\n--" in body
+    parsed = BytesParser(policy=policy.default).parsebytes(b"Subject: s\r\n" + body)
+    plain, rich = (part.get_content().replace("\r\n", "\n") for part in parsed.iter_parts())
+    assert plain == lf(text)
+    assert unescape(rich) == lf(html) and (rich == lf(html) or rich.isascii())
+    assert all(len(line) <= render.MAX_LINE for line in body.split(b"\r\n"))

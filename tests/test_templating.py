@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import css_inline
@@ -10,7 +11,7 @@ import jinja2
 from digest import render
 from digest.render import templating
 
-from .test_render import fixed_digest
+from .test_render import digest_of, fixed_digest, paper
 
 INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
@@ -78,3 +79,20 @@ def test_jinja_syntax_survives_the_inliner_everywhere_it_may_stand() -> None:
     assert "<title>T</title>" in output
     assert output.count('<td style="color: red;"><a href="u" style="color: blue;">u</a>') == 1
     assert output.index('href="u"') < output.index('href="v"')
+
+
+def test_a_paper_seen_again_with_new_counts_is_rendered_anew() -> None:
+    # The daemon renders day after day in one process: the same paper with more upvotes is new content.
+    renderer = render.Renderer()
+    monday = paper("Sparse Attention at Scale", 5)
+    tuesday = dataclasses.replace(monday, upvotes=41)
+    for fmt in ("html", "text", "md"):
+        first = renderer.render(digest_of([monday], trending=(monday,)), fmt)
+        again = renderer.render(digest_of([tuesday], trending=(tuesday,)), fmt)
+        assert "▲ 5" in first and "▲ 41" not in first, fmt
+        assert "▲ 41" in again and "▲ 5" not in again, fmt
+
+
+def test_a_dict_key_named_like_a_dict_method_is_the_key(tmp_path: Path) -> None:
+    env = templating.Environment(loader=jinja2.DictLoader({"t.j2": "{{ d.items }}|{{ d.get('x') }}|{{ d.title }}"}))
+    assert env.get_template("t.j2").render(d={"items": 3, "x": 1, "title": "T"}) == "3|1|T"

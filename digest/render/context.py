@@ -5,6 +5,7 @@ Pure: no files, clock or environment. Paper text only ever arrives as data.
 
 from __future__ import annotations
 
+import itertools
 import re
 import textwrap
 from collections.abc import Sequence
@@ -46,7 +47,7 @@ def summary(abstract: str | None) -> tuple[str, bool]:
     return short, len(short) < len(text)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16384)
 def wrap(text: str, width: int = 69, indent: str = "   ") -> str:
     """Text wrapped at ``width`` for the plain-text email, continuation lines indented; never at hyphens.
 
@@ -155,14 +156,22 @@ def describe(reason: Reason) -> str:
     return label
 
 
+_VIEWS = itertools.count()  # each paper view's number: the key of its cached fragments, never given twice
+
+
 @lru_cache(maxsize=65536)
 def paper_view(paper: Paper) -> dict[str, Any]:
-    """What templates show of one paper; ``paper`` itself is the key of its cached fragments."""
+    """What templates show of one paper; ``key`` is the key of its cached fragments.
+
+    A number, not the paper: hashing a ``Paper`` hashes every field, ~20 times a
+    digest. A view is kept per paper, so its number stands for this paper's content.
+    """
     short, more = summary(paper.abstract)
     if paper.ai_summary:  # Hugging Face's one-line summary, said to be theirs; the abstract is a link away
         short, more = f"{AI_SUMMARY_LABEL}: {' '.join(paper.ai_summary.split())}", True
     return {
         "paper": paper,
+        "key": next(_VIEWS),
         "id": paper.id,
         "title": " ".join(paper.title.split()),
         "links": links(paper),
@@ -184,14 +193,20 @@ def code_text(paper: Paper) -> str | None:
     return "GitHub" + (f" ★ {paper.github_stars:,}" if paper.github_stars else "")
 
 
-@lru_cache(maxsize=65536)
 def reason_view(reason: Reason) -> dict[str, Any]:
+    """What templates show of one reason: its words (shared by every subscriber it applies to) and its score."""
+    return {**_reason_words(reason._replace(score=0.0)), "score": reason.score}
+
+
+@lru_cache(maxsize=65536)
+def _reason_words(reason: Reason) -> dict[str, Any]:
+    """A reason's words, kept per reason without its score: the same few recur in thousands of digests."""
     return {
         "kind": reason.kind,
         "label": header_text(reason.label, limit=120),
         "where": " and ".join(reason.where) or "text",
         "detail": reason.detail,
-        "score": reason.score,
+        "score": None,  # filled in by ``reason_view``, here for the keys' order
         "text": describe(reason),
     }
 

@@ -28,7 +28,7 @@ from digest.links import Links
 from digest.models import CHAT_KINDS, FORMATS, Digest, Message
 from digest.render.chat import ChatDraft, ChatStyle
 from digest.render.context import context, header_text, intro, md_escape, wrap
-from digest.render.templating import FragmentCache, InliningLoader
+from digest.render.templating import Environment, FragmentCache, InliningLoader
 
 __all__ = ["FORMATS"]  # re-exported: the formats are the models' list
 
@@ -53,7 +53,7 @@ class Renderer:
         self._chats = dict(chats or {})
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._loader = InliningLoader(search, self._inliner.inline)
-        self._env = jinja2.Environment(
+        self._env = Environment(
             loader=self._loader,
             extensions=[FragmentCache],
             autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),

@@ -77,16 +77,31 @@ def email_body(message: Message) -> bytes:
 MAX_LINE = 998  # RFC 5322: octets a line may hold, CRLF not counted
 
 
-def _raw_text_is_ascii(html: str) -> bool:
-    """No character beyond ASCII inside <style> or <script>, where a reference would stay literal."""
-    for name in ("style", "script"):
-        start = html.find(f"<{name}")
+def _raw_text_is_ascii(body: bytes, html: str) -> bool:
+    """No character beyond ASCII inside <style> or <script>, where a reference would stay literal.
+
+    Read in ``body``, the HTML with every other character as a reference: where a
+    raw-text element there has no "&#", the HTML had none; where it has, ``html``
+    itself is read.
+    """
+    for name in (b"style", b"script"):
+        start = body.find(b"<" + name)
         while start >= 0:
-            stop = html.find(f"</{name}", start)
-            if not html[start : stop if stop >= 0 else len(html)].isascii():
-                return False
-            start = html.find(f"<{name}", stop) if stop >= 0 else -1
+            stop = body.find(b"</" + name, start)
+            if b"&#" in body[start : stop if stop >= 0 else len(body)]:
+                return _raw_text_in(html, name.decode()).isascii()
+            start = body.find(b"<" + name, stop) if stop >= 0 else -1
     return True
+
+
+def _raw_text_in(html: str, name: str) -> str:
+    """Everything inside the HTML's elements called ``name``, joined."""
+    found, start = [], html.find(f"<{name}")
+    while start >= 0:
+        stop = html.find(f"</{name}", start)
+        found.append(html[start : stop if stop >= 0 else len(html)])
+        start = html.find(f"<{name}", stop) if stop >= 0 else -1
+    return "".join(found)
 
 
 def _html_body(html: str) -> tuple[str, bytes]:
@@ -96,10 +111,12 @@ def _html_body(html: str) -> tuple[str, bytes]:
     character references (the same text to a reader), which HTML decodes
     everywhere but inside <style> and <script>. A 7-bit part is about half the
     lines of a quoted-printable one, so the receiving server reads far fewer.
+    The HTML is encoded first and read as bytes from then on: an HTML digest
+    has non-ASCII characters, and every pass over such a string costs more.
     """
-    if _raw_text_is_ascii(html):
-        body = _lf(html).encode("ascii", "xmlcharrefreplace")
-        lines = body.rstrip(b"\n").split(b"\n")
+    body = html.encode("ascii", "xmlcharrefreplace")
+    if _raw_text_is_ascii(body, html):
+        lines = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n").split(b"\n")
         fitted = lines if max(map(len, lines)) <= MAX_LINE else _fold(lines)
         if fitted is not None:
             return "7bit", b"\r\n".join(fitted) + b"\r\n"
@@ -137,9 +154,25 @@ def _fold(lines: list[bytes]) -> list[bytes] | None:
 
 
 def _qp(body: str) -> bytes:
-    """Quoted-printable (binascii, in C), CRLF line ends, ending with a line break."""
-    encoded = binascii.b2a_qp(_lf(body).encode("utf-8"), istext=True)
-    return encoded.replace(b"\n", b"\r\n").rstrip(b"\r\n") + b"\r\n"
+    """Quoted-printable (binascii, in C), CRLF line ends, ending with a line break.
+
+    Line by line, each line's encoding kept: quoted-printable encodes every
+    line on its own, and a digest's lines (titles, summaries, links) recur in
+    thousands of digests a day.
+    """
+    lines = _lf(body).rstrip("\n").split("\n")
+    if len(_QP_LINES) + len(lines) > QP_LINES_KEPT:
+        _QP_LINES.clear()
+    return b"\r\n".join([_QP_LINES.get(line) or _qp_line(line) for line in lines]) + b"\r\n"
+
+
+def _qp_line(line: str) -> bytes:
+    encoded = _QP_LINES[line] = binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    return encoded
+
+
+QP_LINES_KEPT = 50_000  # encoded lines kept before the store starts over (a day's digests share a few thousand)
+_QP_LINES: dict[str, bytes] = {}
 
 
 def _lf(text: str) -> str:
