@@ -263,17 +263,7 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links 
     like this" links and the footer a link to the preferences page.
     """
     edition = digest.edition.isoformat()
-    items = [
-        {
-            **paper_view(item.paper),
-            "rank": item.rank,
-            "score": item.score,
-            "why": [reason_view(r) for r in shown_reasons(item.why)],
-            "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
-            "vote": _votes(links, item.paper.id, edition),
-        }
-        for item in digest.items
-    ]
+    items = [_item_view(item, links, edition) for item in digest.items]
     trending = [paper_view(p) for p in digest.trending]
     profile = digest.profile
     return {
@@ -290,6 +280,20 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links 
         "unsubscribe_url": links.unsubscribe if links else unsubscribe_url,
         "manage_url": links.preferences if links else None,
         "profile_file": profile.source,
+    }
+
+
+def _item_view(item: Ranked, links: Links | None, edition: str) -> dict[str, Any]:
+    """One chosen paper: its view, its place and score, the reasons shown (also as one line), vote links."""
+    why = [reason_view(r) for r in shown_reasons(item.why)]
+    return {
+        **paper_view(item.paper),
+        "rank": item.rank,
+        "score": item.score,
+        "why": why,
+        "why_text": "; ".join(r["text"] for r in why),
+        "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
+        "vote": _votes(links, item.paper.id, edition),
     }
 
 
