@@ -428,7 +428,7 @@ _LINES = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(text_lines=_LINES, html_lines=_LINES, again=st.booleans())
 def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
     text_lines: list[str], html_lines: list[str], again: bool

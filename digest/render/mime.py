@@ -167,7 +167,9 @@ def _qp(body: str) -> bytes:
 
 
 def _qp_line(line: str) -> bytes:
-    encoded = _QP_LINES[line] = binascii.b2a_qp(line.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    # With its line end, as in the whole text: a space last on a full line is encoded before it, not after a break.
+    encoded = binascii.b2a_qp(line.encode("utf-8") + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
+    _QP_LINES[line] = encoded
     return encoded
 
 
