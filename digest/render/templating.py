@@ -2,13 +2,15 @@
 
 Pure: templates are read through Jinja's loader, nothing is written.
 
-Two things make a day's 100,000 digests cheap to render (bench/scale.py):
+Three things make a day's 100,000 digests cheap to render (bench/scale.py):
 
 * ``{% cache key %}…{% endcache %}`` renders its body once per key and reuses
   it. The templates wrap the parts of a digest that depend on one paper only
-  (its title, summary and links, keyed by the paper) so each is rendered once
-  a day, not once per subscriber. A cached body must use nothing but what the
-  key determines.
+  (its title, summary and links, keyed by the paper view's number) so each is
+  rendered once a day, not once per subscriber. A cached body must use
+  nothing but what the key determines.
+* ``Environment`` reads the context's dicts by key first, where Jinja would
+  try (and fail at) an attribute first.
 * An HTML template's ``<style>`` is inlined into the template source when it
   is loaded (``inline_css``), not into every rendered message. Jinja syntax is
   hidden from the CSS inliner behind placeholders and put back afterwards; a
