@@ -262,6 +262,8 @@ def test_a_long_html_line_is_broken_between_attributes() -> None:
     [
         "<p>" + "long words " * 120 + "</p>\n",  # a line over 998 octets, with no tag to break it in
         "<style>p::after { content: '→'; }</style><p>é</p>\n",  # a reference would not be decoded in <style>
+        # An ASCII "&#" in the style says nothing of the script after it.
+        "<style>/* &#38; */</style><script>let s = '→';</script><p>é</p>\n",
     ],
 )
 def test_html_that_cannot_be_7bit_goes_quoted_printable(html: str) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr
+from typing import AnyStr
 
 from digest.models import Message
 from digest.render.context import header_text
@@ -84,24 +86,21 @@ def _raw_text_is_ascii(body: bytes, html: str) -> bool:
     raw-text element there has no "&#", the HTML had none; where it has, ``html``
     itself is read.
     """
-    for name in (b"style", b"script"):
-        start = body.find(b"<" + name)
-        while start >= 0:
-            stop = body.find(b"</" + name, start)
-            if b"&#" in body[start : stop if stop >= 0 else len(body)]:
-                return _raw_text_in(html, name.decode()).isascii()
-            start = body.find(b"<" + name, stop) if stop >= 0 else -1
+    for name in ("style", "script"):
+        opening, closing = f"<{name}", f"</{name}"
+        referenced = any(b"&#" in part for part in _elements(body, opening.encode(), closing.encode()))
+        if referenced and not all(part.isascii() for part in _elements(html, opening, closing)):
+            return False
     return True
 
 
-def _raw_text_in(html: str, name: str) -> str:
-    """Everything inside the HTML's elements called ``name``, joined."""
-    found, start = [], html.find(f"<{name}")
+def _elements(document: AnyStr, opening: AnyStr, closing: AnyStr) -> Iterator[AnyStr]:
+    """Each element of the document from its start tag (``opening``) to its end tag (or the document's end)."""
+    start = document.find(opening)
     while start >= 0:
-        stop = html.find(f"</{name}", start)
-        found.append(html[start : stop if stop >= 0 else len(html)])
-        start = html.find(f"<{name}", stop) if stop >= 0 else -1
-    return "".join(found)
+        stop = document.find(closing, start)
+        yield document[start : stop if stop >= 0 else len(document)]
+        start = document.find(opening, stop) if stop >= 0 else -1
 
 
 def _html_body(html: str) -> tuple[str, bytes]:
