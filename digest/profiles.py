@@ -473,9 +473,9 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load(path: Path) -> tuple[Profile, str]:
-    """Read and check one profile file; the name defaults to the file's stem."""
-    text = read(path)
+def load(path: Path, *, text: str | None = None) -> tuple[Profile, str]:
+    """Read and check one profile file; the name defaults to the file's stem. ``text``: the file as read already."""
+    text = read(path) if text is None else text
     return parse(text, source=str(path), default_name=path.stem), text
 
 
@@ -506,11 +506,7 @@ def load_many(
     owners: dict[str, str] = dict(taken or {})
     for path in paths:
         try:
-            if texts is not None and path in texts:
-                text = texts[path]
-                profile = parse(text, source=str(path), default_name=path.stem)
-            else:
-                profile, text = load(path)
+            profile, text = load(path, text=(texts or {}).get(path))
         except ProfileError as e:
             on_error(path, e)
             continue

@@ -65,7 +65,7 @@ def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
     scanned = profiles.scan(folder)
     listing = _listing(scanned)
     last = store.folder_listing(str(folder))
-    if last is not None and last[0] == listing and max((m for _, _, m in scanned), default=0) < last[1] - RACY_NS:
+    if last is not None and last[0] == listing and _settled(max((m for _, _, m in scanned), default=0), last[1]):
         return SyncReport(folder, {}, [], [], store.note_held(str(folder)))  # not a file added, removed or touched
     entries = profiles.paths_of(folder, sorted(scanned))
     stamps = store.file_stamps(str(folder))
@@ -113,11 +113,16 @@ def _listing(scanned: list[tuple[str, int, int]]) -> str:
 RACY_NS = 2_000_000_000
 
 
+def _settled(mtime_ns: int, checked_ns: int) -> bool:
+    """Whether a modification time is far enough before a check that the check saw that version."""
+    return mtime_ns < checked_ns - RACY_NS
+
+
 def _unchanged(stamp: FileStamp | None, size: int, mtime_ns: int) -> bool:
     """Whether a file is as last read: same size and mtime, and that mtime well before the check."""
-    return (
-        stamp is not None and (stamp.size, stamp.mtime_ns) == (size, mtime_ns) and mtime_ns < stamp.checked_ns - RACY_NS
-    )
+    if stamp is None or (stamp.size, stamp.mtime_ns) != (size, mtime_ns):
+        return False
+    return _settled(mtime_ns, stamp.checked_ns)
 
 
 def _read(path: str, on_error: Callable[[Path, ProfileError], None]) -> str | None:
