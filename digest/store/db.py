@@ -137,17 +137,36 @@ class Database:
         self._conn.execute("COMMIT")
 
     def _migrate(self) -> None:
+        """Bring the schema up to date, under an exclusive lock with the version read inside it.
+
+        Two processes that open an old database at once (the daemon and the web
+        side starting together after an upgrade) are safe: the second waits for
+        the lock, reads the version the first one left, and has nothing to do.
+        """
+        if self._version() == SCHEMA_VERSION:
+            return  # the common case: no lock taken
+        self._conn.execute("BEGIN EXCLUSIVE")
+        try:
+            version = self._version()
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number]:
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {number + 1}")
+        except BaseException:
+            if self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _version(self) -> int:
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: database schema {version} is newer than this paper-digest "
                 f"understands ({SCHEMA_VERSION}); upgrade paper-digest"
             )
-        for number in range(version, SCHEMA_VERSION):
-            with self._transaction() as conn:
-                for statement in MIGRATIONS[number]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number + 1}")
+        return version
 
     def snapshot(self, path: Path) -> None:
         """Copy the whole database to ``path`` (SQLite's online backup), e.g. for a dry run."""
