@@ -84,7 +84,8 @@ class _Handler:
         if self._gate_closed():
             self.box.held += 1
             try:
-                while self._gate_closed():
+                deadline = time.monotonic() + 300  # the test opens the gate (or fails) long before
+                while self._gate_closed() and time.monotonic() < deadline:
                     await asyncio.sleep(0.005)
             finally:
                 self.box.held -= 1
@@ -227,6 +228,7 @@ class Reply:
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hold: threading.Event | None = None  # answer only once the test sets it (at most 60 s): timing the test drives
 
 
 @dataclass
@@ -253,6 +255,8 @@ def http_server(hooks: Hooks, *, tls: ssl.SSLContext | None = None) -> Iterator[
             reply = script.pop(0) if len(script) > 1 else script[0]
             if reply.delay:
                 time.sleep(reply.delay)
+            if reply.hold is not None:
+                reply.hold.wait(60)
             hooks.received.append((self.path, body, reply.status))
             hooks.hosts.append(self.headers.get("host", ""))
             self.send_response(reply.status)

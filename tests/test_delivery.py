@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import ssl
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -209,10 +210,12 @@ def test_a_redirect_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_a_slow_server_times_out_and_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    hooks = Hooks(replies={"/hook": [Reply(200, "ok", delay=1.5), Reply(200, "ok")]})
+    answer = threading.Event()  # the first reply waits for it: it comes only after the client gave up
+    hooks = Hooks(replies={"/hook": [Reply(200, "ok", hold=answer), Reply(200, "ok")]})
     with http_server(hooks) as base:
-        world = hooked_world(tmp_path, monkeypatch, base, http_read_timeout=0.3)
+        world = hooked_world(tmp_path, monkeypatch, base, http_read_timeout=1.0)
         assert world.send().retries[0][1] == "slack ($TEAM_HOOK): timed out"
+        answer.set()
         world.clock.advance(60)
         assert len(world.send().sent) == 1
     assert only_delivery(world)[:2] == ("sent", 2)

@@ -57,8 +57,10 @@ def test_500_posts_while_send_delivers_2000_digests(tmp_path: Path) -> None:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
+            deadline = time.monotonic() + 120
             while not smtp.box.messages:  # the votes and unsubscribes go in while digests go out
                 assert sender.poll() is None, sender.communicate()[1].decode()
+                assert time.monotonic() < deadline, "no digest reached the SMTP server in 120 s"
                 time.sleep(0.01)
             with httpx.Client(base_url=base, timeout=60) as http, ThreadPoolExecutor(8) as pool:
                 codes = list(pool.map(lambda post: http.post(post[0], data=post[1]).status_code, posts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,8 +25,9 @@ def web_server(settings: Settings, *, clock: Callable[[], datetime] | None = Non
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 60
     while not server.started:
-        if not thread.is_alive():
+        if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         thread.join(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
