@@ -145,9 +145,12 @@ class FetchSettings(_Section):
     at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     backfill_days: int = Field(default=7, ge=0, le=60)  # on start, the days missed
     max_attempts: int = Field(default=5, ge=1, le=20)  # per request, for 429 and 5xx
-    timeout_s: float = Field(default=30.0, gt=0, le=600)  # read; connecting gets a third of it
+    timeout_s: float = Field(default=30.0, gt=0, le=600)  # one whole answer; connecting gets a third of it
     max_size_mb: float = Field(default=10.0, gt=0, le=500)  # one response
+    max_day_mb: float = Field(default=20.0, gt=0, le=2000)  # all the pages of one day together
+    max_pages: int = Field(default=10, ge=1, le=1000)  # a day's list is under 100 papers: one page
     min_interval_s: float = Field(default=1.0, ge=0, le=60)  # between two requests
+    run_deadline_s: float = Field(default=600.0, gt=0, le=86_400)  # one whole fetch pass of the daemon
 
 
 class Settings(BaseSettings):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import os
 import re
 import tomllib
@@ -44,6 +45,7 @@ MAX_WEIGHT = 100.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NAME_CHAR = re.compile(r"[A-Za-z0-9._-]")
 MAX_NAME = 64
+MAX_PROFILE_BYTES = 256 * 1024  # 200 keywords, 100 seeds and 200 excludes at their longest fit in 60 KB
 # Folders of the outbox that are not a subscriber's: a subscriber of that name would write into them.
 RESERVED_NAMES = frozenset({"feeds"})
 # Zone abbreviations people write, and the IANA zone meant most often.
@@ -126,6 +128,8 @@ class _Check:
     def number(self, key: str, value: object, low: float, high: float, *, above: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(key, f"expected a number, not {_kind(value)}", f"write a number like {high / 10:g}", value)
+        if not math.isfinite(value):
+            raise self.fail(key, "not a finite number", f"write a number like {high / 10:g}", value)
         bad = value <= low if above else value < low
         if bad or value > high:
             bound = f"above {low:g}" if above else f"from {low:g}"
@@ -290,16 +294,27 @@ def name_problem(name: str) -> str | None:
 
 def _table(text: str, source: str) -> dict[str, Any]:
     """The TOML as a table, with ``exclude`` and ``seeds`` written under ``[keywords]`` moved to the top."""
+    if len(text) > MAX_PROFILE_BYTES:
+        raise ProfileError(_too_large(source))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"{source}: not valid TOML ({e}); fix the syntax at that line") from e
+    except RecursionError as e:
+        raise ProfileError(f"{source}: arrays or tables nested too deeply to read; a profile needs no nesting") from e
+    except ValueError as e:  # a number Python will not convert (over 4,300 digits), and the like
+        raise ProfileError(f"{source}: not valid TOML ({e}); fix the value") from e
     keywords_table = data.get("keywords")
     if isinstance(keywords_table, dict):
         for hoisted in ("exclude", "seeds"):
             if isinstance(keywords_table.get(hoisted), list) and hoisted not in data:
                 data[hoisted] = keywords_table.pop(hoisted)
     return data
+
+
+def _too_large(source: str) -> str:
+    limit = MAX_PROFILE_BYTES // 1024
+    return f"{source}: over the {limit} KB a profile may have; a profile is a few keywords and settings"
 
 
 def _timezone(check: _Check, value: object) -> str:
@@ -480,9 +495,14 @@ def load(path: Path, *, text: str | None = None) -> tuple[Profile, str]:
 
 
 def read(path: Path) -> str:
-    """A profile file's text, or a ``ProfileError`` saying why it cannot be read."""
+    """A profile file's text, or a ``ProfileError`` saying why it cannot be read (a file past
+    ``MAX_PROFILE_BYTES`` is not read whole: what is read says it is too large)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PROFILE_BYTES + 1)
+        if len(data) > MAX_PROFILE_BYTES:
+            raise ProfileError(_too_large(str(path)))
+        return data.decode("utf-8")
     except FileNotFoundError as e:
         raise ProfileError(f"{path}: no such profile file; check the path") from e
     except UnicodeDecodeError as e:

@@ -14,11 +14,14 @@ pickled jobs):
   list from Hugging Face and any day of the last ``backfill_days`` not fetched
   yet, written as dumps and ingested.
 
-At start, the missed days are fetched first (when enabled), then one pass catches
-up: every digest missed while the daemon was down is
-made once (one digest covering the whole gap) and due retries go out. A lock
-file beside the database keeps a second daemon off it. SIGTERM and SIGINT let
-the message in flight finish, then stop. Each event is one log line.
+At start, one pass catches up: every digest missed while the daemon was down is
+made once (one digest covering the whole gap) and due retries go out. Fetching
+(when enabled) runs in a thread of its own beside the passes, within ``[fetch]
+run_deadline_s``, so it never delays a digest. A lock file beside the database
+keeps a second daemon off it. The first SIGTERM or SIGINT stops new work: the
+messages on the wire finish and are recorded, the last line says what waits,
+and the exit code is 143 or 130; a second one stops at once (``interrupts``).
+Each event is one log line.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +41,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -47,6 +50,7 @@ from digest import cadence, pipeline
 from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
 from digest.fetch import Client
+from digest.interrupts import Interrupt
 from digest.store import Store
 
 Clock = Callable[[], datetime]
@@ -153,9 +157,10 @@ def tick(
 
     def took(outcome: pipeline.FileOutcome) -> None:
         if outcome.error is not None:
-            moved = watcher.quarantine(outcome.path, str(outcome.error), now=clock())
+            aside = pipeline.set_aside(outcome.path, str(outcome.error), dumps_dir=watcher.folder, now=clock())
+            watcher.take(outcome.path)  # should it stay (the move failed), it is not taken again until it changes
             result.quarantined += 1
-            log("quarantined", file=outcome.path.name, to=str(moved), error=str(outcome.error))
+            log("quarantined", file=outcome.path.name, moved=aside, error=str(outcome.error))
             return
         watcher.take(outcome.path)
         assert outcome.ingested is not None
@@ -216,7 +221,14 @@ def _log_deliveries(log: EventLog, report: pipeline.SendReport) -> None:
         log("channel_halted", kind=kind, waiting=report.untried.get(kind, 0), error=reason)
 
 
-def fetch_missed(settings: Settings, *, clock: Clock, log: EventLog) -> int:
+def fetch_missed(
+    settings: Settings,
+    *,
+    clock: Clock,
+    log: EventLog,
+    stop: threading.Event | None = None,
+    deadline: float | None = None,
+) -> int:
     """Today's list, and each of the last ``backfill_days`` days with no good fetch yet; returns the failures."""
     now = clock()
     today = now.astimezone(UTC).date()
@@ -227,7 +239,7 @@ def fetch_missed(settings: Settings, *, clock: Clock, log: EventLog) -> int:
             for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)
             if day == today or (record := store.fetch_of(day)) is None or record.outcome == "failed"
         ]
-        with Client.from_environment(settings.fetch) as client:
+        with Client.from_environment(settings.fetch, stop=stop, deadline=deadline) as client:
             for outcome in pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now):
                 failed += outcome.error is not None
                 _log_fetch(log, outcome)
@@ -263,13 +275,15 @@ class Daemon:
         self.log = log
         self.clock = clock
         self.progress = progress  # long work shown as it goes (a terminal's progress bars for --once)
-        self.stopping = threading.Event()
+        self.interrupt = Interrupt(say=lambda line: self.log("stopping", detail=line), then=self._shut_down)
+        self.stopping = self.interrupt.requested
+        self._working = threading.Lock()  # held by the job that runs a pass: stopping waits for it
+        self._fetcher: threading.Thread | None = None
+        self._last: Tick | None = None
         poll = settings.schedule.poll_seconds
         self.watcher = pipeline.DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
         self.scheduler = BlockingScheduler(
-            executors={
-                "default": ThreadPoolExecutor(1)
-            },  # one worker: SQLite and the SMTP connection stay in one thread
+            executors={"default": ThreadPoolExecutor(1)},  # one pass at a time; a fetch runs beside it
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
@@ -278,7 +292,7 @@ class Daemon:
 
     def tick(self, names: set[str] | None = None) -> Tick:
         """One pass (``tick``), for every subscriber or only ``names``."""
-        return tick(
+        self._last = tick(
             self.settings,
             clock=self.clock,
             log=self.log,
@@ -287,6 +301,7 @@ class Daemon:
             stop=self.stopping.is_set,
             progress=self.progress,
         )
+        return self._last
 
     def once(self, *, look_twice_after: float = 1.0, strict: bool = False) -> int:
         """Everything due now, then exit: for cron, systemd timers and CI. 1 if anything failed.
@@ -298,25 +313,45 @@ class Daemon:
         with ``strict`` the error and exit 1.
         """
         try:
-            return self._once(look_twice_after)
+            with self.interrupt:
+                code = self._once(look_twice_after)
         except BusyError as e:
             if strict:
                 raise
             self.log("skipped", reason="another run is working; nothing to do", detail=str(e))
             return 0
+        return self._interrupted() if self.stopping.is_set() else code
 
     def _once(self, look_twice_after: float) -> int:
         with exclusive(self.settings.database.path):
             fetch_failures = self.fetch() if self.settings.fetch.enabled else 0
             if self.watcher.ready(self.clock()) != self.watcher.files():
-                time.sleep(look_twice_after)
+                self.stopping.wait(look_twice_after)
+            if self.stopping.is_set():
+                return 1
             done = self.tick()
         self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures + fetch_failures)
         return 1 if done.failures or fetch_failures else 0
 
     def fetch(self) -> int:
-        """Today's list and the missed days before it (``fetch_missed``); the failures."""
-        return fetch_missed(self.settings, clock=self.clock, log=self.log)
+        """Today's list and the missed days before it (``fetch_missed``), within ``[fetch] run_deadline_s``
+        and until a stop; the failures."""
+        deadline = time.monotonic() + self.settings.fetch.run_deadline_s
+        return fetch_missed(self.settings, clock=self.clock, log=self.log, stop=self.stopping, deadline=deadline)
+
+    def fetch_beside(self) -> None:
+        """A fetch in a thread of its own, beside the schedule, so it never delays a digest; the poll after it
+        takes the new papers. One at a time; a stop ends it at its next read (the thread never holds the exit)."""
+        if self._fetcher is not None and self._fetcher.is_alive():
+            self.log("fetch_skipped", reason="the previous fetch is still running")
+            return
+        self._fetcher = threading.Thread(target=self._fetch_then_poll, name="fetch", daemon=True)
+        self._fetcher.start()
+
+    def _fetch_then_poll(self) -> None:
+        self._guard(self.fetch, hold=False)
+        if not self.stopping.is_set() and self.scheduler.get_job("poll") is not None:
+            self.scheduler.modify_job("poll", next_run_time=datetime.now(UTC))
 
     def reschedule(self) -> None:
         """One cron job per active subscriber, rebuilt when their profile or state changes."""
@@ -351,19 +386,22 @@ class Daemon:
         self._guard(lambda: self.tick({name}))
 
     def _fetch_job(self) -> None:
-        self._guard(self.fetch)
-        self._guard(self.tick)  # take the new papers at once
+        self.fetch_beside()
 
     def _poll_job(self) -> None:
         self._guard(self.tick)
         self._guard(self.reschedule)
 
-    def _guard(self, work: Callable[[], object], *, fatal: tuple[type[DigestError], ...] = ()) -> None:
-        """A job that fails is logged; the daemon goes on (unless the error is one of ``fatal``)."""
+    def _guard(
+        self, work: Callable[[], object], *, fatal: tuple[type[DigestError], ...] = (), hold: bool = True
+    ) -> None:
+        """A job that fails is logged; the daemon goes on (unless the error is one of ``fatal``). With ``hold``,
+        the work holds ``_working``, so a stop waits for it."""
         if self.stopping.is_set():
             return
         try:
-            work()
+            with self._working if hold else nullcontext():
+                work()
         except fatal:
             raise
         except DigestError as e:
@@ -372,32 +410,45 @@ class Daemon:
             self.log("error", error=f"unexpected {type(e).__name__}: {e}")
 
     def forever(self) -> int:
-        with exclusive(self.settings.database.path):
+        with self.interrupt, exclusive(self.settings.database.path):
             self.log(
                 "started", database=str(self.settings.database.path), dumps=str(self.watcher.folder), pid=os.getpid()
             )
-            # Catch up: what was missed while down, and due retries. A database that cannot be
-            # used at start (damaged, read-only) stops the daemon with its one line; later, a
-            # fault is logged and the next poll tries again (a full disk may clear).
-            if self.settings.fetch.enabled:  # before the catch-up, so its digests have the missed days' papers
-                self._guard(self.fetch)
+            # Catch up: what was missed while down, and due retries, while the missed days are fetched
+            # beside it (their papers go into the next editions). A database that cannot be used at
+            # start (damaged, read-only) stops the daemon with its one line; later, a fault is logged
+            # and the next poll tries again (a full disk may clear).
+            if self.settings.fetch.enabled:
+                self.fetch_beside()
                 hour, minute = self.settings.fetch.at.split(":")
                 self.scheduler.add_job(
                     self._fetch_job, CronTrigger(hour=int(hour), minute=int(minute), timezone=UTC), id="fetch",
                     name="fetch from Hugging Face", coalesce=True, max_instances=1, misfire_grace_time=self._grace,
                 )  # fmt: skip
             self._guard(self.tick, fatal=(StoreError,))
+            if self.stopping.is_set():
+                return self._interrupted()
             self.reschedule()
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"
             )
-            for number in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(number, self._on_signal)
             self.scheduler.start()  # blocks until a signal stops it
+            if self.stopping.is_set():
+                with self._working:  # the pass under way hands out nothing new, and finishes what is on the wire
+                    return self._interrupted()
         self.log("stopped")
         return 0
 
-    def _on_signal(self, number: int, frame: object) -> None:
-        self.log("stopping", signal=signal.Signals(number).name)
-        self.stopping.set()  # the delivery loop stops after the message in flight
-        self.scheduler.shutdown(wait=False)
+    def _shut_down(self) -> None:
+        """After the first SIGTERM or SIGINT: no new job starts (the pass under way winds down on its own)."""
+        with suppress(SchedulerNotRunningError):
+            self.scheduler.shutdown(wait=False)
+
+    def _interrupted(self) -> int:
+        """The last line of an interrupted run (what went out, what waits), and its exit code."""
+        sent = len(self._last.report.sent) if self._last else 0
+        with Store.open(self.settings.database.path) as store:
+            waiting = len(store.due(self.clock()))
+        said = f"interrupted: {sent} sent, {waiting} wait for the next send"
+        self.log("stopped", signal=self.interrupt.name, detail=said)
+        return self.interrupt.exit_code

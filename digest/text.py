@@ -29,6 +29,15 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {many}"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # all but the tab
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence's ESC among them) shown as
+    ``\\x1b`` and the like, so a name or keyword cannot move the cursor or recolour the screen."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def clean_line(line: str) -> str:
     """One display line: invisible characters dropped, all spaces folded to one."""
     return _SPACES.sub(" ", line.translate(_INVISIBLE)).strip()

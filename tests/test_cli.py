@@ -96,8 +96,9 @@ def test_a_folder_with_one_bad_file_ingests_the_good_ones(cli: CLI, workdir: Pat
     errors = result.err.strip().splitlines()
     assert errors == [
         f"digest: error: {folder / 'b.txt'}: not UTF-8 (byte 0xe9 at offset 6); "
-        "re-save it as UTF-8 (e.g. iconv -f ISO-8859-1 -t UTF-8)"
-    ]
+        "re-save it as UTF-8 (e.g. iconv -f ISO-8859-1 -t UTF-8) (moved to dumps/quarantine/b.txt)"
+    ]  # the dumps folder's bad file is set aside, as the daemon does, so nothing meets it again
+    assert not (folder / "b.txt").exists() and (folder / "quarantine" / "b.txt.error").is_file()
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def _start(root: Path, command: str = "send") -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_at_gate(server: SMTPServer, child: subprocess.Popen[bytes]) -> None:
+def _wait_at_gate(server: SMTPServer, child: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     """Until the sender has a message waiting at the gate (so exactly ``hold_after`` were accepted)."""
     deadline = time.monotonic() + WAIT
     while server.box.held == 0:
@@ -112,10 +112,13 @@ def test_sigkill_at_chosen_points_loses_nothing_and_repeats_only_in_flight(tmp_p
         repeats = {mid for mid, n in copies.items() if n > 1}
         assert all(n <= 2 for n in copies.values())
         assert repeats <= in_flight, f"run {run}: a repeat outside the crash window"
+        connections = world.settings.smtp.connections
+        assert len(in_flight) <= connections, f"run {run}: {len(in_flight)} rows in flight, over {connections}"
         tally["runs"] += 1
         tally["killed"] += killed
         tally["killed while messages were going out"] += killed and 0 < accepted_before < PEOPLE
         tally["rows in flight at the kill"] += len(in_flight)
+        tally["most rows in flight at one kill"] = max(tally["most rows in flight at one kill"], len(in_flight))
         tally["repeats"] += len(repeats)
         tally["messages"] += sum(copies.values())
     print("\ncrash test:", dict(tally))
@@ -193,6 +196,8 @@ def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_
         assert {m["To"] for m in server.box.messages} == {f"user{n:03d}@example.org" for n in range(people)}
         repeats = {mid for mid, n in copies.items() if n > 1}
         assert repeats <= in_flight, f"run {run}: a repeat outside the crash window"
+        connections = world.settings.smtp.connections
+        assert len(in_flight) <= connections, f"run {run}: {len(in_flight)} rows in flight, over {connections}"
         tally["runs"] += 1
         tally["its processes that went with it"] += len(family)
         tally["repeats"] += len(repeats)

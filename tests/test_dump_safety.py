@@ -41,7 +41,7 @@ def test_a_symlink_in_the_dumps_folder_is_refused_and_the_rest_ingested(cli: CLI
     [line] = result.err.strip().splitlines()
     assert line == (
         f"digest: error: {folder / 'passwd.txt'}: a symbolic link; "
-        "dumps are read only from regular files, so copy the file in"
+        "dumps are read only from regular files, so copy the file in (moved to dumps/quarantine/passwd.txt)"
     )
     assert "1 dump ingested, 1 failed; 75 papers" in result.out
     papers = cli("papers", "--json").out

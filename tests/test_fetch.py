@@ -48,6 +48,7 @@ class Answer:
     delay: float = 0.0
     cut: bool = False  # promise the whole body, send half of it and hang up
     length: bool = True  # send Content-Length (without it the body ends when the connection closes)
+    drip: float = 0.0  # seconds between the body's bytes, sent one at a time
 
 
 @dataclass
@@ -82,7 +83,13 @@ def replay(api: API) -> Iterator[str]:
                 self.send_header("content-length", str(len(answer.body)))
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client stopped reading
-                self.wfile.write(answer.body[: len(answer.body) // 2] if answer.cut else answer.body)
+                if answer.drip:
+                    for n in range(len(answer.body)):
+                        self.wfile.write(answer.body[n : n + 1])
+                        self.wfile.flush()
+                        threading.Event().wait(answer.drip)
+                else:
+                    self.wfile.write(answer.body[: len(answer.body) // 2] if answer.cut else answer.body)
             if answer.cut or not answer.length:
                 self.close_connection = True
 
@@ -258,11 +265,11 @@ def test_an_answer_that_is_not_json_is_quarantined(api: tuple[API, str], tmp_pat
     config = settings(tmp_path, url)
     with Store.open(config.database.path) as store, client(url, Time()) as hf:
         done = fetch_day(DAY, store=store, settings=config, client=hf, now=NOW)
-        assert done.error is not None and str(done.error).startswith("2026-11-20: page 0 is not JSON")
+        assert done.error is not None and str(done.error).startswith("2026-11-20: page 0: not valid JSON")
         assert store.fetch_of(DAY) is not None and store.fetch_of(DAY).outcome == "failed"  # type: ignore[union-attr]
     kept = tmp_path / "dumps" / "quarantine" / "hf-2026-11-20.json"
     assert kept.read_bytes() == b"<html>Service Unavailable</html>"
-    assert "not JSON" in kept.with_name(kept.name + ".error").read_text(encoding="utf-8")
+    assert "not valid JSON" in kept.with_name(kept.name + ".error").read_text(encoding="utf-8")
     assert not (tmp_path / "dumps" / "hf-2026-11-20.json").exists()
 
 
@@ -314,7 +321,7 @@ def test_the_daemon_fetches_the_missed_days_first_then_only_what_is_not_fetched_
     daemon = schedule.Daemon(config, log=schedule.EventLog(stream=lines, clock=clock), clock=clock)
     waits: list[float] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("digest.fetch.time.sleep", waits.append)
+        patch.setattr("digest.fetch.Client._wait", lambda self, seconds: waits.append(seconds))
         assert daemon.once(look_twice_after=0) == 0
     log = lines.getvalue().splitlines()
     fetched = [line for line in log if " fetched " in line]

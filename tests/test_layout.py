@@ -33,12 +33,14 @@ ALLOWED: dict[str, set[str]] = {
     "digest.config": {"digest.errors"},
     "digest.text": set(),
     "digest.lazy": set(),
+    "digest.interrupts": set(),  # Ctrl-C and SIGTERM as a request to stop
     "digest.links": {"digest.config"},
     "digest.cadence": {"digest.models"},
     "digest.profiles": {"digest.models", "digest.errors"},
     # ingest
     "digest.ingest": {"digest.ingest.lines", "digest.ingest.parse", "digest.ingest.read", "digest.text"},
-    "digest.ingest.hfjson": {"digest.errors", "digest.models", "digest.text"},
+    "digest.ingest.hfjson": {"digest.errors", "digest.ingest.safejson", "digest.models", "digest.text"},
+    "digest.ingest.safejson": {"digest.errors"},
     "digest.ingest.lines": {"digest.models", "digest.text"},
     "digest.ingest.parse": {
         "digest.errors",
@@ -98,7 +100,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.fetches": {"digest.models", "digest.store.db"},
     "digest.setup": {"digest.errors"},  # `digest init`
     # fetch: the one room that calls Hugging Face
-    "digest.fetch": {"digest", "digest.config", "digest.errors"},
+    "digest.fetch": {"digest", "digest.config", "digest.errors", "digest.ingest.safejson"},
     # channels: each chat platform builds its payloads with render's chat helpers
     "digest.channels": {
         "digest.channels.base",
@@ -266,6 +268,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.schedule": {
         "digest",
         "digest.cadence",
+        "digest.interrupts",
         "digest.config",
         "digest.errors",
         "digest.fetch",
@@ -307,6 +310,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli.digests": {
         "digest",
+        "digest.interrupts",
         "digest.setup",
         "digest.web",
         "digest.models",
@@ -335,7 +339,7 @@ OWNERS = {
     },
     "smtplib": {"digest.channels.email"},
     "httpx": {"digest.channels.webhook", "digest.channels.targets", "digest.fetch"},
-    "socket": {"digest.channels.targets"},  # resolving a webhook's host before checking where it points
+    "socket": {"digest.channels.targets", "digest.fetch"},  # resolving a webhook's host; telling DNS failures apart
     "apscheduler": {"digest.schedule"},
     "starlette": {"digest.web.app", "digest.web.site", "digest.web.pages", "digest.web.prefs", "digest.web.signup"},
     "uvicorn": {"digest.web.app"},
@@ -400,6 +404,7 @@ PURE_CODE = [
     "digest.text",
     "digest.cadence",
     "digest.ingest.hfjson",
+    "digest.ingest.safejson",
     "digest.ingest.lines",
     "digest.ingest.parse",
     *(f"digest.rank.{room}" for room in ("corpus", "plan", "postings", "trending", "explain", "score")),

@@ -263,10 +263,12 @@ def test_run_as_a_process_refuses_a_second_and_stops_on_sigterm(tmp_path: Path) 
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=30)
-    assert daemon.returncode == 0
+    assert daemon.returncode == 143  # as a shell reports SIGTERM: stopped by it, cleanly
     events = [line for line in err.splitlines() if line.startswith("{")]
     names = [json.loads(line)["event"] for line in events]
     assert names[0] == "started" and names[-2:] == ["stopping", "stopped"]
+    last = json.loads(events[-1])
+    assert last["signal"] == "SIGTERM" and last["detail"] == "interrupted: 0 sent, 0 wait for the next send"
     assert {"digest_made", "delivered", "ingested"} <= set(names)
 
 

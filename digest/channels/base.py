@@ -35,12 +35,16 @@ class Channel(Protocol):
     kind: ClassVar[str]
     takes: ClassVar[Takes]  # what a job carries besides the digest: the email, the feed's history, chat parts
     markdown: ClassVar[bool]  # whether it delivers the Markdown digest (rendered with the digest only if so)
-    batch: ClassVar[int]  # deliveries marked ``sending`` together and handed to ``send_all`` at once
+    batch: ClassVar[int]  # deliveries read from the ledger together and handed to ``send_all`` as one stream
 
     def __init__(self, settings: Settings) -> None: ...
 
     def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
-        """Each job with None when it was delivered, or the error that stopped it; one failure stops no other."""
+        """Each job with None when it was delivered, or the error that stopped it; one failure stops no other.
+
+        A job is taken from ``jobs`` only when it is about to be sent: the caller marks its row ``sending``
+        as it hands it over, so the rows in doubt after a crash are at most the messages on the wire.
+        """
         ...
 
     def close(self) -> None: ...

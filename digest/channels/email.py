@@ -145,7 +145,7 @@ class EmailChannel:
     kind: ClassVar[str] = "email"
     takes: ClassVar[Takes] = "email"
     markdown: ClassVar[bool] = False
-    batch: ClassVar[int] = 200  # emails marked sending together and sent in parallel
+    batch: ClassVar[int] = 200  # emails read from the ledger together, sent over the connections in parallel
 
     def __init__(self, settings: Settings) -> None:
         if not settings.smtp.host:
@@ -187,12 +187,13 @@ class EmailChannel:
     def send_all(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, DeliveryError | None]]:
         """Each job with its outcome, in the order they finish (so acceptances can be recorded early).
 
-        ``jobs`` is consumed as messages go out: at most two per connection wait
-        to be sent, so the caller can build the next messages while earlier
-        ones are on the wire, and record outcomes between them.
+        ``jobs`` is consumed only as a connection is free to send the next
+        message, so no more jobs are taken than there are connections: the
+        caller marks a row ``sending`` as it hands its job over, builds the next
+        while others are on the wire, and records outcomes between them.
         """
         finished: queue.SimpleQueue[tuple[Job, Future[DeliveryError | None]]] = queue.SimpleQueue()
-        window = 2 * self._settings.connections
+        window = self._settings.connections
         waiting = 0
         for job in jobs:
             future = self._workers.submit(self._send, job)

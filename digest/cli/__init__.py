@@ -1,7 +1,9 @@
 """The ``digest`` command. Catches ``DigestError`` once: one line on stderr, an exit code.
 
 Exit codes: 0 success, 1 bad input (some file, profile or config could not be
-used; the rest went on), 2 bad usage, 130 interrupted. ``--verbose`` adds the
+used; the rest went on), 2 bad usage, 130 interrupted (SIGINT), 143 (SIGTERM).
+``send`` and ``run`` catch the first signal themselves (``digest.interrupts``) and
+return those codes after recording what was on the wire. ``--verbose`` adds the
 traceback to an error.
 
 Machine output (``--json``) is a stable interface: one JSON object per line.

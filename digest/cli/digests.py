@@ -12,6 +12,7 @@ from digest import ingest, pipeline, profiles, setup
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
+from digest.interrupts import Interrupt
 from digest.models import Paper
 from digest.store import Store
 from digest.text import plural
@@ -140,8 +141,10 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
         if args.subscriber:
             pipeline.find_subscriber(store, args.subscriber)
-        with show.Bars() as bars:
-            report = pipeline.send(store, settings, clock=_clock, names=names, dry_run=args.dry_run, progress=bars)
+        with show.Bars() as bars, Interrupt() as interrupt:
+            report = pipeline.send(
+                store, settings, clock=_clock, names=names, dry_run=args.dry_run, progress=bars, stop=interrupt.is_set
+            )
         active = [pipeline.stored_profile(s) for s in store.subscribers() if not names or s.name in names]
     show.no_smtp_warning(active, settings)
     for error in report.profile_errors:
@@ -151,6 +154,9 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     else:
         show.send_summary(report, settings=settings, dry_run=args.dry_run)
     show.halted_errors(report)
+    if interrupt.is_set():
+        show.error(show.interrupted_line(report))
+        return interrupt.exit_code
     return 1 if report.failed or report.profile_errors or report.halted or report.unreachable_only() else 0
 
 

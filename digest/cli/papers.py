@@ -45,9 +45,14 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
         for outcome in show.progress(outcomes, total=show.count_files(args.paths)):
             if outcome.error is not None:
                 totals["failed"] += 1
+                aside = pipeline.set_aside(
+                    outcome.path, str(outcome.error), dumps_dir=settings.ingest.dumps_dir, now=now
+                )
                 if args.json:
-                    show.json_line({"source": str(outcome.path), "status": "error", "error": str(outcome.error)})
-                show.error(str(outcome.error))
+                    show.json_line(
+                        {"source": str(outcome.path), "status": "error", "error": str(outcome.error), "moved": aside}
+                    )
+                show.error(str(outcome.error) + (f" ({aside})" if aside else ""))
                 continue
             assert outcome.ingested is not None and outcome.dump is not None
             record, repeat = outcome.ingested.record, outcome.ingested.repeat
@@ -172,10 +177,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
 def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     today = now.date()
-    first = args.since or args.date or today
-    if first > today:
-        raise UsageError(f"{first} is in the future; Hugging Face lists days up to today ({today}, UTC)")
-    days = pipeline.days_between(first, today if args.since else first)
+    days = pipeline.fetch_window(since=args.since, on=args.date, today=today, force=args.force)
     failed = 0
     from digest.fetch import Client  # noqa: PLC0415 - httpx, only for the command that calls out
 

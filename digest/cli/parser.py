@@ -44,7 +44,8 @@ deliveries and retry inspect and adjust; 'digest COMMAND --help' explains each.
 
 config: ./digest.toml if present, or --config FILE; DIGEST_* environment variables
 override it (e.g. DIGEST_DATABASE__PATH). Every key: config.example.toml.
-exit codes: 0 ok, 1 some input could not be used (the rest went on), 2 bad usage.
+exit codes: 0 ok, 1 some input could not be used (the rest went on), 2 bad usage,
+130 interrupted by Ctrl-C, 143 by SIGTERM (what was on the wire finished and was recorded).
 """
 
 
@@ -119,7 +120,8 @@ def _paper_commands(command: _Adder) -> None:
         "Ingest dumps into the database and report, per dump, what is new.",
         "A paper is new when no earlier dump had it (same arXiv id or same normalised\n"
         "title). Ingesting the same bytes again changes nothing. A bad file is reported\n"
-        "and skipped; the others still go in, and the exit code is 1.",
+        "in one line (one of [ingest] dumps_dir is moved into its quarantine/ with a .error\n"
+        "note, as the daemon does); the others still go in, and the exit code is 1.",
     )
     sub.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="dump files, or folders of dumps (name order)")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -132,11 +134,17 @@ def _paper_commands(command: _Adder) -> None:
         "{[ingest] dumps_dir}/hf-D.json and ingests it (output as for ingest). A day fetched\n"
         "again with the same content adds nothing; an empty day is 'no papers listed'.\n"
         "One request a second at most; 429 and 5xx are retried ([fetch] max_attempts).\n"
+        "Bounded: each answer must come whole within [fetch] timeout_s and max_size_mb, a\n"
+        "day within max_pages and max_day_mb; an answer that is not a clean list of papers\n"
+        "goes to {[ingest] dumps_dir}/quarantine/ and never into the dumps folder.\n"
         "HF_TOKEN, when set in the environment, raises Hugging Face's rate limit.",
     )
     when = sub.add_mutually_exclusive_group()
     when.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="the list of this day (default: today, UTC)")
-    when.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="every day from this one to today")
+    when.add_argument(
+        "--since", type=_day, metavar="YYYY-MM-DD", help="every day from this one to today (at most 62 days back)"
+    )
+    sub.add_argument("--force", action="store_true", help="let --since reach further back than 62 days")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
@@ -256,9 +264,12 @@ def _digest_commands(command: _Adder) -> None:
         "Syncs the subscribers folder, freezes today's digest for each active subscriber\n"
         "who has none yet, then delivers what is due: new messages, crashed ones, and\n"
         "retries whose time has come. Each message is recorded in the ledger before and\n"
-        "after it goes out, so re-running never sends a digest twice. Exit code 1 when\n"
-        "anything failed for good, when the SMTP settings cannot work (TLS mode, login),\n"
-        "or when no email reached the SMTP server. A progress bar shows on a terminal.",
+        "after it goes out, so re-running never sends a digest twice. Ctrl-C (or SIGTERM)\n"
+        "hands out nothing new, lets the messages on the wire finish (30 s at most) and\n"
+        "records them, then says what waits and exits 130 (143); a second Ctrl-C stops at\n"
+        "once. Exit code 1 when anything failed for good, when the SMTP settings cannot\n"
+        "work (TLS mode, login), or when no email reached the SMTP server. A progress bar\n"
+        "shows on a terminal.",
     )
     sub.add_argument("--dry-run", action="store_true", help="show what would be made and sent; change nothing")
     sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
@@ -282,8 +293,10 @@ def _digest_commands(command: _Adder) -> None:
         "size stops changing (write *.tmp, then rename; bad files go to quarantine/). One\n"
         "job per subscriber fires at send_at in their timezone. On start it catches up what\n"
         "was missed (one digest per subscriber covering the gap) and sends due retries.\n"
-        "Profiles are re-read when their files change. SIGTERM/SIGINT: the message in\n"
-        "flight finishes, then it stops. One log line per event on stderr.\n"
+        "Profiles are re-read when their files change. SIGTERM/SIGINT: nothing new starts,\n"
+        "what is on the wire finishes and is recorded, exit 143/130. Fetching ([fetch]\n"
+        "enabled) runs beside the schedule, never delaying a digest. One log line per event\n"
+        "on stderr.\n"
         "--once does everything due now and exits (for cron and systemd timers); while\n"
         "another run holds the database it says so and exits 0 (--strict: exit 1).",
     )

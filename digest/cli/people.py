@@ -16,7 +16,7 @@ from digest.cli import show
 from digest.config import Settings
 from digest.errors import DeliveryError, DigestError, UsageError
 from digest.store import Store
-from digest.text import normalise_title, plural
+from digest.text import normalise_title, plural, printable
 
 
 def _archive_titles(store: Store) -> set[str]:
@@ -33,7 +33,7 @@ def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     verb = {"unchanged": "already subscribed, unchanged"}.get(outcome, outcome)
     print(f"{profile.name}: {verb}")
-    print("\n".join(show.describe_profile(profile, archive_titles=titles)))
+    print("\n".join(map(printable, show.describe_profile(profile, archive_titles=titles))))
     return 0
 
 
@@ -80,13 +80,14 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
         table.add_column(column, overflow="fold")
     for row, profile in profiles_:
         status = row.status + (f" until {row.paused_until}" if row.paused_until else "")
-        table.add_row(
+        cells = (
             profile.name,
             status,
             show.schedule_text(profile),
             show.channels_text(profile, smtp=bool(settings.smtp.host)),
             show.keywords_text(profile),
         )
+        table.add_row(*(printable(cell) for cell in cells))  # a keyword cannot drive the terminal
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     with console.capture() as captured:
         console.print(table)
@@ -112,7 +113,7 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
             show.json_line({"file": profile.source, "status": "ok"} | show.profile_json(profile) | {"webhooks": hooks})
             continue
         print(f"{profile.source}: ok ({profile.name})")
-        print("\n".join(show.describe_profile(profile)))
+        print("\n".join(map(printable, show.describe_profile(profile))))
         _print_webhooks(hooks)
     return 1 if failed else 0
 

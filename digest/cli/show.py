@@ -18,7 +18,7 @@ from digest import pipeline, render
 from digest.config import Settings
 from digest.models import WEEKDAYS, Delivery, Dump, DumpRecord, FetchRecord, Paper, ParseWarning, Profile, Ranked
 from digest.store import Store
-from digest.text import normalise_title, plural
+from digest.text import normalise_title, plural, printable
 
 T = TypeVar("T")
 
@@ -71,16 +71,16 @@ def dump_json(dump: Dump) -> dict[str, Any]:
 def error(message: str) -> None:
     """``digest: error: …`` on stderr, each line of a many-line message (one file's problems) its own."""
     for line in message.split("\n"):
-        err.print(f"digest: error: {line}", markup=False)
+        err.print(f"digest: error: {printable(line)}", markup=False)
 
 
 def warn(message: str) -> None:
-    err.print(f"digest: warning: {message}", markup=False)
+    err.print(f"digest: warning: {printable(message)}", markup=False)
 
 
 def show_warnings(source: str, warnings: Sequence[ParseWarning]) -> None:
     for warning in warnings[:SHOWN_WARNINGS]:
-        err.print(f"{source}:{warning.line}: warning: {warning.message}", markup=False)
+        err.print(printable(f"{source}:{warning.line}: warning: {warning.message}"), markup=False)
     if len(warnings) > SHOWN_WARNINGS:
         more = len(warnings) - SHOWN_WARNINGS
         err.print(f"{source}: … and {more} more warnings (digest parse {source} --json lists them all)", markup=False)
@@ -385,6 +385,14 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
     if any(d.kind in ("outbox", "atom") for d in report.sent):
         box = settings.delivery.outbox_dir
         print(f"look in: {box}/NAME/new/*.eml (Maildir), {box}/NAME/digests/*.md, {box}/feeds/*.atom")
+
+
+def interrupted_line(report: pipeline.SendReport) -> str:
+    """After Ctrl-C or SIGTERM: what went out, and what the next send takes up."""
+    rest = [f"{report.waiting:,} wait for the next send"]
+    if report.unmade:
+        rest.append(f"{plural(report.unmade, 'digest')} not made yet")
+    return f"interrupted: {len(report.sent):,} sent, {', '.join(rest)}"
 
 
 def _capped(lines: Sequence[str], *, more: str) -> None:

@@ -13,12 +13,12 @@ shape is refused in one line naming the JSON path (``[3].paper.title: missing``)
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date, datetime
 from typing import Any
 
 from digest.errors import ParseError
+from digest.ingest import safejson
 from digest.models import Dump, Paper, ParseWarning
 from digest.text import clean_line, normalise_title, paper_id
 
@@ -35,11 +35,9 @@ def looks_like_json(text: str) -> bool:
 
 
 def parse_json(text: str, *, source: str, max_papers: int) -> Dump:
-    """Parse a daily_papers response; raises ``ParseError`` for invalid JSON or a document of the wrong shape."""
-    try:
-        items = json.loads(text.removeprefix("\ufeff"))
-    except json.JSONDecodeError as e:
-        raise ParseError(f"{source}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    """Parse a daily_papers response; raises ``ParseError`` for invalid or unsafe JSON (``safejson``) or a
+    document of the wrong shape."""
+    items = safejson.loads(text.removeprefix("\ufeff"), source=source)
     if not isinstance(items, list):
         raise ParseError(f"{source}: expected a list of daily papers, found {type(items).__name__}")
     if len(items) > max_papers:

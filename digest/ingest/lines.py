@@ -136,7 +136,7 @@ def read_meta(lines: list[Line], warnings: list[ParseWarning]) -> Meta:
         authors = _AUTHORS.match(line.text)
         published = _PUBLISHED.match(line.text)
         if authors:
-            meta.authors_count = int(authors["n"])
+            meta.authors_count = _count(authors["n"], line, warnings)
             if authors["rest"]:
                 meta.organization = authors["rest"]
         elif published:
@@ -146,13 +146,24 @@ def read_meta(lines: list[Line], warnings: list[ParseWarning]) -> Meta:
                 warnings.append(ParseWarning(line.number, f"not a real date: {line.text!r}"))
             meta.published = day
             if published["count"] is not None:
-                meta.upvotes = int(published["count"])
+                meta.upvotes = _count(published["count"], line, warnings)
         elif _COUNT.match(line.text):
-            meta.upvotes = int(line.text)
+            meta.upvotes = _count(line.text, line, warnings)
         else:  # the organization line that stands where the author count would
             bullet = _BULLET.match(line.text)
             meta.organization = bullet["rest"] if bullet else line.text
     return meta
+
+
+MAX_COUNT = 999_999_999  # no page shows more upvotes or authors; a longer number is damage, not a count
+
+
+def _count(digits: str, line: Line, warnings: list[ParseWarning]) -> int | None:
+    """A count as a number, or None with a warning when it is too long to be one."""
+    if len(digits) > len(str(MAX_COUNT)):
+        warnings.append(ParseWarning(line.number, f"{digits[:20]}… is too large to be a count; left out"))
+        return None
+    return int(digits)
 
 
 def split_meta(lines: list[Line]) -> list[list[Line] | Line]:

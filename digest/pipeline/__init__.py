@@ -25,7 +25,7 @@ from digest import lazy
 if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562), so a command pays only for its own
     from digest.pipeline.batch import ledger_channels
     from digest.pipeline.delivery import backoff, deliver, webhook_target
-    from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days
+    from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days, fetch_window
     from digest.pipeline.intake import (
         DumpWatcher,
         FileOutcome,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
         ingest_files,
         is_dump_name,
         parse_files,
+        set_aside,
     )
     from digest.pipeline.make import due_edition, make_digests
     from digest.pipeline.notices import send_notice
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
 # Each name of the package, and the room that holds it.
 _ROOMS = {
     "DumpWatcher": "intake",
+    "set_aside": "intake",
     "FetchOutcome": "fetching",
     "FileOutcome": "intake",
     "Hooks": "run",
@@ -83,6 +85,7 @@ _ROOMS = {
     "candidates": "ranking",
     "corpus": "ranking",
     "days_between": "fetching",
+    "fetch_window": "fetching",
     "deliver": "delivery",
     "due_edition": "make",
     "dump_files": "intake",
@@ -142,6 +145,7 @@ __all__ = [
     "expand",
     "fetch_day",
     "fetch_days",
+    "fetch_window",
     "find_subscriber",
     "held_line",
     "ingest_files",
@@ -159,6 +163,7 @@ __all__ = [
     "run_once",
     "send",
     "send_notice",
+    "set_aside",
     "set_state",
     "stored_profile",
     "subscribe",

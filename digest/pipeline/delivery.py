@@ -55,13 +55,13 @@ def deliver(
     """Try every due delivery once. The ledger is written before and after each try.
 
     Email first, then the other channels in the ledger's order. Each channel
-    takes its ``batch`` of rows at a time: one transaction marks them
-    ``sending``, the channel sends them (email over ``[smtp] connections`` in
-    parallel, the others one by one), and each outcome is committed as it is
-    known. A row is ``sending`` from before its try until its outcome is
-    committed, so a crash in between is retried with the same Message-ID.
-    ``stop`` is asked before each batch: a daemon shutting down finishes what
-    is in flight.
+    takes its ``batch`` of rows at a time and sends them (email over ``[smtp]
+    connections`` in parallel, the others one by one). A row is marked
+    ``sending`` as its own message is handed to the channel, and its outcome is
+    committed as it is known: a crash in between is retried with the same
+    Message-ID, and only rows on the wire are ever in doubt. ``stop`` is asked
+    before each message: once it is true nothing new is handed out, and what is
+    on the wire finishes and is recorded.
 
     A failure touches only its own row. Transient failures come back after a
     backoff until ``max_attempts``; permanent ones are recorded as failed. A
@@ -93,7 +93,7 @@ def deliver(
                 continue
             if kind not in channels:
                 channels[kind] = REGISTRY[kind](settings)
-            _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report, done=one_more)
+            _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report, done=one_more, stop=stop)
     finally:
         for channel in channels.values():
             channel.close()
@@ -204,16 +204,22 @@ def _send(
     rng: random.Random,
     report: SendReport,
     done: Callable[[], None],
+    stop: Callable[[], bool],
 ) -> None:
-    store.update_many([Update(d.id, "sending", attempts=d.attempts + 1) for d in rows], at=clock())
     wanted = [d.digest for d in rows]
     # SMTP sends only the MIME body; the outbox also writes the Markdown copy, so it reads the digest whole.
     digests = store.mail_digests(wanted) if channel.kind == "email" else store.stored_digests(wanted)
     keys = store.link_keys(sorted({d.subscriber for d in rows}))
-    jobs = (
-        _job(store, channel, d, digests[d.digest], settings, at=clock(), key=keys.get(d.subscriber, "")) for d in rows
-    )
-    for job, error in channel.send_all(jobs):  # each job built while earlier ones are on the wire
+
+    def jobs() -> Iterator[Job]:
+        """Each row marked ``sending`` as the channel takes its message (which it does only to send it)."""
+        for d in rows:
+            if stop():
+                return
+            store.update(d.id, "sending", at=clock(), attempts=d.attempts + 1)
+            yield _job(store, channel, d, digests[d.digest], settings, at=clock(), key=keys.get(d.subscriber, ""))
+
+    for job, error in channel.send_all(jobs()):  # each job built while earlier ones are on the wire
         delivery = job.delivery
         outcome = _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
         # Committed as it is known: only messages on the wire are ever in doubt after a crash.

@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from digest.config import Settings
-from digest.errors import DigestError, FetchError
+from digest.errors import DigestError, FetchError, UsageError
 from digest.fetch import Client, NotJSONError
 from digest.models import FetchRecord
-from digest.pipeline.intake import FileOutcome, ingest_files, note_why, quarantine, quarantine_target
+from digest.pipeline.intake import FileOutcome, ingest_files, note_why, quarantine, quarantine_target, refusal
 from digest.store import Store
 
 
@@ -36,6 +36,32 @@ class FetchOutcome:
 def days_between(since: date, until: date) -> list[date]:
     """Every day from ``since`` to ``until``, both included (none when ``since`` is later)."""
     return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+
+
+FIRST_DAY = date(2020, 1, 1)  # before Hugging Face's Daily Papers began
+MAX_SINCE_DAYS = 62  # how far back --since reaches without --force: one request and one file a day
+
+
+def fetch_window(*, since: date | None, on: date | None, today: date, force: bool = False) -> list[date]:
+    """The days ``digest fetch`` asks for: ``on`` alone, every day from ``since`` to ``today``, or today.
+
+    Raises ``UsageError`` for a day before 2020 or after tomorrow (UTC; tomorrow
+    has begun in zones east of it), and for ``since`` more than ``MAX_SINCE_DAYS``
+    back unless ``force``.
+    """
+    first = since or on or today
+    if first < FIRST_DAY:
+        raise UsageError(f"{first}: before {FIRST_DAY}, when Daily Papers began; give a later date")
+    if first > today + timedelta(days=1):
+        raise UsageError(f"{first} is in the future; Hugging Face lists days up to today ({today}, UTC)")
+    if since is None:
+        return [first]
+    if (today - since).days > MAX_SINCE_DAYS and not force:
+        raise UsageError(
+            f"--since {since} is {(today - since).days} days back, over {MAX_SINCE_DAYS} "
+            "(one request and one file a day); add --force if you mean it"
+        )
+    return days_between(since, today)
 
 
 def fetch_days(
@@ -63,7 +89,13 @@ def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, no
     sha256 = hashlib.sha256(got.body).hexdigest()
     if known is not None and known.sha256 == sha256:
         return _done(store, FetchRecord(day, "unchanged", len(got.items), now, got.etag, sha256, known.detail))
-    path = _write(settings.ingest.dumps_dir, f"hf-{day.isoformat()}.json", got.body)
+    name = f"hf-{day.isoformat()}.json"
+    refused = refusal(got.body, source=name, settings=settings, today=now.date())
+    if refused is not None:  # checked before anything reaches the dumps folder: a bad answer goes to quarantine only
+        kept = _quarantine(settings.ingest.dumps_dir, day, got.body, str(refused), now=now)
+        record = FetchRecord(day, "failed", len(got.items), now, detail=f"{refused} ({kept.name})")
+        return _done(store, record, error=refused)
+    path = _write(settings.ingest.dumps_dir, name, got.body)
     [outcome] = ingest_files([path], store=store, settings=settings, now=now)
     if outcome.error is not None:
         kept = quarantine(settings.ingest.dumps_dir, path, str(outcome.error), now=now)

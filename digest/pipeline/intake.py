@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -78,14 +79,48 @@ def _each(
             yield item
             continue
         try:
-            dump, raw = ingest.load(
-                item, today=today, max_bytes=settings.ingest.max_bytes, max_papers=settings.ingest.max_papers
-            )
-            stored = store.ingest(dump, sha256=raw.sha256, at=now) if store is not None and now is not None else None
+            with _boundary(item, Exception):  # reading and parsing are pure: whatever they raise is the file's
+                dump, raw = ingest.load(
+                    item, today=today, max_bytes=settings.ingest.max_bytes, max_papers=settings.ingest.max_papers
+                )
+            with _boundary(item, _UNSTORABLE):
+                stored = store.ingest(dump, sha256=raw.sha256, at=now) if store is not None and now else None
         except InputError as e:
             yield FileOutcome(item, error=e)
         else:
             yield FileOutcome(item, dump=dump, ingested=stored)
+
+
+def refusal(body: bytes, *, source: str, settings: Settings, today: date) -> InputError | None:
+    """Why ingest would refuse ``body`` (parsed as a file of it would be, writing nothing), or None."""
+    try:
+        with _boundary(Path(source), Exception):
+            ingest.parse(body.decode("utf-8"), source=source, today=today, max_papers=settings.ingest.max_papers)
+    except InputError as e:
+        return e
+    return None
+
+
+# What the database driver raises for a value it cannot bind (an integer past 64 bits, text that cannot be
+# encoded); a database fault (a full disk) is none of these, is not the file's, and passes through.
+_UNSTORABLE = (OverflowError, ValueError)
+
+
+@contextmanager
+def _boundary(path: Path, caught: type[Exception] | tuple[type[Exception], ...]) -> Iterator[None]:
+    """The file's boundary: what ``caught`` names becomes this file's ``InputError`` (one line, then quarantine),
+    so a dump that meets something no check foresaw costs only itself, never the run, the sync or the sending."""
+    try:
+        yield
+    except DigestError:
+        raise
+    except caught as e:
+        raise InputError(f"{path}: cannot be read as a dump ({type(e).__name__}: {_brief(e)}); fix or remove it") from e
+
+
+def _brief(error: BaseException) -> str:
+    said = " ".join(str(error).split())
+    return said[:120] + "…" if len(said) > 120 else said or "no detail"
 
 
 @dataclass
@@ -125,9 +160,17 @@ class DumpWatcher:
             stat = path.lstat()
             self._taken[path] = (stat.st_size, stat.st_mtime)
 
-    def quarantine(self, path: Path, reason: str, *, now: datetime) -> Path:
-        """Move a bad dump aside with a note saying why; never delete it."""
-        return quarantine(self.folder, path, reason, now=now)
+
+def set_aside(path: Path, reason: str, *, dumps_dir: Path, now: datetime) -> str | None:
+    """Move a bad dump of the dumps folder into its ``quarantine/``, so nothing meets it again; says where (or
+    why not). A file elsewhere (named on the command line) is the operator's and stays: None."""
+    if not os.path.lexists(path) or path.is_dir() or path.absolute().parent != dumps_dir.absolute():
+        return None
+    try:
+        moved = quarantine(dumps_dir, path, reason, now=now)
+    except OSError as e:
+        return f"could not move it to quarantine/ ({e.strerror or e}); move or delete it by hand"
+    return f"moved to {moved}"
 
 
 def quarantine(folder: Path, path: Path, reason: str, *, now: datetime) -> Path:

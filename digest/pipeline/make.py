@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
 
@@ -43,6 +44,7 @@ def make_digests(
     names: set[str] | None = None,
     timings: dict[str, float] | None = None,
     progress: Progress = no_progress,
+    stop: Callable[[], bool] = lambda: False,
 ) -> SendReport:
     """Freeze the due edition for every active subscriber.
 
@@ -55,7 +57,9 @@ def make_digests(
     processes make them side by side (``report.workers``). ``timings``, when
     given, collects seconds per phase (rank, render, freeze), summed over the
     processes, for the benchmarks. ``progress`` hears ("making digests",
-    subscribers done, subscribers due) after each batch.
+    subscribers done, subscribers due) after each batch. ``stop()`` is asked
+    between batches (an interrupt): what is not made then (``report.unmade``) is
+    made by the next run.
     """
     report = SendReport()
     if store.latest_dump() is None:
@@ -71,16 +75,21 @@ def make_digests(
     if report.workers == 1:
         windows: dict[datetime, Window] = {}
         for batch in batches:
+            if stop():
+                break
             count(make_batch(store, settings, windows, batch, now=now, lock=nullcontext()))
+        report.unmade = due - len(report.made) - len(report.skipped)
         return report
-    broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers, on_made=count)
+    broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers, on_made=count, stop=stop)
+    report.unmade = due - len(report.made) - len(report.skipped)
     if broken:
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
         # what is still due is exactly what was not stored: make that here, in this process.
         alone = settings.model_copy(update={"make": settings.make.model_copy(update={"workers": 1})})
-        rest = make_digests(store, alone, now=now, names=names, timings=timings)
+        rest = make_digests(store, alone, now=now, names=names, timings=timings, stop=stop)
         report.made += rest.made
         report.skipped += rest.skipped
+        report.unmade = rest.unmade
     return report
 
 

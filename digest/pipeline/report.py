@@ -32,6 +32,8 @@ class SendReport:
     halted: dict[str, str] = field(default_factory=dict)  # channel kind -> why its settings cannot work
     untried: dict[str, int] = field(default_factory=dict)  # channel kind -> deliveries left waiting for that fix
     unreachable: int = 0  # email tries that failed because the SMTP server could not be reached
+    unmade: int = 0  # due digests not made because the run was asked to stop: the next run makes them
+    waiting: int = 0  # after an interrupted run: deliveries due now that were not tried (the next send's)
 
     def tried(self, kind: str | None = None) -> int:
         """Deliveries tried so far (of one channel kind): sent, failed or to be retried."""

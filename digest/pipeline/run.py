@@ -48,6 +48,9 @@ def run_once(
 
     Delivery runs beside the making (``Sender``): each frozen batch's messages
     go out while the next batches are made, and what was due before the run at once.
+    Once ``stop()`` turns true (an interrupt), no new digest is made and no new
+    message handed out; those on the wire finish and are recorded, and
+    ``report.waiting`` and ``report.unmade`` say what the next run has to do.
     """
     for outcome in ingest_files(files, store=store, settings=settings, now=clock()):
         hooks.file(outcome)
@@ -63,11 +66,13 @@ def run_once(
             hooks.progress(doing, done, total)
             sender.wake()  # a batch was frozen: its deliveries are due
 
-        report = make_digests(store, settings, now=clock(), names=names, progress=made)
+        report = make_digests(store, settings, now=clock(), names=names, progress=made, stop=stop)
         report.profile_errors = sync.errors
         hooks.made(report)
     report.sent, report.retries, report.failed = sending.sent, sending.retries, sending.failed
     report.halted, report.untried, report.unreachable = sending.halted, sending.untried, sending.unreachable
+    if stop():
+        report.waiting = len(store.due(clock(), names=names))
     return report
 
 
@@ -80,14 +85,15 @@ def send(
     dry_run: bool = False,
     rng: random.Random | None = None,
     progress: Progress = no_progress,
+    stop: Callable[[], bool] = lambda: False,
 ) -> SendReport:
-    """The daily job (``run_once`` without dumps).
+    """The daily job (``run_once`` without dumps); ``stop`` as for ``run_once``.
 
     A dry run does the same syncing and freezing on a snapshot of the database,
     reports what would go out, and leaves the real database and every server alone.
     """
     if not dry_run:
-        return run_once(store, settings, clock=clock, names=names, rng=rng, hooks=Hooks(progress=progress))
+        return run_once(store, settings, clock=clock, names=names, rng=rng, stop=stop, hooks=Hooks(progress=progress))
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "dry-run.sqlite3"
         store.snapshot(copy)

@@ -30,8 +30,14 @@ def make_in_processes(
     now: datetime,
     workers: int,
     on_made: Callable[[Made], None],
+    stop: Callable[[], bool] = lambda: False,
 ) -> bool:
     """Each batch made by one of ``workers`` processes, each handed to ``on_made``; whether a worker died.
+
+    When ``stop()`` turns true (an interrupt) the workers are stopped where they
+    are: each batch is stored whole or not at all, and what was not made is made
+    by the next run. Workers ignore SIGINT and SIGTERM themselves: a Ctrl-C
+    reaches the whole process group, and the parent decides.
 
     Workers are spawned, not forked (the daemon calls this from a thread), all
     before any work is handed out. They take batches from one queue, open the
@@ -63,17 +69,21 @@ def make_in_processes(
             sender.close()  # the worker holds its own copy: the pipe ends when the worker does
         for item in [*batches, *[None] * workers]:
             tasks.put(item)
-        while answers and made < len(batches) and not broken:
-            for ready in multiprocessing.connection.wait(list(answers)):
+        while answers and made < len(batches) and not broken and not stop():
+            for ready in multiprocessing.connection.wait(list(answers), timeout=_LOOK_FOR_STOP_S):
                 made_here, ended = _answer(ready, answers)
                 for one in made_here:
                     on_made(one)
                 made += len(made_here)
                 broken = broken or ended
     finally:
-        broken = broken or made < len(batches)  # what is missing is made in this process
-        _stop(processes, tasks, force=broken)
+        interrupted = stop()
+        broken = broken or (made < len(batches) and not interrupted)  # what is missing is made in this process
+        _stop(processes, tasks, force=broken or interrupted)
     return broken
+
+
+_LOOK_FOR_STOP_S = 0.25  # how often the parent looks whether it was asked to stop while the workers make
 
 
 def _answer(
@@ -128,6 +138,8 @@ def _worker(
 ) -> None:
     """A worker process: make batches until the queue hands out ``None``; answer each with what it made."""
     _die_with(setup.parent)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     windows: dict[datetime, Window] = {}
     with answers, Store.open(setup.path) as store:
         store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
