@@ -13,6 +13,9 @@ from functools import lru_cache
 
 _SPACES = re.compile(r"[\s\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"))
+# Control characters (but tab and line ends): nothing a page shows, and on a terminal they could move the
+# cursor or recolour the screen, so text from a dump drops them.
+_CONTROLS = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
 _LATEX_STYLE = re.compile(
     r"\\(?:text(?:bf|it|tt|sc|rm|sf)?|emph|math(?:rm|bf|it|cal|bb|sf|tt|frak)?|"
     r"bm|boldsymbol|operatorname)\b"
@@ -38,9 +41,14 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def without_controls(text: str) -> str:
+    """``text`` with control characters dropped (tabs and line ends kept)."""
+    return text.translate(_CONTROLS)
+
+
 def clean_line(line: str) -> str:
-    """One display line: invisible characters dropped, all spaces folded to one."""
-    return _SPACES.sub(" ", line.translate(_INVISIBLE)).strip()
+    """One display line: invisible and control characters dropped, all spaces folded to one."""
+    return _SPACES.sub(" ", line.translate(_INVISIBLE).translate(_CONTROLS)).strip()
 
 
 def normalise_title(title: str) -> str:

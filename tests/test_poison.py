@@ -137,3 +137,14 @@ def test_safejson_keeps_real_surrogate_pairs_and_the_edges_of_sqlite_integers() 
     with pytest.raises(ParseError, match=r"^s: JSON nested more than 24 levels deep"):
         safejson.loads("[" * 25 + "]" * 25, source="s")
     assert safejson.loads("[" * 24 + "]" * 24, source="s") is not None
+
+
+def test_control_characters_in_a_dump_never_reach_the_terminal(cli: CLI, workdir: Path) -> None:
+    seed = (DUMPS / "001_dc7b62520b3cf1f2.txt").read_text(encoding="utf-8")
+    first_title = ingest.parse(seed, source="s", today=TODAY).papers[0].title
+    (workdir / "evil.txt").write_text(seed.replace(first_title, first_title + "\x1b[2J\x1b]0;pwned\x07", 1))
+    hf = [_item(title="A \u001b[31mred\u001b[0m title", summary="An abstract \u0007 with a bell.")]
+    (workdir / "evil.json").write_text(json.dumps(hf), encoding="utf-8")
+    shown = cli("parse", workdir / "evil.txt", workdir / "evil.json")
+    assert shown.code == 0 and "\x1b" not in shown.out + shown.err and "\x07" not in shown.out + shown.err
+    assert f"{first_title}[2J]0;pwned" in shown.out and "A [31mred[0m title" in shown.out

@@ -20,7 +20,7 @@ from typing import Any
 from digest.errors import ParseError
 from digest.ingest import safejson
 from digest.models import Dump, Paper, ParseWarning
-from digest.text import clean_line, normalise_title, paper_id
+from digest.text import clean_line, normalise_title, paper_id, without_controls
 
 LAYOUT = "hf-json"
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}$")
@@ -125,7 +125,7 @@ class _Fields:
             raise self.fail(at, "missing")
         if value is not None and not isinstance(value, str):
             raise self.fail(at, f"a {type(value).__name__}, not a string")
-        return value.strip() or None if isinstance(value, str) else None
+        return without_controls(value).strip() or None if isinstance(value, str) else None
 
     def integer(self, value: object, at: str) -> int | None:
         if value is None:
@@ -138,7 +138,7 @@ class _Fields:
 def _organization(value: object) -> str | None:
     if isinstance(value, dict):
         value = value.get("fullname") or value.get("name")
-    return value.strip() or None if isinstance(value, str) else None
+    return without_controls(value).strip() or None if isinstance(value, str) else None
 
 
 def _url(value: object) -> str | None:
