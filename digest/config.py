@@ -135,6 +135,8 @@ class WebSettings(_Section):
     signup: bool = False  # the public sign-up page (double opt-in)
     max_body_kb: int = Field(default=64, ge=1, le=1024)
     signups_per_hour: int = Field(default=5, ge=1, le=1000)  # per client address and per email address
+    # The proxies whose X-Forwarded-For names the client (addresses or CIDR ranges); none: the peer is the client.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
 
 
 class FetchSettings(_Section):

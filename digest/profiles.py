@@ -29,6 +29,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from digest import addresses
 from digest.errors import ProfileError
 from digest.models import CHANNEL_KINDS, CHAT_KINDS, EMPTY_DAYS, FREQUENCIES, WEEKDAYS, Channel, Profile
 
@@ -66,7 +67,6 @@ _ABBREVIATIONS = {
     "AEST": "Australia/Sydney",
     "AEDT": "Australia/Sydney",
 }
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _TOP_KEYS = (
@@ -135,6 +135,14 @@ class _Check:
             bound = f"above {low:g}" if above else f"from {low:g}"
             raise self.fail(key, "out of range", f"write a number {bound} up to {high:g}", value)
         return float(value)
+
+    def address(self, key: str, value: object, *, fix: str) -> str:
+        """An email address as it will be sent to (``addresses.normalise``), or the reason it cannot be."""
+        text = self.text(key, value, fix=fix)
+        try:
+            return addresses.normalise(text)
+        except addresses.AddressError as e:
+            raise self.fail(key, str(e), fix, value) from None
 
     def choice(self, key: str, value: object, options: tuple[str, ...]) -> str:
         if not isinstance(value, str) or value.strip().lower() not in options:
@@ -225,7 +233,7 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
         """The checked value of an optional key, or its default when the file does not set it."""
         return take(default, get, key, data[key], *args, **options) if key in data else default
 
-    email = given("email", None, check.text, pattern=_EMAIL, fix='write an address like "alice@example.org"')
+    email = given("email", None, check.address, fix='write an address like "alice@example.org"')
     frequency = given("frequency", "daily", check.choice, FREQUENCIES)
     keywords: tuple[tuple[str, float], ...] = take((), _keywords, check, data.get("keywords", {}))
     seeds: tuple[str, ...] = given("seeds", (), check.strings, limit=MAX_SEEDS, what="paper titles")
@@ -449,7 +457,7 @@ def _channel(check: _Check, index: int, table: object, *, email: str | None, dat
     address = None
     if kind == "email":
         if "address" in table:
-            address = check.text(prefix + "address", table["address"], pattern=_EMAIL, fix='write "bob@example.org"')
+            address = check.address(prefix + "address", table["address"], fix='write "bob@example.org"')
         elif email is None and "email" not in data:  # a bad email key has its own error already
             raise check.fail(
                 prefix + "kind", "an email channel needs an address", 'set email = "…" at the top', show=False

@@ -556,3 +556,15 @@ def test_messages_go_out_while_later_batches_are_still_being_made(
         assert made_after[0] == 0 and made_after[-1] >= 1
         assert world.send().sent == []  # and a second send sends nothing
     assert len(server.box.messages) == 6
+
+
+def test_an_address_smtp_cannot_carry_fails_for_good_and_is_never_sent(tmp_path: Path) -> None:
+    from digest.channels.email import send_one
+    from digest.errors import PermanentError
+
+    with smtp_server() as server:
+        world = make_world(tmp_path, people=0, smtp_port=server.port)
+        for address in ("ü@example.org", "a\r\nRCPT TO:<x@example.org>@example.org", "victim@example.org(x1"):
+            with pytest.raises(PermanentError, match="cannot be sent to as written"):
+                send_one(world.settings, address, b"Subject: hi\r\n\r\nhello\r\n")
+        assert server.box.messages == [] and server.box.sessions == 0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import date, timedelta
@@ -18,7 +22,9 @@ from digest.fetch import Client
 from digest.pipeline import fetch_day, fetch_window
 from digest.store import Store
 
+from .conftest import DUMPS
 from .test_fetch import API, DAY, ITEMS, NOW, Answer, Time, api, body, client, settings
+from .test_schedule import person, world_with
 
 __all__ = ["api"]  # the fixture, used by name
 
@@ -157,3 +163,38 @@ def test_fetch_dates_within_bounds() -> None:
         len(fetch_window(since=date(2020, 1, 1), on=None, today=TODAY, force=True))
         == (TODAY - date(2020, 1, 1)).days + 1
     )
+
+
+def test_the_daemon_sends_while_a_slow_fetch_drips_and_sigterm_ends_both(api: tuple[API, str], tmp_path: Path) -> None:
+    server, url = api
+    slow = Answer(body=body(ITEMS), drip=0.5)  # about four minutes for the whole answer
+    for day in range(20, 32):
+        server.script(date(2026, 11, day) if day <= 30 else date(2026, 12, day - 30), slow)
+    for day in range(1, 8):
+        server.script(date(2026, 12, day), slow)
+    world = world_with(tmp_path, {"ada": person("ada", "UTC", "00:00")}, dumps=[DUMPS / "003_7a5f3204ee6361bf.txt"])
+    world.write_config(
+        f'[ingest]\ndumps_dir = "{tmp_path / "dumps"}"\n[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
+        f'[fetch]\nenabled = true\nbase_url = "{url}"\ntimeout_s = 600\nmax_attempts = 1\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "digest", "run"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "outbox").glob("ada/new/*.eml")):  # the digest goes out while fetching
+            assert daemon.poll() is None and time.monotonic() < deadline, "no digest while the fetch dripped"
+            time.sleep(0.05)
+        assert server.requests  # the fetch is under way, its answer still dripping
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 143, err
+    assert " fetched " not in err and "stopped signal=SIGTERM" in err

@@ -114,7 +114,7 @@ def test_the_example_subscribers_are_valid() -> None:
         ('day = "monday"\nkeywords = ["x"]', "day", "only weekly digests have a day"),
         ('frequency = "weekly"\nday = "someday"\nkeywords = ["x"]', "day", "not a day of the week"),
         ('empty_day = "maybe"\nkeywords = ["x"]', "empty_day", "use one of: skip, notice"),
-        ('email = "not-an-address"\nkeywords = ["x"]', "email", "not a valid value"),
+        ('email = "not-an-address"\nkeywords = ["x"]', "email", "An email address must have an @-sign"),
         ('name = "bad name!"\nkeywords = ["x"]', "name", "a space is not allowed in a name (use letters a-z"),
         ("", "keywords", "no keywords and no seeds"),
         ("[keywords]", "keywords", "no keywords and no seeds"),

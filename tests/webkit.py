@@ -15,14 +15,14 @@ import uvicorn
 
 from digest.config import Settings
 from digest.web import create_app
+from digest.web.app import server_config
 
 
 @contextmanager
 def web_server(settings: Settings, *, clock: Callable[[], datetime] | None = None) -> Iterator[str]:
     """Yields the server's base URL; stops it on the way out."""
     app = create_app(settings, clock=clock) if clock else create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, access_log=False, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(app, settings, host="127.0.0.1", port=0))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

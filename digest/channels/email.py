@@ -86,7 +86,13 @@ class _Connection:
         self.deliver(job.delivery.target, job.email)
 
     def deliver(self, recipient: str, message: bytes) -> None:
-        """Send one message (RFC 5322, CRLF) to one recipient, or raise a ``DeliveryError``."""
+        """Send one message (RFC 5322, CRLF) to one recipient, or raise a ``DeliveryError``.
+
+        An address SMTP cannot carry as written (profiles and the sign-up page refuse
+        them, so only an older database holds one) fails for good, never in a loop.
+        """
+        if not recipient.isascii() or any(c in recipient for c in '\r\n<>()" ,;\\') or not recipient.isprintable():
+            raise PermanentError(f"{recipient!r} cannot be sent to as written; correct the address in the profile")
         for try_number in (1, 2):  # a connection that dropped between messages is reopened once
             try:
                 self._deliver_once(recipient, message)
@@ -104,6 +110,8 @@ class _Connection:
             _transmit(self._smtp, self._sender, recipient, message)
         except smtplib.SMTPServerDisconnected:
             raise
+        except UnicodeEncodeError as e:
+            raise PermanentError(f"{recipient!r}: not plain ASCII, which this SMTP session cannot carry") from e
         except smtplib.SMTPRecipientsRefused as e:
             code, text = e.recipients.get(recipient, (550, b"refused"))
             raise _classify(code, text, f"{recipient} refused", where=self.where) from e

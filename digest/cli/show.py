@@ -370,6 +370,8 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
         outcome.append(f"{len(report.retries):,} to retry")
     if report.failed:
         outcome.append(f"{len(report.failed):,} failed")
+    if report.signup_mails:
+        outcome.append(f"{plural(report.signup_mails, 'sign-up email')}")
     print("; ".join(outcome))
     _capped(
         [f"retry:   #{d.id} {d.subscriber} -> {d.channel}: {why}; next try {when:%Y-%m-%d %H:%M:%S} UTC"

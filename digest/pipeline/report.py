@@ -34,6 +34,7 @@ class SendReport:
     unreachable: int = 0  # email tries that failed because the SMTP server could not be reached
     unmade: int = 0  # due digests not made because the run was asked to stop: the next run makes them
     waiting: int = 0  # after an interrupted run: deliveries due now that were not tried (the next send's)
+    signup_mails: int = 0  # sign-up confirmations (or "you are subscribed already") mailed by this run
 
     def tried(self, kind: str | None = None) -> int:
         """Deliveries tried so far (of one channel kind): sent, failed or to be retried."""

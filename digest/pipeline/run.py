@@ -14,6 +14,7 @@ from digest.pipeline.delivery import Sender
 from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
 from digest.pipeline.report import Progress, SendReport, no_progress
+from digest.pipeline.signups import mail_signups
 from digest.pipeline.subscribers import SyncReport, sync_subscribers
 from digest.store import Store
 
@@ -44,7 +45,8 @@ def run_once(
     stop: Callable[[], bool] = lambda: False,
     hooks: Hooks = Hooks(),
 ) -> SendReport:
-    """Ingest ``files``, sync the profiles, freeze the digests that are due, deliver everything due.
+    """Ingest ``files``, sync the profiles, mail the sign-ups, freeze the digests that are due, deliver
+    everything due.
 
     Delivery runs beside the making (``Sender``): each frozen batch's messages
     go out while the next batches are made, and what was due before the run at once.
@@ -56,6 +58,7 @@ def run_once(
         hooks.file(outcome)
     sync = sync_subscribers(store, settings.subscribers.dir, at=clock())
     hooks.synced(sync)
+    signups = mail_signups(store, settings, now=clock())
     sending = SendReport()
     with Sender(
         store.path, settings, clock=clock, names=names, rng=rng, stop=stop, progress=hooks.progress, report=sending
@@ -68,6 +71,7 @@ def run_once(
 
         report = make_digests(store, settings, now=clock(), names=names, progress=made, stop=stop)
         report.profile_errors = sync.errors
+        report.signup_mails = signups.sent
         hooks.made(report)
     report.sent, report.retries, report.failed = sending.sent, sending.retries, sending.failed
     report.halted, report.untried, report.unreachable = sending.halted, sending.untried, sending.unreachable

@@ -239,6 +239,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ALTER TABLE digests ADD COLUMN mail BLOB
         """,
     ),
+    # 10 -> 11: a sign-up's mail is sent by the sender, not inside the web request: when it went out, and
+    # the subscriber the address already belongs to (then the mail is their preferences link). Sign-ups
+    # made before this were mailed at once.
+    (
+        "ALTER TABLE signups ADD COLUMN subscriber TEXT",
+        "ALTER TABLE signups ADD COLUMN mailed_at TEXT",
+        "UPDATE signups SET mailed_at = created_at",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,6 +1,6 @@
 """The reader's side, served by ``digest serve``: one-click unsubscribe, votes, preferences, sign-up, feeds.
 
-Rooms: ``app`` (routes, guards, uvicorn), ``site`` (what handlers share),
+Rooms: ``app`` (routes, guards, uvicorn), ``site`` (what handlers share, and how they run: in the thread pool),
 ``pages`` (unsubscribe, feedback, feed, health), ``prefs`` (the preferences
 form), ``signup`` (double opt-in), ``limits`` (rate limits).
 """

@@ -1,36 +1,35 @@
 """``digest serve``: the Starlette app, its routes and guards, and uvicorn to run it.
 
-Every request shares one connection to the database that ``digest run`` and
-``digest send`` use (WAL: readers never wait, a write waits its turn).
+Handlers run in the thread pool, each thread with its own connection to the
+database that ``digest run`` and ``digest send`` use (WAL: readers never wait,
+a write waits its turn), so the event loop never waits on SQLite or a file.
 Responses carry a strict Content-Security-Policy and no-frame, no-referrer
-headers; bodies over ``[web] max_body_kb`` are refused. The access log is
-off: URLs hold tokens, so the app logs what was done and for whom instead.
+headers; bodies over ``[web] max_body_kb`` are refused with 413, however they
+are sent. X-Forwarded-For counts only from ``[web] trusted_proxies``. The
+access log is off: URLs hold tokens, so the app logs what was done and for
+whom instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+import socket
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digest.config import Settings
-from digest.store import Store
+from digest.errors import DigestError
 from digest.web import pages, prefs, signup
 from digest.web.limits import RateLimit
-from digest.web.site import Site, log, page_templates, utc_now
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from digest.web.site import Site, Stores, log, page_templates, utc_now
 
 HEADERS = [
     (b"content-security-policy", b"default-src 'self'; form-action 'self'; frame-ancestors 'none'"),
@@ -43,15 +42,19 @@ BOTH = ["GET", "POST"]
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> ASGIApp:
-    """The web app over the configured database (opened when the server starts)."""
+    """The web app over the configured database (its connections opened as handlers need them)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        with Store.open(settings.database.path) as store:
-            app.state.site = Site(
-                settings, store, page_templates(), RateLimit(settings.web.signups_per_hour, clock=clock), clock
-            )
+        stores = Stores(settings.database.path)
+        stores.here()  # opened (and the schema brought up to date) before the first request
+        app.state.site = Site(
+            settings, stores, page_templates(), RateLimit(settings.web.signups_per_hour, clock=clock), clock
+        )
+        try:
             yield
+        finally:
+            stores.close()
 
     app = Starlette(
         routes=[
@@ -67,46 +70,71 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         ],
         lifespan=lifespan,
     )
-    return _guarded(app, max_body=settings.web.max_body_kb * 1024)
+    return Guard(app, max_body=settings.web.max_body_kb * 1024)
 
 
-def _guarded(app: ASGIApp, *, max_body: int) -> ASGIApp:
-    """Security headers on every response; a body over ``max_body`` bytes answered 413 unread."""
+class Guard:
+    """Security headers on every response; a body over ``max_body`` bytes answered 413, whether it says its
+    length or streams (chunked), before any handler sees it."""
 
-    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > max_body:
+        if not length.isdigit() or int(length) > self.max_body:
             await _refuse(send, 413, b"request body too large")
             return
-        received = 0
-
-        async def capped() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > max_body:
-                raise _TooLargeError
-            return message
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                have = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in have)]
-            await send(message)
-
-        try:
-            await app(scope, capped, with_headers)
-        except _TooLargeError:
+        body = await _read(receive, self.max_body)
+        if body is None:
             await _refuse(send, 413, b"request body too large")
+            return
+        await self.app(scope, _replay(body, receive), _with_headers(send))
 
-    return guarded
+
+async def _read(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away; the handler sees an empty rest
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-class _TooLargeError(Exception):
-    """A body that grew past the limit while being read (no or a false Content-Length)."""
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the body read already, then waits as the original does (for a disconnect)."""
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
+def _with_headers(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            have = {name.lower() for name, _ in message.get("headers", [])}
+            message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in have)]
+        await send(message)
+
+    return sending
 
 
 async def _refuse(send: Send, status: int, text: bytes) -> None:
@@ -116,9 +144,43 @@ async def _refuse(send: Send, status: int, text: bytes) -> None:
     await send({"type": "http.response.body", "body": text})
 
 
+def server_config(app: ASGIApp, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for the app: X-Forwarded-For honoured only from ``[web] trusted_proxies``."""
+    trusted = settings.web.trusted_proxies
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or [],
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound; a port in use (or not ours to take) is one line saying so and the fix."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            raise DigestError(f"{where} is in use by another program; stop it, or use another port: --port N") from e
+        if e.errno == errno.EACCES:
+            raise DigestError(f"{where}: this user may not listen there; use a port above 1023: --port N") from e
+        raise DigestError(f"{where}: cannot listen there ({e.strerror}); check [web] host, or --host") from e
+    return sock
+
+
 def serve(settings: Settings, *, host: str, port: int) -> int:
     """Run the app under uvicorn until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="digest serve: %(message)s")
+    sock = listen(host, port)
     base = urlsplit(settings.delivery.base_url)
     if not settings.delivery.base_url:
         log.warning("[delivery] base_url is not set: emails carry no links to this server")
@@ -127,8 +189,5 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     if not settings.delivery.secret.get_secret_value():
         log.warning("DIGEST_DELIVERY__SECRET is not set: no link can be checked, every link answers 404")
     log.info("listening on http://%s:%d (database %s)", host, port, settings.database.path)
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, access_log=False, log_level="warning", lifespan="on"
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run(sockets=[sock])
     return 0

@@ -9,52 +9,38 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from digest import links
 from digest.channels.files import atom_feed
 from digest.models import Subscriber
-from digest.web.site import Site, log
-
-ONE_CLICK = "List-Unsubscribe=One-Click"
+from digest.web.site import Call, Site, log, threaded
 
 
-async def form(request: Request) -> dict[str, str]:
-    """A urlencoded form body as a dict (the last value of a repeated field wins)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return {key: values[-1] for key, values in parse_qs(body, keep_blank_values=True).items()}
-
-
-def site_of(request: Request) -> Site:
-    site: Site = request.app.state.site
-    return site
-
-
-async def unsubscribe(request: Request) -> Response:
-    """GET: a page with a confirm button. POST (RFC 8058 one-click, or that button): unsubscribe, at once."""
-    site = site_of(request)
-    found = site.subscriber(request.path_params["token"], links.UNSUBSCRIBE)
+@threaded
+def unsubscribe(site: Site, call: Call) -> Response:
+    """GET: a page with a confirm button. POST (RFC 8058 one-click, urlencoded or multipart, or that button):
+    unsubscribe, at once."""
+    found = site.subscriber(call.params["token"], links.UNSUBSCRIBE)
     if found is None:
         return site.not_found()
     subscriber, _ = found
-    if request.method == "GET":
+    if call.method == "GET":
         manage = _manage(site, subscriber)
         return site.page("unsubscribe.html.j2", title="Unsubscribe", subscriber=subscriber, done=False, manage=manage)
-    if (await form(request)).get("List-Unsubscribe") != "One-Click":
-        return site.page("missing.html.j2", status=400, title="Link not found")
+    if call.fields.get("List-Unsubscribe") != "One-Click":
+        return site.bad_request("This unsubscribe request was incomplete. Please use the button on the page.")
     if subscriber.status != "unsubscribed":
         site.store.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
         log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
     return site.page("unsubscribe.html.j2", title="Unsubscribed", subscriber=subscriber, done=True, manage=None)
 
 
-async def feedback(request: Request) -> Response:
+@threaded
+def feedback(site: Site, call: Call) -> Response:
     """GET: "more / less like this <paper>?" with one button. POST: the vote, recorded (the last one wins)."""
-    site = site_of(request)
-    found = site.subscriber(request.path_params["token"], links.FEEDBACK)
+    found = site.subscriber(call.params["token"], links.FEEDBACK)
     parsed = links.parse_feedback(found[1].data) if found else None
     if found is None or parsed is None:
         return site.not_found()
@@ -64,7 +50,7 @@ async def feedback(request: Request) -> Response:
     title = paper.title if paper else paper_id
     data: dict[str, Any] = {"subscriber": subscriber, "vote": vote, "paper_title": title}
     data["manage"] = _manage(site, subscriber)
-    if request.method == "GET":
+    if call.method == "GET":
         title = "More like this" if vote > 0 else "Less like this"
         return site.page("feedback.html.j2", title=title, done=False, **data)
     if site.store.vote(subscriber.name, paper_id, vote, edition=edition or None, at=site.clock()):
@@ -77,10 +63,10 @@ def _manage(site: Site, subscriber: Subscriber) -> str | None:
     return signed.preferences if signed else None
 
 
-async def feed(request: Request) -> Response:
+@threaded
+def feed(site: Site, call: Call) -> Response:
     """The subscriber's Atom feed (signed: feeds cannot be listed or guessed)."""
-    site = site_of(request)
-    found = site.subscriber(request.path_params["token"], links.FEED)
+    found = site.subscriber(call.params["token"], links.FEED)
     if found is None:
         return site.not_found()
     subscriber, _ = found
@@ -96,9 +82,9 @@ async def feed(request: Request) -> Response:
     return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
-async def healthz(request: Request) -> Response:
+@threaded
+def healthz(site: Site, call: Call) -> Response:
     """The database reachable, the age of the last ingest, deliveries failed in the last day: 200 or 503."""
-    site = site_of(request)
     now = site.clock()
     try:
         status = site.store.status()
@@ -112,18 +98,18 @@ async def healthz(request: Request) -> Response:
     return Response(json.dumps(body), media_type="application/json")
 
 
-async def home(request: Request) -> Response:
-    site = site_of(request)
+@threaded
+def home(site: Site, call: Call) -> Response:
     return site.page("home.html.j2", title="paper-digest", signup=site.settings.web.signup)
 
 
 STATIC = {"site.css": "text/css", "timezone.js": "text/javascript"}
 
 
-async def static(request: Request) -> Response:
+@threaded
+def static(site: Site, call: Call) -> Response:
     """The stylesheet and the one optional script, from the page templates' folder."""
-    site = site_of(request)
-    name = request.url.path.lstrip("/")
+    name = call.path.lstrip("/")
     assert site.pages.loader is not None
     text, _, _ = site.pages.loader.get_source(site.pages, name)
     return Response(text, media_type=STATIC[name], headers={"Cache-Control": "public, max-age=3600"})

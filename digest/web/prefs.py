@@ -10,37 +10,38 @@ truth and the next folder sync keeps the edit.
 from __future__ import annotations
 
 import os
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import tomlkit
-from starlette.requests import Request
 from starlette.responses import Response
+from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
 
 from digest import links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.models import FREQUENCIES, WEEKDAYS, Profile, Subscriber
-from digest.web.pages import form, site_of
-from digest.web.site import Site, log
+from digest.web.site import Call, Site, log, threaded
 
 FORM_VALID_SECONDS = 24 * 3600
+UNEDITABLE = "Your profile cannot be edited right now. Please try again later; your digests go on as before."
 PAUSES = {"pause-week": 7, "pause-month": 30}
 
 
-async def preferences(request: Request) -> Response:
-    site = site_of(request)
-    found = site.subscriber(request.path_params["token"], links.PREFERENCES)
+@threaded
+def preferences(site: Site, call: Call) -> Response:
+    found = site.subscriber(call.params["token"], links.PREFERENCES)
     if found is None:
         return site.not_found()
     subscriber, _ = found
-    if request.method == "GET":
+    if call.method == "GET":
         return _show(site, subscriber)
-    fields = await form(request)
+    fields = call.fields
     if not _form_ok(site, subscriber, fields.get("form", "")):
         return site.page("missing.html.j2", status=403, title="This form has expired")
+    if subscriber.status == "unsubscribed":  # only a new sign-up or the operator brings a reader back
+        return _show(site, subscriber, status=409)
     action = fields.get("action", "save")
     if action in PAUSES:
         until = site.clock().date() + timedelta(days=PAUSES[action])
@@ -60,9 +61,13 @@ async def preferences(request: Request) -> Response:
 def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Response:
     source = Path(subscriber.source) if subscriber.source else None
     on_disk = source is not None and source.is_file()
-    base = source.read_text(encoding="utf-8") if source is not None and on_disk else subscriber.text
     try:
+        base = profiles.read(source) if source is not None and on_disk else subscriber.text
         text = edited(base, fields)
+    except (ProfileError, TOMLKitError, ValueError) as e:  # the file on disk is broken, or unreadable
+        log.warning("preferences: %s cannot be edited (%s); fix the file", subscriber.source, type(e).__name__)
+        return _show(site, subscriber, error=UNEDITABLE, fields=fields, status=503)
+    try:
         profile = profiles.parse(text, source=subscriber.source or subscriber.name, default_name=subscriber.name)
     except ProfileError as e:
         return _show(site, subscriber, error=str(e), fields=fields, status=400)
@@ -139,7 +144,7 @@ def _fresh(site: Site, subscriber: Subscriber) -> Subscriber:
 
 def form_token(site: Site, subscriber: Subscriber) -> str:
     """The anti-CSRF token of this subscriber's form, valid for a day."""
-    expires = str(int(time.time()) + FORM_VALID_SECONDS)
+    expires = str(int(site.clock().timestamp()) + FORM_VALID_SECONDS)
     return links.sign(site.secret, links.FORM, name=subscriber.name, key=subscriber.link_key, data=expires)
 
 
@@ -147,7 +152,7 @@ def _form_ok(site: Site, subscriber: Subscriber, token: str) -> bool:
     claim = links.read(token)
     if claim is None or claim.purpose != links.FORM or claim.key != subscriber.link_key:
         return False
-    if not claim.data.isdigit() or int(claim.data) < time.time():
+    if not claim.data.isdigit() or int(claim.data) < site.clock().timestamp():
         return False
     return links.check(site.secret, token, claim, name=subscriber.name)
 
@@ -162,7 +167,7 @@ def _show(
     status: int = 200,
 ) -> Response:
     profile = pipeline.stored_profile(subscriber)
-    values = fields or _values(profile)
+    values = _values(profile) | (fields or {})  # a field the form left out shows as the profile has it
     votes = site.store.votes(subscriber.name)
     return site.page(
         "preferences.html.j2",

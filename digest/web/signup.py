@@ -1,53 +1,59 @@
 """Sign-up with double opt-in (``[web] signup``): a form, a confirmation email, a signed link valid 48 hours.
 
 Only a confirmed address becomes a subscriber: a profile file written into the
-subscribers folder. The answer is the same whether or not the address is
-subscribed already (nothing to learn from it), attempts are limited per client
-address and per email address, and a field people never see catches bots.
+subscribers folder, never over a file that is there. The page only records the
+sign-up; the sender mails it (``pipeline.signups``). The answer is the same, in
+body and in work done, whether or not the address is subscribed already (then
+the mail is the subscriber's preferences link instead): nothing to learn from
+it. Attempts are limited per client address and per normalised email address,
+and a field people never see catches bots.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
-from datetime import timedelta
+from pathlib import Path
 
 import tomlkit
-from starlette.requests import Request
 from starlette.responses import Response
 
-from digest import links, pipeline, profiles
-from digest.errors import DeliveryError, ProfileError
-from digest.web.pages import form, site_of
+from digest import addresses, links, profiles
+from digest.errors import ProfileError
+from digest.pipeline.signups import HOURS, VALID
 from digest.web.prefs import edited
-from digest.web.site import Site, log
+from digest.web.site import Call, Site, log, threaded
 
-VALID = timedelta(hours=48)
 HONEYPOT = "website"
 _NOT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-async def signup(request: Request) -> Response:
-    site = site_of(request)
+@threaded
+def signup(site: Site, call: Call) -> Response:
     if not site.settings.web.signup or not site.secret:
         return site.not_found()
-    if request.method == "GET":
+    if call.method == "GET":
         return _form(site)
-    fields = await form(request)
-    email = fields.get("email", "").strip()
-    client = request.client.host if request.client else "unknown"
-    if not site.signups.allow(f"client:{client}", f"email:{email.casefold()}"):
-        return site.page("signup.html.j2", status=429, title="Too many tries", values=fields, error=None, limited=True)
+    fields = call.fields
+    if not site.signups.allow(f"client:{call.client}"):  # every try counts, a bot's and a typo's too
+        return _limited(site, fields)
     if fields.get(HONEYPOT):
-        return _sent(site)  # a bot: the same answer, nothing sent
+        return _sent(site)  # a bot: the same answer, nothing recorded
     try:
-        text = profile_text(fields, name=_new_name(site, email))
+        email = addresses.normalise(fields.get("email", ""), public=True)
+    except addresses.AddressError as e:
+        return _again(site, fields, f"That email address cannot be used: {e}.")
+    if not site.signups.allow(f"email:{email.casefold()}"):  # however the address is spelled
+        return _limited(site, fields)
+    known = site.store.subscriber_with_email(email)
+    try:
+        text = profile_text({**fields, "email": email}, name=known or _new_name(site, email))
         profiles.parse(text, source="the form", default_name=None)
     except ProfileError as e:
-        message = "\n".join(line.removeprefix("the form: ") for line in e.lines)
-        return site.page("signup.html.j2", status=400, title="Sign up", values=fields, error=message, limited=False)
-    if site.store.subscriber_with_email(email) is None:
-        _send_confirmation(site, email, text)
+        return _again(site, fields, "\n".join(line.removeprefix("the form: ") for line in e.lines))
+    site.store.add_signup(secrets.token_hex(12), email=email, profile=text, at=site.clock(), subscriber=known)
+    log.info("signup recorded; the sender mails it")
     return _sent(site)
 
 
@@ -56,29 +62,17 @@ def _form(site: Site) -> Response:
     return site.page("signup.html.j2", title="Sign up", values=values, error=None, limited=False)
 
 
+def _again(site: Site, fields: dict[str, str], error: str) -> Response:
+    values = {"email": "", "keywords": "", "timezone": "UTC", "send_at": "07:00"} | fields
+    return site.page("signup.html.j2", status=400, title="Sign up", values=values, error=error, limited=False)
+
+
+def _limited(site: Site, fields: dict[str, str]) -> Response:
+    return site.page("signup.html.j2", status=429, title="Too many tries", values=fields, error=None, limited=True)
+
+
 def _sent(site: Site) -> Response:
-    return site.page("signup_sent.html.j2", title="Check your inbox", hours=int(VALID.total_seconds() // 3600))
-
-
-def _send_confirmation(site: Site, email: str, text: str) -> None:
-    signup_id = secrets.token_hex(12)
-    now = site.clock()
-    site.store.add_signup(signup_id, email=email, profile=text, at=now)
-    link = f"{site.settings.delivery.base_url.rstrip('/')}/c/{links.sign_signup(site.secret, signup_id)}"
-    try:
-        pipeline.send_notice(
-            site.settings,
-            email,
-            subject="Confirm your paper-digest subscription",
-            text="Someone (we hope you) asked for a daily paper-digest at this address. "
-            f"To start it, open this link within {int(VALID.total_seconds() // 3600)} hours and confirm. "
-            "If it was not you, ignore this message: nothing happens without the confirmation.",
-            link=link,
-            at=now,
-        )
-        log.info("signup confirmation sent")
-    except DeliveryError as e:
-        log.warning("signup confirmation not sent: %s", e.reason)
+    return site.page("signup_sent.html.j2", title="Check your inbox", hours=HOURS)
 
 
 def profile_text(fields: dict[str, str], *, name: str) -> str:
@@ -91,7 +85,7 @@ def profile_text(fields: dict[str, str], *, name: str) -> str:
 
 
 def _new_name(site: Site, email: str) -> str:
-    """A subscriber name from the address's local part, made unique."""
+    """A subscriber name from the address's local part, free in the database and in the folder."""
     stem = _NOT_NAME.sub("-", email.partition("@")[0]).strip("._-")[:56] or "reader"
     name, number = stem, 1
     folder = site.settings.subscribers.dir
@@ -101,30 +95,53 @@ def _new_name(site: Site, email: str) -> str:
     return name
 
 
-async def confirm(request: Request) -> Response:
+@threaded
+def confirm(site: Site, call: Call) -> Response:
     """GET: a page with a confirm button. POST: the subscriber, made from the sign-up (once)."""
-    site = site_of(request)
-    signup_id = links.read_signup(site.secret, request.path_params["token"]) if site.secret else None
+    signup_id = links.read_signup(site.secret, call.params["token"]) if site.secret else None
     pending = site.store.signup(signup_id, now=site.clock(), valid=VALID) if signup_id else None
     if signup_id is None or pending is None:
         return site.not_found()
-    if request.method == "GET":
+    if call.method == "GET":
         return site.page("confirm.html.j2", title="Confirm", done=False, manage=None)
     email, text = pending
-    doc = tomlkit.parse(text)
-    name = str(doc["name"])
-    if site.store.subscriber(name) is not None:  # a name taken since: take another
-        doc["name"] = name = _new_name(site, email)
-        text = tomlkit.dumps(doc)
-    folder = site.settings.subscribers.dir
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.toml"
-    path.write_text(text, encoding="utf-8")
-    site.store.save_subscriber(
-        name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=site.clock(), resubscribe=True
-    )
+    name = site.store.subscriber_with_email(email)  # the address subscribed meanwhile: one subscriber per address
+    if name is None:
+        name = _create(site, email, text)
+        log.info("signup confirmed subscriber=%s", name)
     site.store.confirm_signup(signup_id, at=site.clock())
-    log.info("signup confirmed subscriber=%s", name)
     found = site.store.subscriber(name)
     signed = site.links_of(found) if found else None
     return site.page("confirm.html.j2", title="Subscribed", done=True, manage=signed.preferences if signed else None)
+
+
+def _create(site: Site, email: str, text: str) -> str:
+    """The profile file for a confirmed sign-up, under a name free now (a file is never overwritten), stored."""
+    doc = tomlkit.parse(text)
+    folder = site.settings.subscribers.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    name = str(doc["name"])
+    while True:
+        if site.store.subscriber(name) is None and _create_file(folder / f"{name}.toml", tomlkit.dumps(doc)):
+            break
+        doc["name"] = name = _new_name(site, email)
+    text = tomlkit.dumps(doc)
+    path = folder / f"{name}.toml"
+    site.store.save_subscriber(
+        name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=site.clock(), resubscribe=True
+    )
+    return name
+
+
+def _create_file(path: Path, text: str) -> bool:
+    """Write ``path`` whole, only if no file has that name (False then): written aside, then linked into place,
+    which fails rather than replace what an operator put there meanwhile."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
+    return True
