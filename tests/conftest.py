@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -50,3 +51,11 @@ def cli(workdir: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Resu
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def folder(workdir: Path) -> Path:
+    """A subscribers folder with the four example profiles, at the default place (./subscribers)."""
+    target = workdir / "subscribers"
+    shutil.copytree(ROOT / "examples" / "subscribers", target)
+    return target

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +16,20 @@ from digest.store import Store
 from .conftest import DUMPS
 
 START = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+
+
+def digest_process(root: Path, *args: str) -> subprocess.Popen[str]:
+    """``digest ARGS`` as a child in ``root`` (its digest.toml), no DIGEST_* variables, output as text pipes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", *args],
+        cwd=root,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @dataclass

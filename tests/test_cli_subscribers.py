@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -16,14 +15,6 @@ from .conftest import DUMPS, ROOT, Result
 
 CLI = Callable[..., Result]
 EXAMPLES = ROOT / "examples" / "subscribers"
-
-
-@pytest.fixture
-def folder(workdir: Path) -> Path:
-    """A subscribers folder with the four examples, at the default place (./subscribers)."""
-    target = workdir / "subscribers"
-    shutil.copytree(EXAMPLES, target)
-    return target
 
 
 def test_subscribe_stores_and_describes(cli: CLI, workdir: Path) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from datetime import date, timedelta
@@ -23,6 +20,7 @@ from digest.pipeline import fetch_day, fetch_window
 from digest.store import Store
 
 from .conftest import DUMPS
+from .deliverykit import digest_process
 from .test_fetch import API, DAY, ITEMS, NOW, Answer, Time, api, body, client, settings
 from .test_schedule import person, world_with
 
@@ -177,16 +175,7 @@ def test_the_daemon_sends_while_a_slow_fetch_drips_and_sigterm_ends_both(api: tu
         f'[ingest]\ndumps_dir = "{tmp_path / "dumps"}"\n[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
         f'[fetch]\nenabled = true\nbase_url = "{url}"\ntimeout_s = 600\nmax_attempts = 1\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "digest", "run"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = digest_process(tmp_path, "run")
     try:
         deadline = time.monotonic() + 120
         while not list((tmp_path / "outbox").glob("ada/new/*.eml")):  # the digest goes out while fetching

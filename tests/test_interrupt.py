@@ -9,11 +9,8 @@ send` delivers the rest. Every subscriber must then have exactly one copy.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +20,7 @@ import pytest
 
 from digest.store import Store
 
-from .deliverykit import make_world
+from .deliverykit import digest_process, make_world
 from .servers import Mailbox, smtp_server
 from .test_crash import PEOPLE, WAIT, _finish, _wait_at_gate
 
@@ -75,16 +72,7 @@ def test_an_interrupt_at_a_sink_chosen_point_sends_every_digest_exactly_once(
             f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\nconnections = {CONNECTIONS}\n'
             f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\nbackoff_seconds = 1\n'
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-        child = subprocess.Popen(
-            [sys.executable, "-m", "digest", *command.split()],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        child = digest_process(tmp_path, *command.split())
         errors = _lines(child.stderr)
         _wait_at_gate(server, child)
         child.send_signal(number)

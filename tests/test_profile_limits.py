@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,18 +13,9 @@ from hypothesis import strategies as st
 from digest import profiles
 from digest.errors import ProfileError
 
-from .conftest import ROOT, Result
+from .conftest import Result
 
 CLI = Callable[..., Result]
-EXAMPLES = ROOT / "examples" / "subscribers"
-
-
-@pytest.fixture
-def folder(workdir: Path) -> Path:
-    target = workdir / "subscribers"
-    shutil.copytree(EXAMPLES, target)
-    return target
-
 
 HEAD = 'name = "ada"\nemail = "ada@example.org"\n'
 KEYWORDS = "[keywords]\nquantization = 1\n"

@@ -123,8 +123,9 @@ class Database:
         return store
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One transaction (``BEGIN IMMEDIATE``, or ``EXCLUSIVE``), committed unless its block raises."""
+        self._conn.execute(f"BEGIN {mode}")
         try:
             yield self._conn
         except BaseException:
@@ -145,19 +146,11 @@ class Database:
         """
         if self._version() == SCHEMA_VERSION:
             return  # the common case: no lock taken
-        self._conn.execute("BEGIN EXCLUSIVE")
-        try:
-            version = self._version()
-            for number in range(version, SCHEMA_VERSION):
+        with self._transaction("EXCLUSIVE") as conn:
+            for number in range(self._version(), SCHEMA_VERSION):
                 for statement in MIGRATIONS[number]:
-                    self._conn.execute(statement)
-                self._conn.execute(f"PRAGMA user_version = {number + 1}")
-        except BaseException:
-            if self._conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
 
     def _version(self) -> int:
         version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
