@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from digest import ingest
+from digest import ingest, pipeline
+from digest.config import IngestSettings, Settings
 from digest.errors import ParseError
 from digest.ingest import safejson
 from digest.store import Store
@@ -109,26 +110,33 @@ ITEMS = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(items=ITEMS, nest=st.integers(min_value=0, max_value=60))
-def test_hf_json_fuzz_parses_and_stores_or_refuses_in_one_line(
-    tmp_path_factory: pytest.TempPathFactory, items: list[object], nest: int
-) -> None:
+SEED_LINES = (DUMPS / "001_dc7b62520b3cf1f2.txt").read_text(encoding="utf-8").split("\n")[:80]
+TEXT_DUMPS = st.lists(st.sampled_from(SEED_LINES) | st.text(max_size=60), max_size=50).map("\n".join)
+
+
+def _json_dump(items: list[object], nest: int) -> str:
     text = json.dumps(items, ensure_ascii=True)  # lone surrogates travel as \\udXXX escapes, as a server sends them
-    if nest:
-        text = text.replace('"paper"', '"deep": ' + "[" * nest + "]" * nest + ', "paper"', 1)
-    try:
-        dump = ingest.parse(text, source="fuzz.json", today=TODAY)
-    except ParseError as e:
-        said = str(e)
+    return text.replace('"paper"', '"deep": ' + "[" * nest + "]" * nest + ', "paper"', 1) if nest else text
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.builds(_json_dump, ITEMS, st.integers(min_value=0, max_value=60)) | TEXT_DUMPS)
+def test_dump_fuzz_is_stored_whole_or_refused_in_one_line_storing_nothing(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    folder = tmp_path_factory.mktemp("fuzz")
+    (folder / "fuzz.txt").write_text(text, encoding="utf-8", errors="surrogatepass")
+    settings_ = Settings(database={"path": folder / "d.sqlite3"}, ingest=IngestSettings(dumps_dir=folder))
+    with Store.open(settings_.database.path) as store:
+        now = datetime(2026, 11, 23, tzinfo=UTC)
+        [outcome] = pipeline.ingest_files([folder / "fuzz.txt"], store=store, settings=settings_, now=now)
+        dumps = store.status().dumps
+    if outcome.error is not None:
+        said = str(outcome.error)
+        assert said.startswith(f"{folder / 'fuzz.txt'}: ") and "\n" not in said and "Traceback" not in said
+        assert dumps == 0  # nothing of a refused file
     else:
-        said = ""
-    if said:
-        assert said.startswith("fuzz.json: ") and "\n" not in said
-        return
-    with Store.open(tmp_path_factory.mktemp("db") / "d.sqlite3") as store:  # what parses, stores
-        stored = store.ingest(dump, sha256="0" * 64, at=datetime(2026, 11, 23, tzinfo=UTC))
-    assert stored.record.papers == len(dump.papers)
+        assert outcome.ingested is not None and dumps == 1
 
 
 def test_safejson_keeps_real_surrogate_pairs_and_the_edges_of_sqlite_integers() -> None:

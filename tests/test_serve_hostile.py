@@ -244,7 +244,7 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Any:
     world = _web(world_with_links(tmp_path_factory.mktemp("fuzz"), people=1), signups_per_hour=1000)
     world.send()
     with web_server(world.settings, clock=world.clock) as base, client(base) as http:
-        yield base, http, f"/p/{token(world, 'user000', links.PREFERENCES)}"
+        yield world, base, http, f"/p/{token(world, 'user000', links.PREFERENCES)}"
 
 
 @settings(
@@ -252,9 +252,12 @@ def hostile_site(tmp_path_factory: pytest.TempPathFactory) -> Any:
 )
 @given(fields=FORMS)
 def test_web_form_fuzz_never_gives_a_500(hostile_site: Any, fields: dict[str, str]) -> None:
-    base, http, prefs = hostile_site
+    world, base, http, prefs = hostile_site
     form = _form_token(http, base + prefs)
     for url, data in ((f"{base}/signup", fields), (base + prefs, fields | {"form": form})):
+        before = _signups(world)
         answer = http.post(url, data=data)
         assert answer.status_code < 500, (url, data, answer.text[:300])
         assert "Traceback" not in answer.text
+        if answer.status_code >= 400:
+            assert _signups(world) == before  # a refused form stores nothing
