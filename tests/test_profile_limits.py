@@ -27,6 +27,14 @@ BAD = {
         "'keywords.\"quantization\"': not a finite number",
     ),
     "a 300 KB file": (HEAD + "# " + "x" * 300_000 + "\n" + KEYWORDS, "over the 256 KB a profile may have"),
+    "an address SMTP cannot carry": (
+        'name = "ada"\nemail = "ada(x@example.org"\n' + KEYWORDS,
+        "key 'email': The email address contains invalid characters before the @-sign",
+    ),
+    "a non-ASCII local part": (
+        'name = "ada"\nemail = "ü@example.org"\n' + KEYWORDS,
+        "key 'email': the part before the @ is not plain ASCII, which this server's mail cannot carry",
+    ),
     "a number of 5,000 digits": (HEAD + "max_items = " + "9" * 5000 + "\n" + KEYWORDS, "not valid TOML"),
 }
 
