@@ -125,3 +125,32 @@ def test_run_once_and_ingest_draw_bars_on_a_terminal(cli: CLI, workdir: Path, mo
     assert result.code == 0, result.err
     assert "making digests" in terminal.getvalue() and "delivering" in terminal.getvalue()
     assert " done " in terminal.getvalue()  # the log lines still come, printed above the bars
+
+
+def test_deliveries_says_how_many_more_there_are_past_the_limit(cli: CLI, crowd: Path) -> None:
+    assert cli("send").code == 0
+    capped = cli("deliveries", "--limit", "5").out.splitlines()
+    assert len(capped) == 1 + 5 + 1 and capped[-1] == "… and 7 more (--limit 0 for all)"
+    whole = cli("deliveries", "--limit", "0").out.splitlines()
+    assert len(whole) == 1 + 12 and "more" not in whole[-1]
+    assert cli("deliveries").out.splitlines()[-1] != "… and 0 more (--limit 0 for all)"
+
+
+def test_send_for_one_subscriber_whose_profile_was_just_added(cli: CLI, crowd: Path) -> None:
+    text = (EXAMPLES / "chen.toml").read_text().replace('name = "chen"', 'name = "newcomer"')
+    (crowd / "newcomer.toml").write_text(text)
+    result = cli("send", "--subscriber", "newcomer")
+    assert result.code == 0, result.err
+    assert result.out.startswith("made 1 digest: ") and "newcomer" in result.out
+
+
+def test_an_smtp_server_that_refuses_is_one_line_with_the_count(cli: CLI, crowd: Path, workdir: Path) -> None:
+    from .servers import free_port
+
+    port = free_port()  # nothing listens there
+    (workdir / "digest.toml").write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n')
+    result = cli("send")
+    assert result.code == 1
+    retries = [line for line in result.out.splitlines() if line.startswith("retry:")]
+    assert len(retries) == 1
+    assert retries[0].startswith(f"retry:   127.0.0.1:{port} refused the connection: 10 emails wait for a retry (")

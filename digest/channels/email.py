@@ -19,6 +19,7 @@ import contextlib
 import functools
 import queue
 import smtplib
+import socket
 import ssl
 import threading
 from collections.abc import Iterable, Iterator
@@ -138,7 +139,17 @@ class _Connection:
             ) from e
         except (OSError, TimeoutError) as e:
             self.close()
-            raise TransientError(f"cannot reach {self.where} ({type(e).__name__})", connection=True) from e
+            raise TransientError(self._unreachable(e), connection=True) from e
+
+    def _unreachable(self, error: OSError | TimeoutError) -> str:
+        """Why the server could not be reached, in words (one reason per cause, so a summary can count them)."""
+        if isinstance(error, ConnectionRefusedError):
+            return f"{self.where} refused the connection"
+        if isinstance(error, TimeoutError):
+            return f"{self.where} did not answer within {self._settings.timeout:g} s"
+        if isinstance(error, socket.gaierror):
+            return f"{self._settings.host} does not resolve"
+        return f"cannot reach {self.where} ({type(error).__name__})"
 
     def close(self) -> None:
         if self._smtp is not None:

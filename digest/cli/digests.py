@@ -126,7 +126,7 @@ def _preview_terminal(view: pipeline.Preview, last: pipeline.LastDigest | None) 
     if view.trending:
         print("\ntrending today")
         for paper in view.trending:
-            votes = f"  ({paper.upvotes} upvotes)" if paper.upvotes else ""
+            votes = f"  ({plural(paper.upvotes, 'upvote')})" if paper.upvotes else ""
             print(f"   -  {paper.title}{votes}")
 
 
@@ -139,6 +139,8 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     from digest import schedule  # noqa: PLC0415 - APScheduler and the fetch client, only for the commands that run
 
     with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
+        if args.subscriber and store.subscriber(args.subscriber) is None:
+            pipeline.sync_subscribers(store, settings.subscribers.dir, at=_clock())  # a profile added just now
         if args.subscriber:
             pipeline.find_subscriber(store, args.subscriber)
         with show.Bars() as bars, Interrupt() as interrupt:
@@ -163,7 +165,8 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
 def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
     states = ("failed",) if args.failed else None
     with Store.open(settings.database.path) as store:
-        rows = store.deliveries(states=states, limit=args.limit)
+        rows = store.deliveries(states=states, limit=args.limit or None)
+        more = store.count_deliveries(states=states) - len(rows)
     if args.json:
         for row in rows:
             show.json_line(show.delivery_json(row))
@@ -174,6 +177,8 @@ def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
     print(show.DELIVERY_HEADER)
     for row in rows:
         print(show.delivery_line(row))
+    if more > 0:
+        print(f"… and {more:,} more (--limit 0 for all)")
     return 0
 
 

@@ -320,7 +320,9 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command("deliveries", _lazy("digests", "deliveries_command"), "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
-    sub.add_argument("-n", "--limit", type=_positive, default=50, metavar="N", help="at most N rows (default 50)")
+    sub.add_argument(
+        "-n", "--limit", type=_whole, default=50, metavar="N", help="at most N rows (default 50; 0 for all)"
+    )
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
@@ -356,6 +358,11 @@ def _lazy(module: str, name: str) -> Command:
 
     run.__qualname__ = run.__name__ = name
     return run
+
+
+def _whole(text: str) -> int:
+    """0 or more."""
+    return 0 if text.strip() == "0" else _positive(text)
 
 
 def _positive(text: str) -> int:

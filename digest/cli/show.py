@@ -373,11 +373,7 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
     if report.signup_mails:
         outcome.append(f"{plural(report.signup_mails, 'sign-up email')}")
     print("; ".join(outcome))
-    _capped(
-        [f"retry:   #{d.id} {d.subscriber} -> {d.channel}: {why}; next try {when:%Y-%m-%d %H:%M:%S} UTC"
-         for d, why, when in report.retries],
-        more="more retries: digest deliveries",
-    )  # fmt: skip
+    _capped(retry_lines(report.retries), more="more retries: digest deliveries")
     _capped(
         [f"FAILED:  #{d.id} {d.subscriber} -> {d.channel}: {why}" for d, why in report.failed],
         more="more failed: digest deliveries --failed",
@@ -387,6 +383,27 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
     if any(d.kind in ("outbox", "atom") for d in report.sent):
         box = settings.delivery.outbox_dir
         print(f"look in: {box}/NAME/new/*.eml (Maildir), {box}/NAME/digests/*.md, {box}/feeds/*.atom")
+
+
+def retry_lines(retries: Sequence[tuple[Delivery, str, datetime]]) -> list[str]:
+    """A line per delivery to retry, except that deliveries sharing one reason (a server down) share a line:
+    ``127.0.0.1:2525 refused the connection: 22 emails wait for a retry (the first at 09:25:08 UTC)``."""
+    by_reason: dict[str, list[tuple[Delivery, datetime]]] = {}
+    for delivery, why, when in retries:
+        by_reason.setdefault(why, []).append((delivery, when))
+    lines = []
+    for why, rows in by_reason.items():
+        if len(rows) == 1:
+            ((d, when),) = rows
+            lines.append(
+                f"retry:   #{d.id} {d.subscriber} -> {d.channel}: {why}; next try {when:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            continue
+        kinds = {d.kind for d, _ in rows}
+        noun = "email" if kinds == {"email"} else "delivery"
+        first = min(when for _, when in rows)
+        lines.append(f"retry:   {why}: {plural(len(rows), noun)} wait for a retry (the first at {first:%H:%M:%S} UTC)")
+    return lines
 
 
 def interrupted_line(report: pipeline.SendReport) -> str:

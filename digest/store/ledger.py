@@ -51,6 +51,10 @@ class Ledger(Database):
         )
         return [_delivery(row) for row in rows]
 
+    def count_deliveries(self, *, states: tuple[str, ...] | None = None) -> int:
+        where = f" WHERE state IN ({', '.join('?' * len(states))})" if states else ""
+        return int(self._conn.execute("SELECT count(*) FROM deliveries" + where, states or ()).fetchone()[0])
+
     def failed_since(self, since: datetime) -> int:
         """How many deliveries failed for good since then (not counting those an unsubscribe cancelled)."""
         row = self._conn.execute(
