@@ -227,6 +227,7 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
     data = _table(text, source)
     problems = _Problems()
     problems.found += check.unknown(data, _TOP_KEYS)
+    unknown = bool(problems.found)  # a misspelt key may be the keywords themselves: then that is the one error
     take = problems.take
 
     def given(key: str, default: T, get: Callable[..., T], *args: Any, **options: Any) -> T:
@@ -235,8 +236,10 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
 
     email = given("email", None, check.address, fix='write an address like "alice@example.org"')
     frequency = given("frequency", "daily", check.choice, FREQUENCIES)
+    before = len(problems.found)
     keywords: tuple[tuple[str, float], ...] = take((), _keywords, check, data.get("keywords", {}))
     seeds: tuple[str, ...] = given("seeds", (), check.strings, limit=MAX_SEEDS, what="paper titles")
+    interests_ok = len(problems.found) == before  # both read: "none at all" is then a problem of its own
     profile = Profile(
         name=take("", _name, check, data, default_name),
         keywords=keywords,
@@ -254,12 +257,14 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
         channels=take((), _channels, check, data["channels"], email=email, data=data) if "channels" in data else (),
         source=source,
     )
-    if not keywords and not seeds and not problems.found:
-        raise check.fail(
-            "keywords",
-            "no keywords and no seeds, so nothing can be ranked",
-            'add a [keywords] table ("diffusion model" = 1.0) or seeds = ["a title you liked"]',
-            show=False,
+    if not keywords and not seeds and interests_ok and not unknown:
+        problems.found.append(
+            check.fail(
+                "keywords",
+                "no keywords and no seeds, so nothing can be ranked",
+                'add a [keywords] table ("diffusion model" = 1.0) or seeds = ["a title you liked"]',
+                show=False,
+            )
         )
     problems.raise_any()
     return profile

@@ -211,3 +211,17 @@ def test_a_setting_written_below_keywords_is_named_as_such() -> None:
         "'keywords.max_items'",
         "'keywords.frequency'",
     ]
+
+
+def test_every_error_of_a_file_is_listed_the_empty_keywords_too() -> None:
+    with pytest.raises(ProfileError) as failed:
+        parse('name = "Jane Doe"\nemail = "jane at example"\nkeywords = []\n')
+    keys = [line.split("key '")[1].split("'")[0] for line in failed.value.lines]
+    assert keys == ["email", "name", "keywords"]
+    assert "no keywords and no seeds" in failed.value.lines[-1]
+
+
+def test_a_bad_keyword_is_not_also_called_missing() -> None:
+    with pytest.raises(ProfileError) as failed:
+        parse("[keywords]\nquantization = -1\n")
+    assert len(failed.value.lines) == 1 and "out of range" in failed.value.lines[0]
