@@ -340,3 +340,23 @@ def test_a_name_owned_by_another_file_is_refused_both_ways(cli: CLI, folder: Pat
     assert f"digest: error: subscribers/erin.toml: name 'erin' belongs to {outside}" in synced.err
     rows = [json.loads(line) for line in synced.out.splitlines()]
     assert [row["source"] for row in rows if row["name"] == "erin"] == [str(outside)]
+
+
+def test_preview_of_paused_and_unsubscribed_subscribers_says_which_they_are(cli: CLI, folder: Path) -> None:
+    cli("ingest", DUMPS)
+    cli("subscribers")
+    assert cli("pause", "chen").code == 0
+    paused = cli("preview", "chen")
+    assert paused.code == 0, paused.err
+    assert "chen is paused: nothing is sent to them now; this is what they would get" in paused.out
+    assert "Image Generation" in paused.out
+    assert cli("unsubscribe", "ada").code == 0
+    gone = cli("preview", "ada", "--format", "text")
+    assert gone.code == 0 and "(they are unsubscribed: nothing is sent to them now)" in gone.err and gone.out
+
+
+def test_preview_as_markdown_of_an_email_only_digest_is_never_empty(cli: CLI, folder: Path) -> None:
+    cli("ingest", DUMPS)
+    assert cli("send").code == 0  # chen's digest went by email only: no Markdown was kept with it
+    shown = cli("preview", "chen", "--format", "md")
+    assert shown.code == 0 and shown.out.startswith("# Your papers for") and "Image Generation" in shown.out

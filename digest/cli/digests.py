@@ -77,9 +77,9 @@ def _preview_file(
 ) -> None:
     """The digest in ``--format``: the next one, or the last one's frozen content (chat formats made again)."""
     frozen = {"html": last.stored.html, "text": last.stored.text, "md": last.stored.markdown} if last else {}
-    if args.format in frozen:
+    if frozen.get(args.format):
         output = frozen[args.format]
-    else:
+    else:  # a chat format, or one not kept with the digest (Markdown of an email-only digest): made again
         digest = last.as_digest() if last else pipeline.as_digest(view, now=datetime.now(UTC))
         output = pipeline.renderer(settings).render(digest, args.format)
     which = _which(view, last)
@@ -93,12 +93,13 @@ def _preview_file(
 
 
 def _which(view: pipeline.Preview, last: pipeline.LastDigest | None) -> str:
-    """Which digest a preview shows, in words."""
+    """Which digest a preview shows, in words (and that they get none while paused or unsubscribed)."""
+    state = "" if view.status == "active" else f" (they are {view.status}: nothing is sent to them now)"
     if view.items:
-        return "their next digest, if it were made now"
+        return f"their next digest, if it were made now{state}"
     if last is not None:
-        return f"nothing new for them yet; their last digest (edition {last.stored.edition}, made {_made(last)})"
-    return "nothing for them yet; the notice they would get"
+        return f"nothing new for them yet; their last digest (edition {last.stored.edition}, made {_made(last)}){state}"
+    return f"nothing for them yet; the notice they would get{state}"
 
 
 def _made(last: pipeline.LastDigest) -> str:
@@ -108,6 +109,8 @@ def _made(last: pipeline.LastDigest) -> str:
 def _preview_terminal(view: pipeline.Preview, last: pipeline.LastDigest | None) -> None:
     profile = view.profile
     print(f"{profile.name}: {show.schedule_text(profile)}, to {show.channels_text(profile)}")
+    if view.status != "active":
+        print(f"{profile.name} is {view.status}: nothing is sent to them now; this is what they would get")
     since = view.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if last is not None:  # found only when nothing is new for them
         print(f"nothing new for {profile.name} since {since}; their last digest:")

@@ -114,17 +114,22 @@ class Preview:
     candidates: int
     since: datetime
     everything: list[Ranked]  # every candidate not excluded or sent before, best first (for quiet days)
+    status: str = "active"  # paused or unsubscribed: what they would get were they active
 
 
 def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Preview:
-    """What the subscriber's next digest would hold if it were made now."""
-    profile = stored_profile(find_subscriber(store, name))
+    """What the subscriber's next digest would hold if it were made now (were they active: a paused or
+    unsubscribed subscriber is previewed too, and ``status`` says which they are)."""
+    subscriber = find_subscriber(store, name, unsubscribed=True)
+    profile = stored_profile(subscriber)
     papers, since = candidates(store, profile, now=now)
     items = rank_for(store, profile, papers, settings=settings, now=now)
     everything = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
     chosen = {item.paper.id for item in items} | store.digested(profile.name)
     trending = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
-    return Preview(profile, items, trending, candidates=len(papers), since=since, everything=everything)
+    return Preview(
+        profile, items, trending, candidates=len(papers), since=since, everything=everything, status=subscriber.status
+    )
 
 
 @dataclass(frozen=True, slots=True)
