@@ -355,8 +355,13 @@ def test_preview_of_paused_and_unsubscribed_subscribers_says_which_they_are(cli:
     assert gone.code == 0 and "(they are unsubscribed: nothing is sent to them now)" in gone.err and gone.out
 
 
-def test_preview_as_markdown_of_an_email_only_digest_is_never_empty(cli: CLI, folder: Path) -> None:
+def test_preview_as_markdown_of_an_email_only_digest_is_never_empty(cli: CLI, folder: Path, workdir: Path) -> None:
+    from .servers import smtp_server
+
     cli("ingest", DUMPS)
-    assert cli("send").code == 0  # chen's digest went by email only: no Markdown was kept with it
+    with smtp_server() as smtp:
+        (workdir / "digest.toml").write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n')
+        assert cli("send").code == 0  # chen's digest went by SMTP only: no Markdown was kept with it
+        assert smtp.box.to("chen@example.org")
     shown = cli("preview", "chen", "--format", "md")
     assert shown.code == 0 and shown.out.startswith("# Your papers for") and "Image Generation" in shown.out
