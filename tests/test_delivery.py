@@ -568,3 +568,19 @@ def test_an_address_smtp_cannot_carry_fails_for_good_and_is_never_sent(tmp_path:
             with pytest.raises(PermanentError, match="cannot be sent to as written"):
                 send_one(world.settings, address, b"Subject: hi\r\n\r\nhello\r\n")
         assert server.box.messages == [] and server.box.sessions == 0
+
+
+def test_reply_to_is_the_sender_unless_set(tmp_path: Path) -> None:
+    with smtp_server() as server:
+        world = make_world(tmp_path / "a", people=1, smtp_port=server.port)
+        world.send()
+        [mail] = server.box.messages
+        assert mail["Reply-To"] == world.settings.email.sender == "paper-digest@localhost"
+        world = make_world(tmp_path / "b", people=1, smtp_port=server.port)
+        world.settings = world.settings.model_copy(
+            update={"email": world.settings.email.model_copy(update={"reply_to": "editors@example.org"})}
+        )
+        server.box.messages.clear()
+        world.send()
+        [mail] = server.box.messages
+        assert mail["Reply-To"] == "editors@example.org"

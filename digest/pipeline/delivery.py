@@ -294,7 +294,7 @@ def _email(
         sender=mail.sender,
         sender_name=mail.sender_name,
         to=delivery.target or f"{delivery.subscriber}@localhost",
-        reply_to=mail.reply_to or None,
+        reply_to=mail.reply_to or mail.sender,  # always set: [email] reply_to, else From
         message_id=delivery.message_id,
         sent=at,
         headers=render.list_unsubscribe(link),

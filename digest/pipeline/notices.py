@@ -30,7 +30,7 @@ def send_notice(settings: Settings, to: str, *, subject: str, text: str, link: s
         sender=mail.sender,
         sender_name=mail.sender_name,
         to=to,
-        reply_to=mail.reply_to or None,
+        reply_to=mail.reply_to or mail.sender,  # always set: [email] reply_to, else From
         message_id=f"<notice.{tag}@{domain}>",
         sent=at,
     )
