@@ -7,9 +7,11 @@ from pathlib import Path
 
 from digest.errors import UsageError
 
+EXAMPLE_NAME = "example.toml.off"  # not a .toml yet: nobody is mailed until it is edited and renamed
 EXAMPLE_PROFILE = """\
-# One subscriber. Copy this file per person; the file name (example.toml) is their name
-# unless `name` says otherwise. `digest check subscribers/` checks every file.
+# One subscriber, switched off: only *.toml files in this folder are subscribers. Edit it
+# (your address, zone and keywords), then rename it, e.g. to you.toml: the file name is the
+# subscriber's name unless `name` says otherwise. `digest check subscribers/` checks every file.
 email = "you@example.org"
 timezone = "UTC"          # an IANA zone: Europe/Berlin, America/New_York, Asia/Tokyo ...
 send_at = "07:30"         # local time
@@ -32,8 +34,8 @@ def example_config() -> str:
 
 
 def init(folder: Path) -> list[Path]:
-    """Create ``digest.toml``, ``subscribers/example.toml``, ``dumps/`` and ``var/`` in ``folder``; return what
-    was made. Refuses, touching nothing, when ``folder`` already holds a ``digest.toml``."""
+    """Create ``digest.toml``, ``subscribers/example.toml.off`` (a profile to edit, not live until renamed),
+    ``dumps/`` and ``var/`` in ``folder``; return what was made. Refuses, touching nothing, when ``folder`` already holds a ``digest.toml``."""
     config = folder / "digest.toml"
     if config.exists():
         raise UsageError(f"{config}: already there; this folder is set up (digest status shows its state)")
@@ -46,7 +48,7 @@ def init(folder: Path) -> list[Path]:
             made.append(sub)
     config.write_text(example_config(), encoding="utf-8")
     made.append(config)
-    profile = folder / "subscribers" / "example.toml"
+    profile = folder / "subscribers" / EXAMPLE_NAME
     if not profile.exists():
         profile.write_text(EXAMPLE_PROFILE, encoding="utf-8")
         made.append(profile)

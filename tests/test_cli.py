@@ -257,15 +257,24 @@ def test_commands_that_do_not_rank_load_no_numpy_scikit_learn_jinja_or_httpx(ask
     assert not loaded & {"numpy", "scipy", "sklearn", "jinja2", "css_inline", "httpx", "apscheduler", "starlette"}
 
 
-def test_init_sets_up_a_new_installation_that_works(cli: CLI, workdir: Path) -> None:
+def test_init_sets_up_a_new_installation_that_works(cli: CLI, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     made = cli("init", "site")
     assert made.code == 0, made.err
     assert {p.name for p in (workdir / "site").iterdir()} == {"digest.toml", "subscribers", "dumps", "var"}
-    assert "  cd site\n  digest subscribe subscribers/example.toml" in made.out
+    assert "  cd site\n  edit subscribers/example.toml.off " in made.out
+    assert "  mv subscribers/example.toml.off subscribers/you.toml " in made.out
     settings = config.load(workdir / "site" / "digest.toml")  # the shipped example, every key commented
     assert settings.ingest.dumps_dir == Path("dumps") and settings.database.path == Path("var/digest.sqlite3")
-    checked = cli("check", "site/subscribers/example.toml")
+    checked = cli("check", "site/subscribers/example.toml.off")
     assert checked.code == 0, checked.err
+    monkeypatch.chdir(workdir / "site")
+    assert cli("ingest", DUMPS).code == 0
+    dry = cli("send", "--dry-run")
+    assert dry.code == 0 and dry.out.startswith("would make no digests")  # nobody before the example is renamed
+    Path("subscribers/example.toml.off").rename("subscribers/you.toml")
+    live = cli("send", "--dry-run").out
+    assert live.startswith("would make 1 digest: ") and "  you -> " in live
+    monkeypatch.chdir(workdir)
     again = cli("init", "site")
     assert again.code == 2 and again.err.strip().endswith(
         "digest.toml: already there; this folder is set up (digest status shows its state)"

@@ -224,7 +224,8 @@ def init_command(args: argparse.Namespace, settings: Settings) -> int:
     print("next:")
     if where != Path.cwd().resolve():
         print(f"  cd {shlex.quote(str(folder))}")
-    print("  digest subscribe subscribers/example.toml   after editing it: your address, zone and keywords")
+    print("  edit subscribers/example.toml.off           your address, zone and keywords (nobody is mailed yet)")
+    print("  mv subscribers/example.toml.off subscribers/you.toml   switches it on: each *.toml there is a subscriber")
     print("  digest fetch                                today's papers from Hugging Face (or drop a page into dumps/)")
     print("  digest send                                 make the digests that are due and deliver them")
     print("settings: digest.toml (every key explained; email goes to outbox/ until [smtp] host is set)")

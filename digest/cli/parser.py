@@ -280,7 +280,8 @@ def _digest_commands(command: _Adder) -> None:
         _lazy("digests", "init_command"),
         "Set up a new installation in a folder: config, an example subscriber, dumps/ and var/.",
         "Writes FOLDER/digest.toml (the example config, every key commented),\n"
-        "FOLDER/subscribers/example.toml, and makes dumps/ and var/; then prints the next\n"
+        "FOLDER/subscribers/example.toml.off (switched off until you edit it and rename it\n"
+        "to NAME.toml), and makes dumps/ and var/; then prints the next\n"
         "commands. Refuses a folder that already has a digest.toml.",
     )
     sub.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="FOLDER", help="default: here")
