@@ -124,6 +124,24 @@ def links_for(name: str, key: str, settings: DeliverySettings) -> Links | None:
     return Links(base, secret, name, key)
 
 
+def no_one_click(settings: DeliverySettings) -> str | None:
+    """Why emails would carry no one-click unsubscribe link (no base URL, or no secret), for the operator; or None."""
+    missing = [
+        what
+        for what, value in (
+            ("[delivery] base_url", settings.base_url),
+            ("DIGEST_DELIVERY__SECRET", settings.secret.get_secret_value()),
+        )
+        if not value
+    ]
+    if not missing:
+        return None
+    return (
+        f"readers' emails carry no one-click unsubscribe ({' and '.join(missing)} not set); set both and run "
+        "digest serve: Gmail and Yahoo require one-click unsubscribe for bulk mail"
+    )
+
+
 def parse_feedback(data: str) -> tuple[int, str, str] | None:
     """A feedback link's (vote, edition, paper id)."""
     if len(data) < 3 or data[0] not in "+-" or "|" not in data:

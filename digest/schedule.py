@@ -46,7 +46,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from digest import cadence, pipeline
+from digest import cadence, links, pipeline
 from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
 from digest.fetch import Client
@@ -414,6 +414,8 @@ class Daemon:
             self.log(
                 "started", database=str(self.settings.database.path), dumps=str(self.watcher.folder), pid=os.getpid()
             )
+            if self.settings.smtp.host and (problem := links.no_one_click(self.settings.delivery)):
+                self.log("warning", detail=problem)
             # Catch up: what was missed while down, and due retries, while the missed days are fetched
             # beside it (their papers go into the next editions). A database that cannot be used at
             # start (damaged, read-only) stops the daemon with its one line; later, a fault is logged

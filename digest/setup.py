@@ -35,7 +35,8 @@ def example_config() -> str:
 
 def init(folder: Path) -> list[Path]:
     """Create ``digest.toml``, ``subscribers/example.toml.off`` (a profile to edit, not live until renamed),
-    ``dumps/`` and ``var/`` in ``folder``; return what was made. Refuses, touching nothing, when ``folder`` already holds a ``digest.toml``."""
+    ``dumps/`` and ``var/`` in ``folder``; return what was made. Refuses, touching nothing, when ``folder``
+    already holds a ``digest.toml``."""
     config = folder / "digest.toml"
     if config.exists():
         raise UsageError(f"{config}: already there; this folder is set up (digest status shows its state)")

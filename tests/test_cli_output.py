@@ -154,3 +154,21 @@ def test_an_smtp_server_that_refuses_is_one_line_with_the_count(cli: CLI, crowd:
     retries = [line for line in result.out.splitlines() if line.startswith("retry:")]
     assert len(retries) == 1
     assert retries[0].startswith(f"retry:   127.0.0.1:{port} refused the connection: 10 emails wait for a retry (")
+
+
+def test_operators_hear_when_readers_get_no_one_click_unsubscribe(cli: CLI, crowd: Path, workdir: Path) -> None:
+    from .servers import smtp_server
+
+    with smtp_server() as smtp:
+        smtp_config = f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n'
+        (workdir / "digest.toml").write_text(smtp_config + '[delivery]\nbase_url = "https://digest.example.org"\n')
+        said = {command: cli(command, *extra).err for command, *extra in (["send"], ["status"], ["check", crowd])}
+        for command, err in said.items():
+            [line] = [line for line in err.splitlines() if "one-click" in line]
+            assert line == (
+                "digest: warning: readers' emails carry no one-click unsubscribe (DIGEST_DELIVERY__SECRET not set); "
+                "set both and run digest serve: Gmail and Yahoo require one-click unsubscribe for bulk mail"
+            ), command
+        (workdir / "digest.toml").write_text(smtp_config)
+        assert "(DIGEST_DELIVERY__SECRET" not in cli("status").err
+        assert "([delivery] base_url and DIGEST_DELIVERY__SECRET not set)" in cli("status").err

@@ -276,7 +276,8 @@ def test_email_without_an_smtp_host_is_said_where_it_matters(
     assert warning in cli("status").err and warning in cli("send", "--dry-run").err
     monkeypatch.setenv("DIGEST_SMTP__HOST", "mail.example.org")
     listed = cli("subscribers")
-    assert "warning" not in listed.err and "email ada@example.org " in listed.out and "outbox:" not in listed.out
+    assert "no [smtp] host" not in listed.err and "email ada@example.org " in listed.out and "outbox:" not in listed.out
+    assert "no one-click unsubscribe" in listed.err  # real mail now, and no signed links to unsubscribe with
 
 
 def test_a_profile_lists_all_its_mistakes_at_once_with_the_toml_scope_hint(cli: CLI, workdir: Path) -> None:

@@ -276,6 +276,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.schedule": {
         "digest",
         "digest.cadence",
+        "digest.links",
         "digest.interrupts",
         "digest.config",
         "digest.errors",
@@ -286,6 +287,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.cli.show": {
         "digest",
         "digest.config",
+        "digest.links",
         "digest.models",
         "digest.pipeline",
         "digest.render",
@@ -347,8 +349,8 @@ OWNERS = {
     },
     "smtplib": {"digest.channels.email"},
     "httpx": {"digest.channels.webhook", "digest.channels.targets", "digest.fetch"},
-    # resolving a webhook's host; telling DNS failures apart; binding the web server's port
-    "socket": {"digest.channels.targets", "digest.fetch", "digest.web.app"},
+    # resolving a webhook's host; telling DNS failures apart (fetch, SMTP); binding the web server's port
+    "socket": {"digest.channels.targets", "digest.channels.email", "digest.fetch", "digest.web.app"},
     "apscheduler": {"digest.schedule"},
     "starlette": {"digest.web.app", "digest.web.site", "digest.web.pages", "digest.web.prefs", "digest.web.signup"},
     "uvicorn": {"digest.web.app"},

@@ -216,7 +216,9 @@ def _subscriber_commands(command: _Adder) -> None:
         "Lists every mistake of each file, and resolves each webhook now to say where it\n"
         "would post (or why it may not). Exit code 1 when a file or a webhook is refused.",
     )
-    sub.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE.toml")
+    sub.add_argument(
+        "profiles", nargs="+", type=Path, metavar="PROFILE.toml", help="profile files, or folders of them (*.toml)"
+    )
     sub.add_argument("--json", action="store_true", help=JSON_HELP + ": a line per file, status ok or error")
 
 

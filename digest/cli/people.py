@@ -106,7 +106,11 @@ def check_command(args: argparse.Namespace, settings: Settings) -> int:
         else:
             show.error(str(error))
 
-    for profile, _ in profiles.load_many(list(args.profiles), on_error=bad):
+    files = [file for path in args.profiles for file in (profiles.profile_files(path) if path.is_dir() else [path])]
+    loaded = profiles.load_many(files, on_error=bad)
+    if not args.json:
+        show.no_smtp_warning([profile for profile, _ in loaded], settings)
+    for profile, _ in loaded:
         hooks = [_webhook(channel.kind, channel.url_env, settings) for channel in profile.delivery if channel.url_env]
         failed += sum(1 for hook in hooks if hook["status"] == "refused")
         if args.json:

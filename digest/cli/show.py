@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from digest import pipeline, render
+from digest import links, pipeline, render
 from digest.config import Settings
 from digest.models import WEEKDAYS, Delivery, Dump, DumpRecord, FetchRecord, Paper, ParseWarning, Profile, Ranked
 from digest.store import Store
@@ -249,10 +249,13 @@ def channels_text(profile: Profile, *, smtp: bool = True) -> str:
 
 
 def no_smtp_warning(profiles: Iterable[Profile], settings: Settings) -> None:
-    """One warning when subscribers get email but no [smtp] host is set: their email goes to the outbox."""
-    if settings.smtp.host:
-        return
+    """One warning when subscribers get email but no [smtp] host is set (their email goes to the outbox), or
+    when email goes out by SMTP without one-click unsubscribe links."""
     count = sum(1 for profile in profiles if any(channel.kind == "email" for channel in profile.delivery))
+    if settings.smtp.host:
+        if count and (problem := links.no_one_click(settings.delivery)):
+            warn(problem)
+        return
     if count:
         warn(
             f"no [smtp] host: email for {plural(count, 'subscriber')} goes to "
