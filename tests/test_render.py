@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest import ingest, links, rank, render
+from digest import ingest, links, profiles, rank, render
 from digest.channels import CHATS
 from digest.errors import RenderError
 from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
@@ -452,3 +452,38 @@ def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
     assert plain == lf(text)
     assert unescape(rich) == lf(html) and (rich == lf(html) or rich.isascii())
     assert all(len(line) <= render.MAX_LINE for line in body.split(b"\r\n"))
+
+
+def test_every_subject_of_the_demo_and_bench_subscribers_names_only_what_is_in_the_digest(tmp_path: Path) -> None:
+    import shutil
+
+    from digest.store import Store
+
+    from .deliverykit import make_world
+
+    world = make_world(tmp_path, people=0)
+    folder = world.settings.subscribers.dir
+    for source in (ROOT / "examples" / "subscribers", ROOT / "bench" / "profiles"):
+        for path in source.glob("*.toml"):
+            shutil.copy(path, folder / path.name)
+    world.send()  # they are subscribed from now on
+    world.clock.advance(7 * 24 * 3600)  # a week later every subscriber, weekly and weekdays too, has a digest due
+    world.send()
+    checked = 0
+    with Store.open(world.settings.database.path) as store:
+        for subscriber in store.subscribers():
+            [digest] = store.recent_digests(subscriber.name, limit=1)
+            checked += 1
+            papers = store.digest_papers([digest.id])[digest.id]
+            profile = profiles.parse(subscriber.text, source="p", default_name=subscriber.name)
+            if not papers:
+                assert digest.subject.startswith("Nothing matched today")
+                continue
+            named = digest.subject.split(": ", 1)[1].rsplit(" (+", 1)[0].split(", ")
+            keywords = {render.header_text(term, limit=40) for term, _ in profile.keywords}
+            first = papers[0].title  # the digest's first item (its papers come in rank order)
+            assert set(named) <= keywords or named == [render.header_text(first, limit=60)], (
+                subscriber.name,
+                digest.subject,
+            )
+    assert checked == len(list(folder.glob("*.toml"))) == 17

@@ -229,31 +229,29 @@ def day_label(value: date) -> str:
 
 
 def top_labels(items: Sequence[Ranked]) -> list[str]:
-    """The labels that did most for the top papers: keywords first, else the seed liked."""
+    """The keywords that did most for the top papers, at most two: what the digest's own items matched."""
     seen: list[str] = []
     for item in items:
-        for reason in item.why:
-            label = reason.label if reason.kind == "keyword" else None
-            if reason.kind == "seed":
-                label = "like " + header_text(reason.label, limit=40)
-            if label and label not in seen:
-                seen.append(label)
-                break
+        label = next((reason.label for reason in item.why if reason.kind == "keyword"), None)
+        if label and label not in seen:
+            seen.append(label)
         if len(seen) == 2:
             break
     return seen
 
 
 def subject(digest: Digest) -> str:
-    """ "Your papers for Mon 14 Mar: diffusion model, quantization (+10)", one safe line."""
+    """ "Your papers for Mon 14 Mar: diffusion model, quantization (+10)", one safe line, from the digest's own
+    content: the keywords its items matched, else its first item's title; never a paper that is not in it."""
     day = day_label(digest.edition)
     if not digest.items:
         return header_text(f"Nothing matched today, {day}: {plural(digest.new_count, 'new paper')}")
-    topics = ", ".join(header_text(t, limit=40) for t in top_labels(digest.items))
-    more = len(digest.items) - 2
+    labels = top_labels(digest.items)
+    topics = [header_text(t, limit=40) for t in labels] or [header_text(digest.items[0].paper.title, limit=60)]
+    more = len(digest.items) - max(len(labels), 1)
     tail = f" (+{more})" if more > 0 else ""
     noun = "paper" if len(digest.items) == 1 else "papers"
-    return header_text(f"Your {noun} for {day}: {topics}{tail}" if topics else f"Your {noun} for {day}", limit=150)
+    return header_text(f"Your {noun} for {day}: {', '.join(topics)}{tail}", limit=150)
 
 
 def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links | None = None) -> dict[str, Any]:
