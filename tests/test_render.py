@@ -487,3 +487,21 @@ def test_every_subject_of_the_demo_and_bench_subscribers_names_only_what_is_in_t
                 digest.subject,
             )
     assert checked == len(list(folder.glob("*.toml"))) == 17
+
+
+@pytest.mark.parametrize("fmt", ["text", "html", "md", "mattermost"])
+def test_the_archive_likeness_reason_is_said_once_in_the_header(fmt: str) -> None:
+    digest = fixed_digest()
+    assert sum(r.detail == "archive" for item in digest.items for r in item.why) >= 5  # it counted for most items
+    produced = " ".join(renderer().render(digest, fmt).split())  # the text part wraps it over lines
+    assert produced.count("best matches in the archive, such as") == 1
+    assert "like the archive's best matches" not in produced  # under no item: it was no item's main reason
+
+
+def test_an_archive_match_that_did_most_for_a_paper_is_said_under_it() -> None:
+    from digest.render.context import SHOWN_ARCHIVE, shown_reasons
+
+    archive = Reason("seed", "An archive paper", 3 * SHOWN_ARCHIVE, (), "archive")
+    weak = Reason("keyword", "pruning", SHOWN_ARCHIVE, ("abstract",), None)
+    assert shown_reasons([weak, archive]) == [archive, weak]
+    assert shown_reasons([weak._replace(score=9.0), archive]) == [weak._replace(score=9.0)]

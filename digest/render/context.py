@@ -212,16 +212,25 @@ def _reason_words(reason: Reason) -> dict[str, Any]:
 
 
 def shown_reasons(reasons: Sequence[Reason]) -> list[Reason]:
-    """The reasons worth a reader's time: whole-term matches, seeds and liked papers, a close archive match
-    that counted, else the best partial match."""
+    """The reasons worth a reader's time: whole-term matches, seeds and liked papers, else the best partial
+    match. A close archive match is said once, in the digest's header (``archive_match``), and under an item
+    only when it is that item's main reason."""
     strong = [
-        r
-        for r in reasons
-        if (r.kind == "seed" and (r.detail != "archive" or r.score >= SHOWN_ARCHIVE))
-        or (r.kind == "keyword" and r.detail is None)
+        r for r in reasons if (r.kind == "seed" and r.detail != "archive") or (r.kind == "keyword" and not r.detail)
     ]
+    archive = [r for r in reasons if r.kind == "seed" and r.detail == "archive" and r.score >= SHOWN_ARCHIVE]
+    if archive and all(archive[0].score > r.score for r in strong):
+        strong = [*archive[:1], *strong]  # it did most for this paper
     partial = [r for r in reasons if r.kind == "keyword" and r.detail is not None]
     return strong or partial[:1]
+
+
+def archive_match(items: Sequence[Ranked]) -> str | None:
+    """The archive paper that most drew this digest's papers by likeness to the keywords' best matches, for
+    the header's one line about that reason; None when it counted for no item."""
+    found = [r for item in items for r in item.why if r.kind == "seed" and r.detail == "archive"]
+    best = max((r for r in found if r.score >= SHOWN_ARCHIVE), key=lambda r: r.score, default=None)
+    return header_text(best.label, limit=120) if best else None
 
 
 def day_label(value: date) -> str:
@@ -272,6 +281,7 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links 
         "count": len(digest.items),
         "new_count": digest.new_count,
         "items": items,
+        "archive_match": archive_match(digest.items),
         "trending": trending,
         "keywords": [term for term, _ in profile.keywords],
         "seeds": len(profile.seeds),
@@ -305,4 +315,9 @@ def intro(context: dict[str, Any]) -> str:
     count, new = context["count"], context["new_count"]
     if not count:
         return f"Nothing matched your profile today, out of {plural(new, 'new paper')}."
-    return f"{plural(count, 'paper')} for you out of {new:,} new today."
+    also = f" {ARCHIVE_LINE} “{context['archive_match']}”." if context.get("archive_match") else ""
+    return f"{plural(count, 'paper')} for you out of {new:,} new today.{also}"
+
+
+# The one line a digest's header gives the archive-likeness reason (it would repeat under every item otherwise).
+ARCHIVE_LINE = "Also ranked by how close papers are to your keywords' best matches in the archive, such as"
