@@ -26,7 +26,9 @@ PREFERENCES = "p"
 FEED = "a"
 SIGNUP = "s"
 FORM = "c"  # the anti-CSRF token of a form
-PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, FORM)
+RESUBSCRIBE = "r"  # undo the reader's own unsubscribe; its data is the time it expires
+PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, FORM, RESUBSCRIBE)
+RESUBSCRIBE_DAYS = 30
 KEY_BYTES = 12
 MAC_BYTES = 16
 
@@ -110,6 +112,10 @@ class Links:
     @property
     def feed(self) -> str:
         return f"{self.base}/feeds/{sign(self.secret, FEED, name=self.name, key=self.key)}.atom"
+
+    def resubscribe(self, *, until: int) -> str:
+        """The way back after the reader's own unsubscribe, valid until ``until`` (a Unix time)."""
+        return self.url(RESUBSCRIBE, str(until))
 
     def feedback(self, paper: str, vote: int, edition: str) -> str:
         return self.url(FEEDBACK, f"{'+' if vote > 0 else '-'}{edition}|{paper}")

@@ -251,6 +251,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.models",
         "digest.pipeline",
         "digest.profiles",
+        "digest.web.pages",
         "digest.web.site",
     },
     "digest.web.signup": {

@@ -261,3 +261,37 @@ def test_web_form_fuzz_never_gives_a_500(hostile_site: Any, fields: dict[str, st
         assert "Traceback" not in answer.text
         if answer.status_code >= 400:
             assert _signups(world) == before  # a refused form stores nothing
+
+
+def test_a_reader_can_undo_their_own_unsubscribe_for_30_days(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=2)
+    world.send()
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        one_click = {"List-Unsubscribe": "One-Click"}
+        done = http.post(f"{base}/u/{token(world, 'user000', links.UNSUBSCRIBE)}", data=one_click)
+        back = re.search(r'action="(/r/[^"]+)"', done.text)
+        assert back is not None and "Unsubscribed by mistake?" in done.text
+        prefs = http.get(f"{base}/p/{token(world, 'user000', links.PREFERENCES)}")
+        assert "Resubscribe" in prefs.text and "/r/" in prefs.text
+        assert http.get(base + back[1]).status_code == 200 and subscriber(world, "user000").status == "unsubscribed"
+        assert "You are subscribed again" in http.post(base + back[1]).text
+        assert subscriber(world, "user000").status == "active"
+        http.post(f"{base}/u/{token(world, 'user000', links.UNSUBSCRIBE)}", data=one_click)
+        world.clock.advance(31 * 24 * 3600)
+        assert http.post(base + back[1]).status_code == 404  # 30 days at most
+        assert subscriber(world, "user000").status == "unsubscribed"
+
+
+def test_an_operators_unsubscribe_is_not_the_readers_to_undo(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=1)
+    world.send()
+    until = int(world.clock().timestamp()) + 3600
+    way_back = token(world, "user000", links.RESUBSCRIBE, str(until))
+    with Store.open(world.settings.database.path) as store:
+        store.set_status("user000", "unsubscribed", at=world.clock(), by="operator")
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        refused = http.post(f"{base}/r/{way_back}")
+        assert refused.status_code == 409 and "cannot be started again from here" in refused.text
+        prefs = http.get(f"{base}/p/{token(world, 'user000', links.PREFERENCES)}")
+        assert "/r/" not in prefs.text
+    assert subscriber(world, "user000").status == "unsubscribed"

@@ -60,6 +60,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         routes=[
             Route("/", pages.home),
             Route("/u/{token}", pages.unsubscribe, methods=BOTH),
+            Route("/r/{token}", pages.resubscribe, methods=BOTH),
             Route("/f/{token}", pages.feedback, methods=BOTH),
             Route("/p/{token}", prefs.preferences, methods=BOTH),
             Route("/feeds/{token}.atom", pages.feed),

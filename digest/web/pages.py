@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse, Response
 
@@ -34,7 +35,48 @@ def unsubscribe(site: Site, call: Call) -> Response:
     if subscriber.status != "unsubscribed":
         site.store.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
         log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
-    return site.page("unsubscribe.html.j2", title="Unsubscribed", subscriber=subscriber, done=True, manage=None)
+    return unsubscribed_page(site, site.store.subscriber(subscriber.name) or subscriber)
+
+
+def unsubscribed_page(site: Site, subscriber: Subscriber, *, status: int = 200) -> Response:
+    """ "You are unsubscribed", with the way back when the reader unsubscribed themselves."""
+    return site.page(
+        "unsubscribe.html.j2",
+        status=status,
+        title="Unsubscribed",
+        subscriber=subscriber,
+        done=True,
+        manage=None,
+        resubscribe=way_back(site, subscriber),
+    )
+
+
+def way_back(site: Site, subscriber: Subscriber) -> str | None:
+    """The signed resubscribe URL (a POST, valid ``RESUBSCRIBE_DAYS``), only after the reader's own unsubscribe:
+    an operator's, or the folder's, is not the reader's to undo."""
+    signed = site.links_of(subscriber)
+    if signed is None or subscriber.status != "unsubscribed" or subscriber.unsubscribed_by != "reader":
+        return None
+    until = int((site.clock() + timedelta(days=links.RESUBSCRIBE_DAYS)).timestamp())
+    return urlsplit(signed.resubscribe(until=until)).path  # a form on this site posts here (form-action 'self')
+
+
+@threaded
+def resubscribe(site: Site, call: Call) -> Response:
+    """GET: a page with a button. POST: active again, if the reader unsubscribed themselves and the link is fresh."""
+    found = site.subscriber(call.params["token"], links.RESUBSCRIBE)
+    if found is None or not found[1].data.isdigit() or int(found[1].data) < site.clock().timestamp():
+        return site.not_found()
+    subscriber, _ = found
+    if subscriber.status != "unsubscribed":
+        return site.page("resubscribe.html.j2", title="Subscribed", subscriber=subscriber, done=True)
+    if subscriber.unsubscribed_by != "reader":
+        return site.page("resubscribe.html.j2", status=409, title="Unsubscribed", subscriber=subscriber, done=False)
+    if call.method == "GET":
+        return site.page("resubscribe.html.j2", title="Resubscribe", subscriber=subscriber, done=False)
+    site.store.set_status(subscriber.name, "active", at=site.clock())
+    log.info("resubscribed subscriber=%s by=reader", subscriber.name)
+    return site.page("resubscribe.html.j2", title="Subscribed again", subscriber=subscriber, done=True)
 
 
 @threaded

@@ -22,6 +22,7 @@ from tomlkit.items import Table
 from digest import links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.models import FREQUENCIES, WEEKDAYS, Profile, Subscriber
+from digest.web.pages import unsubscribed_page, way_back
 from digest.web.site import Call, Site, log, threaded
 
 FORM_VALID_SECONDS = 24 * 3600
@@ -40,7 +41,7 @@ def preferences(site: Site, call: Call) -> Response:
     fields = call.fields
     if not _form_ok(site, subscriber, fields.get("form", "")):
         return site.page("missing.html.j2", status=403, title="This form has expired")
-    if subscriber.status == "unsubscribed":  # only a new sign-up or the operator brings a reader back
+    if subscriber.status == "unsubscribed":  # only the way back, a new sign-up or the operator bring them back
         return _show(site, subscriber, status=409)
     action = fields.get("action", "save")
     if action in PAUSES:
@@ -54,7 +55,7 @@ def preferences(site: Site, call: Call) -> Response:
     if action == "unsubscribe":
         site.store.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
         log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
-        return site.page("unsubscribe.html.j2", title="Unsubscribed", subscriber=subscriber, done=True, manage=None)
+        return unsubscribed_page(site, _fresh(site, subscriber))
     return _save(site, subscriber, fields)
 
 
@@ -182,6 +183,7 @@ def _show(
         form=form_token(site, subscriber),
         notice=notice,
         error=error,
+        resubscribe=way_back(site, subscriber),
     )
 
 
