@@ -295,3 +295,18 @@ def test_an_operators_unsubscribe_is_not_the_readers_to_undo(tmp_path: Path) -> 
         prefs = http.get(f"{base}/p/{token(world, 'user000', links.PREFERENCES)}")
         assert "/r/" not in prefs.text
     assert subscriber(world, "user000").status == "unsubscribed"
+
+
+def test_the_confirm_page_says_what_is_confirmed_and_the_home_page_has_one_heading(tmp_path: Path) -> None:
+    with smtp_server() as smtp:
+        world = _web(world_with_links(tmp_path, people=0, smtp_port=smtp.port))
+        with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+            http.post(
+                f"{base}/signup", data=FIELDS | {"email": "grace@example.org", "keywords": "speculative decoding"}
+            )
+            world.send()
+            [mail] = smtp.box.messages
+            page = http.get(local(confirmation_links(mail)[0], base)).text
+            assert "A daily digest for <strong>grace@example.org</strong>, following speculative decoding." in page
+            home = http.get(f"{base}/").text
+    assert home.count("<h1") == 1 and "<h1>paper-digest</h1>" not in home

@@ -142,7 +142,7 @@ def healthz(site: Site, call: Call) -> Response:
 
 @threaded
 def home(site: Site, call: Call) -> Response:
-    return site.page("home.html.j2", title="paper-digest", signup=site.settings.web.signup)
+    return site.page("home.html.j2", title="Welcome", signup=site.settings.web.signup)
 
 
 STATIC = {"site.css": "text/css", "timezone.js": "text/javascript"}

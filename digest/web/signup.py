@@ -102,9 +102,10 @@ def confirm(site: Site, call: Call) -> Response:
     pending = site.store.signup(signup_id, now=site.clock(), valid=VALID) if signup_id else None
     if signup_id is None or pending is None:
         return site.not_found()
-    if call.method == "GET":
-        return site.page("confirm.html.j2", title="Confirm", done=False, manage=None)
     email, text = pending
+    if call.method == "GET":
+        keywords = [term for term, _ in profiles.parse(text, source="the sign-up", default_name=None).keywords]
+        return site.page("confirm.html.j2", title="Confirm", done=False, manage=None, email=email, keywords=keywords)
     name = site.store.subscriber_with_email(email)  # the address subscribed meanwhile: one subscriber per address
     if name is None:
         name = _create(site, email, text)
