@@ -25,7 +25,7 @@ from digest.models import Profile
 from digest.store import Store
 
 from .conftest import DUMPS
-from .deliverykit import Clock, World, make_world
+from .deliverykit import Clock, World, digest_process, make_world
 
 STEP = timedelta(minutes=10)
 
@@ -230,15 +230,7 @@ def test_run_as_a_process_refuses_a_second_and_stops_on_sigterm(tmp_path: Path) 
         "[schedule]\npoll_seconds = 1\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "digest", "run", "--log-format", "json"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    daemon = digest_process(tmp_path, "run", "--log-format", "json")
     try:
         deadline = time.monotonic() + 30
         while not list((tmp_path / "outbox").glob("ada/new/*.eml")) and time.monotonic() < deadline:
