@@ -61,6 +61,12 @@ def next_fire(profile: Profile, now: datetime) -> datetime:
     raise AssertionError(f"{profile.name}: no firing within {SEARCH_DAYS} days")  # frequencies fire weekly
 
 
+def next_label(profile: Profile, now: datetime) -> str:
+    """The first firing after ``now`` as a reader reads it: "Thu 4 Dec at 08:15 (America/New_York)"."""
+    fire = next_fire(profile, now)
+    return f"{fire:%a} {fire.day} {fire:%b} at {fire:%H:%M} ({profile.timezone})"
+
+
 def cron_fields(profile: Profile) -> dict[str, str | int]:
     """The same schedule as APScheduler cron fields (the daemon's timely trigger)."""
     days = {"daily": "*", "weekdays": "mon-fri"}.get(profile.frequency) or WEEKDAYS[profile.day or 0][:3]

@@ -130,6 +130,12 @@ def links_for(name: str, key: str, settings: DeliverySettings) -> Links | None:
     return Links(base, secret, name, key)
 
 
+def feed_url(name: str, key: str, settings: DeliverySettings) -> str | None:
+    """A subscriber's signed feed address (``digest serve`` serves it), when links can be signed."""
+    signed = links_for(name, key, settings)
+    return signed.feed if signed else None
+
+
 def no_one_click(settings: DeliverySettings) -> str | None:
     """Why emails would carry no one-click unsubscribe link (no base URL, or no secret), for the operator; or None."""
     missing = [

@@ -185,6 +185,7 @@ class Subscriber:
     link_key: str = ""  # names the subscriber in signed links, instead of the name
     unsubscribed_by: str | None = None  # file, operator or reader
     unsubscribed_at: datetime | None = None
+    joined_at: datetime | None = None  # signed up on the page then: no edition that fired before it
 
 
 @dataclass(frozen=True, slots=True)

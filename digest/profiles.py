@@ -68,7 +68,7 @@ _ABBREVIATIONS = {
     "AEDT": "Australia/Sydney",
 }
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _TOP_KEYS = (
     "name",
     "email",
@@ -89,7 +89,7 @@ _CHANNEL_KEYS = ("kind", "url_env", "address")
 
 
 @cache
-def _zones() -> frozenset[str]:
+def zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
@@ -332,7 +332,7 @@ def _too_large(source: str) -> str:
 
 def _timezone(check: _Check, value: object) -> str:
     timezone = check.text("timezone", value, fix='use an IANA zone name like "Europe/Berlin"')
-    if timezone in _zones():
+    if timezone in zones():
         return timezone
     if timezone.upper() in _ABBREVIATIONS:
         meant = _ABBREVIATIONS[timezone.upper()]
@@ -342,9 +342,9 @@ def _timezone(check: _Check, value: object) -> str:
             f'write the place\'s zone, like "{meant}"',
             timezone,
         )
-    by_case = {zone.casefold(): zone for zone in _zones()}
+    by_case = {zone.casefold(): zone for zone in zones()}
     close = [by_case[timezone.casefold()]] if timezone.casefold() in by_case else []
-    close = close or difflib.get_close_matches(timezone, sorted(_zones()), n=1)
+    close = close or difflib.get_close_matches(timezone, sorted(zones()), n=1)
     fix = f"did you mean '{close[0]}'?" if close else 'use an IANA zone name like "Europe/Berlin"'
     raise check.fail("timezone", "not an IANA time zone", fix, timezone)
 
@@ -363,7 +363,7 @@ def _day(check: _Check, data: dict[str, Any], frequency: str) -> int | None:
 def _send_at(check: _Check, value: object) -> time:
     if isinstance(value, time):
         return value.replace(second=0, microsecond=0)
-    match = _CLOCK.match(value.strip()) if isinstance(value, str) else None
+    match = CLOCK.match(value.strip()) if isinstance(value, str) else None
     if match is None:
         raise check.fail("send_at", "not a time of day", 'write "HH:MM" in 24-hour time, like "07:30"', value)
     return time(int(match[1]), int(match[2]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import html
 import json
 import re
 import shutil
@@ -364,9 +365,19 @@ def test_the_atom_feed_keeps_the_latest_digests(tmp_path: Path) -> None:
     world.send()
     feed = ET.parse(tmp_path / "outbox" / "feeds" / "team.atom").getroot()
     ns = {"a": "http://www.w3.org/2005/Atom"}
-    [entry] = feed.findall("a:entry", ns)
-    assert (entry.findtext("a:title", namespaces=ns) or "").startswith("Your papers for Mon 23 Nov")
-    assert "<table" in (entry.findtext("a:content", namespaces=ns) or "")
+    entries = feed.findall("a:entry", ns)
+    with Store.open(world.settings.database.path) as store:
+        [digest] = store.recent_digests("team", limit=5)
+        items = store.digest_papers([digest.id])[digest.id]
+    # One entry per paper, in the digest's order; each opens the paper and carries its item, not a document.
+    assert [e.findtext("a:title", namespaces=ns) for e in entries] == [i.paper.title for i in items] and items
+    for entry, item in zip(entries, items, strict=True):
+        [link] = entry.findall("a:link", ns)
+        assert link.get("rel") == "alternate" and link.get("href") == render.links(item.paper)["main"]
+        content = entry.find("a:content", ns)
+        assert content is not None and content.get("type") == "html" and content.text
+        assert not any(tag in content.text.lower() for tag in ("<html", "<style", "<body", "<table", "<head"))
+        assert "Why: " in content.text and html.escape(item.paper.title) in content.text
 
 
 def _self_signed(tmp_path: Path) -> ssl.SSLContext:

@@ -481,7 +481,7 @@ def test_every_subject_of_the_demo_and_bench_subscribers_names_only_what_is_in_t
                 continue
             named = digest.subject.split(": ", 1)[1].rsplit(" (+", 1)[0].split(", ")
             keywords = {render.header_text(term, limit=40) for term, _ in profile.keywords}
-            first = papers[0].title  # the digest's first item (its papers come in rank order)
+            first = papers[0].paper.title  # the digest's first item (its papers come in rank order)
             assert set(named) <= keywords or named == [render.header_text(first, limit=60)], (
                 subscriber.name,
                 digest.subject,
@@ -505,3 +505,15 @@ def test_an_archive_match_that_did_most_for_a_paper_is_said_under_it() -> None:
     weak = Reason("keyword", "pruning", SHOWN_ARCHIVE, ("abstract",), None)
     assert shown_reasons([weak, archive]) == [archive, weak]
     assert shown_reasons([weak._replace(score=9.0), archive]) == [weak._replace(score=9.0)]
+
+
+@pytest.mark.parametrize("fmt", ["html", "text", "md"])
+def test_a_digest_without_signed_links_tells_the_reader_plain_words_only(fmt: str) -> None:
+    # No base_url or no secret: no links to sign. The reader still learns how to stop, in words
+    # meant for them; never the operator's file path or an admin command.
+    produced = renderer().render(fixed_digest(), fmt)
+    footer = produced[produced.rindex("You get this because") :]
+    assert "digest subscribe" not in footer and "digest unsubscribe" not in footer
+    assert ".toml" not in produced and PROFILE.source not in produced
+    if fmt != "md":  # an email: replying reaches [email] reply_to, else From (set on every email)
+        assert "reply to this email" in footer

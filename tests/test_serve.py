@@ -182,9 +182,17 @@ def test_preferences_edit_the_profile_file_and_keep_its_comments(tmp_path: Path)
         assert "# Ada's digest: read by the operator." in text and "# where Ada lives" in text
         assert "# the main thing" in text and '"speculative decoding" = 1' in text and "quantization" not in text
         assert 'send_at = "06:30"' in text and 'exclude = ["survey"]' in text
-        bad = http.post(base + url, data=fields | {"timezone": "Europe/Berlinn"})
-        assert bad.status_code == 400
-        assert "not an IANA time zone" in bad.text and "did you mean &#39;Europe/Berlin&#39;?" in bad.text
+        for field, value, said in [
+            ("timezone", "Europe/Berlinn", "Choose a time zone by its place name, like Europe/Berlin"),
+            ("keywords", "pruning = 300", "The weight for “pruning” must be more than 0 and at most 100."),
+            ("send_at", "25:00", "Write the time as hours and minutes in 24-hour time, like 07:30."),
+        ]:
+            bad = http.post(base + url, data=fields | {field: value})
+            assert bad.status_code == 400
+            # The words sit next to their field; no file, path or TOML key reaches the reader.
+            assert f'<p class="field-error" id="{field}-error">{said}' in bad.text.replace("&#34;", '"')
+            assert f'aria-describedby="{field}-error"' in bad.text
+            assert ".toml" not in bad.text and str(tmp_path) not in bad.text and "keywords." not in bad.text
         assert path.read_text() == text
         assert http.post(base + url, data={k: v for k, v in fields.items() if k != "form"}).status_code == 403
     assert path.read_text() == text
@@ -223,6 +231,27 @@ def test_sign_up_needs_the_confirmation_link_within_48_hours(tmp_path: Path) -> 
             assert http.post(local(link, base)).status_code == 404  # used once
     assert subscriber(world, "grace").status == "active"
     assert "keywords" in (world.settings.subscribers.dir / "grace.toml").read_text()
+
+
+def test_a_new_reader_s_first_digest_is_their_next_send_time_never_a_past_edition(tmp_path: Path) -> None:
+    # 07:30 UTC on Mon 23 Nov is 02:30 in New York: Sunday's 08:15 edition is past, Monday's is next.
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=0, smtp_port=smtp.port, signup=True)
+        fields = {"email": "grace@example.org", "keywords": "language model", "timezone": "America/New_York"}
+        with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+            assert http.post(f"{base}/signup", data=fields | {"send_at": "08:15", "website": ""}).status_code == 200
+            world.send()
+            [link] = confirmation_links(smtp.box.messages.pop())
+            asked = http.get(local(link, base)).text
+            assert "Your first digest: Mon 23 Nov at 08:15 (America/New_York)" in asked
+            done = http.post(local(link, base)).text
+            assert "Your first digest: <strong>Mon 23 Nov at 08:15 (America/New_York)</strong>" in done
+        assert world.send().made == [] and smtp.box.messages == []  # no digest for Sunday's edition
+        world.clock.advance(5 * 3600 + 46 * 60)  # 08:16 in New York
+        report = world.send()
+        assert [(who, edition) for who, edition, _ in report.made] == [("grace", "2026-11-23")]
+        [mail] = smtp.box.messages
+        assert "Mon 23 Nov" in mail["Subject"] and "Sun 22 Nov" not in mail.get_body().get_content()
 
 
 def test_sign_up_is_rate_limited_and_says_the_same_for_known_addresses(tmp_path: Path) -> None:
@@ -264,7 +293,7 @@ def test_headers_limits_health_and_the_signed_feed(tmp_path: Path) -> None:
         assert health.json()["failed_last_24h"] == 0
         feed = http.get(f"{base}/feeds/{token(world, 'user000', links.FEED)}.atom")
         assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml")
-        assert 'rel="self"' in feed.text and 'rel="related"' in feed.text
+        assert 'rel="self"' in feed.text and 'rel="alternate"' in feed.text
         assert http.get(f"{base}/feeds/user000.atom").status_code == 404
         assert http.get(f"{base}/signup").status_code == 404  # off by default
 
@@ -301,3 +330,30 @@ def test_an_unsubscribe_cancels_what_was_not_sent_yet(tmp_path: Path) -> None:
         [cancelled] = store.deliveries(states=("failed",))
         assert cancelled.subscriber == "user000" and cancelled.last_error == "cancelled: unsubscribed by the reader"
         assert store.failed_since(world.clock() - timedelta(days=1)) == 0
+
+
+def test_a_reader_s_feed_address_is_shown_to_them_and_to_the_operator(
+    tmp_path: Path, workdir: Path, capsys, monkeypatch
+) -> None:
+    world = world_with_links(tmp_path, people=1)
+    world.send()
+    feed = links.links_for("user000", subscriber(world, "user000").link_key, world.settings.delivery)
+    assert feed is not None
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        page = http.get(f"{base}/p/{token(world, 'user000', links.PREFERENCES)}").text
+        assert f'value="{feed.feed}"' in page  # the page shows the address ...
+        assert http.get(local(feed.feed, base)).status_code == 200  # ... and it is served
+    where = world.settings
+    (workdir / "digest.toml").write_text(
+        f'[database]\npath = "{where.database.path}"\n[subscribers]\ndir = "{where.subscribers.dir}"\n'
+        f'[delivery]\nbase_url = "{BASE}"\n'
+    )
+    monkeypatch.setenv("DIGEST_DELIVERY__SECRET", SECRET)
+    assert main(["subscribers", "--json"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["feed"] == feed.feed
+    assert main(["preview", "user000"]) == 0
+    assert f"user000's feed: {feed.feed}" in capsys.readouterr().out
+    monkeypatch.delenv("DIGEST_DELIVERY__SECRET")
+    assert main(["subscribers", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["feed"] is None  # no secret: no signed address to give

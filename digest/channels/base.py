@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from digest.config import Settings
 from digest.errors import DeliveryError, TransientError
 from digest.links import Links
-from digest.models import Delivery, Paper, StoredDigest
+from digest.models import Delivery, Ranked, StoredDigest
 
 Takes = Literal["email", "history", "parts"]
 
@@ -24,7 +24,7 @@ class Job:
     email: bytes | None = None  # the whole message, RFC 5322, CRLF
     parts: list[dict[str, Any]] = field(default_factory=list)
     history: list[StoredDigest] = field(default_factory=list)
-    related: dict[int, list[Paper]] = field(default_factory=dict)  # each digest of the history: its papers
+    related: dict[int, list[Ranked]] = field(default_factory=dict)  # each digest of the history: its items
     on_part: Callable[[int], None] = field(default=lambda sent: None)
     links: Links | None = None  # the subscriber's signed links (the Atom feed names its own address)
 

@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
 from digest.channels.base import Job, OneAtATime, Takes
 from digest.config import Settings
 from digest.errors import TransientError
-from digest.models import Paper, StoredDigest
-from digest.render.context import links
-
-ATOM = "http://www.w3.org/2005/Atom"
+from digest.render.atom import atom_feed
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -94,33 +88,3 @@ class AtomChannel(OneAtATime):
             _write(self.path(name), feed)
         except OSError as e:
             raise TransientError(f"atom: cannot write {self.path(name)} ({e.strerror}); check the folder") from e
-
-
-def atom_feed(
-    name: str,
-    history: Sequence[StoredDigest],
-    papers: Mapping[int, list[Paper]],
-    *,
-    self_url: str | None,
-    updated: datetime,
-) -> bytes:
-    """An Atom feed of these digests, newest first: each entry the digest's HTML, with a link to each paper."""
-    ET.register_namespace("", ATOM)
-    feed = ET.Element(f"{{{ATOM}}}feed")
-    ET.SubElement(feed, f"{{{ATOM}}}id").text = f"tag:paper-digest,2026:{name}"
-    ET.SubElement(feed, f"{{{ATOM}}}title").text = f"paper-digest for {name}"
-    newest = max((d.created_at for d in history), default=updated)
-    ET.SubElement(feed, f"{{{ATOM}}}updated").text = newest.isoformat()
-    author = ET.SubElement(feed, f"{{{ATOM}}}author")
-    ET.SubElement(author, f"{{{ATOM}}}name").text = "paper-digest"
-    if self_url:
-        ET.SubElement(feed, f"{{{ATOM}}}link", rel="self", href=self_url)
-    for digest in history:
-        entry = ET.SubElement(feed, f"{{{ATOM}}}entry")
-        ET.SubElement(entry, f"{{{ATOM}}}id").text = f"tag:paper-digest,2026:{name}/{digest.id}"
-        ET.SubElement(entry, f"{{{ATOM}}}title").text = digest.subject
-        ET.SubElement(entry, f"{{{ATOM}}}updated").text = digest.created_at.isoformat()
-        for paper in papers.get(digest.id, []):
-            ET.SubElement(entry, f"{{{ATOM}}}link", rel="related", href=links(paper)["main"] or "", title=paper.title)
-        ET.SubElement(entry, f"{{{ATOM}}}content", type="html").text = digest.html
-    return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True))

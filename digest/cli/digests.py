@@ -8,12 +8,12 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from digest import ingest, pipeline, profiles, setup
+from digest import ingest, links, pipeline, profiles, setup
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
 from digest.interrupts import Interrupt
-from digest.models import Paper
+from digest.models import Paper, Subscriber
 from digest.store import Store
 from digest.text import plural
 
@@ -65,11 +65,25 @@ def preview_command(args: argparse.Namespace, settings: Settings) -> int:
         broken = show.sync(store, settings)
         view = pipeline.preview(store, args.name, settings=settings, now=_clock())
         last = None if view.items else pipeline.last_digest(store, view.profile)
+        found = store.subscriber(args.name)
     if args.format != "terminal":
         _preview_file(args, settings, view, last)
     else:
         _preview_terminal(view, last)
+    if found is not None:
+        _feed_line(args, settings, found)
     return 1 if broken else 0
+
+
+def _feed_line(args: argparse.Namespace, settings: Settings, found: Subscriber) -> None:
+    """The subscriber's feed address, when links can be signed: after the preview, or on stderr beside a file."""
+    feed = links.feed_url(found.name, found.link_key, settings.delivery)
+    if feed is None:
+        return
+    if args.format == "terminal":
+        print(f"\n{args.name}'s feed: {feed}")
+    else:  # stdout holds the digest itself
+        show.err.print(f"{args.name}'s feed: {feed}", markup=False, soft_wrap=True)
 
 
 def _preview_file(

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from digest import pipeline, profiles
+from digest import links, pipeline, profiles
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import DeliveryError, DigestError, UsageError
@@ -70,7 +70,8 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         for row, profile in profiles_:
             place = {"status": row.status, "paused_until": row.paused_until, "source": row.source}
-            show.json_line({"name": row.name} | place | show.profile_json(profile) | {"updated_at": row.updated_at})
+            extra = {"feed": links.feed_url(row.name, row.link_key, settings.delivery), "updated_at": row.updated_at}
+            show.json_line({"name": row.name} | place | show.profile_json(profile) | extra)
         return 1 if broken else 0
     if not profiles_:
         print(f"no subscribers yet: 'digest subscribe PROFILE.toml', or put profiles in {settings.subscribers.dir}/")

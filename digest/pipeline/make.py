@@ -26,10 +26,13 @@ def due_edition(
 ) -> datetime | None:
     """The firing whose edition should be made now, if any: the latest one not made yet.
 
-    ``latest`` is the subscriber's latest digest (made at, edition), from ``Store.latest_digests``.
+    ``latest`` is the subscriber's latest digest (made at, edition), from ``Store.latest_digests``. A reader
+    who signed up on the page gets no edition that fired before they joined (``joined_at``).
     """
     fire = cadence.last_fire(profile, now)
     if fire is None or not is_active(subscriber, today=fire.date()):
+        return None
+    if latest is None and subscriber.joined_at is not None and fire <= subscriber.joined_at:
         return None
     if latest is not None and (latest[1] >= fire.date().isoformat() or latest[0] >= fire):
         return None  # this edition, or a catch-up covering it, exists already

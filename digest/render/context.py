@@ -287,7 +287,6 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links 
         "seeds": len(profile.seeds),
         "unsubscribe_url": links.unsubscribe if links else unsubscribe_url,
         "manage_url": links.preferences if links else None,
-        "profile_file": profile.source,
     }
 
 

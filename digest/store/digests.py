@@ -24,8 +24,9 @@ from typing import Any
 
 import zstandard
 
-from digest.models import Message, NewDelivery, Paper, Ranked, Reason, StoredDigest
+from digest.models import Message, NewDelivery, Ranked, Reason, StoredDigest
 from digest.store.db import Database
+from digest.store.papers import paper_of_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,15 +186,15 @@ class Digests(Database):
         )
         return [_stored_digest(row) for row in rows]
 
-    def digest_papers(self, digest_ids: Sequence[int]) -> dict[int, list[Paper]]:
-        """Each digest's papers, best first (for the links of a feed's entries)."""
-        found: dict[int, list[Paper]] = {i: [] for i in digest_ids}
+    def digest_papers(self, digest_ids: Sequence[int]) -> dict[int, list[Ranked]]:
+        """Each digest's items as frozen, best first, with their whole papers (for the entries of a feed)."""
+        found: dict[int, list[Ranked]] = {i: [] for i in digest_ids}
         query = (
-            "SELECT i.digest, p.id, p.title, p.norm_title FROM digest_items i JOIN papers p ON p.id = i.paper"
+            "SELECT i.digest, i.rank, i.score, i.why, p.* FROM digest_items i JOIN papers p ON p.id = i.paper"
             " WHERE i.digest IN ({marks}) ORDER BY i.digest, i.rank"
         )
         for row in self._rows_in(query, digest_ids):
-            found[row[0]].append(Paper(id=row[1], title=row[2], norm_title=row[3], abstract=None))
+            found[row["digest"]].append(Ranked(paper_of_row(row), row["rank"], row["score"], _reasons(row["why"])))
         return found
 
 

@@ -97,7 +97,7 @@ class Papers(Database):
         )
         return [
             SeenPaper(
-                paper=replace(_paper(row), upvotes=row["upvotes"], position=row["position"]),
+                paper=replace(paper_of_row(row), upvotes=row["upvotes"], position=row["position"]),
                 first_dump=row["dump_source"],
                 first_seen=datetime.fromisoformat(row["first_seen"]),
                 sightings=row["sighting_count"],
@@ -123,7 +123,7 @@ class Papers(Database):
     def archive(self) -> list[Paper]:
         """Every paper ever ingested, in the order first seen (the ranker's corpus)."""
         rows = self._conn.execute("SELECT * FROM papers ORDER BY rowid")
-        return [_paper(row) for row in rows]
+        return [paper_of_row(row) for row in rows]
 
     def archive_version(self) -> tuple[int, int, int]:
         """Changes whenever a paper is added or gains its arXiv id: (count, last rowid, aliases)."""
@@ -138,7 +138,7 @@ class Papers(Database):
             "SELECT * FROM papers WHERE id = coalesce((SELECT paper FROM paper_aliases WHERE alias = ?), ?)",
             (paper_id, paper_id),
         ).fetchone()
-        return _paper(row) if row else None
+        return paper_of_row(row) if row else None
 
     def latest_dump(self) -> DumpRecord | None:
         row = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
@@ -152,7 +152,7 @@ class Papers(Database):
             " WHERE p.first_seen > ? ORDER BY p.first_dump, s.position",
             (since.isoformat(timespec="seconds"),),
         )
-        return [replace(_paper(row), upvotes=row["upvotes"], position=row["position"]) for row in rows]
+        return [replace(paper_of_row(row), upvotes=row["upvotes"], position=row["position"]) for row in rows]
 
 
 _FIELDS = (
@@ -194,7 +194,7 @@ def _adopt_arxiv_id(conn: sqlite3.Connection, known: str, arxiv: str) -> str:
     return arxiv
 
 
-def _paper(row: sqlite3.Row) -> Paper:
+def paper_of_row(row: sqlite3.Row) -> Paper:
     return Paper(
         id=row["id"],
         title=row["title"],

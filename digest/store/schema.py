@@ -247,6 +247,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE signups ADD COLUMN mailed_at TEXT",
         "UPDATE signups SET mailed_at = created_at",
     ),
+    # 11 -> 12: when a reader who signed up on the page confirmed. Their first digest is the first edition
+    # firing after it, never one that was past when they joined. NULL (profiles an operator adds): the due one.
+    ("ALTER TABLE subscribers ADD COLUMN joined_at TEXT",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

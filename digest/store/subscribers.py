@@ -134,6 +134,11 @@ class Subscribers(Database):
         """Each subscriber's profile file (None when it came from the sign-up page), by name."""
         return dict(self._conn.execute("SELECT name, source FROM subscribers").fetchall())
 
+    def set_joined(self, name: str, at: datetime) -> None:
+        """When a reader confirmed their sign-up (``Subscriber.joined_at``)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE subscribers SET joined_at = ? WHERE name = ?", (at.isoformat(), name))
+
     def subscriber(self, name: str) -> Subscriber | None:
         row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
         return _subscriber(row) if row else None
@@ -228,4 +233,5 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         link_key=row["link_key"],
         unsubscribed_by=row["unsubscribed_by"],
         unsubscribed_at=datetime.fromisoformat(row["unsubscribed_at"]) if row["unsubscribed_at"] else None,
+        joined_at=datetime.fromisoformat(row["joined_at"]) if row["joined_at"] else None,
     )

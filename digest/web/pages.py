@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from starlette.responses import JSONResponse, Response
 
 from digest import links
-from digest.channels.files import atom_feed
 from digest.models import Subscriber
+from digest.render.atom import atom_feed
 from digest.web.site import Call, Site, log, threaded
 
 

@@ -22,6 +22,7 @@ from tomlkit.items import Table
 from digest import links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.models import FREQUENCIES, WEEKDAYS, Profile, Subscriber
+from digest.web import form
 from digest.web.pages import unsubscribed_page, way_back
 from digest.web.site import Call, Site, log, threaded
 
@@ -60,6 +61,9 @@ def preferences(site: Site, call: Call) -> Response:
 
 
 def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Response:
+    seeds = bool(pipeline.stored_profile(subscriber).seeds)
+    if wrong := form.problems(fields, has_seeds=seeds):
+        return _show(site, subscriber, wrong=wrong, fields=fields, status=400)
     source = Path(subscriber.source) if subscriber.source else None
     on_disk = source is not None and source.is_file()
     try:
@@ -70,10 +74,12 @@ def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Respons
         return _show(site, subscriber, error=UNEDITABLE, fields=fields, status=503)
     try:
         profile = profiles.parse(text, source=subscriber.source or subscriber.name, default_name=subscriber.name)
-    except ProfileError as e:
-        return _show(site, subscriber, error=str(e), fields=fields, status=400)
-    if profile.name != subscriber.name:
-        return _show(site, subscriber, error="the name cannot be changed here", fields=fields, status=400)
+    except ProfileError as e:  # a rule the form's own check does not hold; the operator's log has the detail
+        log.warning("preferences: subscriber=%s edit refused: %s", subscriber.name, " | ".join(e.lines))
+        return _show(site, subscriber, error=form.SAVE_FAILED, fields=fields, status=400)
+    if profile.name != subscriber.name:  # the file on disk now names someone else; the operator must look
+        log.warning("preferences: %s names %r, not %r; not edited", subscriber.source, profile.name, subscriber.name)
+        return _show(site, subscriber, error=UNEDITABLE, fields=fields, status=503)
     if source is not None and on_disk:
         _write(source, text)
     site.store.save_subscriber(
@@ -164,6 +170,7 @@ def _show(
     *,
     notice: str | None = None,
     error: str | None = None,
+    wrong: dict[str, list[str]] | None = None,
     fields: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
@@ -183,6 +190,8 @@ def _show(
         form=form_token(site, subscriber),
         notice=notice,
         error=error,
+        wrong=wrong or {},
+        feed=links.feed_url(subscriber.name, subscriber.link_key, site.settings.delivery),
         resubscribe=way_back(site, subscriber),
     )
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import tomlkit
 from starlette.responses import Response
 
-from digest import addresses, links, profiles
+from digest import addresses, cadence, links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.pipeline.signups import HOURS, VALID
 from digest.web.prefs import edited
@@ -104,16 +104,20 @@ def confirm(site: Site, call: Call) -> Response:
         return site.not_found()
     email, text = pending
     if call.method == "GET":
-        keywords = [term for term, _ in profiles.parse(text, source="the sign-up", default_name=None).keywords]
-        return site.page("confirm.html.j2", title="Confirm", done=False, manage=None, email=email, keywords=keywords)
-    name = site.store.subscriber_with_email(email)  # the address subscribed meanwhile: one subscriber per address
-    if name is None:
-        name = _create(site, email, text)
+        profile = profiles.parse(text, source="the sign-up", default_name=None)
+        keywords = [term for term, _ in profile.keywords]
+        first = cadence.next_label(profile, site.clock())
+        return site.page("confirm.html.j2", title="Confirm", done=False, email=email, keywords=keywords, first=first)
+    known = site.store.subscriber_with_email(email)  # the address subscribed meanwhile: one subscriber per address
+    name = known or _create(site, email, text)
+    if known is None:
         log.info("signup confirmed subscriber=%s", name)
     site.store.confirm_signup(signup_id, at=site.clock())
     found = site.store.subscriber(name)
     signed = site.links_of(found) if found else None
-    return site.page("confirm.html.j2", title="Subscribed", done=True, manage=signed.preferences if signed else None)
+    first = cadence.next_label(pipeline.stored_profile(found), site.clock()) if found else ""
+    manage = signed.preferences if signed else None
+    return site.page("confirm.html.j2", title="Subscribed", done=True, new=known is None, first=first, manage=manage)
 
 
 def _create(site: Site, email: str, text: str) -> str:
@@ -131,6 +135,7 @@ def _create(site: Site, email: str, text: str) -> str:
     site.store.save_subscriber(
         name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=site.clock(), resubscribe=True
     )
+    site.store.set_joined(name, site.clock())  # the first digest is their next send time, never a past edition
     return name
 
 
