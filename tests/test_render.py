@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -517,3 +518,18 @@ def test_a_digest_without_signed_links_tells_the_reader_plain_words_only(fmt: st
     assert ".toml" not in produced and PROFILE.source not in produced
     if fmt != "md":  # an email: replying reaches [email] reply_to, else From (set on every email)
         assert "reply to this email" in footer
+
+
+def test_vote_links_are_plain_links_with_a_44_px_tap_target() -> None:
+    # The inlined style is what a mail client without <style> support keeps: the height must come from it.
+    signed = links.Links("https://digest.example.org", "s3cret", "ada", "ab" * 12)
+    html = renderer().message(fixed_digest(), links=signed).html
+    votes = re.findall(r'<a class="vote" href="[^"]+" style="([^"]+)">', html)
+    assert len(votes) == 2 * len(fixed_digest().items)
+    for style in votes:
+        rules = dict(rule.strip().split(": ", 1) for rule in style.split(";") if rule.strip())
+        assert rules["display"] == "inline-block" and rules["text-decoration"] == "none"
+        vertical, _ = rules["padding"].split()
+        line = 14 * 1.5  # .votes: font-size 14px, line-height 1.5, inherited by the links
+        assert line + 2 * float(vertical.removesuffix("px")) + 2 * 1 >= 44
+    assert re.search(r'<p class="votes" style="[^"]*font-size: 14px;line-height: 1.5', html)

@@ -357,3 +357,17 @@ def test_a_reader_s_feed_address_is_shown_to_them_and_to_the_operator(
     monkeypatch.delenv("DIGEST_DELIVERY__SECRET")
     assert main(["subscribers", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["feed"] is None  # no secret: no signed address to give
+
+
+def test_the_weekday_is_only_for_weekly_readers_and_buttons_are_44_px(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=1)
+    world.send()
+    url = f"/p/{token(world, 'user000', links.PREFERENCES)}"
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        page = http.get(base + url).text
+        css = http.get(f"{base}/site.css").text
+    # The day's field sits in .weekly-only, which CSS hides unless "weekly" is the chosen option: no script.
+    assert re.search(r'<div class="weekly-only">\s*<label for="day">', page) and "<script" not in page
+    assert 'form:not(:has(#frequency option[value="weekly"]:checked)) .weekly-only { display: none; }' in css
+    assert "@supports selector(:has(a))" in css  # a browser without :has() shows the field rather than lose it
+    assert re.search(r"^button \{ min-height: 44px;", css, re.MULTILINE)
