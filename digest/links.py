@@ -16,7 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from digest.config import DeliverySettings
 
@@ -94,7 +94,7 @@ class Links:
     """The signed URLs of one subscriber's messages (None each when no base URL and secret are set)."""
 
     base: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line or a traceback's locals
     name: str
     key: str
 

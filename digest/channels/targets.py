@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -26,7 +26,7 @@ _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # "this host": Linux connects
 class Target:
     """A webhook URL that passed ``vet``, with every address its host resolved to (each checked)."""
 
-    url: httpx.URL
+    url: httpx.URL = field(repr=False)  # a webhook URL is its own secret
     addresses: tuple[str, ...]
 
     def at(self, address: str) -> httpx.URL:
