@@ -6,10 +6,10 @@ key, the bad value and the fix, and a file's errors are all reported at once (on
 holding a line each). Unknown keys are errors, so typos are caught; a top-level key written below
 ``[keywords]`` or ``[[channels]]`` (where TOML files it) is named as such, with the fix.
 
-For the profile format see DESIGN.md §6 and ``examples/subscribers/``. One
+For the profile format see the README's "Subscribers" and ``examples/subscribers/``. One
 leniency: TOML puts every key after ``[keywords]`` into that table, so a list
-named ``exclude`` or ``seeds`` found there (as DESIGN.md's own example writes
-it) is taken as the top-level key it was meant to be.
+named ``exclude`` or ``seeds`` found there (as people write it, after the
+table) is taken as the top-level key it was meant to be.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DESIGN.md §3 import rules, read from the source: imports point downward, resources have one owner."""
+"""docs/architecture.md's import rules, read from the source: imports point downward, resources have one owner."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Profiles: the format of DESIGN.md §6, and a one-line error naming file and key for every bad one."""
+"""Profiles: the format the README describes, and a one-line error naming file and key for every bad one."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from digest.models import Channel, Profile
 
 from .conftest import ROOT
 
-DESIGN_EXAMPLE = """
+README_EXAMPLE = """
 name = "alice"                      # unique; also the file's stem by default
 email = "alice@example.org"
 timezone = "Europe/Berlin"          # IANA
@@ -43,7 +43,7 @@ def parse(text: str, source: str = "p.toml") -> Profile:
 
 
 def test_the_design_example_parses_as_written() -> None:
-    profile = parse(DESIGN_EXAMPLE, "alice.toml")
+    profile = parse(README_EXAMPLE, "alice.toml")
     assert profile.name == "alice"
     assert profile.keywords == (("diffusion model", 2.0), ("video generation", 1.0), ("quantization", 1.0))
     assert profile.exclude == ("survey",)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import digest
 from digest import ingest, store
 from digest.errors import StoreError
 from digest.models import Dump, Message, Ranked, Reason
@@ -275,3 +276,9 @@ def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
         db.ingest(second, sha256=sha2, at=NOW)
         refitted = pipeline.corpus(db)
         assert refitted is not space and refitted.size == 56 + 86  # these two dumps share no paper
+
+
+def test_the_minor_version_is_the_schema_version() -> None:
+    # CONTRIBUTING.md, "Versions": before 1.0 a release with a migration bumps the minor version.
+    major, minor, _patch = (int(part) for part in digest.__version__.split("."))
+    assert (major, minor) == (0, store.SCHEMA_VERSION), "a migration was added: bump the minor version"

@@ -2,7 +2,7 @@
 
 Pure: it takes the text and the ingest day and touches no file, clock or environment.
 
-A Daily Papers page comes in two layouts (DESIGN.md §1), and Hugging Face's JSON
+A Daily Papers page comes in two layouts (the README's "Dumps"), and Hugging Face's JSON
 list in a third (``hf-json``, read by ``hfjson``):
 
 * **cards**: blank-line separated blocks: title, abstract, and an optional meta

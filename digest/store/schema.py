@@ -179,7 +179,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
-    # 6 -> 7: what Hugging Face's JSON brings (authors, comments, GitHub, project page, AI summary), and the
+    # 5 -> 6: what Hugging Face's JSON brings (authors, comments, GitHub, project page, AI summary), and the
     # ids a paper had before it got its arXiv id.
     (
         "ALTER TABLE papers ADD COLUMN authors TEXT",  # a JSON list of names
@@ -195,7 +195,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
-    # 7 -> 8: what each day's fetch from Hugging Face found.
+    # 6 -> 7: what each day's fetch from Hugging Face found.
     (
         """
         CREATE TABLE fetches (
@@ -209,7 +209,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
-    # 8 -> 9: each profile file of the subscribers folder as last read, so a sync reads only what changed.
+    # 7 -> 8: each profile file of the subscribers folder as last read, so a sync reads only what changed.
     (
         """
         CREATE TABLE profile_files (
@@ -233,13 +233,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
-    # 9 -> 10: the email's MIME body in a frame of its own, so sending reads only the bytes it sends.
+    # 8 -> 9: the email's MIME body in a frame of its own, so sending reads only the bytes it sends.
     (
         """
         ALTER TABLE digests ADD COLUMN mail BLOB
         """,
     ),
-    # 10 -> 11: a sign-up's mail is sent by the sender, not inside the web request: when it went out, and
+    # 9 -> 10: a sign-up's mail is sent by the sender, not inside the web request: when it went out, and
     # the subscriber the address already belongs to (then the mail is their preferences link). Sign-ups
     # made before this were mailed at once.
     (
@@ -247,7 +247,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE signups ADD COLUMN mailed_at TEXT",
         "UPDATE signups SET mailed_at = created_at",
     ),
-    # 11 -> 12: when a reader who signed up on the page confirmed. Their first digest is the first edition
+    # 10 -> 11: when a reader who signed up on the page confirmed. Their first digest is the first edition
     # firing after it, never one that was past when they joined. NULL (profiles an operator adds): the due one.
     ("ALTER TABLE subscribers ADD COLUMN joined_at TEXT",),
 )
