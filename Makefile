@@ -11,6 +11,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Re-installs when pyproject.toml changes; the stamps keep repeat runs instant.
 $(VENV)/.base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) uninstall -y paper-digest >/dev/null 2>&1 || true  # the distribution's name before 0.11.1
 	$(PIP) install -e .
 	touch $@
 
