@@ -163,7 +163,7 @@ def tick(
             log("quarantined", file=outcome.path.name, moved=aside, error=str(outcome.error))
             return
         watcher.take(outcome.path)
-        assert outcome.ingested is not None
+        assert outcome.ingested is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
         record = outcome.ingested.record
         if not outcome.ingested.repeat:
             result.ingested += 1

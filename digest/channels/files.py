@@ -47,7 +47,7 @@ class OutboxChannel(OneAtATime):
         return folder / "new" / f"{name}.eml", folder / "digests" / f"{job.delivery.edition.isoformat()}.md"
 
     def send(self, job: Job) -> None:
-        assert job.email is not None
+        assert job.email is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
         eml, markdown = self.paths(job)
         try:
             for sub in ("tmp", "new", "cur"):

@@ -24,7 +24,7 @@ def parse_command(args: argparse.Namespace, settings: Settings) -> int:
             show.error(str(outcome.error))
             continue
         dump = outcome.dump
-        assert dump is not None
+        assert dump is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
         if args.json:
             show.json_line(show.dump_json(dump))
             continue
@@ -54,7 +54,7 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
                     )
                 show.error(str(outcome.error) + (f" ({aside})" if aside else ""))
                 continue
-            assert outcome.ingested is not None and outcome.dump is not None
+            assert outcome.ingested is not None and outcome.dump is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
             record, repeat = outcome.ingested.record, outcome.ingested.repeat
             totals["dumps"] += 1
             if repeat:

@@ -165,7 +165,7 @@ def _page_body(lines: list[Line], *, today: date, warnings: list[ParseWarning]) 
     for line in lines:
         if line.kind == "day":
             match = PAGE_DAY.match(line.text)
-            assert match is not None
+            assert match is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
             day = resolve_page_day(month_number(match["month"]) or 0, int(match["day"]), today=today)
             if seen_text:
                 warnings.append(ParseWarning(line.number, f"page header {line.text!r} repeated; skipped"))

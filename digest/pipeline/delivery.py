@@ -70,7 +70,7 @@ def deliver(
     ``progress`` hears ("delivering", rows done, rows due) as outcomes come.
     """
     report = report or SendReport()
-    rng = rng or random.Random()
+    rng = rng or random.Random()  # noqa: S311 - the jitter of retry times, not a secret
     due = store.due(clock(), names=names)
     ordered = [d for d in due if d.kind == "email"] + [d for d in due if d.kind != "email"]
     channels: dict[str, Channel] = {}
@@ -124,7 +124,7 @@ class Sender:
     ) -> None:
         self.report = report
         self._path, self._settings, self._clock, self._names = path, settings, clock, names
-        self._rng, self._stop, self._progress = rng or random.Random(), stop, progress
+        self._rng, self._stop, self._progress = rng or random.Random(), stop, progress  # noqa: S311 - retry jitter
         self._wake = threading.Event()
         self._last = threading.Event()
         self._abort = threading.Event()  # the making failed or was interrupted: stop after the batch in hand

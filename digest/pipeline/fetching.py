@@ -82,7 +82,7 @@ def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, no
     except FetchError as e:
         return _done(store, FetchRecord(day, "failed", 0, now, detail=str(e)), error=e)
     if got.items is None:  # 304: as the last time
-        assert known is not None
+        assert known is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
         return _done(store, FetchRecord(day, "unchanged", known.items, now, known.etag, known.sha256, known.detail))
     if not got.items:
         return _done(store, FetchRecord(day, "empty", 0, now, got.etag))

@@ -90,7 +90,7 @@ def _answer(
     ready: object, answers: dict[multiprocessing.connection.Connection, multiprocessing.process.BaseProcess]
 ) -> tuple[list[Made], bool]:
     """Read one worker's answer: a made batch, its error (raised here), or its end (True if it died)."""
-    assert isinstance(ready, multiprocessing.connection.Connection)
+    assert isinstance(ready, multiprocessing.connection.Connection)  # noqa: S101 - an invariant, for the type checker; no input is checked by it
     try:
         answer = ready.recv()
     except EOFError:  # the worker ended: after its last batch, or killed

@@ -162,11 +162,11 @@ _FIELDS = (
 _FRESH = ("comments", "github_stars")  # counts that grow: the latest sighting's wins
 _KEPT = tuple(f for f in _FIELDS if f not in _FRESH)  # the rest: the first value seen stays
 _INSERT = (
-    f"INSERT INTO papers (id, norm_title, title, first_dump, first_seen, {', '.join(_FIELDS)})"
+    f"INSERT INTO papers (id, norm_title, title, first_dump, first_seen, {', '.join(_FIELDS)})"  # noqa: S608 - fixed names
     f" VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(_FIELDS))})"
 )
 _UPDATE = (
-    f"UPDATE papers SET {', '.join(f'{f} = coalesce(?, {f})' for f in _FRESH)},"
+    f"UPDATE papers SET {', '.join(f'{f} = coalesce(?, {f})' for f in _FRESH)},"  # noqa: S608 - fixed names
     f" {', '.join(f'{f} = coalesce({f}, ?)' for f in _KEPT)} WHERE id = ?"
 )
 
@@ -188,7 +188,7 @@ def _adopt_arxiv_id(conn: sqlite3.Connection, known: str, arxiv: str) -> str:
     conn.execute("PRAGMA defer_foreign_keys = ON")  # the rows that name it are moved within this transaction
     conn.execute("UPDATE papers SET id = ? WHERE id = ?", (arxiv, known))
     for table in ("sightings", "digest_items", "feedback"):
-        conn.execute(f"UPDATE {table} SET paper = ? WHERE paper = ?", (arxiv, known))  # the table names are fixed above
+        conn.execute(f"UPDATE {table} SET paper = ? WHERE paper = ?", (arxiv, known))  # noqa: S608 - names fixed above
     conn.execute("UPDATE paper_aliases SET paper = ? WHERE paper = ?", (arxiv, known))
     conn.execute("INSERT OR REPLACE INTO paper_aliases (alias, paper) VALUES (?, ?)", (known, arxiv))
     return arxiv

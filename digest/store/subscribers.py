@@ -92,7 +92,7 @@ class Subscribers(Database):
     def note_held(self, folder: str) -> list[Subscriber]:
         """The folder's subscribers a reader or operator unsubscribed that no sync has said so of yet; now said."""
         rows = self._conn.execute(
-            "SELECT name, source FROM subscribers WHERE status = 'unsubscribed' AND held_noted = 0"
+            "SELECT name, source FROM subscribers WHERE status = 'unsubscribed' AND held_noted = 0"  # noqa: S608 - '?' only
             f" AND unsubscribed_by IN ({', '.join('?' * len(STICKY))})",
             STICKY,
         )
@@ -144,7 +144,8 @@ class Subscribers(Database):
         return _subscriber(row) if row else None
 
     def subscribers(self, *, include_unsubscribed: bool = False) -> list[Subscriber]:
-        query = "SELECT * FROM subscribers" + ("" if include_unsubscribed else " WHERE status != 'unsubscribed'")
+        where = "" if include_unsubscribed else " WHERE status != 'unsubscribed'"
+        query = "SELECT * FROM subscribers" + where  # noqa: S608 - two fixed strings
         return [_subscriber(row) for row in self._conn.execute(query + " ORDER BY name")]
 
     def set_status(
