@@ -249,6 +249,7 @@ def _imported(asked: list[str], cwd: Path | None = None) -> tuple[subprocess.Com
         ["check", str(ROOT / "examples" / "subscribers" / "ada.toml")],
     ],
 )
+@pytest.mark.slow
 def test_commands_that_do_not_rank_load_no_numpy_scikit_learn_jinja_or_httpx(asked: list[str], workdir: Path) -> None:
     """A command that neither ranks, renders nor calls out starts without those libraries."""
     done, loaded = _imported(asked, cwd=workdir)

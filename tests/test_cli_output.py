@@ -36,6 +36,7 @@ def crowd(workdir: Path, cli: CLI) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_send_draws_progress_bars_on_a_terminal(cli: CLI, crowd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = io.StringIO()
     monkeypatch.setattr(show, "err", Console(file=terminal, force_terminal=True, width=100))
@@ -47,6 +48,7 @@ def test_send_draws_progress_bars_on_a_terminal(cli: CLI, crowd: Path, monkeypat
     assert "\x1b[" in drawn  # drawn with terminal controls, and wiped when done (transient)
 
 
+@pytest.mark.slow
 def test_without_a_terminal_there_is_no_bar_and_the_summary_is_counted(cli: CLI, crowd: Path) -> None:
     result = cli("send")
     assert result.code == 0, result.err
@@ -58,6 +60,7 @@ def test_without_a_terminal_there_is_no_bar_and_the_summary_is_counted(cli: CLI,
     assert sent == "sent 12 messages"
 
 
+@pytest.mark.slow
 def test_send_json_is_one_object_per_line_with_a_summary(cli: CLI, crowd: Path) -> None:
     result = cli("send", "--json")
     assert result.code == 0, result.err
@@ -109,6 +112,7 @@ def test_a_utc_subscriber_is_not_told_utc_twice_and_counts_are_plural_right(cli:
     assert "up to 1 paper scoring" in described
 
 
+@pytest.mark.slow
 def test_run_once_and_ingest_draw_bars_on_a_terminal(cli: CLI, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = io.StringIO()
     monkeypatch.setattr(show, "err", Console(file=terminal, force_terminal=True, width=100))
@@ -127,6 +131,7 @@ def test_run_once_and_ingest_draw_bars_on_a_terminal(cli: CLI, workdir: Path, mo
     assert " done " in terminal.getvalue()  # the log lines still come, printed above the bars
 
 
+@pytest.mark.slow
 def test_deliveries_says_how_many_more_there_are_past_the_limit(cli: CLI, crowd: Path) -> None:
     assert cli("send").code == 0
     capped = cli("deliveries", "--limit", "5").out.splitlines()
@@ -144,6 +149,7 @@ def test_send_for_one_subscriber_whose_profile_was_just_added(cli: CLI, crowd: P
     assert result.out.startswith("made 1 digest: ") and "newcomer" in result.out
 
 
+@pytest.mark.slow
 def test_an_smtp_server_that_refuses_is_one_line_with_the_count(cli: CLI, crowd: Path, workdir: Path) -> None:
     from .servers import free_port
 
@@ -156,6 +162,7 @@ def test_an_smtp_server_that_refuses_is_one_line_with_the_count(cli: CLI, crowd:
     assert retries[0].startswith(f"retry:   127.0.0.1:{port} refused the connection: 10 emails wait for a retry (")
 
 
+@pytest.mark.slow
 def test_operators_hear_when_readers_get_no_one_click_unsubscribe(cli: CLI, crowd: Path, workdir: Path) -> None:
     from .servers import smtp_server
 

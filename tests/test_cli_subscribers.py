@@ -217,6 +217,7 @@ def test_preview_out_writes_a_file(cli: CLI, folder: Path, workdir: Path) -> Non
     assert (workdir / "out" / "chen.md").read_text().startswith("# Your papers for")
 
 
+@pytest.mark.slow
 def test_preview_after_the_digest_went_out_shows_the_last_one_and_says_so(
     cli: CLI, folder: Path, workdir: Path
 ) -> None:
@@ -356,6 +357,7 @@ def test_preview_of_paused_and_unsubscribed_subscribers_says_which_they_are(cli:
     assert gone.code == 0 and "(they are unsubscribed: nothing is sent to them now)" in gone.err and gone.out
 
 
+@pytest.mark.slow
 def test_preview_as_markdown_of_an_email_only_digest_is_never_empty(cli: CLI, folder: Path, workdir: Path) -> None:
     from .servers import smtp_server
 

@@ -32,6 +32,8 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from digest import pipeline
 from digest.store import Store
 
@@ -83,6 +85,7 @@ def _finish(world: World) -> set[str]:
     return in_flight
 
 
+@pytest.mark.slow
 def test_sigkill_at_chosen_points_loses_nothing_and_repeats_only_in_flight(tmp_path: Path) -> None:
     rng = random.Random(20261123)
     tally: Counter[str] = Counter()
@@ -171,6 +174,7 @@ def _wait_for_workers(child: subprocess.Popen[bytes], database: Path) -> dict[in
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_loses_nothing(
     tmp_path: Path,
 ) -> None:

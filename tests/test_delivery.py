@@ -43,6 +43,7 @@ def states(world: World) -> Counter[str]:
 # --- SMTP -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_200_subscribers_each_get_one_well_formed_email(tmp_path: Path) -> None:
     with smtp_server() as server:
         world = make_world(tmp_path, people=200, smtp_port=server.port)
@@ -210,6 +211,7 @@ def test_a_redirect_is_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert [path for path, _, _ in hooks.received] == ["/hook"]
 
 
+@pytest.mark.slow
 def test_a_slow_server_times_out_and_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     answer = threading.Event()  # the first reply waits for it: it comes only after the client gave up
     hooks = Hooks(replies={"/hook": [Reply(200, "ok", hold=answer), Reply(200, "ok")]})

@@ -107,6 +107,7 @@ def assert_one_line(run: Run, *parts: str) -> None:
         (100, 61),  # the schema too, right after the file header
     ],
 )
+@pytest.mark.slow
 def test_a_damaged_database_is_one_line_suggesting_recover_and_the_backup(
     tmp_path: Path, first: int | None, step: int
 ) -> None:
@@ -129,6 +130,7 @@ def test_a_damaged_database_is_one_line_suggesting_recover_and_the_backup(
         )
 
 
+@pytest.mark.slow
 @needs_namespaces
 def test_a_read_only_folder_is_one_line_naming_it(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
@@ -143,6 +145,7 @@ def test_a_read_only_folder_is_one_line_naming_it(tmp_path: Path) -> None:
     assert_one_line(ingest, "var/digest.sqlite3: cannot write the database")
 
 
+@pytest.mark.slow
 @needs_namespaces
 def test_a_full_disk_says_so_loses_nothing_and_the_next_run_catches_up(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")

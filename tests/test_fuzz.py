@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,6 +91,7 @@ def test_mutated_real_dumps(base: list[str], edits: list[tuple[str, int, str]], 
     run(newline.join(lines))
 
 
+@pytest.mark.slow
 def test_a_real_dump_cut_at_every_hundredth_character_never_crashes() -> None:
     for end in range(0, len(SEED), 100):
         run(SEED[:end])

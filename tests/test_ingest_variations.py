@@ -305,6 +305,7 @@ _PAPERS = st.lists(_CARD, min_size=1, max_size=12, unique_by=lambda c: ingest.no
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(papers=_PAPERS, crlf=st.booleans(), bom=st.booleans())
 def test_generated_cards_dumps_parse_back_exactly(papers: list[Card], crlf: bool, bom: bool) -> None:
@@ -320,6 +321,7 @@ def test_generated_cards_dumps_parse_back_exactly(papers: list[Card], crlf: bool
     assert [w.message.endswith("may be cut short") for w in dump.warnings] == ([True] if looks_cut else [])
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(papers=_PAPERS)
 def test_generated_flat_dumps_parse_back_exactly(papers: list[Card]) -> None:

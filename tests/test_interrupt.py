@@ -63,6 +63,7 @@ def _until(lines: queue.Queue[str], word: str) -> list[str]:
         ("run --once", signal.SIGINT, 11),
     ],
 )
+@pytest.mark.slow
 def test_an_interrupt_at_a_sink_chosen_point_sends_every_digest_exactly_once(
     tmp_path: Path, command: str, number: signal.Signals, gate: int
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -364,6 +365,7 @@ PURE = {"digest.models", "digest.errors"}
 IMPURE_CALLS = {"open", "now", "today", "utcnow", "getenv", "read_text", "read_bytes", "write_text", "stat", "time"}
 
 
+@cache  # parsed once per worker: each of the ~90 parametrised cases used to parse all of digest/ again
 def modules() -> dict[str, ast.Module]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):

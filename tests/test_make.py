@@ -55,6 +55,7 @@ def made_by(
     return report, digests, items
 
 
+@pytest.mark.slow
 def test_two_workers_make_the_same_digests_as_one_process(tmp_path: Path) -> None:
     alone, digests, items = made_by(tmp_path / "one", workers=1)
     shared, digests_shared, items_shared = made_by(tmp_path / "two", workers=2)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from digest import store
 
 OPEN = """
@@ -31,6 +33,7 @@ def _schema_4(path: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_three_processes_opening_a_schema_4_database_at_once_all_succeed(tmp_path: Path) -> None:
     for trial in range(10):
         path = tmp_path / f"old-{trial}.sqlite3"

@@ -73,6 +73,7 @@ def test_a_text_dump_with_a_count_past_any_integer_keeps_its_papers_without_that
     assert all(p.upvotes is None or p.upvotes < 10**9 for p in dump.papers)
 
 
+@pytest.mark.slow
 def test_the_daemon_sets_a_poisoned_dump_aside_once_and_still_sends(cli: CLI, workdir: Path) -> None:
     folder = workdir / "dumps"
     folder.mkdir()
@@ -119,6 +120,7 @@ def _json_dump(items: list[object], nest: int) -> str:
     return text.replace('"paper"', '"deep": ' + "[" * nest + "]" * nest + ', "paper"', 1) if nest else text
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.builds(_json_dump, ITEMS, st.integers(min_value=0, max_value=60)) | TEXT_DUMPS)
 def test_dump_fuzz_is_stored_whole_or_refused_in_one_line_storing_nothing(

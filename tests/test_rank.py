@@ -52,6 +52,7 @@ def profile(keywords: dict[str, float], **fields: object) -> Profile:
     return Profile(name="t", keywords=tuple(keywords.items()), **fields)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_on_the_seeds_every_item_has_a_reason() -> None:
     for person in bench_profiles():
         for day in seed_days():
@@ -231,6 +232,7 @@ def test_fold(word: str, folded: str) -> None:
     assert rank.fold(word) == folded
 
 
+@pytest.mark.slow
 def test_the_reasons_add_up_to_the_score() -> None:
     people = [*bench_profiles(), Profile(name="s", keywords=(("weather", 1.0),), seeds=(archive()[250].title,))]
     for person in people:

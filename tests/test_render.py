@@ -431,6 +431,7 @@ _LINES = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(text_lines=_LINES, html_lines=_LINES, again=st.booleans())
 def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
@@ -455,6 +456,7 @@ def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
     assert all(len(line) <= render.MAX_LINE for line in body.split(b"\r\n"))
 
 
+@pytest.mark.slow
 def test_every_subject_of_the_demo_and_bench_subscribers_names_only_what_is_in_the_digest(tmp_path: Path) -> None:
     import shutil
 

@@ -62,6 +62,7 @@ def run_clock(world: World, start: datetime, end: datetime, *, step: timedelta =
     return made
 
 
+@pytest.mark.slow
 def test_three_zones_receive_at_their_own_local_times(tmp_path: Path) -> None:
     world = world_with(
         tmp_path,
@@ -91,6 +92,7 @@ def test_three_zones_receive_at_their_own_local_times(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("start", "change"), [(date(2026, 3, 26), date(2026, 3, 29)), (date(2026, 10, 22), date(2026, 10, 25))]
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("at", ["02:30", "07:30"])
 def test_one_digest_per_day_across_daylight_saving_changes(tmp_path: Path, start: date, change: date, at: str) -> None:
     world = world_with(tmp_path, {"berlin": person("berlin", "Europe/Berlin", at)})
@@ -105,6 +107,7 @@ def test_one_digest_per_day_across_daylight_saving_changes(tmp_path: Path, start
         assert timedelta(0) <= moment - fire < timedelta(minutes=15)
 
 
+@pytest.mark.slow
 def test_weekdays_and_weekly(tmp_path: Path) -> None:
     world = world_with(
         tmp_path,
@@ -146,6 +149,7 @@ def test_down_for_three_days_catches_up_with_one_digest_covering_the_gap(tmp_pat
     assert rows[-1] == ("2026-11-26", 84 + 63)  # the latest edition, with every paper of the gap
 
 
+@pytest.mark.slow
 def test_paused_until_a_day_then_back(tmp_path: Path) -> None:
     world = world_with(tmp_path, {"ada": person("ada", "UTC", "07:00")})
     start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -189,6 +193,7 @@ def test_a_dropped_dump_is_taken_on_the_next_poll_and_a_half_written_one_waits(t
     assert (tmp_path / "dumps" / "ignored.txt.tmp").exists()
 
 
+@pytest.mark.slow
 def test_cron_jobs_follow_the_profiles(tmp_path: Path) -> None:
     world = world_with(
         tmp_path,
@@ -223,6 +228,7 @@ def test_the_lock_keeps_a_second_daemon_off(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_run_as_a_process_refuses_a_second_and_stops_on_sigterm(tmp_path: Path) -> None:
     world = world_with(tmp_path, {"ada": person("ada", "UTC", "07:00")}, dumps=[DUMPS / "000_b302ddefaf34c389.txt"])
     world.write_config(

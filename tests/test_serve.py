@@ -298,6 +298,7 @@ def test_headers_limits_health_and_the_signed_feed(tmp_path: Path) -> None:
         assert http.get(f"{base}/signup").status_code == 404  # off by default
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["u", "f", "p"])
 def test_no_get_changes_anything(tmp_path: Path, route: str) -> None:
     world = world_with_links(tmp_path, people=1)

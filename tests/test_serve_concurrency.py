@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from digest import links, pipeline
 from digest.store import Store
@@ -23,6 +24,7 @@ SENDING = 2000  # digests `digest send` delivers meanwhile
 READERS = 250  # paused subscribers who unsubscribe; as many votes come from the others
 
 
+@pytest.mark.slow
 def test_500_posts_while_send_delivers_2000_digests(tmp_path: Path) -> None:
     with smtp_server() as smtp:
         world = make_world(tmp_path, people=SENDING, smtp_port=smtp.port, base_url="https://x.example", secret=SECRET)
