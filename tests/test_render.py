@@ -517,7 +517,7 @@ def test_a_digest_without_signed_links_tells_the_reader_plain_words_only(fmt: st
     produced = renderer().render(fixed_digest(), fmt)
     footer = produced[produced.rindex("You get this because") :]
     assert "digest subscribe" not in footer and "digest unsubscribe" not in footer
-    assert ".toml" not in produced and PROFILE.source not in produced
+    assert ".toml" not in produced and str(PROFILE.source) not in produced
     if fmt != "md":  # an email: replying reaches [email] reply_to, else From (set on every email)
         assert "reply to this email" in footer
 

@@ -251,7 +251,8 @@ def test_a_new_reader_s_first_digest_is_their_next_send_time_never_a_past_editio
         report = world.send()
         assert [(who, edition) for who, edition, _ in report.made] == [("grace", "2026-11-23")]
         [mail] = smtp.box.messages
-        assert "Mon 23 Nov" in mail["Subject"] and "Sun 22 Nov" not in mail.get_body().get_content()
+        text = mail.get_body(preferencelist=("plain",))
+        assert text is not None and "Mon 23 Nov" in mail["Subject"] and "Sun 22 Nov" not in text.get_content()
 
 
 def test_sign_up_is_rate_limited_and_says_the_same_for_known_addresses(tmp_path: Path) -> None:
