@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import NamedTuple
 
-LAYOUTS = ("cards", "flat")
 FREQUENCIES = ("daily", "weekdays", "weekly")
 EMPTY_DAYS = ("skip", "notice")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -18,7 +17,6 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 CHAT_KINDS = ("slack", "discord", "teams", "mattermost", "webhook")  # posted to a webhook URL
 CHANNEL_KINDS = ("email", "outbox", "atom", *CHAT_KINDS)
 FORMATS = ("html", "text", "md", *CHAT_KINDS)  # what a digest can be rendered as
-SUBSCRIBER_STATES = ("active", "paused", "unsubscribed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +251,6 @@ class Message:
     text: str
     html: str
     markdown: str
-
-
-DELIVERY_STATES = ("pending", "sending", "sent", "retry", "failed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,9 +49,6 @@ class World:
     settings: Settings
     clock: Clock = field(default_factory=Clock)
 
-    def store(self) -> Store:
-        return Store.open(self.settings.database.path).__enter__()
-
     def write_config(self, extra: str = "") -> None:
         """``digest.toml`` in the world's folder, for the CLI: its database and subscribers folder, then ``extra``."""
         (self.root / "digest.toml").write_text(

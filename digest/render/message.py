@@ -30,7 +30,7 @@ from digest.render.chat import ChatDraft, ChatStyle
 from digest.render.context import context, header_text, intro, md_escape, wrap
 from digest.render.templating import Environment, FragmentCache, InliningLoader
 
-__all__ = ["FORMATS"]  # re-exported: the formats are the models' list
+__all__ = ["FORMATS", "Renderer", "package_templates"]  # FORMATS re-exported: the formats are the models' list
 
 
 def package_templates() -> Path:

@@ -4,8 +4,8 @@
 anything is sent: its papers, ranks, scores and reasons, and its content. A
 paper goes into a subscriber's digests once, ever. The content (text, HTML,
 Markdown and, for email, the MIME body) is one zstd frame in ``body``
-(``compress``), about a ninth of the bytes; digests made before schema 4 keep it
-in ``body_text``, ``body_html`` and ``body_markdown``. From schema 10 the MIME
+(``compress``), about a sixth of the bytes; digests made before schema 4 keep it
+in ``body_text``, ``body_html`` and ``body_markdown``. From schema 9 the MIME
 body is a zstd frame of its own in ``mail``, which is all sending an email
 reads (``mail_digests``).
 """
@@ -34,7 +34,7 @@ class FrozenDigest:
     """A digest to store with ``save_digests``: items, packed content and deliveries.
 
     Made with ``frozen``, which packs the content as the digest is made, so a
-    batch waiting to be stored holds a ninth of the bytes. An empty skip-day
+    batch waiting to be stored holds a sixth of the bytes. An empty skip-day
     digest has no content: it only marks that the edition was made.
     """
 
