@@ -99,11 +99,11 @@ def _short_cvc(stem: str) -> bool:
 
 
 @lru_cache(maxsize=131072)
-def fold(token: str) -> str:
+def stem(token: str) -> str:
     """A word's comparable form: Porter's steps 1a and 1b, so inflections meet.
 
     *models* and *model*, *forecasting* and *forecast*, *pruned*, *pruning* and
-    *prune*, *policies* and *policy* fold alike. Words of three letters or less,
+    *prune*, *policies* and *policy* stem alike. Words of three letters or less,
     and anything with a digit, stay as they are.
     """
     if len(token) <= 3 or not token.isalpha():
@@ -133,4 +133,4 @@ def fold(token: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Folded word tokens of a text: NFKC, casefolded, split on anything but letters and digits."""
-    return [fold(t) for t in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())]
+    return [stem(t) for t in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())]

@@ -102,7 +102,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.ledger": {"digest.models", "digest.store.db"},
     "digest.store.feedback": {"digest.models", "digest.store.db"},
     "digest.store.fetches": {"digest.models", "digest.store.db"},
-    "digest.setup": {"digest.errors"},  # `digest init`
+    "digest.init": {"digest.errors"},  # `digest init`
     # fetch: the one room that calls Hugging Face
     "digest.fetch": {"digest", "digest.config", "digest.errors", "digest.ingest.safejson"},
     # channels: each chat platform builds its payloads with render's chat helpers
@@ -324,7 +324,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest",
         "digest.links",
         "digest.interrupts",
-        "digest.setup",
+        "digest.init",
         "digest.web",
         "digest.models",
         "digest.cli.show",

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from digest import ingest, profiles, rank, render
 from digest.models import Dump, Paper, Profile, Ranked
 from digest.rank.postings import Postings
+from digest.text import stem
 
 from .conftest import DUMPS, ROOT, TODAY
 
@@ -218,7 +219,7 @@ def test_an_excluded_term_never_appears_in_a_returned_title_or_abstract(data: st
 
 
 @pytest.mark.parametrize(
-    ("word", "folded"),
+    ("word", "stemmed"),
     [
         ("models", "model"),
         ("forecasting", "forecast"),
@@ -228,8 +229,8 @@ def test_an_excluded_term_never_appears_in_a_returned_title_or_abstract(data: st
         ("lora", "lora"),
     ],
 )
-def test_fold(word: str, folded: str) -> None:
-    assert rank.fold(word) == folded
+def test_stem(word: str, stemmed: str) -> None:
+    assert stem(word) == stemmed
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from digest import ingest, links, pipeline, profiles, setup
+from digest import ingest, init, links, pipeline, profiles
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
@@ -232,7 +232,7 @@ def run_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def init_command(args: argparse.Namespace, settings: Settings) -> int:
     folder: Path = args.folder
-    made = setup.init(folder)
+    made = init.init(folder)
     where = folder.resolve()
     print(f"set up {where}: " + ", ".join(_shown(path, folder) for path in made if path != folder))
     print("next:")

@@ -32,6 +32,6 @@ from __future__ import annotations
 from digest.rank.corpus import Corpus, Weights
 from digest.rank.score import rank, rank_all
 from digest.rank.trending import trending, trending_order
-from digest.text import fold, tokens
+from digest.text import tokens
 
-__all__ = ["Corpus", "Weights", "fold", "rank", "rank_all", "tokens", "trending", "trending_order"]
+__all__ = ["Corpus", "Weights", "rank", "rank_all", "tokens", "trending", "trending_order"]
