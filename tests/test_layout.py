@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.lazy": set(),
     "digest.addresses": set(),  # email-validator, in one place
     "digest.interrupts": set(),  # Ctrl-C and SIGTERM as a request to stop
+    "digest.atomic": set(),  # a file written whole or not at all
     "digest.links": {"digest.config"},
     "digest.cadence": {"digest.models"},
     "digest.profiles": {"digest.addresses", "digest.models", "digest.errors"},
@@ -121,7 +122,13 @@ ALLOWED: dict[str, set[str]] = {
     "digest.channels.base": {"digest.config", "digest.errors", "digest.links", "digest.models"},
     "digest.channels.targets": {"digest.errors"},
     "digest.channels.email": {"digest.channels.base", "digest.config", "digest.errors"},
-    "digest.channels.files": {"digest.channels.base", "digest.config", "digest.errors", "digest.render.atom"},
+    "digest.channels.files": {
+        "digest.atomic",
+        "digest.channels.base",
+        "digest.config",
+        "digest.errors",
+        "digest.render.atom",
+    },
     "digest.channels.webhook": {
         "digest.channels.base",
         "digest.channels.targets",
@@ -147,6 +154,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.errors",
     },
     "digest.pipeline.fetching": {
+        "digest.atomic",
         "digest.config",
         "digest.errors",
         "digest.fetch",
@@ -243,6 +251,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.web.form": {"digest.models", "digest.profiles"},
     "digest.web.prefs": {
         "digest",
+        "digest.atomic",
         "digest.errors",
         "digest.links",
         "digest.models",
@@ -254,6 +263,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.web.signup": {
         "digest",
+        "digest.atomic",
         "digest.addresses",
         "digest.cadence",
         "digest.pipeline",

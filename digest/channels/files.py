@@ -9,25 +9,14 @@ same file instead of adding a second copy.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import ClassVar
 
+from digest import atomic
 from digest.channels.base import Job, OneAtATime, Takes
 from digest.config import Settings
 from digest.errors import TransientError
 from digest.render.atom import atom_feed
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Atomically: write a temporary file, flush it to disk, rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class OutboxChannel(OneAtATime):
@@ -52,8 +41,8 @@ class OutboxChannel(OneAtATime):
         try:
             for sub in ("tmp", "new", "cur"):
                 (eml.parent.parent / sub).mkdir(parents=True, exist_ok=True)
-            _write(eml, job.email)
-            _write(markdown, job.digest.markdown.encode("utf-8"))
+            atomic.write(eml, job.email)
+            atomic.write(markdown, job.digest.markdown.encode("utf-8"))
         except OSError as e:
             raise TransientError(f"outbox: cannot write {eml.parent} ({e.strerror}); check the folder") from e
 
@@ -62,7 +51,7 @@ def write_notice(settings: Settings, name: str, message: bytes) -> Path:
     """A message outside any digest (a sign-up's confirmation) into outbox/_notices/new/ when there is no SMTP."""
     path = settings.delivery.outbox_dir / "_notices" / "new" / f"{name}.eml"
     try:
-        _write(path, message)
+        atomic.write(path, message)
     except OSError as e:
         raise TransientError(f"outbox: cannot write {path.parent} ({e.strerror}); check the folder") from e
     return path
@@ -85,6 +74,6 @@ class AtomChannel(OneAtATime):
         self_url = job.links.feed if job.links else None
         feed = atom_feed(name, job.history, job.related, self_url=self_url, updated=job.digest.created_at)
         try:
-            _write(self.path(name), feed)
+            atomic.write(self.path(name), feed)
         except OSError as e:
             raise TransientError(f"atom: cannot write {self.path(name)} ({e.strerror}); check the folder") from e

@@ -10,12 +10,12 @@ the dumps folder's ``quarantine/`` like any bad dump.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from digest import atomic
 from digest.config import Settings
 from digest.errors import DigestError, FetchError, UsageError
 from digest.fetch import Client, NotJSONError
@@ -95,7 +95,8 @@ def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, no
         kept = _quarantine(settings.ingest.dumps_dir, day, got.body, str(refused), now=now)
         record = FetchRecord(day, "failed", len(got.items), now, detail=f"{refused} ({kept.name})")
         return _done(store, record, error=refused)
-    path = _write(settings.ingest.dumps_dir, name, got.body)
+    path = settings.ingest.dumps_dir / name
+    atomic.write(path, got.body)  # hidden and *.tmp until whole: the folder scan never takes half a dump
     [outcome] = ingest_files([path], store=store, settings=settings, now=now)
     if outcome.error is not None:
         kept = quarantine(settings.ingest.dumps_dir, path, str(outcome.error), now=now)
@@ -111,23 +112,10 @@ def _done(
     return FetchOutcome(record, file, error)
 
 
-def _write(folder: Path, name: str, body: bytes) -> Path:
-    """Write a dump atomically: a ``.tmp`` file (which folder scans skip) renamed into place."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    temporary = folder / f".{name}.tmp"
-    with open(temporary, "wb") as handle:
-        handle.write(body)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
-    return target
-
-
 def _quarantine(folder: Path, day: date, body: bytes, reason: str, *, now: datetime) -> Path:
     """Keep an answer that is not a list in ``quarantine/`` with a note saying why (never in the dumps folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = quarantine_target(folder, f"hf-{day.isoformat()}.json")
-    kept = _write(target.parent, target.name, body)
-    note_why(kept, reason, now=now)
-    return kept
+    atomic.write(target, body)
+    note_why(target, reason, now=now)
+    return target

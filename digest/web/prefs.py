@@ -9,7 +9,6 @@ truth and the next folder sync keeps the edit.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from starlette.responses import Response
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
 
-from digest import links, pipeline, profiles
+from digest import atomic, links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.models import FREQUENCIES, WEEKDAYS, Profile, Subscriber
 from digest.web import form
@@ -81,7 +80,7 @@ def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Respons
         log.warning("preferences: %s names %r, not %r; not edited", subscriber.source, profile.name, subscriber.name)
         return _show(site, subscriber, error=UNEDITABLE, fields=fields, status=503)
     if source is not None and on_disk:
-        _write(source, text)
+        atomic.write(source, text.encode("utf-8"))
     site.store.save_subscriber(
         subscriber.name, text=text, profile_hash=profiles.fingerprint(text), source=subscriber.source, at=site.clock()
     )
@@ -137,12 +136,6 @@ def _weight(text: str) -> Any:
     except ValueError:
         return text
     return int(number) if number.is_integer() and "." not in text else number
-
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _fresh(site: Site, subscriber: Subscriber) -> Subscriber:

@@ -11,15 +11,13 @@ and a field people never see catches bots.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-from pathlib import Path
 
 import tomlkit
 from starlette.responses import Response
 
-from digest import addresses, cadence, links, pipeline, profiles
+from digest import addresses, atomic, cadence, links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.pipeline.signups import HOURS, VALID
 from digest.web.prefs import edited
@@ -127,7 +125,9 @@ def _create(site: Site, email: str, text: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     name = str(doc["name"])
     while True:
-        if site.store.subscriber(name) is None and _create_file(folder / f"{name}.toml", tomlkit.dumps(doc)):
+        if site.store.subscriber(name) is None and atomic.write(
+            folder / f"{name}.toml", tomlkit.dumps(doc).encode("utf-8"), replace=False
+        ):
             break
         doc["name"] = name = _new_name(site, email)
     text = tomlkit.dumps(doc)
@@ -137,17 +137,3 @@ def _create(site: Site, email: str, text: str) -> str:
     )
     site.store.set_joined(name, site.clock())  # the first digest is their next send time, never a past edition
     return name
-
-
-def _create_file(path: Path, text: str) -> bool:
-    """Write ``path`` whole, only if no file has that name (False then): written aside, then linked into place,
-    which fails rather than replace what an operator put there meanwhile."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return False
-    finally:
-        temporary.unlink()
-    return True
