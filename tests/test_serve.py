@@ -12,7 +12,7 @@ import pytest
 
 from digest import links, pipeline
 from digest.cli import main
-from digest.config import Settings, WebSettings
+from digest.config import RenderSettings, Settings, WebSettings
 from digest.models import Subscriber
 from digest.store import Store
 
@@ -373,3 +373,18 @@ def test_the_weekday_is_only_for_weekly_readers_and_buttons_are_44_px(tmp_path: 
     assert 'form:not(:has(#frequency option[value="weekly"]:checked)) .weekly-only { display: none; }' in css
     assert "@supports selector(:has(a))" in css  # a browser without :has() shows the field rather than lose it
     assert re.search(r"^button \{ min-height: 44px;", css, re.MULTILINE)
+
+
+def test_templates_dir_overrides_a_page_and_the_stylesheet_of_digest_serve(tmp_path: Path) -> None:
+    mine = tmp_path / "my-templates" / "web"
+    mine.mkdir(parents=True)
+    (mine / "site.css").write_text("body { background: rebeccapurple; }\n")
+    (mine / "home.html.j2").write_text(
+        '{% extends "base.html.j2" %}{% block content %}<h1>Our lab\'s digest</h1>{% endblock %}'
+    )
+    world = world_with_links(tmp_path, people=0)
+    world.settings = world.settings.model_copy(update={"render": RenderSettings(templates_dir=mine.parent)})
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        assert http.get(f"{base}/site.css").text == "body { background: rebeccapurple; }\n"
+        home = http.get(f"{base}/").text
+        assert "<h1>Our lab's digest</h1>" in home and "paper-digest: trending research papers" in home  # base kept

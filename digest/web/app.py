@@ -49,7 +49,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         stores = Stores(settings.database.path)
         stores.here()  # opened (and the schema brought up to date) before the first request
         app.state.site = Site(
-            settings, stores, page_templates(), RateLimit(settings.web.signups_per_hour, clock=clock), clock
+            settings,
+            stores,
+            page_templates(settings.render.templates_dir),
+            RateLimit(settings.web.signups_per_hour, clock=clock),
+            clock,
         )
         try:
             yield

@@ -177,11 +177,13 @@ def _multipart(body: bytes, content_type: str) -> dict[str, str] | None:
     return fields
 
 
-def page_templates() -> jinja2.Environment:
-    """The web pages' Jinja environment (autoescaped; the same look as the email)."""
-    folder = Path(package_templates()) / "web"
+def page_templates(templates_dir: Path | None = None) -> jinja2.Environment:
+    """The web pages' Jinja environment (autoescaped; the same look as the email). A file in
+    ``[render] templates_dir``/web/ (a page, ``site.css``) is used instead of the packaged one."""
+    folders = [templates_dir / "web"] if templates_dir is not None else []
+    folders.append(Path(package_templates()) / "web")
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.FileSystemLoader([str(folder) for folder in folders]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
