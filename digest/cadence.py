@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from digest.models import WEEKDAYS, Profile
+from digest.models import Profile
 
 SEARCH_DAYS = 8  # every frequency fires at least once a week
 
@@ -65,9 +65,3 @@ def next_label(profile: Profile, now: datetime) -> str:
     """The first firing after ``now`` as a reader reads it: "Thu 4 Dec at 08:15 (America/New_York)"."""
     fire = next_fire(profile, now)
     return f"{fire:%a} {fire.day} {fire:%b} at {fire:%H:%M} ({profile.timezone})"
-
-
-def cron_fields(profile: Profile) -> dict[str, str | int]:
-    """The same schedule as APScheduler cron fields (the daemon's timely trigger)."""
-    days = {"daily": "*", "weekdays": "mon-fri"}.get(profile.frequency) or WEEKDAYS[profile.day or 0][:3]
-    return {"day_of_week": days, "hour": profile.send_at.hour, "minute": profile.send_at.minute}

@@ -1,15 +1,15 @@
-"""The daemon (``digest run``): APScheduler polls for dumps and fires each subscriber's digest on time.
+"""The daemon (``digest run``): APScheduler polls for dumps and wakes at the next edition's time.
 
 Jobs, in an in-memory job store rebuilt from the profiles at every start (no
 pickled jobs):
 
 * ``poll`` (every ``poll_seconds``): take complete dumps from ``dumps_dir``,
-  sync the subscribers folder (rescheduling what changed), make any digest whose
-  time has come and deliver whatever is due. It is also the safety net behind
-  the timed jobs.
-* ``digest:NAME``: a cron job at the subscriber's ``send_at`` in their zone, on
-  the days of their frequency, with ``coalesce``, ``max_instances=1`` and a
-  misfire grace of hours.
+  sync the subscribers folder, make any digest whose time has come and deliver
+  whatever is due.
+* ``wake``: one job at the earliest next firing of any subscriber, which
+  ``cadence`` alone works out (DST included); its pass makes what is due, and it
+  is set again after every pass, so a changed profile moves it. There is no job
+  per subscriber.
 * ``fetch`` (with ``[fetch] enabled``): at ``[fetch] at`` UTC each day, today's
   list from Hugging Face and any day of the last ``backfill_days`` not fetched
   yet, written as dumps and ingested.
@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
-from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import cadence, links, pipeline
@@ -51,6 +52,7 @@ from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
 from digest.fetch import Client
 from digest.interrupts import Interrupt
+from digest.models import Profile, Subscriber
 from digest.store import Store
 
 Clock = Callable[[], datetime]
@@ -287,7 +289,7 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
-        self._profiles: dict[str, str] = {}  # name -> profile hash, to reschedule only what changed
+        self._profiles: dict[str, tuple[str, Profile]] = {}  # name -> (profile hash and state, profile)
         self._grace = int(settings.schedule.misfire_grace_hours * 3600)
 
     def tick(self, names: set[str] | None = None) -> Tick:
@@ -353,44 +355,43 @@ class Daemon:
         if not self.stopping.is_set() and self.scheduler.get_job("poll") is not None:
             self.scheduler.modify_job("poll", next_run_time=datetime.now(UTC))
 
-    def reschedule(self) -> None:
-        """One cron job per active subscriber, rebuilt when their profile or state changes."""
+    def wake_at_next(self) -> None:
+        """One job, ``wake``, at the earliest next firing of any subscriber: ``cadence`` alone decides when
+        an edition is due (the pass it starts makes whatever is due, as the poll does)."""
         with Store.open(self.settings.database.path) as store:
-            wanted = {}
-            for subscriber in store.subscribers():
-                if subscriber.status == "unsubscribed":
-                    continue
-                wanted[subscriber.name] = (subscriber, f"{subscriber.profile_hash}:{subscriber.status}")
-        for name in set(self._profiles) - set(wanted):
-            self.scheduler.remove_job(f"digest:{name}")
-            del self._profiles[name]
-        for name, (subscriber, key) in wanted.items():
-            if self._profiles.get(name) == key:
-                continue
-            profile = pipeline.stored_profile(subscriber)
-            trigger = CronTrigger(**cadence.cron_fields(profile), timezone=ZoneInfo(profile.timezone))
-            self.scheduler.add_job(
-                self._digest_job,
-                trigger,
-                args=[name],
-                id=f"digest:{name}",
-                name=f"digest for {name}",
-                replace_existing=True,
-                coalesce=True,  # a backlog of missed firings runs once
-                max_instances=1,
-                misfire_grace_time=self._grace,
-            )
-            self._profiles[name] = key
+            subscribers = [s for s in store.subscribers() if s.status != "unsubscribed"]
+        profiles = self._current_profiles(subscribers)
+        with suppress(JobLookupError):  # before the scheduler starts, replace_existing would not replace it
+            self.scheduler.remove_job("wake")
+        if not profiles:
+            return
+        when = min(cadence.next_fire(profile, self.clock()) for profile in profiles)
+        self.scheduler.add_job(
+            self._wake_job, DateTrigger(when), id="wake", name="the next edition",
+            coalesce=True, max_instances=1, misfire_grace_time=self._grace,
+        )  # fmt: skip
 
-    def _digest_job(self, name: str) -> None:
-        self._guard(lambda: self.tick({name}))
+    def _current_profiles(self, subscribers: list[Subscriber]) -> list[Profile]:
+        """Each subscriber's profile, parsed again only when its text or state changed."""
+        known, self._profiles = self._profiles, {}
+        for subscriber in subscribers:
+            key = f"{subscriber.profile_hash}:{subscriber.status}"
+            kept = known.get(subscriber.name)
+            self._profiles[subscriber.name] = (
+                kept if kept and kept[0] == key else (key, pipeline.stored_profile(subscriber))
+            )
+        return [profile for _, profile in self._profiles.values()]
+
+    def _wake_job(self) -> None:
+        self._guard(self.tick)
+        self._guard(self.wake_at_next)
 
     def _fetch_job(self) -> None:
         self.fetch_beside()
 
     def _poll_job(self) -> None:
         self._guard(self.tick)
-        self._guard(self.reschedule)
+        self._guard(self.wake_at_next)  # a profile may have changed its time
 
     def _guard(
         self, work: Callable[[], object], *, fatal: tuple[type[DigestError], ...] = (), hold: bool = True
@@ -430,7 +431,7 @@ class Daemon:
             self._guard(self.tick, fatal=(StoreError,))
             if self.stopping.is_set():
                 return self._interrupted()
-            self.reschedule()
+            self.wake_at_next()
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"
             )

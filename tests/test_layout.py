@@ -292,6 +292,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.config",
         "digest.errors",
         "digest.fetch",
+        "digest.models",
         "digest.pipeline",
         "digest.store",
     },

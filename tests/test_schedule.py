@@ -194,7 +194,9 @@ def test_a_dropped_dump_is_taken_on_the_next_poll_and_a_half_written_one_waits(t
 
 
 @pytest.mark.slow
-def test_cron_jobs_follow_the_profiles(tmp_path: Path) -> None:
+def test_the_daemon_wakes_at_the_next_edition_that_cadence_names(tmp_path: Path) -> None:
+    # Mon 23 Nov, 07:30 UTC: ada's 07:30 in Berlin is past (next: Tue 06:30 UTC); ben's 08:00 in Denver
+    # is 15:00 UTC today. One job wakes the daemon for the earliest; there is no job per subscriber.
     world = world_with(
         tmp_path,
         {"ada": person("ada", "Europe/Berlin", "07:30"), "ben": person("ben", "America/Denver", "08:00", "weekdays")},
@@ -202,20 +204,20 @@ def test_cron_jobs_follow_the_profiles(tmp_path: Path) -> None:
     world.settings = world.settings.model_copy(update={"schedule": ScheduleSettings(misfire_grace_hours=3)})
     daemon = schedule.Daemon(world.settings, log=schedule.EventLog(stream=io.StringIO()), clock=world.clock)
     daemon.tick()
-    daemon.reschedule()
-    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"digest:ada", "digest:ben"}
-    for job in jobs.values():
-        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 3 * 3600)
-    assert str(jobs["digest:ben"].trigger) == "cron[day_of_week='mon-fri', hour='8', minute='0']"
-    assert str(jobs["digest:ben"].trigger.timezone) == "America/Denver"
+    daemon.wake_at_next()
+    [job] = daemon.scheduler.get_jobs()
+    assert job.id == "wake" and job.trigger.run_date == datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+    assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 3 * 3600)
     (tmp_path / "subscribers" / "ada.toml").write_text(person("ada", "Europe/Berlin", "06:15"))
     (tmp_path / "subscribers" / "ben.toml").unlink()
     daemon.tick()
-    daemon.reschedule()
-    jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"digest:ada"}
-    assert "hour='6', minute='15'" in str(jobs["digest:ada"].trigger)
+    daemon.wake_at_next()
+    [job] = daemon.scheduler.get_jobs()
+    assert job.trigger.run_date == datetime(2026, 11, 24, 5, 15, tzinfo=UTC)  # 06:15 in Berlin, Tuesday
+    (tmp_path / "subscribers" / "ada.toml").unlink()
+    daemon.tick()
+    daemon.wake_at_next()
+    assert daemon.scheduler.get_jobs() == []  # nobody left to wake for; the poll still runs
 
 
 def test_the_lock_keeps_a_second_daemon_off(tmp_path: Path) -> None:
