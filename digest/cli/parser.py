@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     _paper_commands(command)
     _subscriber_commands(command)
     _digest_commands(command)
+    _service_commands(command)
+    _ledger_commands(command)
     return parser
 
 
@@ -223,7 +225,7 @@ def _subscriber_commands(command: _Adder) -> None:
 
 
 def _digest_commands(command: _Adder) -> None:
-    """rank, preview, send, run, deliveries, retry."""
+    """rank, preview, send."""
     sub = command(
         "rank",
         _lazy("digests", "rank_command"),
@@ -277,6 +279,9 @@ def _digest_commands(command: _Adder) -> None:
     sub.add_argument("--subscriber", metavar="NAME", help="only this subscriber")
     sub.add_argument("--json", action="store_true", help=JSON_HELP + SEND_JSON)
 
+
+def _service_commands(command: _Adder) -> None:
+    """init, run, serve."""
     sub = command(
         "init",
         _lazy("digests", "init_command"),
@@ -321,6 +326,9 @@ def _digest_commands(command: _Adder) -> None:
     sub.add_argument("--host", metavar="ADDRESS", help="address to listen on (default [web] host: 127.0.0.1)")
     sub.add_argument("--port", type=_positive, metavar="PORT", help="port (default [web] port: 8080)")
 
+
+def _ledger_commands(command: _Adder) -> None:
+    """deliveries, retry."""
     sub = command("deliveries", _lazy("digests", "deliveries_command"), "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
     sub.add_argument(
