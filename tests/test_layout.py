@@ -40,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
     "digest.atomic": set(),  # a file written whole or not at all
     "digest.links": {"digest.config"},
     "digest.cadence": {"digest.models"},
-    "digest.profiles": {"digest.addresses", "digest.models", "digest.errors"},
+    "digest.profile_checks": {"digest.addresses", "digest.models", "digest.errors"},
+    "digest.profiles": {"digest.profile_checks", "digest.models", "digest.errors"},
     # ingest
     "digest.ingest": {"digest.ingest.lines", "digest.ingest.parse", "digest.ingest.read", "digest.text"},
     "digest.ingest.hfjson": {"digest.errors", "digest.ingest.safejson", "digest.models", "digest.text"},
@@ -248,7 +249,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.web.limits",
     },
     "digest.web.pages": {"digest", "digest.links", "digest.models", "digest.render.atom", "digest.web.site"},
-    "digest.web.form": {"digest.models", "digest.profiles"},
+    "digest.web.form": {"digest.models", "digest.profile_checks"},
     "digest.web.prefs": {
         "digest",
         "digest.atomic",

@@ -9,7 +9,7 @@ still refuses gets ``SAVE_FAILED``, and the detail goes to the operator's log.
 from __future__ import annotations
 
 from digest.models import FREQUENCIES, WEEKDAYS
-from digest.profiles import CLOCK, MAX_EXCLUDE, MAX_KEYWORDS, MAX_TERM_LENGTH, MAX_WEIGHT, term_key, zones
+from digest.profile_checks import CLOCK, MAX_EXCLUDE, MAX_KEYWORDS, MAX_TERM_LENGTH, MAX_WEIGHT, term_key, zones
 
 SAVE_FAILED = "These settings could not be saved. Please check them and try again."
 
