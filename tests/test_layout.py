@@ -307,6 +307,14 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
         "digest.text",
     },
+    "digest.cli.sending": {
+        "digest",
+        "digest.cli.show",
+        "digest.config",
+        "digest.models",
+        "digest.pipeline",
+        "digest.text",
+    },
     "digest.cli.parser": {"digest", "digest.config", "digest.errors", "digest.models"},  # commands load lazily
     "digest.cli.papers": {
         "digest",
@@ -334,6 +342,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli.digests": {
         "digest",
+        "digest.cli.sending",
         "digest.links",
         "digest.interrupts",
         "digest.init",

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from digest import ingest, init, links, pipeline, profiles
-from digest.cli import show
+from digest.cli import sending, show
 from digest.config import Settings
 from digest.errors import InputError, UsageError
 from digest.interrupts import Interrupt
@@ -169,12 +169,12 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     for error in report.profile_errors:
         show.error(f"{error} (the last good version stays in force)")
     if args.json:
-        show.send_json(report, dry_run=args.dry_run)
+        sending.send_json(report, dry_run=args.dry_run)
     else:
-        show.send_summary(report, settings=settings, dry_run=args.dry_run)
-    show.halted_errors(report)
+        sending.send_summary(report, settings=settings, dry_run=args.dry_run)
+    sending.halted_errors(report)
     if interrupt.is_set():
-        show.error(show.interrupted_line(report))
+        show.error(sending.interrupted_line(report))
         return interrupt.exit_code
     return 1 if report.failed or report.profile_errors or report.halted or report.unreachable_only() else 0
 
@@ -186,14 +186,14 @@ def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
         more = store.count_deliveries(states=states) - len(rows)
     if args.json:
         for row in rows:
-            show.json_line(show.delivery_json(row))
+            show.json_line(sending.delivery_json(row))
         return 0
     if not rows:
         print("no failed deliveries" if args.failed else "no deliveries yet; 'digest send' makes and sends digests")
         return 0
-    print(show.DELIVERY_HEADER)
+    print(sending.DELIVERY_HEADER)
     for row in rows:
-        print(show.delivery_line(row))
+        print(sending.delivery_line(row))
     if more > 0:
         print(f"… and {more:,} more (--limit 0 for all)")
     return 0
