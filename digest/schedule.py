@@ -27,17 +27,13 @@ Each event is one log line.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -50,45 +46,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import cadence, links, pipeline
 from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
-from digest.fetch import Client
+from digest.events import Clock, EventLog, utc_now
 from digest.interrupts import Interrupt
 from digest.models import Profile, Subscriber
+from digest.passes import Tick, fetch_missed, tick
 from digest.store import Store
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-# --- the event log ----------------------------------------------------------------------
-
-
-class EventLog:
-    """One line per event: ``2026-11-23T07:30:00Z ingested file=… papers=75 new=63`` or one JSON object."""
-
-    def __init__(self, *, fmt: str = "plain", stream: TextIO | None = None, clock: Clock = utc_now) -> None:
-        self._fmt = fmt
-        self._stream = stream  # None: sys.stderr as it is at each line (a progress bar may be drawing on it)
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if self._fmt == "json":
-            line = json.dumps({"ts": stamp, "event": event, **fields}, ensure_ascii=False, default=str)
-        else:
-            parts = [f"{k}={_plain(v)}" for k, v in fields.items() if v is not None]
-            line = " ".join([stamp, event, *parts])
-        with self._lock:
-            print(line, file=self._stream or sys.stderr, flush=True)
-
-
-def _plain(value: object) -> str:
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return json.dumps(text, ensure_ascii=False) if (" " in text or not text) else text
-
 
 # --- one daemon per database --------------------------------------------------------------
 
@@ -124,139 +86,6 @@ def exclusive(database: Path) -> Iterator[None]:
     finally:
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
-
-
-# --- one pass -----------------------------------------------------------------------------
-
-
-@dataclass
-class Tick:
-    """What one pass did."""
-
-    ingested: int = 0
-    quarantined: int = 0
-    report: pipeline.SendReport = field(default_factory=pipeline.SendReport)
-
-    @property
-    def failures(self) -> int:
-        report = self.report
-        stuck = len(report.halted) + report.unreachable_only()
-        return self.quarantined + len(report.failed) + len(report.profile_errors) + stuck
-
-
-def tick(
-    settings: Settings,
-    *,
-    clock: Clock,
-    log: EventLog,
-    watcher: pipeline.DumpWatcher,
-    names: set[str] | None = None,
-    stop: Callable[[], bool] = lambda: False,
-    progress: pipeline.Progress = pipeline.no_progress,
-) -> Tick:
-    """One pass: ``pipeline.run_once`` on the dumps that are ready, each event logged as it happens."""
-    result = Tick()
-
-    def took(outcome: pipeline.FileOutcome) -> None:
-        if outcome.error is not None:
-            aside = pipeline.set_aside(outcome.path, str(outcome.error), dumps_dir=watcher.folder, now=clock())
-            watcher.take(outcome.path)  # should it stay (the move failed), it is not taken again until it changes
-            result.quarantined += 1
-            log("quarantined", file=outcome.path.name, moved=aside, error=str(outcome.error))
-            return
-        watcher.take(outcome.path)
-        assert outcome.ingested is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
-        record = outcome.ingested.record
-        if not outcome.ingested.repeat:
-            result.ingested += 1
-            log("ingested", file=outcome.path.name, papers=record.papers, new=record.new, seen=record.seen)
-
-    hooks = pipeline.Hooks(
-        file=took,
-        synced=lambda sync: _log_sync(log, sync),
-        made=lambda made: _log_made(log, made),
-        progress=progress,
-    )
-    with Store.open(settings.database.path) as store:
-        ready = watcher.ready(clock())
-        result.report = pipeline.run_once(
-            store, settings, clock=clock, files=ready, names=names, stop=stop, hooks=hooks
-        )
-    _log_deliveries(log, result.report)
-    return result
-
-
-def _log_sync(log: EventLog, sync: pipeline.SyncReport) -> None:
-    for name, change in sync.changes.items():
-        log("subscriber", name=name, change=change)
-    for name in sync.removed:
-        log("subscriber", name=name, change="unsubscribed")
-    for held in sync.held:
-        log("subscriber", name=held.name, change="stays unsubscribed", by=held.unsubscribed_by)
-    for error in sync.errors:
-        for line in error.lines:
-            log("profile_error", error=f"{line} (the last good version stays in force)")
-
-
-def _log_made(log: EventLog, report: pipeline.SendReport) -> None:
-    for name, edition, count in report.made:
-        log("digest_made", subscriber=name, edition=edition, papers=count)
-    for name, edition in report.skipped:
-        log("digest_skipped", subscriber=name, edition=edition, reason="nothing matched")
-
-
-def _log_deliveries(log: EventLog, report: pipeline.SendReport) -> None:
-    for delivery in report.sent:
-        log("delivered", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel)
-    for delivery, reason, when in report.retries:
-        log(
-            "retry",
-            id=delivery.id,
-            subscriber=delivery.subscriber,
-            channel=delivery.channel,
-            next_try=when,
-            reason=reason,
-        )
-    for delivery, reason in report.failed:
-        log("failed", id=delivery.id, subscriber=delivery.subscriber, channel=delivery.channel, reason=reason)
-    for kind, reason in report.halted.items():
-        log("channel_halted", kind=kind, waiting=report.untried.get(kind, 0), error=reason)
-
-
-def fetch_missed(
-    settings: Settings,
-    *,
-    clock: Clock,
-    log: EventLog,
-    stop: threading.Event | None = None,
-    deadline: float | None = None,
-) -> int:
-    """Today's list, and each of the last ``backfill_days`` days with no good fetch yet; returns the failures."""
-    now = clock()
-    today = now.astimezone(UTC).date()
-    failed = 0
-    with Store.open(settings.database.path) as store:
-        days = [
-            day
-            for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)
-            if day == today or (record := store.fetch_of(day)) is None or record.outcome == "failed"
-        ]
-        with Client.from_environment(settings.fetch, stop=stop, deadline=deadline) as client:
-            for outcome in pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now):
-                failed += outcome.error is not None
-                _log_fetch(log, outcome)
-    return failed
-
-
-def _log_fetch(log: EventLog, outcome: pipeline.FetchOutcome) -> None:
-    record = outcome.record
-    if outcome.error is not None:
-        log("fetch_failed", day=record.day, error=str(outcome.error))
-    elif outcome.file is not None and outcome.file.ingested is not None:
-        stored = outcome.file.ingested.record
-        log("fetched", day=record.day, file=record.detail, papers=stored.papers, new=stored.new, seen=stored.seen)
-    else:
-        log("fetched", day=record.day, outcome=record.outcome, papers=record.items)
 
 
 # --- the daemon ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest import ingest, pipeline, schedule
+from digest import events, ingest, passes, pipeline
 from digest.errors import ParseError
 
 from .conftest import DUMPS, TODAY, Result
@@ -85,9 +85,7 @@ def test_the_daemon_quarantines_a_fifo_and_a_link_without_blocking(tmp_path: Pat
     watcher = pipeline.DumpWatcher(folder, settle_seconds=0)
     ingest_settings = world.settings.ingest.model_copy(update={"dumps_dir": folder})
     settings = world.settings.model_copy(update={"ingest": ingest_settings})
-    done = schedule.tick(
-        settings, clock=lambda: datetime.now(UTC), log=schedule.EventLog(stream=lines), watcher=watcher
-    )
+    done = passes.tick(settings, clock=lambda: datetime.now(UTC), log=events.EventLog(stream=lines), watcher=watcher)
     assert (done.ingested, done.quarantined) == (0, 2)
     assert sorted(p.name for p in (folder / "quarantine").iterdir() if not p.name.endswith(".error")) == [
         "passwd.txt",

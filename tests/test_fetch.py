@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import time_machine
 
-from digest import schedule
+from digest import events, schedule
 from digest.config import FetchSettings, IngestSettings, Settings
 from digest.errors import FetchError
 from digest.fetch import USER_AGENT, Client
@@ -318,7 +318,7 @@ def test_the_daemon_fetches_the_missed_days_first_then_only_what_is_not_fetched_
     )
     lines = io.StringIO()
     clock = lambda: datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # noqa: E731 - a fixed clock
-    daemon = schedule.Daemon(config, log=schedule.EventLog(stream=lines, clock=clock), clock=clock)
+    daemon = schedule.Daemon(config, log=events.EventLog(stream=lines, clock=clock), clock=clock)
     waits: list[float] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("digest.fetch.Client._wait", lambda self, seconds: waits.append(seconds))

@@ -285,8 +285,12 @@ ALLOWED: dict[str, set[str]] = {
         "digest.web.site",
     },
     # the top: the daemon and the command line
+    "digest.events": set(),  # the daemon's event lines
+    "digest.passes": {"digest", "digest.config", "digest.events", "digest.fetch", "digest.pipeline", "digest.store"},
     "digest.schedule": {
         "digest",
+        "digest.events",
+        "digest.passes",
         "digest.cadence",
         "digest.links",
         "digest.interrupts",
@@ -342,6 +346,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli.digests": {
         "digest",
+        "digest.events",
         "digest.cli.sending",
         "digest.links",
         "digest.interrupts",

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from digest import cadence, pipeline, schedule
+from digest import cadence, events, passes, pipeline, schedule
 from digest.config import ScheduleSettings
 from digest.errors import DigestError
 from digest.models import Profile
@@ -51,11 +51,11 @@ def world_with(tmp_path: Path, people: dict[str, str], dumps: list[Path] | None 
 def run_clock(world: World, start: datetime, end: datetime, *, step: timedelta = STEP) -> dict[str, list[datetime]]:
     """Tick the way the daemon does, every ``step``; return when each subscriber's digests were made."""
     made: dict[str, list[datetime]] = defaultdict(list)
-    log = schedule.EventLog(stream=io.StringIO(), clock=world.clock)
+    log = events.EventLog(stream=io.StringIO(), clock=world.clock)
     watcher = pipeline.DumpWatcher(world.settings.ingest.dumps_dir, settle_seconds=120)
     world.clock.now = start
     while world.clock.now <= end:
-        result = schedule.tick(world.settings, clock=world.clock, log=log, watcher=watcher)
+        result = passes.tick(world.settings, clock=world.clock, log=log, watcher=watcher)
         for name, _, _ in result.report.made:
             made[name].append(world.clock.now)
         world.clock.now += step
@@ -163,12 +163,12 @@ def test_paused_until_a_day_then_back(tmp_path: Path) -> None:
 def test_a_dropped_dump_is_taken_on_the_next_poll_and_a_half_written_one_waits(tmp_path: Path) -> None:
     world = world_with(tmp_path, {}, dumps=[DUMPS / "000_b302ddefaf34c389.txt"])
     lines = io.StringIO()
-    log = schedule.EventLog(stream=lines, clock=world.clock)
+    log = events.EventLog(stream=lines, clock=world.clock)
     watcher = pipeline.DumpWatcher(tmp_path / "dumps", settle_seconds=120)
     world.clock.now = datetime.now(UTC)
 
     def poll() -> int:
-        return schedule.tick(world.settings, clock=world.clock, log=log, watcher=watcher).ingested
+        return passes.tick(world.settings, clock=world.clock, log=log, watcher=watcher).ingested
 
     text = (DUMPS / "003_7a5f3204ee6361bf.txt").read_bytes()
     fresh = tmp_path / "dumps" / "fresh.txt"
@@ -202,7 +202,7 @@ def test_the_daemon_wakes_at_the_next_edition_that_cadence_names(tmp_path: Path)
         {"ada": person("ada", "Europe/Berlin", "07:30"), "ben": person("ben", "America/Denver", "08:00", "weekdays")},
     )
     world.settings = world.settings.model_copy(update={"schedule": ScheduleSettings(misfire_grace_hours=3)})
-    daemon = schedule.Daemon(world.settings, log=schedule.EventLog(stream=io.StringIO()), clock=world.clock)
+    daemon = schedule.Daemon(world.settings, log=events.EventLog(stream=io.StringIO()), clock=world.clock)
     daemon.tick()
     daemon.wake_at_next()
     [job] = daemon.scheduler.get_jobs()
@@ -280,9 +280,9 @@ def test_run_once_exit_code_reflects_failures(tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("NOT_SET_HOOK", raising=False)
     out = io.StringIO()
     world.clock.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-    daemon = schedule.Daemon(world.settings, log=schedule.EventLog(stream=out, clock=world.clock), clock=world.clock)
+    daemon = schedule.Daemon(world.settings, log=events.EventLog(stream=out, clock=world.clock), clock=world.clock)
     assert daemon.once(look_twice_after=0) == 1
     assert "failed id=" in out.getvalue() and "NOT_SET_HOOK" in out.getvalue()
-    clean = schedule.Daemon(world.settings, log=schedule.EventLog(stream=io.StringIO()), clock=Clock(world.clock.now))
+    clean = schedule.Daemon(world.settings, log=events.EventLog(stream=io.StringIO()), clock=Clock(world.clock.now))
     (tmp_path / "subscribers" / "team.toml").unlink()
     assert clean.once(look_twice_after=0) == 0

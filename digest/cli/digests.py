@@ -221,9 +221,9 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
-    from digest import schedule  # noqa: PLC0415 - as in send_command
+    from digest import events, schedule  # noqa: PLC0415 - as in send_command
 
-    log = schedule.EventLog(fmt=args.log_format)
+    log = events.EventLog(fmt=args.log_format)
     if not args.once:
         return schedule.Daemon(settings, log=log).forever()
     with show.Bars() as bars:
