@@ -62,10 +62,12 @@ ALLOWED: dict[str, set[str]] = {
     "digest.rank.postings": {"digest.models", "digest.text"},
     "digest.rank.trending": {"digest.models", "digest.rank.corpus"},
     "digest.rank.explain": {"digest.models", "digest.rank.corpus", "digest.rank.plan"},
+    "digest.rank.implicit": {"digest.models", "digest.rank.corpus", "digest.rank.plan"},
     "digest.rank.score": {
         "digest.models",
         "digest.rank.corpus",
         "digest.rank.explain",
+        "digest.rank.implicit",
         "digest.rank.plan",
         "digest.rank.postings",
         "digest.rank.trending",
