@@ -264,12 +264,19 @@ class Daemon:
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"
             )
+            # A signal between the stop check above and the start finds no running scheduler to shut down;
+            # this first job, run as soon as the scheduler starts, shuts it down then.
+            self.scheduler.add_job(self._stop_if_asked, id="stop_check", name="a stop asked for while starting")
             self.scheduler.start()  # blocks until a signal stops it
             if self.stopping.is_set():
                 with self._working:  # the pass under way hands out nothing new, and finishes what is on the wire
                     return self._interrupted()
         self.log("stopped")
         return 0
+
+    def _stop_if_asked(self) -> None:
+        if self.stopping.is_set():
+            self._shut_down()
 
     def _shut_down(self) -> None:
         """After the first SIGTERM or SIGINT: no new job starts (the pass under way winds down on its own)."""

@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -228,6 +229,29 @@ def test_the_lock_keeps_a_second_daemon_off(tmp_path: Path) -> None:
         pass
     with schedule.exclusive(database):  # released
         pass
+
+
+def test_a_stop_asked_for_while_the_daemon_starts_still_stops_it(tmp_path: Path) -> None:
+    # The signal lands after the start-up pass, before the scheduler runs: shutting down then finds nothing
+    # running, so the scheduler's first job must see the stop. A timer ends a hung start and fails the test.
+    world = world_with(tmp_path, {"ada": person("ada", "UTC", "07:00")})
+    daemon = schedule.Daemon(world.settings, log=events.EventLog(stream=io.StringIO()), clock=world.clock)
+    set_wake = daemon.wake_at_next
+
+    def signal_arrives() -> None:
+        daemon.stopping.set()
+        daemon._shut_down()  # what the first SIGTERM does; the scheduler is not running yet
+        set_wake()
+
+    daemon.wake_at_next = signal_arrives  # type: ignore[method-assign]
+    rescue = threading.Timer(20, lambda: daemon.scheduler.shutdown(wait=False))
+    rescue.start()
+    try:
+        daemon.forever()
+    finally:
+        hung = not rescue.is_alive()
+        rescue.cancel()
+    assert not hung, "the daemon kept running after a stop asked for while it started"
 
 
 @pytest.mark.slow
