@@ -48,7 +48,6 @@ from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
 from digest.events import Clock, EventLog, utc_now
 from digest.interrupts import Interrupt
-from digest.models import Profile, Subscriber
 from digest.passes import Tick, fetch_missed, tick
 from digest.store import Store
 
@@ -118,7 +117,6 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
-        self._profiles: dict[str, tuple[str, Profile]] = {}  # name -> (profile hash and state, profile)
         self._grace = int(settings.schedule.misfire_grace_hours * 3600)
 
     def tick(self, names: set[str] | None = None) -> Tick:
@@ -187,9 +185,8 @@ class Daemon:
     def wake_at_next(self) -> None:
         """One job, ``wake``, at the earliest next firing of any subscriber: ``cadence`` alone decides when
         an edition is due (the pass it starts makes whatever is due, as the poll does)."""
-        with Store.open(self.settings.database.path) as store:
-            subscribers = [s for s in store.subscribers() if s.status != "unsubscribed"]
-        profiles = self._current_profiles(subscribers)
+        with Store.open(self.settings.database.path) as store:  # the unsubscribed are left out
+            profiles = [pipeline.stored_profile(s) for s in store.subscribers()]  # parse is cached by text
         with suppress(JobLookupError):  # before the scheduler starts, replace_existing would not replace it
             self.scheduler.remove_job("wake")
         if not profiles:
@@ -199,17 +196,6 @@ class Daemon:
             self._wake_job, DateTrigger(when), id="wake", name="the next edition",
             coalesce=True, max_instances=1, misfire_grace_time=self._grace,
         )  # fmt: skip
-
-    def _current_profiles(self, subscribers: list[Subscriber]) -> list[Profile]:
-        """Each subscriber's profile, parsed again only when its text or state changed."""
-        known, self._profiles = self._profiles, {}
-        for subscriber in subscribers:
-            key = f"{subscriber.profile_hash}:{subscriber.status}"
-            kept = known.get(subscriber.name)
-            self._profiles[subscriber.name] = (
-                kept if kept and kept[0] == key else (key, pipeline.stored_profile(subscriber))
-            )
-        return [profile for _, profile in self._profiles.values()]
 
     def _wake_job(self) -> None:
         self._guard(self.tick)
