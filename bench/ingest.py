@@ -57,9 +57,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "bench.sqlite3") as db:
         started = time.perf_counter()
-        new = sum(db.ingest(d, sha256=f"{i:064x}", at=datetime.now(UTC)).record.new for i, d in enumerate(dumps))
+        new = sum(db.papers.ingest(d, sha256=f"{i:064x}", at=datetime.now(UTC)).record.new for i, d in enumerate(dumps))
         store_s = time.perf_counter() - started
-        distinct = db.status().papers
+        distinct = db.papers.status().papers
 
     total = sum(len(d.papers) for d in dumps)
     print(

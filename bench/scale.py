@@ -168,12 +168,12 @@ def free_port() -> int:
 
 def vote(store: Store, share: float, rng: random.Random, *, now: datetime) -> int:
     """Votes for ``share`` of the subscribers: 3 "more like this" and 2 "less like this" on random papers."""
-    papers = [p.id for p in store.archive()]
-    names = [s.name for s in store.subscribers()]
+    papers = [p.id for p in store.papers.archive()]
+    names = [s.name for s in store.subscribers.all()]
     count = 0
     for name in rng.sample(names, int(len(names) * share)):
         for n, paper in enumerate(rng.sample(papers, 5)):
-            count += store.vote(name, paper, 1 if n < 3 else -1, edition=None, at=now - timedelta(days=n * 10))
+            count += store.feedback.vote(name, paper, 1 if n < 3 else -1, edition=None, at=now - timedelta(days=n * 10))
     return count
 
 
@@ -233,7 +233,7 @@ def run_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: da
     result["run_s"] = round(time.perf_counter() - started, 2)
     result["run_sink_cpu_s"] = round(cpu_seconds(sink_pid) - sink_cpu, 2)
     result["digests"], result["sent"] = len(report.made), len(report.sent)
-    with store._transaction() as conn:  # a benchmark resets the ledger, to send it all again
+    with store.db.transaction() as conn:  # a benchmark resets the ledger, to send it all again
         conn.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_try = NULL")
     started = time.perf_counter()
     again = pipeline.deliver(store, settings, clock=lambda: now)
@@ -283,17 +283,17 @@ def main() -> None:
         memory = MemoryWatch(skip={server.pid or 0})
         with Store.open(settings.database.path) as store:
             started = time.perf_counter()
-            for outcome in pipeline.ingest_files([root / "day.txt"], store=store, settings=settings, now=now):
+            for outcome in pipeline.ingest_files([root / "day.txt"], papers=store.papers, settings=settings, now=now):
                 assert outcome.error is None, outcome.error
             result["ingest_s"] = round(time.perf_counter() - started, 2)
             if args.stage != "ingest":
                 started = time.perf_counter()
-                sync = pipeline.sync_subscribers(store, settings.subscribers.dir, at=now)
+                sync = pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=now)
                 assert not sync.errors, sync.errors[:3]
                 result["votes"] = vote(store, args.voters, rng, now=now)
                 result["sync_s"] = round(time.perf_counter() - started, 2)
                 started = time.perf_counter()
-                again = pipeline.sync_subscribers(store, settings.subscribers.dir, at=now)
+                again = pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=now)
                 assert not (again.changes or again.removed or again.errors)
                 result["resync_s"] = round(time.perf_counter() - started, 2)
             if args.stage == "run":

@@ -93,11 +93,11 @@ def world(root: Path, subscribers: int, port: int) -> tuple[Settings, dict[str, 
     (root / "day.txt").write_text(synthetic_dump(1000, rng), encoding="utf-8")
     write_profiles(settings.subscribers.dir, subscribers, rng)
     with Store.open(settings.database.path) as store:
-        for outcome in pipeline.ingest_files([root / "day.txt"], store=store, settings=settings, now=_now()):
+        for outcome in pipeline.ingest_files([root / "day.txt"], papers=store.papers, settings=settings, now=_now()):
             assert outcome.error is None, outcome.error
-        pipeline.sync_subscribers(store, settings.subscribers.dir, at=_now())
-        keys = store.link_keys([s.name for s in store.subscribers()])
-        paper = store.archive()[0].id
+        pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=_now())
+        keys = store.subscribers.link_keys([s.name for s in store.subscribers.all()])
+        paper = store.papers.archive()[0].id
     (root / "digest.toml").write_text(
         f'[database]\npath = "{settings.database.path}"\n[subscribers]\ndir = "{settings.subscribers.dir}"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 30\n'
@@ -154,7 +154,7 @@ def main() -> None:
         web.wait()
         server.terminate()
         with Store.open(settings.database.path) as store:
-            gone = {s.name for s in store.subscribers(include_unsubscribed=True) if s.status == "unsubscribed"}
+            gone = {s.name for s in store.subscribers.all(include_unsubscribed=True) if s.status == "unsubscribed"}
         result["every_post_recorded"] = gone == set(names[: 2 * n])
     print(json.dumps(result))
 
@@ -172,7 +172,7 @@ def _wait_up(base: str) -> None:
 
 def _sent(settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
-        return len(store.deliveries(states=("sent",), limit=1))
+        return len(store.ledger.deliveries(states=("sent",), limit=1))
 
 
 if __name__ == "__main__":

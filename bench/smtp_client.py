@@ -83,9 +83,9 @@ def fast_sink(port: int, ready: Any) -> None:
 
 def prebuilt(store: Store, settings: Settings, now: datetime) -> list[tuple[str, bytes]]:
     """Every due email of the ledger, built as the delivery builds it, held in memory."""
-    rows = [d for d in store.due(now) if d.kind == "email"]
-    digests = store.stored_digests([d.digest for d in rows])
-    keys = store.link_keys(sorted({d.subscriber for d in rows}))
+    rows = [d for d in store.ledger.due(now) if d.kind == "email"]
+    digests = store.digests.get_many([d.digest for d in rows])
+    keys = store.subscribers.link_keys(sorted({d.subscriber for d in rows}))
     found = []
     for d in rows:
         digest = digests[d.digest]
@@ -139,9 +139,9 @@ def main() -> None:
         port = settings.smtp.port or 0
         sink = start_sink(fast_sink, port)
         with Store.open(settings.database.path) as store:
-            for outcome in pipeline.ingest_files([root / "day.txt"], store=store, settings=settings, now=now):
+            for outcome in pipeline.ingest_files([root / "day.txt"], papers=store.papers, settings=settings, now=now):
                 assert outcome.error is None, outcome.error
-            pipeline.sync_subscribers(store, settings.subscribers.dir, at=now)
+            pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=now)
             started = time.perf_counter()
             made = pipeline.make_digests(store, settings, now=now)
             result["make_s"] = round(time.perf_counter() - started, 2)

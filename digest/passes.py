@@ -130,7 +130,7 @@ def fetch_missed(
         days = [
             day
             for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)
-            if day == today or (record := store.fetch_of(day)) is None or record.outcome == "failed"
+            if day == today or (record := store.fetches.get(day)) is None or record.outcome == "failed"
         ]
         with Client.from_environment(settings.fetch, stop=stop, deadline=deadline) as client:
             for outcome in pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now):

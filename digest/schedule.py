@@ -186,7 +186,7 @@ class Daemon:
         """One job, ``wake``, at the earliest next firing of any subscriber: ``cadence`` alone decides when
         an edition is due (the pass it starts makes whatever is due, as the poll does)."""
         with Store.open(self.settings.database.path) as store:  # the unsubscribed are left out
-            profiles = [pipeline.stored_profile(s) for s in store.subscribers()]  # parse is cached by text
+            profiles = [pipeline.stored_profile(s) for s in store.subscribers.all()]  # parse is cached by text
         with suppress(JobLookupError):  # before the scheduler starts, replace_existing would not replace it
             self.scheduler.remove_job("wake")
         if not profiles:
@@ -273,7 +273,7 @@ class Daemon:
         """The last line of an interrupted run (what went out, what waits), and its exit code."""
         sent = len(self._last.report.sent) if self._last else 0
         with Store.open(self.settings.database.path) as store:
-            waiting = len(store.due(self.clock()))
+            waiting = len(store.ledger.due(self.clock()))
         said = f"interrupted: {sent} sent, {waiting} wait for the next send"
         self.log("stopped", signal=self.interrupt.name, detail=said)
         return self.interrupt.exit_code

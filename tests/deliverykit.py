@@ -96,7 +96,7 @@ def make_world(
     )
     with Store.open(settings.database.path) as store:
         for _ in pipeline.ingest_files(
-            dumps or [DUMPS], store=store, settings=settings, now=START - timedelta(hours=1)
+            dumps or [DUMPS], papers=store.papers, settings=settings, now=START - timedelta(hours=1)
         ):
             pass
     return World(root=root, settings=settings)

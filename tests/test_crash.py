@@ -77,11 +77,11 @@ def _wait_at_gate(server: SMTPServer, child: subprocess.Popen[bytes] | subproces
 def _finish(world: World) -> set[str]:
     """What was in flight at the kill; then the job finished as the next `digest send` would."""
     with Store.open(world.settings.database.path) as store:
-        in_flight = {d.message_id for d in store.deliveries(states=("sending",))}
+        in_flight = {d.message_id for d in store.ledger.deliveries(states=("sending",))}
         pipeline.send(store, world.settings, clock=lambda: datetime.now(UTC))
         for _ in range(4):  # retries whose time has come
             pipeline.deliver(store, world.settings, clock=lambda: datetime.now(UTC) + timedelta(seconds=60))
-        assert {d.state for d in store.deliveries()} == {"sent"}
+        assert {d.state for d in store.ledger.deliveries()} == {"sent"}
     return in_flight
 
 

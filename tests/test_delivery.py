@@ -37,7 +37,7 @@ MESSAGE_ID = re.compile(r"^<2026-11-23\.[0-9a-f]{10}\.user\d{3}@localhost>$")
 
 def states(world: World) -> Counter[str]:
     with Store.open(world.settings.database.path) as store:
-        return Counter(d.state for d in store.deliveries())
+        return Counter(d.state for d in store.ledger.deliveries())
 
 
 # --- SMTP -----------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def test_markdown_is_rendered_only_for_the_channels_that_deliver_it(tmp_path: Pa
         world = make_world(tmp_path, people=2, smtp_port=server.port)
         world.send()
     with Store.open(world.settings.database.path) as store:
-        stored = [store.stored_digest(d.digest) for d in store.deliveries()]
+        stored = [store.digests.get(d.digest) for d in store.ledger.deliveries()]
     assert len(stored) == 2 and all(d.html and d.text and d.markdown == "" for d in stored)
 
 
@@ -157,7 +157,7 @@ def hooked_world(
 
 def only_delivery(world: World) -> tuple[str, int, str | None]:
     with Store.open(world.settings.database.path) as store:
-        [row] = store.deliveries()
+        [row] = store.ledger.deliveries()
     return row.state, row.attempts, row.last_error
 
 
@@ -318,10 +318,10 @@ def test_messages_are_built_while_earlier_ones_are_on_the_wire(tmp_path: Path) -
         settings = world.settings.model_copy(update={"smtp": smtp})
         built: list[int] = []
         with Store.open(world.settings.database.path) as store:
-            pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+            pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
             pipeline.make_digests(store, world.settings, now=world.clock())
-            due = store.due(world.clock())
-            digests = store.stored_digests([d.digest for d in due])
+            due = store.ledger.due(world.clock())
+            digests = store.digests.get_many([d.digest for d in due])
 
             def jobs() -> Iterator[Job]:
                 for d in due:
@@ -369,8 +369,8 @@ def test_the_atom_feed_keeps_the_latest_digests(tmp_path: Path) -> None:
     ns = {"a": "http://www.w3.org/2005/Atom"}
     entries = feed.findall("a:entry", ns)
     with Store.open(world.settings.database.path) as store:
-        [digest] = store.recent_digests("team", limit=5)
-        items = store.digest_papers([digest.id])[digest.id]
+        [digest] = store.digests.recent("team", limit=5)
+        items = store.digests.papers([digest.id])[digest.id]
     # One entry per paper, in the digest's order; each opens the paper and carries its item, not a document.
     assert [e.findtext("a:title", namespaces=ns) for e in entries] == [i.paper.title for i in items] and items
     for entry, item in zip(entries, items, strict=True):
@@ -430,7 +430,7 @@ def _with_smtp(world: World, **changes: object) -> None:
 
 def _ledger(world: World) -> list[tuple[str, int]]:
     with Store.open(world.settings.database.path) as store:
-        return sorted((d.state, d.attempts) for d in store.deliveries())
+        return sorted((d.state, d.attempts) for d in store.ledger.deliveries())
 
 
 @pytest.mark.parametrize(
@@ -522,7 +522,7 @@ def test_cli_dry_run_then_send_then_deliveries_and_retry(
     ]
     assert not (tmp_path / "outbox").exists()
     with Store.open(world.settings.database.path) as store:
-        assert (store.subscribers(), store.deliveries()) == ([], [])  # the dry run wrote nothing
+        assert (store.subscribers.all(), store.ledger.deliveries()) == ([], [])  # the dry run wrote nothing
     assert main(["send"]) == 1
     out = capsys.readouterr().out
     assert "sent 2 messages; 1 failed\n" in out

@@ -245,8 +245,8 @@ def test_a_day_is_written_ingested_and_not_again_when_unchanged(api: tuple[API, 
         assert server.requests[-1][2]["if-none-match"] == '"v1"'
         server.script(DAY, Answer(body=body(ITEMS)))  # no ETag this time: the same bytes are not written again
         third = fetch_day(DAY, store=store, settings=config, client=hf, now=NOW)
-        assert third.record.outcome == "unchanged" and store.status().dumps == 1
-        assert store.last_fetch() == third.record
+        assert third.record.outcome == "unchanged" and store.papers.status().dumps == 1
+        assert store.fetches.last() == third.record
 
 
 def test_a_weekend_is_no_papers_listed_not_an_error(api: tuple[API, str], tmp_path: Path) -> None:
@@ -266,7 +266,7 @@ def test_an_answer_that_is_not_json_is_quarantined(api: tuple[API, str], tmp_pat
     with Store.open(config.database.path) as store, client(url, Time()) as hf:
         done = fetch_day(DAY, store=store, settings=config, client=hf, now=NOW)
         assert done.error is not None and str(done.error).startswith("2026-11-20: page 0: not valid JSON")
-        assert store.fetch_of(DAY) is not None and store.fetch_of(DAY).outcome == "failed"  # type: ignore[union-attr]
+        assert store.fetches.get(DAY) is not None and store.fetches.get(DAY).outcome == "failed"  # type: ignore[union-attr]
     kept = tmp_path / "dumps" / "quarantine" / "hf-2026-11-20.json"
     assert kept.read_bytes() == b"<html>Service Unavailable</html>"
     assert "not valid JSON" in kept.with_name(kept.name + ".error").read_text(encoding="utf-8")

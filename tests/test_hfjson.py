@@ -71,36 +71,38 @@ def test_a_paper_seen_by_title_then_by_arxiv_id_is_one_paper_that_takes_the_arxi
     text, raw_text = ingest.load(DUMPS / "000_b302ddefaf34c389.txt", today=TODAY, max_bytes=50 << 20)
     old_id = next(p.id for p in text.papers if p.title == MAC_VO)
     with Store.open(tmp_path / "d.sqlite3") as db:
-        db.ingest(text, sha256=raw_text.sha256, at=NOW)
-        db.save_subscriber("ada", text="", profile_hash="h", source=None, at=NOW)
-        assert db.vote("ada", old_id, 1, edition=None, at=NOW)  # a vote under the title hash
+        db.papers.ingest(text, sha256=raw_text.sha256, at=NOW)
+        db.subscribers.save("ada", text="", profile_hash="h", source=None, at=NOW)
+        assert db.feedback.vote("ada", old_id, 1, edition=None, at=NOW)  # a vote under the title hash
         mac_vo = next(p for p in text.papers if p.title == MAC_VO)
         sent = Message(subject="s", text="t", html="h", markdown="m")
-        db.save_digests([frozen("ada", "2026-11-19", [Ranked(mac_vo, 1, 0.5, ())], sent, new_count=1)], at=NOW)
+        db.digests.save([frozen("ada", "2026-11-19", [Ranked(mac_vo, 1, 0.5, ())], sent, new_count=1)], at=NOW)
         dump, raw = ingest.load(HF / "2026-11-20.json", today=TODAY, max_bytes=50 << 20)
-        done = db.ingest(dump, sha256=raw.sha256, at=NOW)
+        done = db.papers.ingest(dump, sha256=raw.sha256, at=NOW)
         assert (done.record.papers, done.record.new) == (3, 2)  # MAC-VO is not new again
-        paper = db.paper("2409.09479")
+        paper = db.papers.get("2409.09479")
         assert paper is not None and paper.title == MAC_VO and paper.authors == ("Yuheng Qiu",)
-        assert db.paper(old_id) == paper  # the old id still resolves
-        assert {p.id for p in db.archive()} >= {"2409.09479"} and old_id not in {p.id for p in db.archive()}
-        assert [v.paper for v in db.votes("ada")] == ["2409.09479"]  # history follows the paper
-        assert db.digested("ada") == {"2409.09479"}  # so it is never in a second digest
-        db.vote("ada", old_id, -1, edition=None, at=NOW)  # a link sent before still reaches it
-        assert [(v.paper, v.vote) for v in db.votes("ada")] == [("2409.09479", -1)]
-        again = db.ingest(text, sha256=raw_text.sha256 + "x", at=NOW)  # the text dump once more
+        assert db.papers.get(old_id) == paper  # the old id still resolves
+        assert {p.id for p in db.papers.archive()} >= {"2409.09479"} and old_id not in {
+            p.id for p in db.papers.archive()
+        }
+        assert [v.paper for v in db.feedback.votes("ada")] == ["2409.09479"]  # history follows the paper
+        assert db.digests.digested("ada") == {"2409.09479"}  # so it is never in a second digest
+        db.feedback.vote("ada", old_id, -1, edition=None, at=NOW)  # a link sent before still reaches it
+        assert [(v.paper, v.vote) for v in db.feedback.votes("ada")] == [("2409.09479", -1)]
+        again = db.papers.ingest(text, sha256=raw_text.sha256 + "x", at=NOW)  # the text dump once more
         assert again.record.new == 0
 
 
 def test_a_paper_seen_by_arxiv_id_first_is_not_new_in_a_text_dump(tmp_path: Path) -> None:
     with Store.open(tmp_path / "d.sqlite3") as db:
         dump, raw = ingest.load(HF / "2026-11-20.json", today=TODAY, max_bytes=50 << 20)
-        db.ingest(dump, sha256=raw.sha256, at=NOW)
+        db.papers.ingest(dump, sha256=raw.sha256, at=NOW)
         text, raw_text = ingest.load(DUMPS / "000_b302ddefaf34c389.txt", today=TODAY, max_bytes=50 << 20)
-        done = db.ingest(text, sha256=raw_text.sha256, at=NOW)
+        done = db.papers.ingest(text, sha256=raw_text.sha256, at=NOW)
         assert done.record.new == len(text.papers) - 1
-        assert db.paper("2409.09479") is not None
-        assert sum(p.title == MAC_VO for p in db.archive()) == 1
+        assert db.papers.get("2409.09479") is not None
+        assert sum(p.title == MAC_VO for p in db.papers.archive()) == 1
 
 
 def test_digest_parse_shows_the_layout_and_fields(cli: Callable[..., Result], workdir: Path) -> None:

@@ -97,7 +97,7 @@ def test_an_interrupt_at_a_sink_chosen_point_sends_every_digest_exactly_once(
         else:  # the daemon's last log line
             assert f" stopped signal={signal.Signals(number).name} detail=" in summary and counts in summary
         with Store.open(world.settings.database.path) as store:
-            assert store.deliveries(states=("sending",)) == []  # every outcome recorded: nothing in doubt
+            assert store.ledger.deliveries(states=("sending",)) == []  # every outcome recorded: nothing in doubt
         _finish(world)
         copies = Counter(m["Message-ID"] for m in server.box.messages)
         addresses = Counter(m["To"] for m in server.box.messages)

@@ -24,6 +24,8 @@ ROOMS = (
     "notices",
     "signups",
     "run",
+    "status",
+    "retry",
 )
 
 ALLOWED: dict[str, set[str]] = {
@@ -97,15 +99,21 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store.subscribers",
         "digest.store.feedback",
         "digest.store.fetches",
+        "digest.store.signups",
     },
     "digest.store.schema": set(),
     "digest.store.db": {"digest.errors", "digest.store.schema"},
     "digest.store.papers": {"digest.models", "digest.store.db"},
     "digest.store.subscribers": {"digest.models", "digest.store.db"},
-    "digest.store.digests": {"digest.models", "digest.store.db", "digest.store.papers"},  # a paper's row, read once
+    "digest.store.digests": {
+        "digest.models",
+        "digest.store.db",
+        "digest.store.papers",
+    },  # a paper's row, read once
     "digest.store.ledger": {"digest.models", "digest.store.db"},
     "digest.store.feedback": {"digest.models", "digest.store.db"},
     "digest.store.fetches": {"digest.models", "digest.store.db"},
+    "digest.store.signups": {"digest.store.db"},
     "digest.init": {"digest.errors"},  # `digest init`
     # fetch: the one room that calls Hugging Face
     "digest.fetch": {"digest", "digest.config", "digest.errors", "digest.ingest.safejson"},
@@ -229,6 +237,8 @@ ALLOWED: dict[str, set[str]] = {
         "digest.pipeline.notices",
         "digest.store",
     },
+    "digest.pipeline.retry": {"digest.errors", "digest.store"},
+    "digest.pipeline.status": {"digest.cadence", "digest.models", "digest.pipeline.subscribers", "digest.store"},
     "digest.pipeline.run": {
         "digest.config",
         "digest.pipeline.signups",
@@ -246,6 +256,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.config",
         "digest.links",
         "digest.models",
+        "digest.pipeline",
         "digest.render",
         "digest.store",
         "digest.web.limits",
@@ -466,3 +477,121 @@ def test_parsing_ranking_and_rendering_touch_no_file_clock_or_environment(name: 
 @pytest.mark.parametrize("name", sorted(PURE))
 def test_pure_modules_import_only_stdlib_values(name: str) -> None:
     assert imports(modules()[name]) <= {"__future__", "dataclasses", "datetime", "typing"}  # typing: NamedTuple
+
+
+# The store's parts (digest.store.Store), and the methods of each that change the database.
+PARTS = {
+    "Papers": "papers",
+    "Subscribers": "subscribers",
+    "Digests": "digests",
+    "Ledger": "ledger",
+    "Feedback": "feedback",
+    "Signups": "signups",
+    "Fetches": "fetches",
+}
+WRITES = {
+    "papers": {"ingest"},
+    "subscribers": {
+        "sync", "save", "save_many", "set_status", "set_joined", "unsubscribe_missing",
+        "note_held", "stamp_files", "stamp_folder", "forget_files",
+    },
+    "digests": {"save"},
+    "ledger": {"update", "update_many", "requeue"},
+    "feedback": {"vote"},
+    "signups": {"add", "mailed", "purge", "confirm"},
+    "fetches": {"save"},
+}  # fmt: skip
+# Who uses which part of the store: a room is handed the parts it uses. Only those that open the
+# database (cli, passes, the web side, workers) or wire several rooms together hand on all of it.
+USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens it, or wires several rooms)
+    "digest.cli.digests": {"ledger", "store", "subscribers"},
+    "digest.cli.papers": {"papers", "store"},
+    "digest.cli.people": {"feedback", "papers", "store", "subscribers"},
+    "digest.passes": {"fetches", "store"},
+    "digest.pipeline.batch": {"digests", "papers", "store"},
+    "digest.pipeline.delivery": {"digests", "ledger", "store", "subscribers"},
+    "digest.pipeline.fetching": {"fetches", "papers", "store"},
+    "digest.pipeline.intake": {"papers"},
+    "digest.pipeline.retry": {"ledger"},
+    "digest.pipeline.make": {"digests", "papers", "store", "subscribers"},
+    "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},
+    "digest.pipeline.run": {"ledger", "papers", "store", "subscribers"},
+    "digest.pipeline.signups": {"signups", "subscribers"},
+    "digest.pipeline.status": {"fetches", "ledger", "papers", "subscribers"},
+    "digest.pipeline.subscribers": {"feedback", "subscribers"},
+    "digest.pipeline.workers": {"store"},
+    "digest.schedule": {"ledger", "subscribers"},
+    "digest.web.pages": {"digests", "feedback", "papers", "subscribers"},
+    "digest.web.prefs": {"feedback", "subscribers"},
+    "digest.web.signup": {"signups", "subscribers"},
+    "digest.web.site": {"digests", "feedback", "papers", "signups", "store", "subscribers"},
+}
+# The ledger is written where deliveries happen, and by `digest retry` (through pipeline.requeue).
+LEDGER_WRITERS = {"digest.pipeline.delivery", "digest.pipeline.retry"}
+
+
+def _holders(tree: ast.Module) -> dict[str, str]:
+    """Names that hold a part in this module: arguments annotated with a part's class."""
+    held = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            annotation = ast.unparse(node.annotation).removesuffix(" | None")
+            if annotation in PARTS:
+                held[node.arg] = PARTS[annotation]
+    return held
+
+
+def _part_of(node: ast.expr, held: dict[str, str]) -> str | None:
+    """The part an expression is: ``store.ledger``, ``site.subscribers``, ``…here().digests``, a holder, or
+    ``store``: the whole database, which only the pipeline's orchestrating rooms hand on."""
+    if isinstance(node, ast.Name):
+        return "store" if node.id == "store" else held.get(node.id)
+    if not isinstance(node, ast.Attribute) or node.attr not in WRITES:
+        return None
+    owner = node.value
+    if isinstance(owner, ast.Name) and owner.id in {"store", "site", "shadow"}:
+        return node.attr
+    if isinstance(owner, ast.Attribute) and owner.attr == "store":
+        return node.attr
+    if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute) and owner.func.attr == "here":
+        return node.attr
+    return None
+
+
+def part_uses(tree: ast.Module) -> set[tuple[str, str]]:
+    """Each (part, method) the module calls; (part, "") where it hands a part on."""
+    held, found = _holders(tree), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and (part := _part_of(node.value, held)) not in (None, "store"):
+            found.add((part, node.attr))
+        elif isinstance(node, ast.Call):
+            handed = [*node.args, *(keyword.value for keyword in node.keywords)]
+            found |= {(part, "") for arg in handed if (part := _part_of(arg, held)) is not None}
+        elif isinstance(node, ast.Return) and node.value is not None and (part := _part_of(node.value, held)):
+            found.add((part, ""))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(ALLOWED))
+def test_each_room_uses_only_its_parts_of_the_store(name: str) -> None:
+    if name.startswith("digest.store"):
+        return
+    used = {part for part, _ in part_uses(modules()[name])}
+    assert used == USES.get(name, set()), f"{name} uses {sorted(used)}; USES says {sorted(USES.get(name, set()))}"
+
+
+def test_the_command_line_changes_nothing_but_through_the_pipeline() -> None:
+    for name, tree in modules().items():
+        if name.startswith("digest.cli"):
+            writes = {(part, method) for part, method in part_uses(tree) if method in WRITES.get(part, ())}
+            assert not writes, f"{name} writes {sorted(writes)}: call a pipeline function instead"
+
+
+def test_the_ledger_is_written_only_where_deliveries_happen() -> None:
+    writers = {
+        name
+        for name, tree in modules().items()
+        if not name.startswith("digest.store")
+        and any(p == "ledger" and m in WRITES["ledger"] for p, m in part_uses(tree))
+    }
+    assert writers == LEDGER_WRITERS

@@ -38,14 +38,14 @@ def made_by(
         )
     settings = world.settings.model_copy(update={"make": MakeSettings(workers=workers, batch_size=batch)})
     with Store.open(settings.database.path) as store:
-        assert not pipeline.sync_subscribers(store, settings.subscribers.dir, at=START).errors
+        assert not pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=START).errors
         report = pipeline.make_digests(store, settings, now=START)
         names = sorted(name for name, _, _ in report.made)
         here = str(root)  # the footer names the profile's file
         digests = [
             (d.subscriber, d.edition, d.subject, d.text.replace(here, "~"), d.html.replace(here, "~"), d.items)
             for name in names
-            for d in store.recent_digests(name, limit=5)
+            for d in store.digests.recent(name, limit=5)
         ]
     with sqlite3.connect(settings.database.path) as db:
         items = db.execute(
@@ -96,7 +96,7 @@ def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> 
     world = make_world(tmp_path, people=3)
     settings = world.settings.model_copy(update={"make": MakeSettings(workers=4)})
     with Store.open(settings.database.path) as store:
-        pipeline.sync_subscribers(store, settings.subscribers.dir, at=START)
+        pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=START)
         report = pipeline.make_digests(store, settings, now=START)
     assert report.workers == 1 and len(report.made) == 3
 
@@ -113,7 +113,7 @@ def test_a_day_of_many_papers_is_ranked_in_smaller_batches_that_make_the_same_di
         return real(*args, **kwargs)
 
     with Store.open(make_world(tmp_path / "count", people=0).settings.database.path) as store:
-        papers = len(store.papers_since(START - timedelta(days=400)))
+        papers = len(store.papers.since(START - timedelta(days=400)))
     monkeypatch.setattr(make, "BATCH_CELLS", 5 * papers)  # five subscribers' scores at once
     monkeypatch.setattr(make, "make_batch", counted)
     _, capped, capped_items = made_by(tmp_path / "capped", workers=1, batch=23)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from digest.store import Store
 with Store.open(Path(sys.argv[1])) as db:
-    print(db.status().schema_version)
+    print(db.papers.status().schema_version)
 """
 
 

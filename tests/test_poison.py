@@ -131,8 +131,8 @@ def test_dump_fuzz_is_stored_whole_or_refused_in_one_line_storing_nothing(
     settings_ = Settings(database={"path": folder / "d.sqlite3"}, ingest=IngestSettings(dumps_dir=folder))
     with Store.open(settings_.database.path) as store:
         now = datetime(2026, 11, 23, tzinfo=UTC)
-        [outcome] = pipeline.ingest_files([folder / "fuzz.txt"], store=store, settings=settings_, now=now)
-        dumps = store.status().dumps
+        [outcome] = pipeline.ingest_files([folder / "fuzz.txt"], papers=store.papers, settings=settings_, now=now)
+        dumps = store.papers.status().dumps
     if outcome.error is not None:
         said = str(outcome.error)
         assert said.startswith(f"{folder / 'fuzz.txt'}: ") and "\n" not in said and "Traceback" not in said

@@ -306,9 +306,9 @@ def test_recent_votes_weigh_more(tmp_path: Path) -> None:
 
     now = datetime(2026, 11, 26, tzinfo=UTC)
     with Store.open(tmp_path / "d.sqlite3") as store:
-        store.save_subscriber("ada", text="", profile_hash="h", source=None, at=now)
-        store.vote("ada", "new", 1, edition=None, at=now)
-        store.vote("ada", "old", -1, edition=None, at=now - timedelta(days=60))
+        store.subscribers.save("ada", text="", profile_hash="h", source=None, at=now)
+        store.feedback.vote("ada", "new", 1, edition=None, at=now)
+        store.feedback.vote("ada", "old", -1, edition=None, at=now - timedelta(days=60))
         [(first, fresh), (second, aged)] = sorted(
             pipeline.vote_weights(store, ["ada"], settings=Settings(), now=now)["ada"]
         )

@@ -474,10 +474,10 @@ def test_every_subject_of_the_demo_and_bench_subscribers_names_only_what_is_in_t
     world.send()
     checked = 0
     with Store.open(world.settings.database.path) as store:
-        for subscriber in store.subscribers():
-            [digest] = store.recent_digests(subscriber.name, limit=1)
+        for subscriber in store.subscribers.all():
+            [digest] = store.digests.recent(subscriber.name, limit=1)
             checked += 1
-            papers = store.digest_papers([digest.id])[digest.id]
+            papers = store.digests.papers([digest.id])[digest.id]
             profile = profiles.parse(subscriber.text, source="p", default_name=subscriber.name)
             if not papers:
                 assert digest.subject.startswith("Nothing matched today")

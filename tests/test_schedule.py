@@ -136,7 +136,7 @@ def test_down_for_three_days_catches_up_with_one_digest_covering_the_gap(tmp_pat
     with Store.open(world.settings.database.path) as store:  # dumps keep coming while the daemon is down
         for n, name in enumerate(["002_de1b89f38ace8a1e.txt", "003_7a5f3204ee6361bf.txt"], start=1):
             for _ in pipeline.ingest_files(
-                [DUMPS / name], store=store, settings=world.settings, now=day0 + timedelta(days=n)
+                [DUMPS / name], papers=store.papers, settings=world.settings, now=day0 + timedelta(days=n)
             ):
                 pass
     back = day0 + timedelta(days=3, hours=5)
@@ -156,7 +156,7 @@ def test_paused_until_a_day_then_back(tmp_path: Path) -> None:
     start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     run_clock(world, start, start)
     with Store.open(world.settings.database.path) as store:
-        store.set_status("ada", "paused", until=date(2026, 11, 25), at=start)
+        store.subscribers.set_status("ada", "paused", until=date(2026, 11, 25), at=start)
     made = run_clock(world, start + timedelta(hours=1), start + timedelta(days=4))
     assert [m.date() for m in made["ada"]] == [date(2026, 11, 26), date(2026, 11, 27)]
 

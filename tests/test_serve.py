@@ -33,7 +33,7 @@ def world_with_links(root: Path, *, people: int, smtp_port: int | None = None, s
 
 def subscriber(world: World, name: str) -> Subscriber:
     with Store.open(world.settings.database.path) as store:
-        found = store.subscriber(name)
+        found = store.subscribers.get(name)
     assert found is not None
     return found
 
@@ -81,17 +81,17 @@ def test_one_click_unsubscribe_from_a_received_email_sticks(tmp_path: Path) -> N
 def test_a_folder_sync_says_once_that_a_subscriber_stays_unsubscribed(tmp_path: Path) -> None:
     world = world_with_links(tmp_path, people=1)
     with Store.open(world.settings.database.path) as store:
-        pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
-        pipeline.set_state(store, "user000", "unsubscribed", at=world.clock())  # `digest unsubscribe`
-        first = pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
-        second = pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+        pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
+        pipeline.set_state(store.subscribers, "user000", "unsubscribed", at=world.clock())  # `digest unsubscribe`
+        first = pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
+        second = pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
         assert [pipeline.held_line(s) for s in first.held] == [
             'user000 stays unsubscribed (by the operator on 2026-11-23); "digest resume user000" to undo'
         ]
         assert second.held == [] and second.changes == {}
     assert subscriber(world, "user000").status == "unsubscribed"
     with Store.open(world.settings.database.path) as store:
-        pipeline.set_state(store, "user000", "active", at=world.clock())  # `digest resume`
+        pipeline.set_state(store.subscribers, "user000", "active", at=world.clock())  # `digest resume`
     assert subscriber(world, "user000").status == "active"
 
 
@@ -125,7 +125,7 @@ def test_a_feedback_link_from_an_email_records_a_vote_on_post_only(tmp_path: Pat
 
 def _votes(world: World):
     with Store.open(world.settings.database.path) as store:
-        return store.votes("user000")
+        return store.feedback.votes("user000")
 
 
 def test_bad_tokens_all_get_the_same_404_and_change_nothing(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_preferences_edit_the_profile_file_and_keep_its_comments(tmp_path: Path)
         assert http.post(base + url, data={k: v for k, v in fields.items() if k != "form"}).status_code == 403
     assert path.read_text() == text
     with Store.open(world.settings.database.path) as store:
-        synced = pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+        synced = pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
         assert synced.changes == {}  # the file and the database agree: the edit stays
     assert "speculative decoding" in subscriber(world, "ada").text
 
@@ -321,7 +321,7 @@ def test_an_unsubscribe_cancels_what_was_not_sent_yet(tmp_path: Path) -> None:
     with smtp_server() as smtp:
         world = world_with_links(tmp_path, people=2, smtp_port=smtp.port)
         with Store.open(world.settings.database.path) as store:
-            pipeline.sync_subscribers(store, world.settings.subscribers.dir, at=world.clock())
+            pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
             pipeline.make_digests(store, world.settings, now=world.clock())
         with web_server(world.settings, clock=world.clock) as base, client(base) as http:
             url = f"{base}/u/{token(world, 'user000', links.UNSUBSCRIBE)}"
@@ -329,9 +329,9 @@ def test_an_unsubscribe_cancels_what_was_not_sent_yet(tmp_path: Path) -> None:
         world.send()
         assert [m["To"] for m in smtp.box.messages] == ["user001@example.org"]
     with Store.open(world.settings.database.path) as store:
-        [cancelled] = store.deliveries(states=("failed",))
+        [cancelled] = store.ledger.deliveries(states=("failed",))
         assert cancelled.subscriber == "user000" and cancelled.last_error == "cancelled: unsubscribed by the reader"
-        assert store.failed_since(world.clock() - timedelta(days=1)) == 0
+        assert store.ledger.failed_since(world.clock() - timedelta(days=1)) == 0
 
 
 def test_a_reader_s_feed_address_is_shown_to_them_and_to_the_operator(

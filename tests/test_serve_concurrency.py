@@ -32,11 +32,11 @@ def test_500_posts_while_send_delivers_2000_digests(tmp_path: Path) -> None:
         for n in range(READERS):
             (folder / f"reader{n:03d}.toml").write_text('keywords = ["learning"]\n')
         with Store.open(world.settings.database.path) as store:
-            pipeline.sync_subscribers(store, folder, at=world.clock())
+            pipeline.sync_subscribers(store.subscribers, folder, at=world.clock())
             for n in range(READERS):
-                store.set_status(f"reader{n:03d}", "paused", at=world.clock())
-            keys = store.link_keys([s.name for s in store.subscribers()])
-            paper = store.archive()[0].id
+                store.subscribers.set_status(f"reader{n:03d}", "paused", at=world.clock())
+            keys = store.subscribers.link_keys([s.name for s in store.subscribers.all()])
+            paper = store.papers.archive()[0].id
 
         def signed(purpose: str, name: str, data: str = "") -> str:
             return links.sign(SECRET, purpose, name=name, key=keys[name], data=data)
@@ -73,7 +73,7 @@ def test_500_posts_while_send_delivers_2000_digests(tmp_path: Path) -> None:
         ids = [m["Message-ID"] for m in smtp.box.messages]
         assert len(ids) == SENDING and len(set(ids)) == SENDING  # every digest once
     with Store.open(world.settings.database.path) as store:
-        gone = [s for s in store.subscribers(include_unsubscribed=True) if s.status == "unsubscribed"]
+        gone = [s for s in store.subscribers.all(include_unsubscribed=True) if s.status == "unsubscribed"]
         assert sorted(s.name for s in gone) == [f"reader{n:03d}" for n in range(READERS)]
-        assert all(len(store.votes(f"user{n:03d}")) == 1 for n in range(READERS))
-        assert store.deliveries(states=("pending", "sending", "retry", "failed")) == []
+        assert all(len(store.feedback.votes(f"user{n:03d}")) == 1 for n in range(READERS))
+        assert store.ledger.deliveries(states=("pending", "sending", "retry", "failed")) == []

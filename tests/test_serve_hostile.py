@@ -149,7 +149,7 @@ def test_confirm_never_overwrites_a_file_and_one_address_is_one_subscriber(tmp_p
             assert "You were already subscribed" in http.post(second).text  # the address has its subscriber
     assert (folder / "grace.toml").read_text().startswith("# the operator's own")
     with Store.open(world.settings.database.path) as store:
-        mine = [s.name for s in store.subscribers() if "grace@example.org" in s.text]
+        mine = [s.name for s in store.subscribers.all() if "grace@example.org" in s.text]
     assert mine == ["grace-2"] and (folder / "grace-2.toml").is_file()
 
 
@@ -288,7 +288,7 @@ def test_an_operators_unsubscribe_is_not_the_readers_to_undo(tmp_path: Path) -> 
     until = int(world.clock().timestamp()) + 3600
     way_back = token(world, "user000", links.RESUBSCRIBE, str(until))
     with Store.open(world.settings.database.path) as store:
-        store.set_status("user000", "unsubscribed", at=world.clock(), by="operator")
+        store.subscribers.set_status("user000", "unsubscribed", at=world.clock(), by="operator")
     with web_server(world.settings, clock=world.clock) as base, client(base) as http:
         refused = http.post(f"{base}/r/{way_back}")
         assert refused.status_code == 409 and "cannot be started again from here" in refused.text

@@ -32,14 +32,14 @@ def test_seeds_in_order_give_443_papers_429_new_14_seen(tmp_path: Path) -> None:
         results = []
         for name in sorted(SEED_COUNTS):
             dump, sha = load(name)
-            results.append(db.ingest(dump, sha256=sha, at=NOW))
+            results.append(db.papers.ingest(dump, sha256=sha, at=NOW))
         assert [(r.record.papers, r.record.new, r.record.seen) for r in results] == [
             (226, 226, 0),
             (56, 56, 0),
             (86, 84, 2),
             (75, 63, 12),
         ]
-        status = db.status()
+        status = db.papers.status()
         assert (status.dumps, status.papers, status.sightings) == (4, 429, 443)
 
 
@@ -47,12 +47,12 @@ def test_same_bytes_again_is_a_no_op_across_reopen(tmp_path: Path) -> None:
     path = tmp_path / "d.sqlite3"
     dump, sha = load("002_de1b89f38ace8a1e.txt")
     with Store.open(path) as db:
-        first = db.ingest(dump, sha256=sha, at=NOW)
+        first = db.papers.ingest(dump, sha256=sha, at=NOW)
     with Store.open(path) as db:
-        again = db.ingest(dump, sha256=sha, at=datetime(2027, 1, 1, tzinfo=UTC))
+        again = db.papers.ingest(dump, sha256=sha, at=datetime(2027, 1, 1, tzinfo=UTC))
         assert again.repeat and not first.repeat
         assert again.record == first.record
-        assert db.status().sightings == 86
+        assert db.papers.status().sightings == 86
 
 
 def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(tmp_path: Path) -> None:
@@ -73,10 +73,10 @@ def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(tmp_path: Path)
         today=TODAY,
     )
     with Store.open(tmp_path / "d.sqlite3") as db:
-        assert db.ingest(bare, sha256="a" * 64, at=NOW).record.new == 1
-        second = db.ingest(rich, sha256="b" * 64, at=NOW)
+        assert db.papers.ingest(bare, sha256="a" * 64, at=NOW).record.new == 1
+        second = db.papers.ingest(rich, sha256="b" * 64, at=NOW)
         assert (second.record.new, second.record.seen) == (0, 1)
-        [row] = db.papers()
+        [row] = db.papers.seen()
     assert row.paper.title == "Shared Paper Title"  # the first sighting's title stays
     assert row.paper.abstract == "Now with an abstract. It is long enough to be one."
     assert (row.paper.authors_count, row.sightings, row.first_dump) == (3, 2, "a.txt")
@@ -86,7 +86,7 @@ def test_sightings_keep_position_and_upvotes(tmp_path: Path) -> None:
     dump, sha = load("001_dc7b62520b3cf1f2.txt")
     path = tmp_path / "d.sqlite3"
     with Store.open(path) as db:
-        db.ingest(dump, sha256=sha, at=NOW)
+        db.papers.ingest(dump, sha256=sha, at=NOW)
     with sqlite3.connect(path) as conn:
         rows = conn.execute(
             "SELECT position, upvotes FROM sightings WHERE upvotes IS NOT NULL ORDER BY position"
@@ -99,15 +99,15 @@ def test_papers_new_in_one_dump_and_find_dump_by_name_id_or_hash(tmp_path: Path)
     with Store.open(tmp_path / "d.sqlite3") as db:
         for name in sorted(SEED_COUNTS):
             dump, sha = load(name)
-            db.ingest(dump, sha256=sha, at=NOW)
-        record = db.find_dump("003_7a5f3204ee6361bf.txt")
+            db.papers.ingest(dump, sha256=sha, at=NOW)
+        record = db.papers.find_dump("003_7a5f3204ee6361bf.txt")
         assert record is not None
-        assert db.find_dump(str(record.id)) == record == db.find_dump(record.sha256[:8])
-        assert db.find_dump("nothing.txt") is None
-        new = db.papers(first_dump=record.id)
+        assert db.papers.find_dump(str(record.id)) == record == db.papers.find_dump(record.sha256[:8])
+        assert db.papers.find_dump("nothing.txt") is None
+        new = db.papers.seen(first_dump=record.id)
         assert len(new) == 63
         assert all(p.first_dump.endswith("003_7a5f3204ee6361bf.txt") for p in new)
-        assert len(db.papers(limit=5)) == 5
+        assert len(db.papers.seen(limit=5)) == 5
 
 
 def test_database_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
@@ -140,9 +140,9 @@ def test_a_failed_ingest_leaves_nothing_behind(tmp_path: Path) -> None:
     broken = Dump(source=dump.source, layout=dump.layout, page_date=dump.page_date, papers=(*dump.papers, None))  # type: ignore[arg-type]
     with Store.open(tmp_path / "d.sqlite3") as db:
         with pytest.raises(AttributeError):
-            db.ingest(broken, sha256=sha, at=NOW)
-        assert (db.status().dumps, db.status().papers) == (0, 0)
-        assert not db.ingest(dump, sha256=sha, at=NOW).repeat
+            db.papers.ingest(broken, sha256=sha, at=NOW)
+        assert (db.papers.status().dumps, db.papers.status().papers) == (0, 0)
+        assert not db.papers.ingest(dump, sha256=sha, at=NOW).repeat
 
 
 def test_version_1_database_migrates_keeping_its_data(tmp_path: Path) -> None:
@@ -155,34 +155,36 @@ def test_version_1_database_migrates_keeping_its_data(tmp_path: Path) -> None:
             "INSERT INTO dumps (sha256, source, layout, ingested_at) VALUES ('ab', 'x.txt', 'flat', '2026-01-01')"
         )
     with Store.open(path) as db:
-        assert db.status().schema_version == store.SCHEMA_VERSION
-        assert db.status().dumps == 1
-        assert db.subscribers() == []
+        assert db.papers.status().schema_version == store.SCHEMA_VERSION
+        assert db.papers.status().dumps == 1
+        assert db.subscribers.all() == []
 
 
 def test_subscribers_and_digests(tmp_path: Path) -> None:
     dump, sha = load("003_7a5f3204ee6361bf.txt")
     with Store.open(tmp_path / "d.sqlite3") as db:
-        db.ingest(dump, sha256=sha, at=NOW)
-        assert db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "added"
-        assert db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "unchanged"
-        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "updated"
-        assert db.set_status("ada", "unsubscribed", at=NOW)  # by the operator: it sticks
-        assert db.subscribers() == []
-        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "held"
-        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "unchanged"
-        assert db.subscribers() == []
-        saved = db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW, resubscribe=True)
+        db.papers.ingest(dump, sha256=sha, at=NOW)
+        assert db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "added"
+        assert db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "unchanged"
+        assert db.subscribers.save("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "updated"
+        assert db.subscribers.set_status("ada", "unsubscribed", at=NOW)  # by the operator: it sticks
+        assert db.subscribers.all() == []
+        assert db.subscribers.save("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "held"
+        assert db.subscribers.save("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "unchanged"
+        assert db.subscribers.all() == []
+        saved = db.subscribers.save("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW, resubscribe=True)
         assert saved == "resubscribed"
-        assert db.set_status("ada", "unsubscribed", at=NOW, by="file")  # its file went away: it comes back with it
-        assert db.save_subscriber("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "resubscribed"
-        assert not db.set_status("nobody", "paused", at=NOW)
+        assert db.subscribers.set_status(
+            "ada", "unsubscribed", at=NOW, by="file"
+        )  # its file went away: it comes back with it
+        assert db.subscribers.save("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "resubscribed"
+        assert not db.subscribers.set_status("nobody", "paused", at=NOW)
         item = Ranked(paper=dump.papers[0], rank=1, score=0.5, why=(Reason("keyword", "tracking", 0.5, ("title",)),))
         frozen = FrozenDigest("ada", "2026-11-23", [item])
-        assert db.save_digests([frozen], at=NOW)[0] is not None
-        assert db.save_digests([frozen], at=NOW) == [None]
-        assert db.digested("ada") == {dump.papers[0].id}
-        assert db.digested("someone else") == set()
+        assert db.digests.save([frozen], at=NOW)[0] is not None
+        assert db.digests.save([frozen], at=NOW) == [None]
+        assert db.digests.digested("ada") == {dump.papers[0].id}
+        assert db.digests.digested("someone else") == set()
 
 
 def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path) -> None:
@@ -191,10 +193,10 @@ def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path)
     message = Message("Your papers · Mon", "plain ▲ text\r\nline two\n", html, "# Markdown ✓\n")
     path = tmp_path / "d.sqlite3"
     with Store.open(path) as db:
-        db.ingest(dump, sha256=sha, at=NOW)
-        db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
+        db.papers.ingest(dump, sha256=sha, at=NOW)
+        db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
         mime = b"MIME-Version: 1.0\r\n\r\n" + html.encode()
-        [digest_id, plain] = db.save_digests(
+        [digest_id, plain] = db.digests.save(
             [
                 frozen("ada", "2026-11-23", [], message, new_count=0, email=mime),
                 frozen("ada", "2026-11-24", [], message, new_count=0),
@@ -202,8 +204,8 @@ def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path)
             at=NOW,
         )
         assert digest_id is not None and plain is not None
-        stored = db.stored_digest(digest_id)
-        assert (stored.email, db.stored_digest(plain).email) == (mime, b"")
+        stored = db.digests.get(digest_id)
+        assert (stored.email, db.digests.get(plain).email) == (mime, b"")
     assert (stored.subject, stored.text, stored.html, stored.markdown) == (
         message.subject,
         message.text,
@@ -220,8 +222,8 @@ def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp
     message = Message("Grüße · Mon", "plain text\n", "<p>html</p>", "# md\n")
     mime = b"MIME-Version: 1.0\r\n\r\nthe body"
     with Store.open(tmp_path / "d.sqlite3") as db:
-        db.save_subscriber("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
-        [new, old] = db.save_digests(
+        db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
+        [new, old] = db.digests.save(
             [
                 frozen("ada", "2026-11-23", [], message, new_count=4, email=mime),
                 frozen("ada", "2026-11-24", [], message, new_count=0),
@@ -230,15 +232,15 @@ def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp
         )
         assert new is not None and old is not None
         # A digest made before schema 10: the MIME body inside the one frame, no mail column.
-        db._conn.execute(
+        db.db.conn.execute(
             "UPDATE digests SET body = ?, mail = NULL WHERE id = ?",
             (compress([b"plain text\n", b"<p>html</p>", b"# md\n", mime]), old),
         )
-        mailed = db.mail_digests([new, old])
+        mailed = db.digests.mail([new, old])
         assert (mailed[new].subject, mailed[new].email, mailed[new].new_count) == (message.subject, mime, 4)
         assert (mailed[new].text, mailed[new].html, mailed[new].markdown) == ("", "", "")  # not read
         assert (mailed[old].email, mailed[old].text) == (mime, "plain text\n")  # read whole, as before
-        assert db.stored_digest(new).email == mime and db.stored_digest(new).html == "<p>html</p>"
+        assert db.digests.get(new).email == mime and db.digests.get(new).html == "<p>html</p>"
 
 
 def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None:
@@ -257,8 +259,8 @@ def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None
             " body_markdown) VALUES ('ada', '2026-11-22', '2026-11-22T06:00:00+00:00', 's', 't', 'h', 'm')"
         )
     with Store.open(path) as db:
-        assert db.status().schema_version == store.SCHEMA_VERSION
-        [old] = db.stored_digests([1]).values()
+        assert db.papers.status().schema_version == store.SCHEMA_VERSION
+        [old] = db.digests.get_many([1]).values()
         assert (old.subject, old.text, old.html, old.markdown) == ("s", "t", "h", "m")
 
 
@@ -267,13 +269,13 @@ def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
 
     first, sha = load("001_dc7b62520b3cf1f2.txt")
     with Store.open(tmp_path / "d.sqlite3") as db:
-        db.ingest(first, sha256=sha, at=NOW)
+        db.papers.ingest(first, sha256=sha, at=NOW)
         space = pipeline.corpus(db, first.papers)
         assert pipeline.corpus(db) is space  # stored papers need no refit
         second, sha2 = load("002_de1b89f38ace8a1e.txt")
         assert pipeline.corpus(db, second.papers) is not space  # unstored ones join a new space
         assert pipeline.corpus(db) is space
-        db.ingest(second, sha256=sha2, at=NOW)
+        db.papers.ingest(second, sha256=sha2, at=NOW)
         refitted = pipeline.corpus(db)
         assert refitted is not space and refitted.size == 56 + 86  # these two dumps share no paper
 

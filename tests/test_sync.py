@@ -11,7 +11,7 @@ import pytest
 
 from digest import pipeline, profiles
 from digest.pipeline.subscribers import RACY_NS
-from digest.store import FileStamp, Store
+from digest.store import FileStamp, Store, Subscribers
 
 AT = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 HOUR_AGO = time.time_ns() - 3600 * 10**9
@@ -39,7 +39,7 @@ def _write(folder: Path, name: str, text: str, *, mtime_ns: int = HOUR_AGO) -> P
 
 
 def _sync(store: Store, folder: Path) -> pipeline.SyncReport:
-    return pipeline.sync_subscribers(store, folder, at=AT)
+    return pipeline.sync_subscribers(store.subscribers, folder, at=AT)
 
 
 def test_unchanged_files_are_not_read_again(tmp_path: Path, reads: list[str]) -> None:
@@ -59,12 +59,12 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path, reads: list[str]) ->
         third = _sync(store, folder)
         assert sorted(reads) == ["u1.toml", "u2.toml"]
         assert (third.changes, third.removed) == ({"u1": "updated"}, ["u3"])
-        assert dict(pipeline.stored_profile(store.subscriber("u1")).keywords) == {"agents": 1.0, "changed": 1.0}  # type: ignore[arg-type]
+        assert dict(pipeline.stored_profile(store.subscribers.get("u1")).keywords) == {"agents": 1.0, "changed": 1.0}  # type: ignore[arg-type]
         reads.clear()
         _write(folder, "u3", 'keywords = ["agents"]\n')
         fourth = _sync(store, folder)
         assert fourth.changes == {"u3": "resubscribed"} and reads == ["u3.toml"]
-        assert set(store.file_stamps(str(folder))) == {str(folder / f"u{n}.toml") for n in range(5)}
+        assert set(store.subscribers.file_stamps(str(folder))) == {str(folder / f"u{n}.toml") for n in range(5)}
 
 
 def test_a_file_changed_within_the_mtime_granularity_is_still_seen(tmp_path: Path, reads: list[str]) -> None:
@@ -78,7 +78,7 @@ def test_a_file_changed_within_the_mtime_granularity_is_still_seen(tmp_path: Pat
         path.write_text('keywords = ["bbbb"]\n')
         os.utime(path, ns=(now, now))
         assert _sync(store, folder).changes == {"ann": "updated"}
-        stamp = store.file_stamps(str(folder))[str(path)]
+        stamp = store.subscribers.file_stamps(str(folder))[str(path)]
         assert stamp.mtime_ns == now and stamp.checked_ns > now - RACY_NS
 
 
@@ -90,14 +90,14 @@ def test_a_broken_or_unsubscribed_file_is_reported_as_before(tmp_path: Path, rea
     with Store.open(tmp_path / "db.sqlite3") as store:
         _sync(store, folder)
         _write(folder, "bea", 'keywords = ["agents"\n', mtime_ns=HOUR_AGO + 10**9)
-        store.set_status("cal", "unsubscribed", at=AT, by="reader")
+        store.subscribers.set_status("cal", "unsubscribed", at=AT, by="reader")
         for _ in range(2):  # the broken file is read and reported every time; it keeps its subscriber
             broken = _sync(store, folder)
             assert [str(e).split(":")[0] for e in broken.errors] == [str(folder / "bea.toml")]
             assert broken.removed == []
         assert broken.held == []  # said once, on the first sync after the unsubscribe (the test below)
-        assert store.subscriber("bea").status == "active"  # type: ignore[union-attr]
-        assert store.subscriber("cal").status == "unsubscribed"  # type: ignore[union-attr]
+        assert store.subscribers.get("bea").status == "active"  # type: ignore[union-attr]
+        assert store.subscribers.get("cal").status == "unsubscribed"  # type: ignore[union-attr]
 
 
 def test_the_reader_unsubscribe_is_said_once_though_the_file_is_not_read(tmp_path: Path, reads: list[str]) -> None:
@@ -107,7 +107,7 @@ def test_the_reader_unsubscribe_is_said_once_though_the_file_is_not_read(tmp_pat
     with Store.open(tmp_path / "db.sqlite3") as store:
         _sync(store, folder)
         reads.clear()
-        store.set_status("cal", "unsubscribed", at=AT, by="reader")
+        store.subscribers.set_status("cal", "unsubscribed", at=AT, by="reader")
         assert [s.name for s in _sync(store, folder).held] == ["cal"]
         assert _sync(store, folder).held == [] and reads == []
 
@@ -138,13 +138,13 @@ def test_a_folder_listed_as_before_is_not_looked_into(
     with Store.open(tmp_path / "db.sqlite3") as store:
         _sync(store, folder)
         looked: list[str] = []
-        real = Store.file_stamps
+        real = Subscribers.file_stamps
 
-        def stamps(self: Store, where: str) -> dict[str, FileStamp]:
+        def stamps(self: Subscribers, where: str) -> dict[str, FileStamp]:
             looked.append(where)
             return real(self, where)
 
-        monkeypatch.setattr(Store, "file_stamps", stamps)
+        monkeypatch.setattr(Subscribers, "file_stamps", stamps)
         assert _sync(store, folder).changes == {} and looked == []
         _write(folder, "u3", 'keywords = ["agents"]\n')  # one more file: the listing differs
         assert _sync(store, folder).changes == {"u3": "added"} and looked == [str(folder)]

@@ -21,7 +21,7 @@ from digest.text import plural
 def rank_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         if args.subscriber:
-            profile = pipeline.stored_profile(pipeline.find_subscriber(store, args.subscriber))
+            profile = pipeline.stored_profile(pipeline.find_subscriber(store.subscribers, args.subscriber))
         else:
             profile, _ = profiles.load(args.profile)
         papers, source = _papers_to_rank(store, args, settings)
@@ -62,10 +62,10 @@ def _papers_to_rank(store: Store, args: argparse.Namespace, settings: Settings) 
 def preview_command(args: argparse.Namespace, settings: Settings) -> int:
     """The next digest when there are papers for it; else the last one they got (said so); else the notice."""
     with Store.open(settings.database.path) as store:
-        broken = show.sync(store, settings)
+        broken = show.sync_report(pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=_clock()))
         view = pipeline.preview(store, args.name, settings=settings, now=_clock())
         last = None if view.items else pipeline.last_digest(store, view.profile)
-        found = store.subscriber(args.name)
+        found = store.subscribers.get(args.name)
     if args.format != "terminal":
         _preview_file(args, settings, view, last)
     else:
@@ -156,15 +156,15 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     from digest import schedule  # noqa: PLC0415 - APScheduler and the fetch client, only for the commands that run
 
     with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
-        if args.subscriber and store.subscriber(args.subscriber) is None:
-            pipeline.sync_subscribers(store, settings.subscribers.dir, at=_clock())  # a profile added just now
+        if args.subscriber and store.subscribers.get(args.subscriber) is None:  # a profile added just now
+            pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=_clock())
         if args.subscriber:
-            pipeline.find_subscriber(store, args.subscriber)
+            pipeline.find_subscriber(store.subscribers, args.subscriber)
         with show.Bars() as bars, Interrupt() as interrupt:
             report = pipeline.send(
                 store, settings, clock=_clock, names=names, dry_run=args.dry_run, progress=bars, stop=interrupt.is_set
             )
-        active = [pipeline.stored_profile(s) for s in store.subscribers() if not names or s.name in names]
+        active = [pipeline.stored_profile(s) for s in store.subscribers.all() if not names or s.name in names]
     show.no_smtp_warning(active, settings)
     for error in report.profile_errors:
         show.error(f"{error} (the last good version stays in force)")
@@ -182,8 +182,8 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
 def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
     states = ("failed",) if args.failed else None
     with Store.open(settings.database.path) as store:
-        rows = store.deliveries(states=states, limit=args.limit or None)
-        more = store.count_deliveries(states=states) - len(rows)
+        rows = store.ledger.deliveries(states=states, limit=args.limit or None)
+        more = store.ledger.count(states=states) - len(rows)
     if args.json:
         for row in rows:
             show.json_line(sending.delivery_json(row))
@@ -203,9 +203,7 @@ def retry_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.id is None and not args.all:
         raise UsageError("say which: digest retry ID, or digest retry --all")
     with Store.open(settings.database.path) as store:
-        if args.id is not None and store.delivery(args.id) is None:
-            raise UsageError(f"no delivery #{args.id}; 'digest deliveries' lists them")
-        count = store.requeue(None if args.all else args.id, at=_clock())
+        count = pipeline.requeue(store.ledger, None if args.all else args.id, at=_clock())
     if args.id is not None and count == 0:
         print(f"#{args.id} is not failed or waiting; nothing to do")
         return 0

@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
-from digest import cadence, pipeline
+from digest import pipeline
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import UsageError
@@ -41,7 +42,7 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     totals = {"dumps": 0, "repeats": 0, "papers": 0, "new": 0, "seen": 0, "failed": 0}
     with Store.open(settings.database.path) as store:
-        outcomes = pipeline.ingest_files(args.paths, store=store, settings=settings, now=now)
+        outcomes = pipeline.ingest_files(args.paths, papers=store.papers, settings=settings, now=now)
         for outcome in show.progress(outcomes, total=show.count_files(args.paths)):
             if outcome.error is not None:
                 totals["failed"] += 1
@@ -93,11 +94,11 @@ def papers_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         first_dump = None
         if args.new_in is not None:
-            record = store.find_dump(args.new_in)
+            record = store.papers.find_dump(args.new_in)
             if record is None:
                 raise UsageError(f"--new-in {args.new_in!r}: no such dump; name a file that was ingested")
             first_dump = record.id
-        rows = store.papers(first_dump=first_dump, limit=args.limit)
+        rows = store.papers.seen(first_dump=first_dump, limit=args.limit)
     for row in rows:
         if args.json:
             extra = {"first_dump": row.first_dump, "first_seen": row.first_seen, "sightings": row.sightings}
@@ -110,68 +111,68 @@ def papers_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
-    now = datetime.now(UTC)
     with Store.open(settings.database.path) as store:
-        status = store.status()
-        waiting = store.deliveries(states=("pending", "sending", "retry"))
-        failures = store.deliveries(states=("failed",), limit=5)
-        fetched = store.last_fetch()
-        plans = []
-        for subscriber in store.subscribers():
-            profile = pipeline.stored_profile(subscriber)
-            upcoming = cadence.next_fire(profile, now)
-            plans.append((subscriber, upcoming))
-    last = status.last_dump
-    show.no_smtp_warning([pipeline.stored_profile(s) for s, _ in plans if s.status != "unsubscribed"], settings)
+        status = pipeline.status(store, now=datetime.now(UTC))
+    show.no_smtp_warning(
+        [
+            pipeline.stored_profile(run.subscriber)
+            for run in status.next_runs
+            if run.subscriber.status != "unsubscribed"
+        ],
+        settings,
+    )
     if args.json:
-        show.json_line(
-            {
-                "database": status.path,
-                "schema_version": status.schema_version,
-                "dumps": status.dumps,
-                "papers": status.papers,
-                "sightings": status.sightings,
-                "last_ingest": None
-                if last is None
-                else {"source": last.source, "at": last.ingested_at, "papers": last.papers, "new": last.new},
-                "last_fetch": None if fetched is None else show.fetch_record_json(fetched),
-                "next_runs": [
-                    {"subscriber": s.name, "status": s.status, "local": when, "utc": when.astimezone(UTC)}
-                    for s, when in plans
-                ],
-                "pending": len(waiting),
-                "next_retry": min((d.next_try for d in waiting if d.next_try), default=None),
-                "last_failures": [
-                    {"id": d.id, "subscriber": d.subscriber, "channel": d.channel, "error": d.last_error}
-                    for d in failures
-                ],
-            }
-        )
+        show.json_line(_status_json(status))
         return 0
-    print(f"database:    {status.path} (schema {status.schema_version})")
-    print(f"dumps:       {status.dumps}")
-    print(f"papers:      {status.papers} distinct, {status.sightings} sightings")
+    counts, last = status.store, status.store.last_dump
+    print(f"database:    {counts.path} (schema {counts.schema_version})")
+    print(f"dumps:       {counts.dumps}")
+    print(f"papers:      {counts.papers} distinct, {counts.sightings} sightings")
     if last is None:
         print("last ingest: never; run: digest ingest DUMP...")
     else:
         when = last.ingested_at.strftime("%Y-%m-%d %H:%M UTC")
         print(f"last ingest: {last.source} at {when}: {plural(last.papers, 'paper')}, {last.new:,} new")
-    print(f"last fetch:  {show.fetch_status(fetched)}")
-    if plans:
+    print(f"last fetch:  {show.fetch_status(status.last_fetch)}")
+    if status.next_runs:
         print("next runs:")
-        for subscriber, upcoming in plans:
+        for subscriber, upcoming in status.next_runs:
             state = "" if subscriber.status == "active" else f"  ({subscriber.status})"
             local = f"{upcoming:%a %Y-%m-%d %H:%M} {upcoming.tzname()}{show.utc_note(upcoming)}"
             print(f"  {subscriber.name:<16} {local}{state}")
-    retries = [d for d in waiting if d.state == "retry"]
-    print(
-        f"pending:     {plural(len(waiting), 'delivery')}" + (f", {len(retries):,} waiting to retry" if retries else "")
-    )
-    if failures:
+    retries = [d for d in status.waiting if d.state == "retry"]
+    waiting = plural(len(status.waiting), "delivery")
+    print(f"pending:     {waiting}" + (f", {len(retries):,} waiting to retry" if retries else ""))
+    if status.failures:
         print("last failures:")
-        for d in failures:
+        for d in status.failures:
             print(f"  #{d.id} {d.subscriber} -> {d.channel}: {d.last_error}")
     return 0
+
+
+def _status_json(status: pipeline.Status) -> dict[str, Any]:
+    counts, last = status.store, status.store.last_dump
+    return {
+        "database": counts.path,
+        "schema_version": counts.schema_version,
+        "dumps": counts.dumps,
+        "papers": counts.papers,
+        "sightings": counts.sightings,
+        "last_ingest": None
+        if last is None
+        else {"source": last.source, "at": last.ingested_at, "papers": last.papers, "new": last.new},
+        "last_fetch": None if status.last_fetch is None else show.fetch_record_json(status.last_fetch),
+        "next_runs": [
+            {"subscriber": s.name, "status": s.status, "local": when, "utc": when.astimezone(UTC)}
+            for s, when in status.next_runs
+        ],
+        "pending": len(status.waiting),
+        "next_retry": min((d.next_try for d in status.waiting if d.next_try), default=None),
+        "last_failures": [
+            {"id": d.id, "subscriber": d.subscriber, "channel": d.channel, "error": d.last_error}
+            for d in status.failures
+        ],
+    }
 
 
 def fetch_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,12 +20,12 @@ from digest.text import normalise_title, plural, printable
 
 
 def _archive_titles(store: Store) -> set[str]:
-    return {p.norm_title for p in store.archive()}
+    return {p.norm_title for p in store.papers.archive()}
 
 
 def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
-        profile, outcome = pipeline.subscribe(store, args.profile, at=datetime.now(UTC))
+        profile, outcome = pipeline.subscribe(store.subscribers, args.profile, at=datetime.now(UTC))
         titles = _archive_titles(store)
     if args.json:
         found = sum(normalise_title(seed) in titles for seed in profile.seeds)
@@ -39,7 +39,7 @@ def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def unsubscribe_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
-        pipeline.set_state(store, args.name, "unsubscribed", at=datetime.now(UTC))
+        pipeline.set_state(store.subscribers, args.name, "unsubscribed", at=datetime.now(UTC))
     print(f"{args.name}: unsubscribed; their digest history is kept, so subscribing again sends no repeats")
     return 0
 
@@ -48,7 +48,7 @@ def pause_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.until is not None and args.until <= date.today():
         raise UsageError(f"--until {args.until}: not in the future; give a later date")
     with Store.open(settings.database.path) as store:
-        pipeline.set_state(store, args.name, "paused", until=args.until, at=datetime.now(UTC))
+        pipeline.set_state(store.subscribers, args.name, "paused", until=args.until, at=datetime.now(UTC))
     until = f" until {args.until} (digests resume on {args.until + timedelta(days=1)})" if args.until else ""
     print(f"{args.name}: paused{until}; 'digest resume {args.name}' ends it")
     return 0
@@ -56,15 +56,17 @@ def pause_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def resume_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
-        pipeline.set_state(store, args.name, "active", at=datetime.now(UTC))
+        pipeline.set_state(store.subscribers, args.name, "active", at=datetime.now(UTC))
     print(f"{args.name}: active")
     return 0
 
 
 def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
-        broken = show.sync(store, settings)
-        rows = store.subscribers(include_unsubscribed=args.all)
+        broken = show.sync_report(
+            pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=datetime.now(UTC))
+        )
+        rows = store.subscribers.all(include_unsubscribed=args.all)
         profiles_ = [(row, pipeline.stored_profile(row)) for row in rows]
     show.no_smtp_warning([p for row, p in profiles_ if row.status != "unsubscribed"], settings)
     if args.json:
@@ -161,8 +163,8 @@ def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
             verb = {1: "more like", -1: "less like", 0: "no vote on"}[direction]
             print(f"{args.name}: {verb} {plural(len(args.papers), 'paper')} ({changed} changed)")
             return 0
-        pipeline.find_subscriber(store, args.name, unsubscribed=True)
-        votes = store.votes(args.name)
+        pipeline.find_subscriber(store.subscribers, args.name, unsubscribed=True)
+        votes = store.feedback.votes(args.name)
     for v in votes:
         if args.json:
             show.json_line({"paper": v.paper, "title": v.title, "vote": v.vote, "edition": v.edition, "at": v.at})

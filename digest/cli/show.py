@@ -17,7 +17,6 @@ from rich.text import Text
 from digest import links, pipeline, render
 from digest.config import Settings
 from digest.models import WEEKDAYS, Dump, DumpRecord, FetchRecord, Paper, ParseWarning, Profile, Ranked
-from digest.store import Store
 from digest.text import normalise_title, plural, printable
 
 T = TypeVar("T")
@@ -333,9 +332,8 @@ def print_ranked(ranked: Sequence[Ranked]) -> None:
         print(f"             {'; '.join(reasons)}")
 
 
-def sync(store: Store, settings: Settings) -> int:
-    """Sync the subscribers folder; report what changed and what is broken. Returns the error count."""
-    report = pipeline.sync_subscribers(store, settings.subscribers.dir, at=datetime.now(UTC))
+def sync_report(report: pipeline.SyncReport) -> int:
+    """What a sync of the subscribers folder changed and what is broken. Returns the error count."""
     for name, outcome in report.changes.items():
         err.print(f"subscribers: {name} {outcome} (from {report.folder})", markup=False)
     for name in report.removed:

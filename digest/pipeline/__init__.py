@@ -13,7 +13,9 @@ quickly, and the ledger around every delivery. Rooms:
 * ``ranking``: what making and previewing share (corpus, renderer, windows);
 * ``batch`` / ``make`` / ``workers``: the due digests made, batch by batch;
 * ``delivery``: the ledger's due rows handed to their channels;
-* ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run.
+* ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run;
+* ``status``: how the service stands, for ``digest status`` and ``/healthz``;
+* ``retry``: ``digest retry``, failed deliveries back to pending.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
         window_start,
     )
     from digest.pipeline.report import Progress, SendReport, no_progress
+    from digest.pipeline.retry import requeue
     from digest.pipeline.run import Hooks, run_once, send
+    from digest.pipeline.status import NextRun, Status, status
     from digest.pipeline.subscribers import (
         SyncReport,
         find_subscriber,
@@ -104,6 +108,10 @@ _ROOMS = {
     "parse_files": "intake",
     "preview": "ranking",
     "rank_for": "ranking",
+    "requeue": "retry",
+    "NextRun": "status",
+    "Status": "status",
+    "status": "status",
     "renderer": "ranking",
     "run_once": "run",
     "send": "run",
@@ -130,9 +138,11 @@ __all__ = [
     "FileOutcome",
     "Hooks",
     "LastDigest",
+    "NextRun",
     "Preview",
     "Progress",
     "SendReport",
+    "Status",
     "SyncReport",
     "as_digest",
     "backoff",
@@ -160,11 +170,13 @@ __all__ = [
     "preview",
     "rank_for",
     "renderer",
+    "requeue",
     "run_once",
     "send",
     "send_notice",
     "set_aside",
     "set_state",
+    "status",
     "stored_profile",
     "subscribe",
     "sync_subscribers",

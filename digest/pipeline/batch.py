@@ -83,9 +83,9 @@ def make_batch(
         ]
         with clocked("freeze"):
             with lock:
-                store.save_digests(digests, at=now)
+                store.digests.save(digests, at=now)
             if checkpoint:
-                store.checkpoint()  # outside the lock: the other workers write meanwhile
+                store.db.checkpoint()  # outside the lock: the other workers write meanwhile
     made = Made([], [], seconds)
     for (profile, fire), items in zip(batch.members, ranked, strict=True):
         edition = fire.date().isoformat()
@@ -99,7 +99,7 @@ def make_batch(
 def _window(store: Store, windows: dict[datetime, Window], since: datetime) -> Window:
     if since not in windows:
         windows.clear()  # batches come window by window: only the latest is needed again
-        papers = store.papers_since(since)
+        papers = store.papers.since(since)
         windows[since] = Window(papers, rank.trending_order(papers), corpus(store, papers))
     return windows[since]
 

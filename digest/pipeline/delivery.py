@@ -71,7 +71,7 @@ def deliver(
     """
     report = report or SendReport()
     rng = rng or random.Random()  # noqa: S311 - the jitter of retry times, not a secret
-    due = store.due(clock(), names=names)
+    due = store.ledger.due(clock(), names=names)
     ordered = [d for d in due if d.kind == "email"] + [d for d in due if d.kind != "email"]
     channels: dict[str, Channel] = {}
     done = 0
@@ -208,22 +208,22 @@ def _send(
 ) -> None:
     wanted = [d.digest for d in rows]
     # SMTP sends only the MIME body; the outbox also writes the Markdown copy, so it reads the digest whole.
-    digests = store.mail_digests(wanted) if channel.kind == "email" else store.stored_digests(wanted)
-    keys = store.link_keys(sorted({d.subscriber for d in rows}))
+    digests = store.digests.mail(wanted) if channel.kind == "email" else store.digests.get_many(wanted)
+    keys = store.subscribers.link_keys(sorted({d.subscriber for d in rows}))
 
     def jobs() -> Iterator[Job]:
         """Each row marked ``sending`` as the channel takes its message (which it does only to send it)."""
         for d in rows:
             if stop():
                 return
-            store.update(d.id, "sending", at=clock(), attempts=d.attempts + 1)
+            store.ledger.update(d.id, "sending", at=clock(), attempts=d.attempts + 1)
             yield _job(store, channel, d, digests[d.digest], settings, at=clock(), key=keys.get(d.subscriber, ""))
 
     for job, error in channel.send_all(jobs()):  # each job built while earlier ones are on the wire
         delivery = job.delivery
         outcome = _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
         # Committed as it is known: only messages on the wire are ever in doubt after a crash.
-        store.update_many([outcome], at=clock())
+        store.ledger.update_many([outcome], at=clock())
         done()
 
 
@@ -272,14 +272,14 @@ def _job(
     """What the channel needs for this delivery: the email, the feed's history, or the chat parts."""
 
     def progress(sent: int) -> None:
-        store.update(delivery.id, "sending", at=at, parts_sent=sent)
+        store.ledger.update(delivery.id, "sending", at=at, parts_sent=sent)
 
     signed = links.links_for(delivery.subscriber, key, settings.delivery)
     if channel.takes == "email":
         return Job(delivery, digest, email=_email(delivery, digest, settings, at=at, signed=signed), links=signed)
     if channel.takes == "history":
-        history = store.recent_digests(delivery.subscriber, limit=settings.delivery.atom_entries)
-        related = store.digest_papers([d.id for d in history])
+        history = store.digests.recent(delivery.subscriber, limit=settings.delivery.atom_entries)
+        related = store.digests.papers([d.id for d in history])
         return Job(delivery, digest, history=history, related=related, links=signed)
     return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress, links=signed)
 

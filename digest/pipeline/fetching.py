@@ -73,7 +73,7 @@ def fetch_days(
 
 
 def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, now: datetime) -> FetchOutcome:
-    known = store.fetch_of(day)
+    known = store.fetches.get(day)
     try:
         got = client.day(day, etag=known.etag if known and known.outcome in ("new", "unchanged") else None)
     except NotJSONError as e:
@@ -97,7 +97,7 @@ def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, no
         return _done(store, record, error=refused)
     path = settings.ingest.dumps_dir / name
     atomic.write(path, got.body)  # hidden and *.tmp until whole: the folder scan never takes half a dump
-    [outcome] = ingest_files([path], store=store, settings=settings, now=now)
+    [outcome] = ingest_files([path], papers=store.papers, settings=settings, now=now)
     if outcome.error is not None:
         kept = quarantine(settings.ingest.dumps_dir, path, str(outcome.error), now=now)
         record = FetchRecord(day, "failed", len(got.items), now, detail=f"{outcome.error} ({kept.name})")
@@ -108,7 +108,7 @@ def fetch_day(day: date, *, store: Store, settings: Settings, client: Client, no
 def _done(
     store: Store, record: FetchRecord, *, file: FileOutcome | None = None, error: DigestError | None = None
 ) -> FetchOutcome:
-    store.save_fetch(record)
+    store.fetches.save(record)
     return FetchOutcome(record, file, error)
 
 

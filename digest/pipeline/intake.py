@@ -19,7 +19,7 @@ from digest import ingest
 from digest.config import Settings
 from digest.errors import DigestError, InputError
 from digest.models import Dump, Ingested
-from digest.store import Store
+from digest.store import Papers
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +63,16 @@ def expand(paths: Sequence[Path]) -> Iterator[Path | FileOutcome]:
 
 def parse_files(paths: Sequence[Path], *, settings: Settings, today: date) -> Iterator[FileOutcome]:
     """Read and parse each file; write nothing."""
-    return _each(paths, settings=settings, today=today, store=None, now=None)
+    return _each(paths, settings=settings, today=today, papers=None, now=None)
 
 
-def ingest_files(paths: Sequence[Path], *, store: Store, settings: Settings, now: datetime) -> Iterator[FileOutcome]:
+def ingest_files(paths: Sequence[Path], *, papers: Papers, settings: Settings, now: datetime) -> Iterator[FileOutcome]:
     """Parse each file and store it: the seen-set learns which of its papers are new."""
-    return _each(paths, settings=settings, today=now.astimezone().date(), store=store, now=now)
+    return _each(paths, settings=settings, today=now.astimezone().date(), papers=papers, now=now)
 
 
 def _each(
-    paths: Sequence[Path], *, settings: Settings, today: date, store: Store | None, now: datetime | None
+    paths: Sequence[Path], *, settings: Settings, today: date, papers: Papers | None, now: datetime | None
 ) -> Iterator[FileOutcome]:
     for item in expand(paths):
         if isinstance(item, FileOutcome):
@@ -84,7 +84,7 @@ def _each(
                     item, today=today, max_bytes=settings.ingest.max_bytes, max_papers=settings.ingest.max_papers
                 )
             with _boundary(item, _UNSTORABLE):
-                stored = store.ingest(dump, sha256=raw.sha256, at=now) if store is not None and now else None
+                stored = papers.ingest(dump, sha256=raw.sha256, at=now) if papers is not None and now else None
         except InputError as e:
             yield FileOutcome(item, error=e)
         else:

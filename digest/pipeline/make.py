@@ -65,7 +65,7 @@ def make_digests(
     made by the next run.
     """
     report = SendReport()
-    if store.latest_dump() is None:
+    if store.papers.latest_dump() is None:
         return report
     batches = _batches(store, settings, now=now, names=names)
     due = sum(len(b.members) for b in batches)
@@ -98,9 +98,9 @@ def make_digests(
 
 def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str] | None) -> list[Batch]:
     """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch."""
-    latest = store.latest_digests()
+    latest = store.digests.latest()
     windows: dict[datetime, list[tuple[Profile, datetime]]] = {}
-    for subscriber in store.subscribers():
+    for subscriber in store.subscribers.all():
         if names is not None and subscriber.name not in names:
             continue
         profile = stored_profile(subscriber)
@@ -112,15 +112,15 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
     batches: list[Batch] = []
     for since, members in windows.items():
         # What each subscriber had before, read before this run writes anything.
-        paper_ids = [p.id for p in store.papers_since(since)]
-        seen = store.digested_among(paper_ids) if paper_ids else {}
+        paper_ids = [p.id for p in store.papers.since(since)]
+        seen = store.digests.digested_among(paper_ids) if paper_ids else {}
         size = batch_size(settings.make.batch_size, papers=len(paper_ids))
         for start in range(0, len(members), size):
             part = members[start : start + size]
             had = {p.name: seen[p.name] for p, _ in part if p.name in seen}
             in_part = [p.name for p, _ in part]
             votes = vote_weights(store, in_part, settings=settings, now=now)
-            batches.append(Batch(since, part, had, store.link_keys(in_part), votes))
+            batches.append(Batch(since, part, had, store.subscribers.link_keys(in_part), votes))
     return batches
 
 

@@ -22,15 +22,15 @@ _renderers: dict[str, render.Renderer] = {}
 
 def corpus(store: Store, extra: Sequence[Paper] = ()) -> rank.Corpus:
     """The archive's TF-IDF space, fitted once per archive version; ``extra`` papers not stored yet join it."""
-    key = (str(store.path), *store.archive_version())
+    key = (str(store.path), *store.papers.archive_version())
     if key not in _corpus_cache:
         _corpus_cache.clear()  # one archive at a time: an older space is stale now
-        _corpus_cache[key] = rank.Corpus(store.archive())
+        _corpus_cache[key] = rank.Corpus(store.papers.archive())
     cached = _corpus_cache[key]
     unknown = [p for p in extra if p.id not in cached]
     if not unknown:
         return cached
-    return rank.Corpus([*store.archive(), *unknown])
+    return rank.Corpus([*store.papers.archive(), *unknown])
 
 
 def weights(settings: Settings) -> rank.Weights:
@@ -52,16 +52,16 @@ def vote_weights(
     half_life = settings.rank.vote_half_life_days * 86400
     return {
         name: [(paper, vote * 0.5 ** (max((now - at).total_seconds(), 0.0) / half_life)) for paper, vote, at in votes]
-        for name, votes in store.votes_of(names).items()
+        for name, votes in store.feedback.votes_of(names).items()
     }
 
 
 def new_papers(store: Store) -> tuple[list[Paper], str | None]:
     """The papers first seen in the latest dump, with that dump's source."""
-    latest = store.latest_dump()
+    latest = store.papers.latest_dump()
     if latest is None:
         return [], None
-    return [row.paper for row in store.papers(first_dump=latest.id)], latest.source
+    return [row.paper for row in store.papers.seen(first_dump=latest.id)], latest.source
 
 
 def rank_for(
@@ -81,7 +81,7 @@ def rank_for(
         corpus=corpus(store, papers),
         normalise_title=normalise_title,
         weights=weights(settings),
-        seen=store.digested(profile.name),
+        seen=store.digests.digested(profile.name),
         votes=votes,
         keep_all=keep_all,
     )
@@ -100,8 +100,8 @@ def candidates(store: Store, profile: Profile, *, now: datetime) -> tuple[list[P
     after the firing before the one that is due (a day, or a week for weekly).
     A daemon that was down for days therefore sends one digest covering them all.
     """
-    since = window_start(profile, cadence.last_fire(profile, now) or now, store.last_digest_at(profile.name))
-    return store.papers_since(since), since
+    since = window_start(profile, cadence.last_fire(profile, now) or now, store.digests.last_at(profile.name))
+    return store.papers.since(since), since
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +120,12 @@ class Preview:
 def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Preview:
     """What the subscriber's next digest would hold if it were made now (were they active: a paused or
     unsubscribed subscriber is previewed too, and ``status`` says which they are)."""
-    subscriber = find_subscriber(store, name, unsubscribed=True)
+    subscriber = find_subscriber(store.subscribers, name, unsubscribed=True)
     profile = stored_profile(subscriber)
     papers, since = candidates(store, profile, now=now)
     items = rank_for(store, profile, papers, settings=settings, now=now)
     everything = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
-    chosen = {item.paper.id for item in items} | store.digested(profile.name)
+    chosen = {item.paper.id for item in items} | store.digests.digested(profile.name)
     trending = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
     return Preview(
         profile, items, trending, candidates=len(papers), since=since, everything=everything, status=subscriber.status
@@ -147,10 +147,12 @@ class LastDigest:
 
 def last_digest(store: Store, profile: Profile) -> LastDigest | None:
     """The subscriber's latest digest, or None before their first."""
-    stored = store.last_digest(profile.name)
+    stored = store.digests.last(profile.name)
     if stored is None:
         return None
-    found = [(store.paper(paper), place, score, why) for paper, place, score, why in store.digest_items(stored.id)]
+    found = [
+        (store.papers.get(paper), place, score, why) for paper, place, score, why in store.digests.items(stored.id)
+    ]
     items = [Ranked(paper, place, score, why) for paper, place, score, why in found if paper is not None]
     return LastDigest(profile, stored, items)
 

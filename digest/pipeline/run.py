@@ -54,9 +54,9 @@ def run_once(
     message handed out; those on the wire finish and are recorded, and
     ``report.waiting`` and ``report.unmade`` say what the next run has to do.
     """
-    for outcome in ingest_files(files, store=store, settings=settings, now=clock()):
+    for outcome in ingest_files(files, papers=store.papers, settings=settings, now=clock()):
         hooks.file(outcome)
-    sync = sync_subscribers(store, settings.subscribers.dir, at=clock())
+    sync = sync_subscribers(store.subscribers, settings.subscribers.dir, at=clock())
     hooks.synced(sync)
     signups = mail_signups(store, settings, now=clock())
     sending = SendReport()
@@ -76,7 +76,7 @@ def run_once(
     report.sent, report.retries, report.failed = sending.sent, sending.retries, sending.failed
     report.halted, report.untried, report.unreachable = sending.halted, sending.untried, sending.unreachable
     if stop():
-        report.waiting = len(store.due(clock(), names=names))
+        report.waiting = len(store.ledger.due(clock(), names=names))
     return report
 
 
@@ -100,10 +100,10 @@ def send(
         return run_once(store, settings, clock=clock, names=names, rng=rng, stop=stop, hooks=Hooks(progress=progress))
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "dry-run.sqlite3"
-        store.snapshot(copy)
+        store.db.snapshot(copy)
         with Store.open(copy) as shadow:
-            errors = sync_subscribers(shadow, settings.subscribers.dir, at=clock()).errors
+            errors = sync_subscribers(shadow.subscribers, settings.subscribers.dir, at=clock()).errors
             report = make_digests(shadow, settings, now=clock(), names=names, progress=progress)
-            report.planned = [(d.subscriber, d.channel) for d in shadow.due(clock(), names=names)]
+            report.planned = [(d.subscriber, d.channel) for d in shadow.ledger.due(clock(), names=names)]
     report.profile_errors = errors
     return report

@@ -16,7 +16,7 @@ from digest import links
 from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError
 from digest.pipeline.notices import send_notice
-from digest.store import Store
+from digest.store import Store, Subscribers
 
 VALID = timedelta(hours=48)
 HOURS = int(VALID.total_seconds() // 3600)
@@ -33,28 +33,37 @@ class SignupMail:
 
 def mail_signups(store: Store, settings: Settings, *, now: datetime) -> SignupMail:
     """Mail every sign-up waiting for its mail; forget those older than ``VALID`` and never confirmed."""
-    done = SignupMail(purged=store.purge_signups(before=now - VALID))
+    done = SignupMail(purged=store.signups.purge(before=now - VALID))
     secret = settings.delivery.secret.get_secret_value()
     base = settings.delivery.base_url.rstrip("/")
     if not secret or not base:
         return done  # the page is off without them; nothing can be waiting
-    for signup_id, email, known in store.signups_to_mail(since=now - VALID):
+    for signup_id, email, known in store.signups.to_mail(since=now - VALID):
         try:
-            _mail(store, settings, email, known, link=f"{base}/c/{links.sign_signup(secret, signup_id)}", at=now)
+            _mail(
+                store.subscribers,
+                settings,
+                email,
+                known,
+                link=f"{base}/c/{links.sign_signup(secret, signup_id)}",
+                at=now,
+            )
         except PermanentError:
-            store.signup_mailed(signup_id, at=now)  # the address refuses mail: never tried again
+            store.signups.mailed(signup_id, at=now)  # the address refuses mail: never tried again
             continue
         except DeliveryError:
             done.waiting += 1  # tried again by the next run, until it expires
             continue
-        store.signup_mailed(signup_id, at=now)
+        store.signups.mailed(signup_id, at=now)
         done.sent += 1
     return done
 
 
-def _mail(store: Store, settings: Settings, email: str, known: str | None, *, link: str, at: datetime) -> None:
+def _mail(
+    subscribers: Subscribers, settings: Settings, email: str, known: str | None, *, link: str, at: datetime
+) -> None:
     if known is not None:
-        subscriber = store.subscriber(known)
+        subscriber = subscribers.get(known)
         signed = links.links_for(known, subscriber.link_key, settings.delivery) if subscriber else None
         if signed is None:
             return  # the subscriber is gone since: nothing to point to, and no confirmation either

@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
 from digest import profiles
 from digest.errors import ProfileError, UsageError
 from digest.models import Profile, Subscriber
-from digest.store import FileStamp, Store, StoredProfile
+from digest.store import FileStamp, Store, StoredProfile, Subscribers, SyncPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,75 +29,98 @@ class SyncReport:
     held: list[Subscriber] = field(default_factory=list)  # unsubscribed by reader or operator: their file stays
 
 
-def subscribe(store: Store, path: Path, *, at: datetime) -> tuple[Profile, str]:
+def subscribe(subscribers: Subscribers, path: Path, *, at: datetime) -> tuple[Profile, str]:
     """Check a profile file and store it; returns the profile and added/updated/unchanged/resubscribed.
 
     A name that another existing file owns is refused: the next sync would put that file's version back.
     """
     profile, text = profiles.load(path)
-    existing = store.subscriber(profile.name)
+    existing = subscribers.get(profile.name)
     if existing is not None and (owner := owned_elsewhere(existing.source, path)):
         raise ProfileError(taken_line(path, profile.name, owner))
-    outcome = store.save_subscriber(
+    outcome = subscribers.save(
         profile.name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=at, resubscribe=True
     )
     return profile, outcome
 
 
-def sync_subscribers(store: Store, folder: Path, *, at: datetime) -> SyncReport:
+def sync_subscribers(subscribers: Subscribers, folder: Path, *, at: datetime) -> SyncReport:
     """Bring the database in line with a folder of profiles.
 
     New and changed files are stored, files that went away unsubscribe, and a
     broken file is reported while its last good version stays in force. Only
     files whose size or mtime changed since the last sync are read, and only
-    those whose text's hash changed are parsed (see ``_unchanged``).
+    those whose text's hash changed are parsed (see ``_unchanged``). What it
+    finds is written in one transaction (``Subscribers.sync``).
     """
-    errors: list[ProfileError] = []
-    failed: set[str] = set()
     if not folder.is_dir():
         return SyncReport(folder, {}, [], [])
+    checked = time.time_ns()
+    scanned = profiles.scan(folder)
+    listing = _listing(scanned)
+    last = subscribers.folder_listing(str(folder))
+    if last is not None and last[0] == listing and _settled(max((m for _, _, m in scanned), default=0), last[1]):
+        return SyncReport(
+            folder, {}, [], [], subscribers.note_held(str(folder))
+        )  # not a file added, removed or touched
+    errors: list[ProfileError] = []
+    failed: set[str] = set()
 
     def bad(path: Path, error: ProfileError) -> None:
         failed.add(str(path))
         errors.append(error)
 
-    checked = time.time_ns()
-    scanned = profiles.scan(folder)
-    listing = _listing(scanned)
-    last = store.folder_listing(str(folder))
-    if last is not None and last[0] == listing and _settled(max((m for _, _, m in scanned), default=0), last[1]):
-        return SyncReport(folder, {}, [], [], store.note_held(str(folder)))  # not a file added, removed or touched
+    plan, loaded = _plan(subscribers, folder, scanned, checked, on_error=bad)
+    synced = subscribers.sync(replace(plan, failed=failed, listing=None if errors else listing), at=at)
+    named = zip((p.name for p in loaded), synced.outcomes, strict=True)
+    changes = {name: outcome for name, outcome in named if outcome not in ("unchanged", "held")}
+    return SyncReport(folder, changes, synced.removed, errors, synced.held)
+
+
+def _plan(
+    subscribers: Subscribers,
+    folder: Path,
+    scanned: list[tuple[str, int, int]],
+    checked: int,
+    *,
+    on_error: Callable[[Path, ProfileError], None],
+) -> tuple[SyncPlan, list[Profile]]:
+    """What a sync writes: the files read and checked now, their stamps, and who is still there."""
     entries = profiles.paths_of(folder, sorted(scanned))
-    stamps = store.file_stamps(str(folder))
+    stamps = subscribers.file_stamps(str(folder))
     kept = {path: stamps[path] for path, size, mtime in entries if _unchanged(stamps.get(path), size, mtime)}
-    texts = {path: text for path, _, _ in entries if path not in kept and (text := _read(path, bad)) is not None}
+    texts = {path: text for path, _, _ in entries if path not in kept and (text := _read(path, on_error)) is not None}
     for path, text in texts.items():  # read again but the same text (touched): no need to parse it
         stamp = stamps.get(path)
         if stamp is not None and stamp.hash == profiles.fingerprint(text):
             kept[path] = stamp
     taken = {stamp.name: path for path, stamp in kept.items()}
     fresh = [Path(path) for path in texts if path not in kept]
-    sources = store.sources() if fresh else {}
+    sources = subscribers.sources() if fresh else {}
     read = {Path(path): text for path, text in texts.items()}
     loaded = [
         (profile, text)
-        for profile, text in profiles.load_many(fresh, on_error=bad, taken=taken, texts=read)
-        if _unowned(profile, sources.get(profile.name), on_error=bad)
+        for profile, text in profiles.load_many(fresh, on_error=on_error, taken=taken, texts=read)
+        if _unowned(profile, sources.get(profile.name), on_error=on_error)
     ]
-    outcomes = store.save_subscribers(
-        [StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded], at=at
+    held = {p.source: (p.name, profiles.fingerprint(text)) for p, text in loaded} | {
+        path: (stamp.name, stamp.hash) for path, stamp in kept.items()
+    }
+    plan = SyncPlan(
+        folder=str(folder),
+        profiles=[StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded],
+        stamps=[
+            (path, FileStamp(size, mtime, checked, held[path][1], held[path][0]))
+            for path, size, mtime in entries
+            if path in texts and path in held
+        ],
+        forget=sorted(stamps.keys() - held.keys()),
+        present={p.name for p, _ in loaded} | taken.keys(),
+        failed=set(),
+        listing=None,
+        checked_ns=checked,
     )
-    named = [(p.name, outcome) for (p, _), outcome in zip(loaded, outcomes, strict=True)]
-    changes = {name: outcome for name, outcome in named if outcome not in ("unchanged", "held")}
-    held = [found for name, outcome in named if outcome == "held" and (found := store.subscriber(name))]
-    held += store.note_held(str(folder))  # those whose file was not read (a save above notes its own)
-    _remember(store, folder, entries, loaded, kept, read=set(texts), checked=checked, known=set(stamps))
-    present = {p.name for p, _ in loaded} | taken.keys()
-    if failed:  # a broken file still holds its subscriber: they stay subscribed on their last good version
-        present |= {name for name, source in store.sources().items() if source in failed}
-    removed = store.unsubscribe_missing(folder=str(folder), present=present, at=at)
-    store.stamp_folder(str(folder), None if errors else listing, checked_ns=checked)
-    return SyncReport(folder, changes, removed, errors, held)
+    return plan, [p for p, _ in loaded]
 
 
 def _listing(scanned: list[tuple[str, int, int]]) -> str:
@@ -133,30 +156,6 @@ def _read(path: str, on_error: Callable[[Path, ProfileError], None]) -> str | No
         return None
 
 
-def _remember(
-    store: Store,
-    folder: Path,
-    entries: list[tuple[str, int, int]],
-    loaded: list[tuple[Profile, str]],
-    kept: dict[str, FileStamp],
-    *,
-    read: set[str],
-    checked: int,
-    known: set[str],
-) -> None:
-    """Stamp each file read now that holds a stored profile; forget files that went away or failed."""
-    held = {p.source: (p.name, profiles.fingerprint(text)) for p, text in loaded} | {
-        path: (stamp.name, stamp.hash) for path, stamp in kept.items()
-    }
-    stamps = [
-        (path, FileStamp(size, mtime, checked, held[path][1], held[path][0]))
-        for path, size, mtime in entries
-        if path in read and path in held
-    ]
-    store.stamp_files(str(folder), stamps)
-    store.forget_files(sorted(known - held.keys()))
-
-
 def owned_elsewhere(source: str | None, path: Path) -> str | None:
     """The file a stored name came from, when that file still exists and is not ``path``."""
     if source is None or not Path(source).is_file():
@@ -188,19 +187,19 @@ def stored_profile(subscriber: Subscriber) -> Profile:
 
 
 def set_state(
-    store: Store, name: str, status: str, *, at: datetime, until: date | None = None, by: str = "operator"
+    subscribers: Subscribers, name: str, status: str, *, at: datetime, until: date | None = None, by: str = "operator"
 ) -> None:
     """Unsubscribe, pause (optionally until a day) or resume a subscriber; unknown names are usage errors.
 
     Resuming also undoes an unsubscribe (the one way back besides ``digest subscribe``).
     """
-    find_subscriber(store, name, unsubscribed=status == "active")
-    store.set_status(name, status, at=at, until=until, by=by)
+    find_subscriber(subscribers, name, unsubscribed=status == "active")
+    subscribers.set_status(name, status, at=at, until=until, by=by)
 
 
-def find_subscriber(store: Store, name: str, *, unsubscribed: bool = False) -> Subscriber:
+def find_subscriber(subscribers: Subscribers, name: str, *, unsubscribed: bool = False) -> Subscriber:
     """The stored subscriber ``name`` (an unsubscribed one only with ``unsubscribed``), or a usage error."""
-    subscriber = store.subscriber(name)
+    subscriber = subscribers.get(name)
     if subscriber is None or (subscriber.status == "unsubscribed" and not unsubscribed):
         raise UsageError(f"no subscriber named {name!r}; 'digest subscribers' lists them")
     return subscriber
@@ -215,8 +214,8 @@ def held_line(subscriber: Subscriber) -> str:
 
 def vote(store: Store, name: str, papers: list[str], direction: int, *, at: datetime) -> int:
     """Record (or with 0, clear) the subscriber's vote on each paper; how many changed."""
-    find_subscriber(store, name, unsubscribed=True)
-    return sum(store.vote(name, paper, direction, edition=None, at=at) for paper in papers)
+    find_subscriber(store.subscribers, name, unsubscribed=True)
+    return sum(store.feedback.vote(name, paper, direction, edition=None, at=at) for paper in papers)
 
 
 def is_active(subscriber: Subscriber, *, today: date) -> bool:

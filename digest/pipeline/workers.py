@@ -142,7 +142,7 @@ def _worker(
         signal.signal(number, signal.SIG_IGN)
     windows: dict[datetime, Window] = {}
     with answers, Store.open(setup.path) as store:
-        store.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
+        store.db.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
         for batch in iter(tasks.get, None):
             try:
                 made = make_batch(

@@ -1,4 +1,4 @@
-"""All SQL, in one room per group of tables; ``Store`` is an open database with all of them.
+"""All SQL, in one part per group of tables; ``Store`` is an open database with one of each.
 
 * ``db``: the file, its connection and transactions, migrations (``schema``,
   the statements as data), checkpoints, and one line for every fault;
@@ -6,35 +6,74 @@
 * ``subscribers``: profiles and their state;
 * ``digests``: frozen digests, their items and packed content;
 * ``ledger``: deliveries, each state recorded after the action;
-* ``feedback``: readers' votes on papers, and pending sign-ups;
+* ``feedback``: readers' votes on papers;
+* ``signups``: sign-ups from the web page, until confirmed;
 * ``fetches``: what each day's fetch from Hugging Face found.
 
-Only this package speaks SQL.
+Only this package speaks SQL. A room is handed the parts it uses
+(``store.ledger``, ``store.digests``…), not the whole ``Store``;
+``tests/test_layout.py`` holds which room may use which part.
 """
 
 from __future__ import annotations
 
-from digest.store.db import fault
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from digest.store.db import Database, fault
 from digest.store.digests import Digests, FrozenDigest, frozen
 from digest.store.feedback import Feedback
 from digest.store.fetches import Fetches
 from digest.store.ledger import Ledger, Update
 from digest.store.papers import Papers
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
-from digest.store.subscribers import FileStamp, StoredProfile, Subscribers
+from digest.store.signups import Signups
+from digest.store.subscribers import FileStamp, StoredProfile, Subscribers, Synced, SyncPlan
 
 
-class Store(Papers, Subscribers, Digests, Ledger, Feedback, Fetches):
-    """An open database: ``with Store.open(path) as store``."""
+class Store:
+    """An open database and its parts: ``with Store.open(path) as store: store.papers.since(...)``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.papers = Papers(db)
+        self.subscribers = Subscribers(db)
+        self.digests = Digests(db)
+        self.ledger = Ledger(db)
+        self.feedback = Feedback(db)
+        self.signups = Signups(db)
+        self.fetches = Fetches(db)
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path) -> Iterator[Store]:
+        """Open (creating ``0600`` if new) and migrate the database at ``path``; see ``Database.open``."""
+        with Database.open(path) as db:
+            yield cls(db)
+
+    @property
+    def path(self) -> Path:
+        return self.db.path
 
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "Database",
+    "Digests",
+    "Feedback",
+    "Fetches",
     "FileStamp",
     "FrozenDigest",
+    "Ledger",
+    "Papers",
+    "Signups",
     "Store",
     "StoredProfile",
+    "Subscribers",
+    "SyncPlan",
+    "Synced",
     "Update",
     "fault",
     "frozen",

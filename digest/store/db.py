@@ -1,8 +1,9 @@
 """The database file: opening it, transactions, migrations, checkpoints, and one line per fault.
 
-One SQLite file in WAL mode, created ``0600``. ``Database`` is the base of
-every table group (``papers``, ``subscribers``, ``digests``, ``ledger``);
-``digest.store.Store`` puts them together.
+One SQLite file in WAL mode, created ``0600``. ``Database`` owns the
+connection; each group of tables (``papers``, ``subscribers``, ``digests``,
+``ledger``, ``feedback``, ``fetches``, ``signups``) is a ``Part`` over it, and
+``digest.store.Store`` holds one of each.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import date
 from pathlib import Path
 from typing import Self
@@ -64,14 +65,14 @@ class Database:
     """An open database connection. Use ``Store.open(path)`` as a context manager."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
+        self.conn = conn
         self.path = path
 
-    def _rows_in(self, query: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
+    def rows_in(self, query: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
         """The rows of ``query`` for ``values``, bound ``IN_CHUNK`` at a time where it says ``{marks}``."""
         for start in range(0, len(values), IN_CHUNK):
             chunk = list(values[start : start + IN_CHUNK])
-            yield from self._conn.execute(query.format(marks=", ".join("?" * len(chunk))), chunk)
+            yield from self.conn.execute(query.format(marks=", ".join("?" * len(chunk))), chunk)
 
     @classmethod
     @contextmanager
@@ -95,14 +96,14 @@ class Database:
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
             try:
-                store = cls._prepare(conn, path)
+                database = cls._prepare(conn, path)
             except BaseException:
                 conn.close()
                 raise
         except (sqlite3.Error, UnicodeDecodeError) as e:  # nothing but the database has run yet
             raise fault(path, e) from e
         try:
-            yield store
+            yield database
         except sqlite3.Error as e:
             raise fault(path, e) from e
         except UnicodeDecodeError as e:
@@ -118,24 +119,31 @@ class Database:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
-        store = cls(conn, path)
-        store._migrate()
-        return store
+        database = cls(conn, path)
+        database._migrate()
+        return database
 
     @contextmanager
-    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        """One transaction (``BEGIN IMMEDIATE``, or ``EXCLUSIVE``), committed unless its block raises."""
-        self._conn.execute(f"BEGIN {mode}")
+    def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One transaction (``BEGIN IMMEDIATE``, or ``EXCLUSIVE``), committed unless its block raises.
+
+        Inside another transaction it is part of that one: a change that spans
+        parts (a folder sync) opens one, and every write within it joins.
+        """
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute(f"BEGIN {mode}")
         try:
-            yield self._conn
+            yield self.conn
         except BaseException:
             # After some errors (a full disk, an I/O error) SQLite has rolled back already;
             # a second ROLLBACK would fail and hide the real error behind "no transaction is active".
-            if self._conn.in_transaction:
+            if self.conn.in_transaction:
                 with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
+                    self.conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        self.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         """Bring the schema up to date, under an exclusive lock with the version read inside it.
@@ -146,14 +154,14 @@ class Database:
         """
         if self._version() == SCHEMA_VERSION:
             return  # the common case: no lock taken
-        with self._transaction("EXCLUSIVE") as conn:
+        with self.transaction("EXCLUSIVE") as conn:
             for number in range(self._version(), SCHEMA_VERSION):
                 for statement in MIGRATIONS[number]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
 
     def _version(self) -> int:
-        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: database schema {version} is newer than this paper-digest "
@@ -165,17 +173,31 @@ class Database:
         """Copy the whole database to ``path`` (SQLite's online backup), e.g. for a dry run."""
         target = sqlite3.connect(path)
         try:
-            self._conn.backup(target)
+            self.conn.backup(target)
         finally:
             target.close()
 
     def defer_checkpoints(self) -> None:
         """Commits stop copying the write-ahead log into the database; call ``checkpoint`` instead."""
-        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     def checkpoint(self) -> None:
         """Copy what the write-ahead log holds into the database, without waiting for other writers."""
-        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+class Part:
+    """One group of tables over the shared ``Database``: its queries, and only those."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn = db.conn
+
+    def _transaction(self, mode: str = "IMMEDIATE") -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction(mode)
+
+    def _rows_in(self, query: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
+        return self._db.rows_in(query, values)
 
 
 def _intact(conn: sqlite3.Connection) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 import zstandard
 
 from digest.models import Message, NewDelivery, Ranked, Reason, StoredDigest
-from digest.store.db import Database
+from digest.store.db import Part
 from digest.store.papers import paper_of_row
 
 
@@ -64,7 +64,7 @@ def frozen(
     return FrozenDigest(name, edition, items, message.subject, body, new_count, deliveries or [], mail)
 
 
-class Digests(Database):
+class Digests(Part):
     """Queries on digests and their items."""
 
     def digested(self, name: str) -> set[str]:
@@ -74,7 +74,7 @@ class Digests(Database):
         )
         return {row[0] for row in rows}
 
-    def save_digests(self, digests: Sequence[FrozenDigest], *, at: datetime) -> list[int | None]:
+    def save(self, digests: Sequence[FrozenDigest], *, at: datetime) -> list[int | None]:
         """Freeze digests with their items, rendered content and deliveries, in one transaction.
 
         Returns each one's id, or None where that (subscriber, edition) existed
@@ -107,7 +107,7 @@ class Digests(Database):
                 ids.append(digest_id)
         return ids
 
-    def latest_digests(self) -> dict[str, tuple[datetime, str]]:
+    def latest(self) -> dict[str, tuple[datetime, str]]:
         """Every subscriber's latest digest: (made at, edition), in one query."""
         rows = self._conn.execute("SELECT subscriber, max(created_at), max(edition) FROM digests GROUP BY subscriber")
         return {row[0]: (datetime.fromisoformat(row[1]), row[2]) for row in rows}
@@ -123,34 +123,34 @@ class Digests(Database):
             found.setdefault(name, set()).add(paper)
         return found
 
-    def last_digest_at(self, name: str) -> datetime | None:
+    def last_at(self, name: str) -> datetime | None:
         """When the subscriber's latest digest was made."""
         row = self._conn.execute("SELECT max(created_at) FROM digests WHERE subscriber = ?", (name,)).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None
 
-    def last_digest(self, name: str) -> StoredDigest | None:
+    def last(self, name: str) -> StoredDigest | None:
         """The subscriber's latest digest (the newest edition), or None before their first."""
         row = self._conn.execute(
             _DIGEST_QUERY + " WHERE d.subscriber = ? ORDER BY d.edition DESC, d.id DESC LIMIT 1", (name,)
         ).fetchone()
         return _stored_digest(row) if row else None
 
-    def digest_items(self, digest_id: int) -> list[tuple[str, int, float, tuple[Reason, ...]]]:
+    def items(self, digest_id: int) -> list[tuple[str, int, float, tuple[Reason, ...]]]:
         """A digest's items as frozen: paper id, rank, score and reasons, best first."""
         rows = self._conn.execute(
             "SELECT paper, rank, score, why FROM digest_items WHERE digest = ? ORDER BY rank", (digest_id,)
         )
         return [(row[0], row[1], row[2], _reasons(row[3])) for row in rows]
 
-    def stored_digest(self, digest_id: int) -> StoredDigest:
-        return self.stored_digests([digest_id])[digest_id]
+    def get(self, digest_id: int) -> StoredDigest:
+        return self.get_many([digest_id])[digest_id]
 
-    def stored_digests(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
+    def get_many(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
         """Several frozen digests by id, in few queries."""
         rows = self._rows_in(_DIGEST_QUERY + " WHERE d.id IN ({marks}) GROUP BY d.id", sorted(set(ids)))
         return {row["id"]: _stored_digest(row) for row in rows}
 
-    def mail_digests(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
+    def mail(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
         """Frozen digests as sending email needs them: the subject and the MIME body, nothing else read.
 
         Their text, HTML and Markdown are empty and ``items`` is 0; a digest
@@ -176,9 +176,9 @@ class Digests(Database):
                     new_count=row[5],
                 )
         older = [i for i in ids if i not in found]
-        return found | (self.stored_digests(older) if older else {})
+        return found | (self.get_many(older) if older else {})
 
-    def recent_digests(self, name: str, *, limit: int) -> list[StoredDigest]:
+    def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""
         rows = self._conn.execute(
             _DIGEST_QUERY + " WHERE d.subscriber = ? GROUP BY d.id HAVING items > 0 ORDER BY d.edition DESC LIMIT ?",
@@ -186,7 +186,7 @@ class Digests(Database):
         )
         return [_stored_digest(row) for row in rows]
 
-    def digest_papers(self, digest_ids: Sequence[int]) -> dict[int, list[Ranked]]:
+    def papers(self, digest_ids: Sequence[int]) -> dict[int, list[Ranked]]:
         """Each digest's items as frozen, best first, with their whole papers (for the entries of a feed)."""
         found: dict[int, list[Ranked]] = {i: [] for i in digest_ids}
         query = (

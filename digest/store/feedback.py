@@ -1,17 +1,17 @@
-"""Feedback: each reader's "more / less like this" per paper (the last vote wins), and pending sign-ups."""
+"""Feedback: each reader's "more / less like this" per paper (the last vote wins)."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from digest.models import Vote
-from digest.store.db import Database
+from digest.store.db import Part
 
 
-class Feedback(Database):
-    """Queries on the feedback and signups tables."""
+class Feedback(Part):
+    """Queries on the feedback table."""
 
     def vote(self, name: str, paper: str, vote: int, *, edition: str | None, at: datetime) -> bool:
         """Record a vote (+1, -1) or clear it (0); True when that changed anything."""
@@ -47,63 +47,6 @@ class Feedback(Database):
         for name, paper, vote, at in self._rows_in(query, names):
             found.setdefault(name, []).append((paper, vote, datetime.fromisoformat(at)))
         return found
-
-    def add_signup(
-        self, signup_id: str, *, email: str, profile: str, at: datetime, subscriber: str | None = None
-    ) -> None:
-        """A sign-up waiting for its mail: a confirmation link, or (``subscriber``: the address is theirs
-        already) that subscriber's preferences link."""
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO signups (id, email, profile, created_at, subscriber) VALUES (?, ?, ?, ?, ?)",
-                (signup_id, email, profile, at.isoformat(timespec="seconds"), subscriber),
-            )
-
-    def signups_to_mail(self, *, since: datetime) -> list[tuple[str, str, str | None]]:
-        """The (id, email, known subscriber) of sign-ups made after ``since`` whose mail has not gone out."""
-        rows = self._conn.execute(
-            "SELECT id, email, subscriber FROM signups WHERE mailed_at IS NULL AND confirmed_at IS NULL"
-            " AND created_at > ? ORDER BY created_at",
-            (since.isoformat(timespec="seconds"),),
-        )
-        return [(row[0], row[1], row[2]) for row in rows]
-
-    def signup_mailed(self, signup_id: str, *, at: datetime) -> None:
-        with self._transaction() as conn:
-            conn.execute("UPDATE signups SET mailed_at = ? WHERE id = ?", (at.isoformat(timespec="seconds"), signup_id))
-
-    def purge_signups(self, *, before: datetime) -> int:
-        """Forget the sign-ups never confirmed and made before ``before``; how many."""
-        with self._transaction() as conn:
-            return conn.execute(
-                "DELETE FROM signups WHERE confirmed_at IS NULL AND created_at < ?",
-                (before.isoformat(timespec="seconds"),),
-            ).rowcount
-
-    def signup(self, signup_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
-        """A pending sign-up's (email, profile text), if it exists, is unconfirmed and is younger than ``valid``."""
-        row = self._conn.execute(
-            "SELECT email, profile, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL"
-            " AND subscriber IS NULL",
-            (signup_id,),
-        ).fetchone()
-        if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
-            return None
-        return row["email"], row["profile"]
-
-    def confirm_signup(self, signup_id: str, *, at: datetime) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE signups SET confirmed_at = ? WHERE id = ?", (at.isoformat(timespec="seconds"), signup_id)
-            )
-
-    def subscriber_with_email(self, email: str) -> str | None:
-        """The name of an active or paused subscriber whose profile names this address (as a TOML string)."""
-        row = self._conn.execute(
-            "SELECT name FROM subscribers WHERE status != 'unsubscribed' AND instr(lower(profile), lower(?)) > 0",
-            (f'"{email}"',),
-        ).fetchone()
-        return str(row[0]) if row else None
 
 
 def _vote(row: sqlite3.Row) -> Vote:

@@ -6,13 +6,13 @@ import sqlite3
 from datetime import date, datetime
 
 from digest.models import FetchRecord
-from digest.store.db import Database
+from digest.store.db import Part
 
 
-class Fetches(Database):
+class Fetches(Part):
     """Queries on the fetches table: one row per list day, the latest fetch of it."""
 
-    def save_fetch(self, record: FetchRecord) -> None:
+    def save(self, record: FetchRecord) -> None:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO fetches (day, outcome, items, etag, sha256, detail, at)"
@@ -28,11 +28,11 @@ class Fetches(Database):
                 ),
             )
 
-    def fetch_of(self, day: date) -> FetchRecord | None:
+    def get(self, day: date) -> FetchRecord | None:
         row = self._conn.execute("SELECT * FROM fetches WHERE day = ?", (day.isoformat(),)).fetchone()
         return _record(row) if row else None
 
-    def last_fetch(self) -> FetchRecord | None:
+    def last(self) -> FetchRecord | None:
         row = self._conn.execute("SELECT * FROM fetches ORDER BY at DESC, day DESC LIMIT 1").fetchone()
         return _record(row) if row else None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from digest.models import Delivery
-from digest.store.db import Database
+from digest.store.db import Part
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class Update:
 _DELIVERY_QUERY = "SELECT x.*, d.subscriber, d.edition FROM deliveries x JOIN digests d ON d.id = x.digest"
 
 
-class Ledger(Database):
+class Ledger(Part):
     """Queries on the deliveries table."""
 
     def due(self, now: datetime, *, names: set[str] | None = None) -> list[Delivery]:
@@ -51,7 +51,7 @@ class Ledger(Database):
         )
         return [_delivery(row) for row in rows]
 
-    def count_deliveries(self, *, states: tuple[str, ...] | None = None) -> int:
+    def count(self, *, states: tuple[str, ...] | None = None) -> int:
         where = f" WHERE state IN ({', '.join('?' * len(states))})" if states else ""
         query = "SELECT count(*) FROM deliveries" + where  # noqa: S608 - only '?' placeholders are joined in
         return int(self._conn.execute(query, states or ()).fetchone()[0])
@@ -65,7 +65,7 @@ class Ledger(Database):
         ).fetchone()
         return int(row[0])
 
-    def delivery(self, delivery_id: int) -> Delivery | None:
+    def get(self, delivery_id: int) -> Delivery | None:
         row = self._conn.execute(_DELIVERY_QUERY + " WHERE x.id = ?", (delivery_id,)).fetchone()
         return _delivery(row) if row else None
 

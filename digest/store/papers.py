@@ -17,10 +17,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from digest.models import Dump, DumpRecord, Ingested, Paper, SeenPaper, StoreStatus
-from digest.store.db import Database, day, iso
+from digest.store.db import Part, day, iso
 
 
-class Papers(Database):
+class Papers(Part):
     """Queries on dumps, papers and sightings."""
 
     def ingest(self, dump: Dump, *, sha256: str, at: datetime) -> Ingested:
@@ -84,7 +84,7 @@ class Papers(Database):
         """Every stored dump, oldest first."""
         return [_dump_record(row) for row in self._conn.execute("SELECT * FROM dumps ORDER BY id")]
 
-    def papers(self, *, first_dump: int | None = None, limit: int | None = None) -> list[SeenPaper]:
+    def seen(self, *, first_dump: int | None = None, limit: int | None = None) -> list[SeenPaper]:
         """Papers of the seen-set in the order they were first seen, optionally from one dump."""
         rows = self._conn.execute(
             "SELECT p.*, d.source AS dump_source, s.position, s.upvotes,"
@@ -112,7 +112,7 @@ class Papers(Database):
         ).fetchone()
         last = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
         return StoreStatus(
-            path=str(self.path),
+            path=str(self._db.path),
             schema_version=int(self._conn.execute("PRAGMA user_version").fetchone()[0]),
             dumps=counts[0],
             papers=counts[1],
@@ -132,7 +132,7 @@ class Papers(Database):
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
 
-    def paper(self, paper_id: str) -> Paper | None:
+    def get(self, paper_id: str) -> Paper | None:
         """A paper by its id, or by an id it had before it got its arXiv id."""
         row = self._conn.execute(
             "SELECT * FROM papers WHERE id = coalesce((SELECT paper FROM paper_aliases WHERE alias = ?), ?)",
@@ -144,7 +144,7 @@ class Papers(Database):
         row = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
         return _dump_record(row) if row else None
 
-    def papers_since(self, since: datetime) -> list[Paper]:
+    def since(self, since: datetime) -> list[Paper]:
         """Papers first seen after ``since``, as on the page that first had them."""
         rows = self._conn.execute(
             "SELECT p.*, s.position, s.upvotes FROM papers p"

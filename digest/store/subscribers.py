@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from digest.models import Subscriber
-from digest.store.db import Database, day, iso
+from digest.store.db import Part, day, iso
 
 STICKY = ("operator", "reader")  # unsubscribes that a folder sync does not undo
 CANCELLED = "cancelled: unsubscribed"  # the error of a delivery an unsubscribe stopped
@@ -50,8 +50,44 @@ class FileStamp(NamedTuple):
     name: str
 
 
-class Subscribers(Database):
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """What a folder sync found on disk, for ``Subscribers.sync`` to write in one transaction."""
+
+    folder: str
+    profiles: Sequence[StoredProfile]  # read and checked now: saved
+    stamps: Sequence[tuple[str, FileStamp]]  # files read now that hold a stored profile
+    forget: Sequence[str]  # remembered files that went away or failed
+    present: set[str]  # names whose file is there
+    failed: set[str]  # files that failed: their subscribers stay on their last good version
+    listing: str | None  # the folder's listing, remembered only after a sync without errors
+    checked_ns: int
+
+
+class Synced(NamedTuple):
+    """What ``Subscribers.sync`` did: an outcome per saved profile, who stays unsubscribed, who went."""
+
+    outcomes: list[str]
+    held: list[Subscriber]
+    removed: list[str]
+
+
+class Subscribers(Part):
     """Queries on the subscribers table, and the stamps of the folder's profile files."""
+
+    def sync(self, plan: SyncPlan, *, at: datetime) -> Synced:
+        """Write what a folder sync found, all of it or (on any fault) none of it."""
+        with self._transaction():
+            outcomes = self.save_many(plan.profiles, at=at)
+            saved = zip(plan.profiles, outcomes, strict=True)
+            held = [found for p, outcome in saved if outcome == "held" and (found := self.get(p.name))]
+            held += self.note_held(plan.folder)  # those whose file was not read (a save above notes its own)
+            self.stamp_files(plan.folder, plan.stamps)
+            self.forget_files(plan.forget)
+            kept = {name for name, source in self.sources().items() if source in plan.failed}
+            removed = self.unsubscribe_missing(folder=plan.folder, present=plan.present | kept, at=at)
+            self.stamp_folder(plan.folder, plan.listing, checked_ns=plan.checked_ns)
+        return Synced(outcomes, held, removed)
 
     def file_stamps(self, folder: str) -> dict[str, FileStamp]:
         """Every remembered file of the folder, by path."""
@@ -99,9 +135,9 @@ class Subscribers(Database):
         held = [name for name, source in rows if source is not None and str(Path(source).parent) == folder]
         with self._transaction() as conn:
             conn.executemany("UPDATE subscribers SET held_noted = 1 WHERE name = ?", [(name,) for name in held])
-        return [found for name in held if (found := self.subscriber(name))]
+        return [found for name in held if (found := self.get(name))]
 
-    def save_subscriber(
+    def save(
         self, name: str, *, text: str, profile_hash: str, source: str | None, at: datetime, resubscribe: bool = False
     ) -> str:
         """Store a profile's text. Returns added, updated, unchanged, resubscribed or held.
@@ -110,17 +146,15 @@ class Subscribers(Database):
         once; after that ``unchanged``) unless ``resubscribe``.
         """
         profile = StoredProfile(name, text, profile_hash, source)
-        return self.save_subscribers([profile], at=at, resubscribe=resubscribe)[0]
+        return self.save_many([profile], at=at, resubscribe=resubscribe)[0]
 
-    def save_subscribers(
-        self, profiles: Sequence[StoredProfile], *, at: datetime, resubscribe: bool = False
-    ) -> list[str]:
+    def save_many(self, profiles: Sequence[StoredProfile], *, at: datetime, resubscribe: bool = False) -> list[str]:
         """``save_subscriber`` for many profiles in one transaction (a folder sync)."""
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
             return [_save_subscriber(conn, profile, stamp, resubscribe=resubscribe) for profile in profiles]
 
-    def subscriber_by_key(self, key: str) -> Subscriber | None:
+    def by_key(self, key: str) -> Subscriber | None:
         """The subscriber a signed link names (unsubscribed ones too)."""
         row = self._conn.execute("SELECT * FROM subscribers WHERE link_key = ?", (key,)).fetchone()
         return _subscriber(row) if row else None
@@ -139,11 +173,11 @@ class Subscribers(Database):
         with self._transaction() as conn:
             conn.execute("UPDATE subscribers SET joined_at = ? WHERE name = ?", (at.isoformat(), name))
 
-    def subscriber(self, name: str) -> Subscriber | None:
+    def get(self, name: str) -> Subscriber | None:
         row = self._conn.execute("SELECT * FROM subscribers WHERE name = ?", (name,)).fetchone()
         return _subscriber(row) if row else None
 
-    def subscribers(self, *, include_unsubscribed: bool = False) -> list[Subscriber]:
+    def all(self, *, include_unsubscribed: bool = False) -> list[Subscriber]:
         where = "" if include_unsubscribed else " WHERE status != 'unsubscribed'"
         query = "SELECT * FROM subscribers" + where  # noqa: S608 - two fixed strings
         return [_subscriber(row) for row in self._conn.execute(query + " ORDER BY name")]
@@ -186,6 +220,14 @@ class Subscribers(Database):
         for name in gone:
             self.set_status(name, "unsubscribed", at=at, by="file")
         return gone
+
+    def with_email(self, email: str) -> str | None:
+        """The name of an active or paused subscriber whose profile names this address (as a TOML string)."""
+        row = self._conn.execute(
+            "SELECT name FROM subscribers WHERE status != 'unsubscribed' AND instr(lower(profile), lower(?)) > 0",
+            (f'"{email}"',),
+        ).fetchone()
+        return str(row[0]) if row else None
 
 
 def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: str, *, resubscribe: bool) -> str:

@@ -33,9 +33,9 @@ def unsubscribe(site: Site, call: Call) -> Response:
     if call.fields.get("List-Unsubscribe") != "One-Click":
         return site.bad_request("This unsubscribe request was incomplete. Please use the button on the page.")
     if subscriber.status != "unsubscribed":
-        site.store.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
+        site.subscribers.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
         log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
-    return unsubscribed_page(site, site.store.subscriber(subscriber.name) or subscriber)
+    return unsubscribed_page(site, site.subscribers.get(subscriber.name) or subscriber)
 
 
 def unsubscribed_page(site: Site, subscriber: Subscriber, *, status: int = 200) -> Response:
@@ -74,7 +74,7 @@ def resubscribe(site: Site, call: Call) -> Response:
         return site.page("resubscribe.html.j2", status=409, title="Unsubscribed", subscriber=subscriber, done=False)
     if call.method == "GET":
         return site.page("resubscribe.html.j2", title="Resubscribe", subscriber=subscriber, done=False)
-    site.store.set_status(subscriber.name, "active", at=site.clock())
+    site.subscribers.set_status(subscriber.name, "active", at=site.clock())
     log.info("resubscribed subscriber=%s by=reader", subscriber.name)
     return site.page("resubscribe.html.j2", title="Subscribed again", subscriber=subscriber, done=True)
 
@@ -88,14 +88,14 @@ def feedback(site: Site, call: Call) -> Response:
         return site.not_found()
     subscriber, _ = found
     vote, edition, paper_id = parsed
-    paper = site.store.paper(paper_id)
+    paper = site.papers.get(paper_id)
     title = paper.title if paper else paper_id
     data: dict[str, Any] = {"subscriber": subscriber, "vote": vote, "paper_title": title}
     data["manage"] = _manage(site, subscriber)
     if call.method == "GET":
         title = "More like this" if vote > 0 else "Less like this"
         return site.page("feedback.html.j2", title=title, done=False, **data)
-    if site.store.vote(subscriber.name, paper_id, vote, edition=edition or None, at=site.clock()):
+    if site.feedback.vote(subscriber.name, paper_id, vote, edition=edition or None, at=site.clock()):
         log.info("feedback subscriber=%s vote=%+d", subscriber.name, vote)
     return site.page("feedback.html.j2", title="Thank you", done=True, **data)
 
@@ -112,12 +112,12 @@ def feed(site: Site, call: Call) -> Response:
     if found is None:
         return site.not_found()
     subscriber, _ = found
-    history = site.store.recent_digests(subscriber.name, limit=site.settings.delivery.atom_entries)
+    history = site.digests.recent(subscriber.name, limit=site.settings.delivery.atom_entries)
     signed = site.links_of(subscriber)
     body = atom_feed(
         subscriber.name,
         history,
-        site.store.digest_papers([d.id for d in history]),
+        site.digests.papers([d.id for d in history]),
         self_url=signed.feed if signed else None,
         updated=subscriber.updated_at,
     )
@@ -127,15 +127,12 @@ def feed(site: Site, call: Call) -> Response:
 @threaded
 def healthz(site: Site, call: Call) -> Response:
     """The database reachable, the age of the last ingest, deliveries failed in the last day: 200 or 503."""
-    now = site.clock()
     try:
-        status = site.store.status()
-        failed = site.store.failed_since(now - timedelta(days=1))
+        status = site.status()
     except Exception as e:  # any fault here is the answer, not a crash
         log.warning("healthz: database unreachable (%s)", type(e).__name__)
         return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
-    last = status.last_dump
-    age = round((now - last.ingested_at).total_seconds()) if last else None
+    age, failed = status.last_ingest_age_s, status.failed_last_day
     body = {"ok": True, "database": "ok", "last_ingest_age_s": age, "failed_last_24h": failed}
     return Response(json.dumps(body), media_type="application/json")
 

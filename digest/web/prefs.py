@@ -46,14 +46,14 @@ def preferences(site: Site, call: Call) -> Response:
     action = fields.get("action", "save")
     if action in PAUSES:
         until = site.clock().date() + timedelta(days=PAUSES[action])
-        site.store.set_status(subscriber.name, "paused", at=site.clock(), until=until)
+        site.subscribers.set_status(subscriber.name, "paused", at=site.clock(), until=until)
         log.info("paused subscriber=%s days=%d", subscriber.name, PAUSES[action])
         return _show(site, _fresh(site, subscriber), notice=f"Paused until {until:%A %-d %B}.")
     if action == "resume":
-        site.store.set_status(subscriber.name, "active", at=site.clock())
+        site.subscribers.set_status(subscriber.name, "active", at=site.clock())
         return _show(site, _fresh(site, subscriber), notice="Your digests are back on.")
     if action == "unsubscribe":
-        site.store.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
+        site.subscribers.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
         log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
         return unsubscribed_page(site, _fresh(site, subscriber))
     return _save(site, subscriber, fields)
@@ -81,7 +81,7 @@ def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Respons
         return _show(site, subscriber, error=UNEDITABLE, fields=fields, status=503)
     if source is not None and on_disk:
         atomic.write(source, text.encode("utf-8"))
-    site.store.save_subscriber(
+    site.subscribers.save(
         subscriber.name, text=text, profile_hash=profiles.fingerprint(text), source=subscriber.source, at=site.clock()
     )
     log.info("preferences saved subscriber=%s", subscriber.name)
@@ -139,7 +139,7 @@ def _weight(text: str) -> Any:
 
 
 def _fresh(site: Site, subscriber: Subscriber) -> Subscriber:
-    return site.store.subscriber(subscriber.name) or subscriber
+    return site.subscribers.get(subscriber.name) or subscriber
 
 
 def form_token(site: Site, subscriber: Subscriber) -> str:
@@ -169,7 +169,7 @@ def _show(
 ) -> Response:
     profile = pipeline.stored_profile(subscriber)
     values = _values(profile) | (fields or {})  # a field the form left out shows as the profile has it
-    votes = site.store.votes(subscriber.name)
+    votes = site.feedback.votes(subscriber.name)
     return site.page(
         "preferences.html.j2",
         status=status,

@@ -34,7 +34,7 @@ def signup(site: Site, call: Call) -> Response:
     if call.method == "GET":
         return _form(site)
     fields = call.fields
-    if not site.signups.allow(f"client:{call.client}"):  # every try counts, a bot's and a typo's too
+    if not site.signup_limit.allow(f"client:{call.client}"):  # every try counts, a bot's and a typo's too
         return _limited(site, fields)
     if fields.get(HONEYPOT):
         return _sent(site)  # a bot: the same answer, nothing recorded
@@ -42,15 +42,15 @@ def signup(site: Site, call: Call) -> Response:
         email = addresses.normalise(fields.get("email", ""), public=True)
     except addresses.AddressError as e:
         return _again(site, fields, f"That email address cannot be used: {e}.")
-    if not site.signups.allow(f"email:{email.casefold()}"):  # however the address is spelled
+    if not site.signup_limit.allow(f"email:{email.casefold()}"):  # however the address is spelled
         return _limited(site, fields)
-    known = site.store.subscriber_with_email(email)
+    known = site.subscribers.with_email(email)
     try:
         text = profile_text({**fields, "email": email}, name=known or _new_name(site, email))
         profiles.parse(text, source="the form", default_name=None)
     except ProfileError as e:
         return _again(site, fields, "\n".join(line.removeprefix("the form: ") for line in e.lines))
-    site.store.add_signup(secrets.token_hex(12), email=email, profile=text, at=site.clock(), subscriber=known)
+    site.signups.add(secrets.token_hex(12), email=email, profile=text, at=site.clock(), subscriber=known)
     log.info("signup recorded; the sender mails it")
     return _sent(site)
 
@@ -87,7 +87,7 @@ def _new_name(site: Site, email: str) -> str:
     stem = _NOT_NAME.sub("-", email.partition("@")[0]).strip("._-")[:56] or "reader"
     name, number = stem, 1
     folder = site.settings.subscribers.dir
-    while site.store.subscriber(name) is not None or (folder / f"{name}.toml").exists():
+    while site.subscribers.get(name) is not None or (folder / f"{name}.toml").exists():
         number += 1
         name = f"{stem}-{number}"
     return name
@@ -97,7 +97,7 @@ def _new_name(site: Site, email: str) -> str:
 def confirm(site: Site, call: Call) -> Response:
     """GET: a page with a confirm button. POST: the subscriber, made from the sign-up (once)."""
     signup_id = links.read_signup(site.secret, call.params["token"]) if site.secret else None
-    pending = site.store.signup(signup_id, now=site.clock(), valid=VALID) if signup_id else None
+    pending = site.signups.get(signup_id, now=site.clock(), valid=VALID) if signup_id else None
     if signup_id is None or pending is None:
         return site.not_found()
     email, text = pending
@@ -106,12 +106,12 @@ def confirm(site: Site, call: Call) -> Response:
         keywords = [term for term, _ in profile.keywords]
         first = cadence.next_label(profile, site.clock())
         return site.page("confirm.html.j2", title="Confirm", done=False, email=email, keywords=keywords, first=first)
-    known = site.store.subscriber_with_email(email)  # the address subscribed meanwhile: one subscriber per address
+    known = site.subscribers.with_email(email)  # the address subscribed meanwhile: one subscriber per address
     name = known or _create(site, email, text)
     if known is None:
         log.info("signup confirmed subscriber=%s", name)
-    site.store.confirm_signup(signup_id, at=site.clock())
-    found = site.store.subscriber(name)
+    site.signups.confirm(signup_id, at=site.clock())
+    found = site.subscribers.get(name)
     signed = site.links_of(found) if found else None
     first = cadence.next_label(pipeline.stored_profile(found), site.clock()) if found else ""
     manage = signed.preferences if signed else None
@@ -125,15 +125,15 @@ def _create(site: Site, email: str, text: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     name = str(doc["name"])
     while True:
-        if site.store.subscriber(name) is None and atomic.write(
+        if site.subscribers.get(name) is None and atomic.write(
             folder / f"{name}.toml", tomlkit.dumps(doc).encode("utf-8"), replace=False
         ):
             break
         doc["name"] = name = _new_name(site, email)
     text = tomlkit.dumps(doc)
     path = folder / f"{name}.toml"
-    site.store.save_subscriber(
+    site.subscribers.save(
         name, text=text, profile_hash=profiles.fingerprint(text), source=str(path), at=site.clock(), resubscribe=True
     )
-    site.store.set_joined(name, site.clock())  # the first digest is their next send time, never a past edition
+    site.subscribers.set_joined(name, site.clock())  # the first digest is their next send time, never a past edition
     return name

@@ -26,11 +26,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from digest import links
+from digest import links, pipeline
 from digest.config import Settings
 from digest.models import Subscriber
 from digest.render import package_templates
-from digest.store import Store
+from digest.store import Digests, Feedback, Papers, Signups, Store, Subscribers
 from digest.web.limits import RateLimit
 
 log = logging.getLogger("digest.serve")
@@ -75,13 +75,35 @@ class Site:
     settings: Settings
     stores: Stores
     pages: jinja2.Environment
-    signups: RateLimit
+    signup_limit: RateLimit
     clock: Callable[[], datetime] = utc_now  # tests drive it
 
+    # The parts of the database the reader's side uses, on the calling thread's connection.
     @property
-    def store(self) -> Store:
-        """The calling thread's database connection."""
-        return self.stores.here()
+    def subscribers(self) -> Subscribers:
+        return self.stores.here().subscribers
+
+    @property
+    def feedback(self) -> Feedback:
+        return self.stores.here().feedback
+
+    @property
+    def signups(self) -> Signups:
+        return self.stores.here().signups
+
+    @property
+    def digests(self) -> Digests:
+        """Read only: a reader's latest digests, for their feed."""
+        return self.stores.here().digests
+
+    @property
+    def papers(self) -> Papers:
+        """Read only: the paper a vote names."""
+        return self.stores.here().papers
+
+    def status(self) -> pipeline.Status:
+        """The brief status ``/healthz`` reports."""
+        return pipeline.status(self.stores.here(), now=self.clock(), brief=True)
 
     @property
     def secret(self) -> str:
@@ -103,7 +125,7 @@ class Site:
         claim = links.read(token)
         if claim is None or claim.purpose != purpose or not self.secret:
             return None
-        found = self.store.subscriber_by_key(claim.key)
+        found = self.subscribers.by_key(claim.key)
         if found is None or not links.check(self.secret, token, claim, name=found.name):
             return None
         return found, claim

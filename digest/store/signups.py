@@ -1,0 +1,58 @@
+"""Sign-ups from the web page: each waits for its mail, then for the reader's confirmation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from digest.store.db import Part
+
+
+class Signups(Part):
+    """Queries on the signups table."""
+
+    def add(self, signup_id: str, *, email: str, profile: str, at: datetime, subscriber: str | None = None) -> None:
+        """A sign-up waiting for its mail: a confirmation link, or (``subscriber``: the address is theirs
+        already) that subscriber's preferences link."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO signups (id, email, profile, created_at, subscriber) VALUES (?, ?, ?, ?, ?)",
+                (signup_id, email, profile, at.isoformat(timespec="seconds"), subscriber),
+            )
+
+    def to_mail(self, *, since: datetime) -> list[tuple[str, str, str | None]]:
+        """The (id, email, known subscriber) of sign-ups made after ``since`` whose mail has not gone out."""
+        rows = self._conn.execute(
+            "SELECT id, email, subscriber FROM signups WHERE mailed_at IS NULL AND confirmed_at IS NULL"
+            " AND created_at > ? ORDER BY created_at",
+            (since.isoformat(timespec="seconds"),),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def mailed(self, signup_id: str, *, at: datetime) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE signups SET mailed_at = ? WHERE id = ?", (at.isoformat(timespec="seconds"), signup_id))
+
+    def purge(self, *, before: datetime) -> int:
+        """Forget the sign-ups never confirmed and made before ``before``; how many."""
+        with self._transaction() as conn:
+            return conn.execute(
+                "DELETE FROM signups WHERE confirmed_at IS NULL AND created_at < ?",
+                (before.isoformat(timespec="seconds"),),
+            ).rowcount
+
+    def get(self, signup_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
+        """A pending sign-up's (email, profile text), if it exists, is unconfirmed and is younger than ``valid``."""
+        row = self._conn.execute(
+            "SELECT email, profile, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL"
+            " AND subscriber IS NULL",
+            (signup_id,),
+        ).fetchone()
+        if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
+            return None
+        return row["email"], row["profile"]
+
+    def confirm(self, signup_id: str, *, at: datetime) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE signups SET confirmed_at = ? WHERE id = ?", (at.isoformat(timespec="seconds"), signup_id)
+            )
