@@ -9,8 +9,10 @@ send` delivers the rest. Every subscriber must then have exactly one copy.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -38,6 +40,21 @@ def _lines(stream: object) -> queue.Queue[str]:
 
     threading.Thread(target=read, daemon=True).start()
     return found
+
+
+def _reap(child: subprocess.Popen[str], errors: queue.Queue[str]) -> None:
+    """A child the test is done with, or gave up on: ended, and its pipes closed once their reader saw the end
+    (so a failing case leaves no open pipe to fail the next test on this worker)."""
+    if child.poll() is None:
+        child.kill()
+    child.wait(timeout=WAIT)
+    if child.stderr is not None and not child.stderr.closed:
+        with contextlib.suppress(queue.Empty):
+            while errors.get(timeout=WAIT) != "":
+                pass
+        child.stderr.close()
+    if child.stdout is not None and not child.stdout.closed:
+        child.stdout.close()
 
 
 def _until(lines: queue.Queue[str], word: str) -> list[str]:
@@ -75,27 +92,30 @@ def test_an_interrupt_at_a_sink_chosen_point_sends_every_digest_exactly_once(
         )
         child = digest_process(tmp_path, *command.split())
         errors = _lines(child.stderr)
-        _wait_at_gate(server, child)
-        child.send_signal(number)
-        _until(errors, "stopping")  # the handler ran: from here on nothing new is handed out
-        held = server.box.held
-        server.box.hold_after = None  # what is on the wire finishes
-        child.wait(timeout=WAIT)  # (its output is a few lines: no pipe fills meanwhile)
-        assert child.stdout is not None and child.stderr is not None
-        with child.stdout, child.stderr:
-            out = child.stdout.read()
-            said = []
-            while (line := errors.get(timeout=WAIT)) != "":
-                said.append(line)
-        accepted = len(server.box.messages)
-        assert child.returncode == 128 + number
-        assert gate + held <= accepted <= gate + CONNECTIONS  # those on the wire went out, and no new one
-        [summary] = [line for line in said if "interrupted:" in line] or [f"no summary in {said}; out: {out!r}"]
-        counts = f"interrupted: {accepted} sent, {PEOPLE - accepted} wait for the next send"
-        if command == "send":
-            assert summary.strip() == f"digest: error: {counts}"
-        else:  # the daemon's last log line
-            assert f" stopped signal={signal.Signals(number).name} detail=" in summary and counts in summary
+        try:
+            _wait_at_gate(server, child)
+            child.send_signal(number)
+            _until(errors, "stopping")  # the handler ran: from here on nothing new is handed out
+            held = server.box.held
+            server.box.hold_after = None  # what is on the wire finishes
+            child.wait(timeout=WAIT)  # (its output is a few lines: no pipe fills meanwhile)
+            assert child.stdout is not None and child.stderr is not None
+            with child.stdout, child.stderr:
+                out = child.stdout.read()
+                said = []
+                while (line := errors.get(timeout=WAIT)) != "":
+                    said.append(line)
+            accepted = len(server.box.messages)
+            assert child.returncode == 128 + number
+            assert gate + held <= accepted <= gate + CONNECTIONS  # those on the wire went out, and no new one
+            [summary] = [line for line in said if "interrupted:" in line] or [f"no summary in {said}; out: {out!r}"]
+            counts = f"interrupted: {accepted} sent, {PEOPLE - accepted} wait for the next send"
+            if command == "send":
+                assert summary.strip() == f"digest: error: {counts}"
+            else:  # the daemon's last log line
+                assert f" stopped signal={signal.Signals(number).name} detail=" in summary and counts in summary
+        finally:
+            _reap(child, errors)
         with Store.open(world.settings.database.path) as store:
             assert store.ledger.deliveries(states=("sending",)) == []  # every outcome recorded: nothing in doubt
         _finish(world)
