@@ -28,6 +28,8 @@ ROOMS = (
     "retry",
 )
 
+CHAT_PLATFORMS = ("slack", "discord", "teams", "mattermost", "webhook")
+
 ALLOWED: dict[str, set[str]] = {
     "digest": set(),
     "digest.__main__": {"digest.cli"},
@@ -78,7 +80,18 @@ ALLOWED: dict[str, set[str]] = {
     "digest.render": {"digest", "digest.lazy", "digest.render.context", "digest.render.message", "digest.render.mime"},
     "digest.render.templating": set(),
     "digest.render.context": {"digest.links", "digest.models", "digest.text"},
-    "digest.render.chat": {"digest.models"},
+    "digest.render.chat": {f"digest.render.chat.{room}" for room in ("base", *CHAT_PLATFORMS)},
+    "digest.render.chat.base": {"digest.models"},
+    "digest.render.chat.webhook": {"digest.render.chat.base", "digest.render.context"},
+    **{
+        f"digest.render.chat.{platform}": {
+            "digest.render.chat.base",
+            "digest.render.chat.webhook",
+            "digest.render.context",
+        }
+        for platform in CHAT_PLATFORMS
+        if platform != "webhook"
+    },
     "digest.render.mime": {"digest.models", "digest.render.context"},
     "digest.render.atom": {"digest.models", "digest.render.context"},
     "digest.render.message": {
@@ -117,7 +130,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.init": {"digest.errors"},  # `digest init`
     # fetch: the one room that calls Hugging Face
     "digest.fetch": {"digest", "digest.config", "digest.errors", "digest.ingest.safejson"},
-    # channels: each chat platform builds its payloads with render's chat helpers
+    # channels: each transport; a chat platform only posts the payloads render.chat built
     "digest.channels": {
         "digest.channels.base",
         "digest.channels.discord",
@@ -128,7 +141,6 @@ ALLOWED: dict[str, set[str]] = {
         "digest.channels.targets",
         "digest.channels.teams",
         "digest.channels.webhook",
-        "digest.render.chat",
     },
     "digest.channels.base": {"digest.config", "digest.errors", "digest.links", "digest.models"},
     "digest.channels.targets": {"digest.errors"},
@@ -140,17 +152,11 @@ ALLOWED: dict[str, set[str]] = {
         "digest.errors",
         "digest.render.atom",
     },
-    "digest.channels.webhook": {
-        "digest.channels.base",
-        "digest.channels.targets",
-        "digest.config",
-        "digest.errors",
-        "digest.render.chat",
-        "digest.render.context",
-    },
+    "digest.channels.webhook": {"digest.channels.base", "digest.channels.targets", "digest.config", "digest.errors"},
     **{
-        f"digest.channels.{platform}": {"digest.channels.webhook", "digest.render.chat", "digest.render.context"}
-        for platform in ("slack", "discord", "teams", "mattermost")
+        f"digest.channels.{platform}": {"digest.channels.webhook"}
+        for platform in CHAT_PLATFORMS
+        if platform != "webhook"
     },
     # pipeline: the wiring
     "digest.pipeline": {"digest", "digest.lazy"}

@@ -23,7 +23,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digest import ingest, links, profiles, rank, render
-from digest.channels import CHATS
 from digest.errors import RenderError
 from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
 from digest.render.context import wrap
@@ -45,7 +44,7 @@ PROFILE = Profile(
 
 @cache
 def renderer() -> render.Renderer:
-    return render.Renderer(chats=CHATS)
+    return render.Renderer()
 
 
 @cache

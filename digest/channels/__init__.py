@@ -5,8 +5,9 @@ pipeline built for it: an email, chat payloads, feed history) and delivers
 them, reporting per job None or a ``TransientError`` / ``PermanentError`` with
 a reason that names no secret. Every channel is built from the ``Settings``;
 limits and defaults are class data; ``close()`` releases connections. Only
-this package opens sockets. ``REGISTRY`` is the only way a channel is chosen,
-and ``CHATS`` are the chat platforms the renderer builds payloads for.
+this package opens sockets. ``REGISTRY`` is the only way a channel is chosen.
+Chat payloads are built by ``digest.render.chat`` when a digest is frozen; a
+chat channel only posts them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from digest.channels.slack import SlackChannel
 from digest.channels.targets import UNSET, Target, channel_name, vet
 from digest.channels.teams import TeamsChannel
 from digest.channels.webhook import WebhookChannel
-from digest.render.chat import ChatStyle
 
 REGISTRY: Mapping[str, type[Channel]] = {
     cls.kind: cls
@@ -37,8 +37,5 @@ REGISTRY: Mapping[str, type[Channel]] = {
         WebhookChannel,
     )
 }
-CHATS: Mapping[str, ChatStyle] = {
-    cls.kind: cls for cls in (SlackChannel, DiscordChannel, TeamsChannel, MattermostChannel, WebhookChannel)
-}
 
-__all__ = ["CHATS", "REGISTRY", "UNSET", "Channel", "Job", "Target", "channel_name", "vet"]
+__all__ = ["REGISTRY", "UNSET", "Channel", "Job", "Target", "channel_name", "vet"]

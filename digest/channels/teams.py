@@ -1,60 +1,16 @@
-"""Microsoft Teams workflow webhooks: an Adaptive Card a message, under the 28 KB cap."""
+"""Microsoft Teams workflow webhooks: the payloads (``digest.render.chat.teams``) posted; a 200 may carry an error."""
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from digest.channels.webhook import MarkdownWebhook
-from digest.render.chat import ChatDraft, Limits, clip, pack
-from digest.render.context import md_escape
+from digest.channels.webhook import WebhookChannel
 
 
-class TeamsChannel(MarkdownWebhook):
+class TeamsChannel(WebhookChannel):
     kind: ClassVar[str] = "teams"
-    limits: ClassVar[Limits] = Limits(chars=25_000, items=1_000, total=25_000)  # bytes of JSON, under 28 KB
-
-    @classmethod
-    def payloads(cls, draft: ChatDraft) -> list[dict[str, Any]]:
-        head = [
-            {"type": "TextBlock", "text": md_escape(draft.heading), "weight": "Bolder", "size": "Medium", "wrap": True},
-            {"type": "TextBlock", "text": md_escape(draft.intro), "isSubtle": True, "wrap": True},
-        ]
-        blocks = [
-            {"type": "TextBlock", "text": clip(i, 4000), "wrap": True, "separator": True, "spacing": "Medium"}
-            for i in draft.items
-        ]
-        if draft.trending:
-            text = clip("**Trending today**\n\n" + "\n".join(draft.trending), 4000)
-            blocks.append({"type": "TextBlock", "text": text, "wrap": True, "separator": True})
-        overhead = len(json.dumps(_card(head)).encode())
-        groups = pack(blocks, size=_json_size, limit=cls.limits.total - overhead, count=cls.limits.items)
-        return [_card((head if n == 0 else []) + group) for n, group in enumerate(groups)]
 
     def problem(self, body: str) -> str | None:
         # Teams connectors have answered 200 with "... returned HTTP error 429" in the body.
         return f"said {body[:100]!r}" if re.search(r"error", body, re.I) else None
-
-
-def _card(body: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "attachments": [
-            {
-                "contentType": "application/vnd.microsoft.card.adaptive",
-                "contentUrl": None,
-                "content": {
-                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-                    "type": "AdaptiveCard",
-                    "version": "1.4",
-                    "msteams": {"width": "Full"},
-                    "body": body,
-                },
-            }
-        ],
-    }
-
-
-def _json_size(block: dict[str, Any]) -> int:
-    return len(json.dumps(block).encode()) + 1

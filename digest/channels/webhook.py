@@ -9,7 +9,8 @@ A digest that needs several messages records each accepted one, so a retry
 resumes after the last message the platform took.
 
 Each platform (``slack``, ``discord``, ``teams``, ``mattermost``) is a subclass
-in a module of its own that owns its limits, escaping and payloads.
+in a module of its own; its payloads are built when the digest is frozen, by
+``digest.render.chat.<platform>``, and only carried here.
 """
 
 from __future__ import annotations
@@ -27,64 +28,20 @@ from digest.channels.base import Job, OneAtATime, Takes
 from digest.channels.targets import UNSET, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import PermanentError, TransientError
-from digest.render.chat import ChatDraft
-from digest.render.context import links, md_escape, reason_view
 
 
 class WebhookChannel(OneAtATime):
-    """POST each frozen payload as JSON; subclasses say how payloads are built and what a good answer is."""
+    """POST each frozen payload as JSON; a platform's subclass says what a good answer is."""
 
     kind: ClassVar[str] = "webhook"
     takes: ClassVar[Takes] = "parts"
     ok_statuses: ClassVar[range] = range(200, 300)
-    markup: ClassVar[str | None] = None
-    with_title: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         delivery = settings.delivery
         self._timeout = httpx.Timeout(delivery.http_read_timeout, connect=delivery.http_connect_timeout)
         self._allow_private = delivery.allow_private_webhooks
         self._clients: dict[str, httpx.Client] = {}  # one per host name: a connection is never shared by two
-
-    @staticmethod
-    def escape(text: str) -> str:
-        return text
-
-    @classmethod
-    def payloads(cls, draft: ChatDraft) -> list[dict[str, Any]]:
-        """The generic webhook: one JSON object with every paper and its reasons."""
-        digest = draft.digest
-        return [
-            {
-                "subscriber": digest.profile.name,
-                "edition": digest.edition.isoformat(),
-                "subject": draft.context["subject"],
-                "new_count": digest.new_count,
-                "items": [
-                    {
-                        "rank": item.rank,
-                        "id": item.paper.id,
-                        "title": item.paper.title,
-                        "url": links(item.paper)["main"],
-                        "abstract": item.paper.abstract,
-                        "score": item.score,
-                        "why": [reason_view(r) for r in item.why],
-                        "authors_count": item.paper.authors_count,
-                        "organization": item.paper.organization,
-                        "published": item.paper.published.isoformat() if item.paper.published else None,
-                        "upvotes": item.paper.upvotes,
-                        "authors": list(item.paper.authors),
-                        "comments": item.paper.comments,
-                        "github_repo": item.paper.github_repo,
-                        "github_stars": item.paper.github_stars,
-                        "project_page": item.paper.project_page,
-                        "ai_summary": item.paper.ai_summary,
-                    }
-                    for item in digest.items
-                ],
-                "trending": [{"id": p.id, "title": p.title, "url": links(p)["main"]} for p in digest.trending],
-            }
-        ]
 
     def _client(self, host: str) -> httpx.Client:
         if host not in self._clients:
@@ -141,16 +98,6 @@ class WebhookChannel(OneAtATime):
     def close(self) -> None:
         for client in self._clients.values():
             client.close()
-
-
-class MarkdownWebhook(WebhookChannel):
-    """A platform whose paper fragments are Markdown (Discord, Teams, Mattermost)."""
-
-    markup: ClassVar[str | None] = "md"
-
-    @staticmethod
-    def escape(text: str) -> str:
-        return md_escape(text)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from digest import links, rank, render
-from digest.channels import CHATS, REGISTRY
+from digest.channels import REGISTRY
 from digest.config import Settings
-from digest.models import Digest, NewDelivery, Paper, Profile, Ranked
+from digest.models import CHAT_KINDS, Digest, NewDelivery, Paper, Profile, Ranked
 from digest.pipeline.ranking import corpus, renderer, weights
 from digest.store import FrozenDigest, Store, frozen
 from digest.text import normalise_title
@@ -151,7 +151,7 @@ def _freeze(
                 kind=cls.kind,
                 target=target,
                 message_id=render.message_id(profile.name, edition, name, sender=settings.email.sender),
-                payload=json.dumps(renders.chat(digest, cls.kind, links=signed)) if cls.kind in CHATS else None,
+                payload=json.dumps(renders.chat(digest, cls.kind, links=signed)) if cls.kind in CHAT_KINDS else None,
             )
             for name, cls, target in channels
         ]

@@ -9,7 +9,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from digest import cadence, rank, render
-from digest.channels import CHATS
 from digest.config import Settings
 from digest.models import Digest, Paper, Profile, Ranked, StoredDigest
 from digest.pipeline.subscribers import find_subscriber, stored_profile
@@ -41,7 +40,7 @@ def renderer(settings: Settings) -> render.Renderer:
     """The Jinja environment and CSS inliner, built once per settings (templates are read once)."""
     key = str(settings.render.templates_dir)
     if key not in _renderers:
-        _renderers[key] = render.Renderer(templates_dir=settings.render.templates_dir, chats=CHATS)
+        _renderers[key] = render.Renderer(templates_dir=settings.render.templates_dir)
     return _renderers[key]
 
 

@@ -8,14 +8,13 @@ wheel, ``templates/`` in a checkout); a file of the same name in a configured
 ``templates_dir`` overrides one.
 
 Chat payloads are assembled from one rendered fragment per paper by the
-platform's ``ChatStyle`` (its channel class), packed into as many messages as
-its limits require.
+platform's ``ChatStyle`` (``digest.render.chat.STYLES``), packed into as many
+messages as its limits require.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import jinja2
 from digest.errors import RenderError
 from digest.links import Links
 from digest.models import CHAT_KINDS, FORMATS, Digest, Message
-from digest.render.chat import ChatDraft, ChatStyle
+from digest.render.chat import STYLES, ChatDraft
 from digest.render.context import context, header_text, intro, md_escape, wrap
 from digest.render.templating import Environment, FragmentCache, InliningLoader
 
@@ -42,15 +41,11 @@ def package_templates() -> Path:
 
 
 class Renderer:
-    """The Jinja environment and the CSS inliner, built once and reused for every digest.
+    """The Jinja environment and the CSS inliner, built once and reused for every digest."""
 
-    ``chats`` are the chat platforms it can render for, by kind (``digest.channels.CHATS``).
-    """
-
-    def __init__(self, *, templates_dir: Path | None = None, chats: Mapping[str, ChatStyle] | None = None) -> None:
+    def __init__(self, *, templates_dir: Path | None = None) -> None:
         search = [str(templates_dir)] if templates_dir is not None else []
         search.append(str(package_templates()))
-        self._chats = dict(chats or {})
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         self._loader = InliningLoader(search, self._inliner.inline)
         self._env = Environment(
@@ -109,9 +104,9 @@ class Renderer:
         self, digest: Digest, kind: str, *, unsubscribe_url: str | None = None, links: Links | None = None
     ) -> list[dict[str, Any]]:
         """The JSON payloads that post this digest to a chat platform, in order."""
-        style = self._chats.get(kind)
+        style = STYLES.get(kind)
         if style is None:
-            raise RenderError(f"no chat platform {kind!r}; expected one of {', '.join(sorted(self._chats))}")
+            raise RenderError(f"no chat platform {kind!r}; expected one of {', '.join(sorted(STYLES))}")
         data = context(digest, unsubscribe_url=unsubscribe_url, links=links)
         items: list[str] = []
         trending: list[str] = []

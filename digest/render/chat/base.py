@@ -1,9 +1,8 @@
 """What every chat platform's payloads share: limits, the draft they are built from, clipping and packing.
 
-Each platform's own payloads live with its channel (``digest.channels.slack`` and so on);
-the renderer fills a ``ChatDraft`` and asks the platform's ``ChatStyle`` for the payloads.
-A paper is never split between two messages (a single paper longer than a limit is
-shortened, with "…").
+The renderer fills a ``ChatDraft`` and asks the platform's ``ChatStyle`` for
+the payloads. A paper is never split between two messages (a single paper
+longer than a limit is shortened, with "…").
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ class ChatDraft:
 
 
 class ChatStyle(Protocol):
-    """A chat platform as the renderer sees it: its channel class is one (the class itself, not an instance)."""
+    """A chat platform as the renderer sees it: a class of ``digest.render.chat.<platform>``."""
 
     @property
     def kind(self) -> str: ...
