@@ -359,6 +359,27 @@ def test_one_click_unsubscribe_when_a_base_url_is_set(tmp_path: Path) -> None:
     assert link.split(">")[0][1:] in html  # the footer links the same URL
 
 
+def test_a_delivery_frozen_before_payloads_were_kept_goes_out_whole(tmp_path: Path) -> None:
+    """An upgrade from 0.11 finds email rows without their frozen headers: they are made once, then kept."""
+    with smtp_server() as server:
+        world = make_world(
+            tmp_path, people=2, smtp_port=server.port, base_url="https://digest.example.org", secret="s3cret-for-hmac"
+        )
+        with Store.open(world.settings.database.path) as store:
+            pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
+            pipeline.make_digests(store, world.settings, now=world.clock())
+            with store.db.transaction() as conn:  # as 0.11 left them
+                conn.execute("UPDATE deliveries SET payload = NULL")
+            pipeline.deliver(store, world.settings, clock=world.clock)
+            kept = [d.payload for d in store.ledger.deliveries()]
+    assert len(server.box.messages) == 2
+    for mail in server.box.messages:
+        assert mail["Subject"] and mail["Date"] and MESSAGE_ID.match(mail["Message-ID"])
+        assert mail["List-Unsubscribe"].startswith("<https://digest.example.org/u/")
+        assert mail.get_body(preferencelist=("html",)) is not None
+    assert all(payload and "List-Unsubscribe" in payload for payload in kept)
+
+
 def test_the_atom_feed_keeps_the_latest_digests(tmp_path: Path) -> None:
     import xml.etree.ElementTree as ET
 

@@ -25,6 +25,7 @@ ROOMS = (
     "signups",
     "run",
     "status",
+    "payloads",
     "retry",
 )
 
@@ -198,6 +199,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.config",
         "digest.links",
         "digest.models",
+        "digest.pipeline.payloads",
         "digest.pipeline.ranking",
         "digest.rank",
         "digest.render",
@@ -222,8 +224,8 @@ ALLOWED: dict[str, set[str]] = {
         "digest.channels",
         "digest.config",
         "digest.errors",
-        "digest.links",
         "digest.models",
+        "digest.pipeline.payloads",
         "digest.pipeline.report",
         "digest.render",
         "digest.store",
@@ -244,6 +246,14 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
     },
     "digest.pipeline.retry": {"digest.errors", "digest.store"},
+    "digest.pipeline.payloads": {
+        "digest",
+        "digest.config",
+        "digest.links",
+        "digest.models",
+        "digest.render",
+        "digest.store",
+    },
     "digest.pipeline.status": {"digest.cadence", "digest.models", "digest.pipeline.subscribers", "digest.store"},
     "digest.pipeline.run": {
         "digest.config",
@@ -502,7 +512,7 @@ WRITES = {
         "note_held", "stamp_files", "stamp_folder", "forget_files",
     },
     "digests": {"save"},
-    "ledger": {"update", "update_many", "requeue"},
+    "ledger": {"update", "update_many", "requeue", "set_payloads"},
     "feedback": {"vote"},
     "signups": {"add", "mailed", "purge", "confirm"},
     "fetches": {"save"},
@@ -515,11 +525,12 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.cli.people": {"feedback", "papers", "store", "subscribers"},
     "digest.passes": {"fetches", "store"},
     "digest.pipeline.batch": {"digests", "papers", "store"},
-    "digest.pipeline.delivery": {"digests", "ledger", "store", "subscribers"},
+    "digest.pipeline.delivery": {"digests", "ledger", "store"},
     "digest.pipeline.fetching": {"fetches", "papers", "store"},
     "digest.pipeline.intake": {"papers"},
     "digest.pipeline.retry": {"ledger"},
     "digest.pipeline.make": {"digests", "papers", "store", "subscribers"},
+    "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},
     "digest.pipeline.run": {"ledger", "papers", "store", "subscribers"},
     "digest.pipeline.signups": {"signups", "subscribers"},
@@ -532,8 +543,9 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.web.signup": {"signups", "subscribers"},
     "digest.web.site": {"digests", "feedback", "papers", "signups", "store", "subscribers"},
 }
-# The ledger is written where deliveries happen, and by `digest retry` (through pipeline.requeue).
-LEDGER_WRITERS = {"digest.pipeline.delivery", "digest.pipeline.retry"}
+# The ledger is written where deliveries happen (`digest retry` too, through pipeline.requeue), and where
+# a delivery frozen before payloads were kept gets its own.
+LEDGER_WRITERS = {"digest.pipeline.delivery", "digest.pipeline.payloads", "digest.pipeline.retry"}
 
 
 def _holders(tree: ast.Module) -> dict[str, str]:

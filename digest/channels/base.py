@@ -9,7 +9,6 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from digest.config import Settings
 from digest.errors import DeliveryError, TransientError
-from digest.links import Links
 from digest.models import Delivery, Ranked, StoredDigest
 
 Takes = Literal["email", "history", "parts"]
@@ -21,12 +20,11 @@ class Job:
 
     delivery: Delivery
     digest: StoredDigest
-    email: bytes | None = None  # the whole message, RFC 5322, CRLF
+    email: bytes | None = None  # the whole message, RFC 5322, CRLF (its headers frozen, Date added at send)
     parts: list[dict[str, Any]] = field(default_factory=list)
     history: list[StoredDigest] = field(default_factory=list)
     related: dict[int, list[Ranked]] = field(default_factory=dict)  # each digest of the history: its items
     on_part: Callable[[int], None] = field(default=lambda sent: None)
-    links: Links | None = None  # the subscriber's signed links (the Atom feed names its own address)
 
 
 class Channel(Protocol):

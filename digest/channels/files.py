@@ -71,7 +71,7 @@ class AtomChannel(OneAtATime):
 
     def send(self, job: Job) -> None:
         name = job.delivery.subscriber
-        self_url = job.links.feed if job.links else None
+        self_url = job.delivery.payload or None  # the feed's own signed address, frozen with the digest
         feed = atom_feed(name, job.history, job.related, self_url=self_url, updated=job.digest.created_at)
         try:
             atomic.write(self.path(name), feed)

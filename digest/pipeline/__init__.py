@@ -15,7 +15,8 @@ quickly, and the ledger around every delivery. Rooms:
 * ``delivery``: the ledger's due rows handed to their channels;
 * ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run;
 * ``status``: how the service stands, for ``digest status`` and ``/healthz``;
-* ``retry``: ``digest retry``, failed deliveries back to pending.
+* ``retry``: ``digest retry``, failed deliveries back to pending;
+* ``payloads``: what each delivery carries besides its digest, made when it is frozen.
 """
 
 from __future__ import annotations

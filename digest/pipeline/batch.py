@@ -18,6 +18,7 @@ from digest import links, rank, render
 from digest.channels import REGISTRY
 from digest.config import Settings
 from digest.models import CHAT_KINDS, Digest, NewDelivery, Paper, Profile, Ranked
+from digest.pipeline import payloads
 from digest.pipeline.ranking import corpus, renderer, weights
 from digest.store import FrozenDigest, Store, frozen
 from digest.text import normalise_title
@@ -145,16 +146,21 @@ def _freeze(
         channels = [(name, REGISTRY[kind], target) for name, kind, target in ledger_channels(profile, settings)]
         signed = links.links_for(profile.name, batch.keys.get(profile.name, ""), settings.delivery)
         message = renders.message(digest, links=signed, markdown=any(cls.markdown for _, cls, _ in channels))
-        deliveries = [
-            NewDelivery(
-                channel=name,
-                kind=cls.kind,
-                target=target,
-                message_id=render.message_id(profile.name, edition, name, sender=settings.email.sender),
-                payload=json.dumps(renders.chat(digest, cls.kind, links=signed)) if cls.kind in CHAT_KINDS else None,
-            )
-            for name, cls, target in channels
-        ]
+
+        def delivery(name: str, kind: str, target: str | None) -> NewDelivery:
+            message_id = render.message_id(profile.name, edition, name, sender=settings.email.sender)
+            if kind in CHAT_KINDS:
+                payload = json.dumps(renders.chat(digest, kind, links=signed))
+            elif kind == payloads.FEED:
+                payload = payloads.feed(signed)
+            else:
+                payload = payloads.head(
+                    message.subject, subscriber=profile.name, target=target, message_id=message_id, signed=signed,
+                    settings=settings,
+                )  # fmt: skip
+            return NewDelivery(name, kind, target, message_id, payload)
+
+        deliveries = [delivery(name, cls.kind, target) for name, cls, target in channels]
         body = render.email_body(message) if any(cls.takes == "email" for _, cls, _ in channels) else b""
     with clocked("freeze"):  # packing the content is part of freezing it
         return frozen(profile.name, edition, items, message, new_count=len(papers), deliveries=deliveries, email=body)

@@ -10,13 +10,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from digest import links, render
+from digest import render
 from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
 from digest.models import Delivery, Message, StoredDigest
+from digest.pipeline import payloads
 from digest.pipeline.report import Progress, SendReport, no_progress
-from digest.store import Store, Update
+from digest.store import Digests, Ledger, Store, Update
 
 DELIVERING = "delivering"
 
@@ -71,7 +72,7 @@ def deliver(
     """
     report = report or SendReport()
     rng = rng or random.Random()  # noqa: S311 - the jitter of retry times, not a secret
-    due = store.ledger.due(clock(), names=names)
+    due = payloads.fill_missing(store, store.ledger.due(clock(), names=names), settings)
     ordered = [d for d in due if d.kind == "email"] + [d for d in due if d.kind != "email"]
     channels: dict[str, Channel] = {}
     done = 0
@@ -93,7 +94,10 @@ def deliver(
                 continue
             if kind not in channels:
                 channels[kind] = REGISTRY[kind](settings)
-            _send(store, channels[kind], rows, settings, clock=clock, rng=rng, report=report, done=one_more, stop=stop)
+            _send(
+                store.ledger, store.digests, channels[kind], rows, settings,
+                clock=clock, rng=rng, report=report, done=one_more, stop=stop,
+            )  # fmt: skip
     finally:
         for channel in channels.values():
             channel.close()
@@ -195,7 +199,8 @@ def _batches(rows: list[Delivery]) -> Iterator[list[Delivery]]:
 
 
 def _send(
-    store: Store,
+    ledger: Ledger,
+    digests: Digests,
     channel: Channel,
     rows: list[Delivery],
     settings: Settings,
@@ -208,22 +213,21 @@ def _send(
 ) -> None:
     wanted = [d.digest for d in rows]
     # SMTP sends only the MIME body; the outbox also writes the Markdown copy, so it reads the digest whole.
-    digests = store.digests.mail(wanted) if channel.kind == "email" else store.digests.get_many(wanted)
-    keys = store.subscribers.link_keys(sorted({d.subscriber for d in rows}))
+    frozen = digests.mail(wanted) if channel.kind == "email" else digests.get_many(wanted)
 
     def jobs() -> Iterator[Job]:
         """Each row marked ``sending`` as the channel takes its message (which it does only to send it)."""
         for d in rows:
             if stop():
                 return
-            store.ledger.update(d.id, "sending", at=clock(), attempts=d.attempts + 1)
-            yield _job(store, channel, d, digests[d.digest], settings, at=clock(), key=keys.get(d.subscriber, ""))
+            ledger.update(d.id, "sending", at=clock(), attempts=d.attempts + 1)
+            yield _job(channel, d, frozen[d.digest], settings, ledger=ledger, digests=digests, at=clock())
 
     for job, error in channel.send_all(jobs()):  # each job built while earlier ones are on the wire
         delivery = job.delivery
         outcome = _outcome(delivery, delivery.attempts + 1, error, settings, now=clock(), rng=rng, report=report)
         # Committed as it is known: only messages on the wire are ever in doubt after a crash.
-        store.ledger.update_many([outcome], at=clock())
+        ledger.update_many([outcome], at=clock())
         done()
 
 
@@ -260,43 +264,28 @@ def _outcome(
 
 
 def _job(
-    store: Store,
     channel: Channel,
     delivery: Delivery,
     digest: StoredDigest,
     settings: Settings,
     *,
+    ledger: Ledger,
+    digests: Digests,
     at: datetime,
-    key: str,
 ) -> Job:
-    """What the channel needs for this delivery: the email, the feed's history, or the chat parts."""
+    """What the channel needs for this delivery: the email, the feed's history, or the chat parts.
+
+    Each is what the digest was frozen with (``payloads``); the email gets its Date line here.
+    """
 
     def progress(sent: int) -> None:
-        store.ledger.update(delivery.id, "sending", at=at, parts_sent=sent)
+        ledger.update(delivery.id, "sending", at=at, parts_sent=sent)
 
-    signed = links.links_for(delivery.subscriber, key, settings.delivery)
     if channel.takes == "email":
-        return Job(delivery, digest, email=_email(delivery, digest, settings, at=at, signed=signed), links=signed)
+        # A digest made before schema 9 kept no MIME body: it is made from the frozen text and HTML.
+        body = digest.email or render.email_body(Message(digest.subject, digest.text, digest.html, digest.markdown))
+        return Job(delivery, digest, email=render.dated(delivery.payload or "", body, at))
     if channel.takes == "history":
-        history = store.digests.recent(delivery.subscriber, limit=settings.delivery.atom_entries)
-        related = store.digests.papers([d.id for d in history])
-        return Job(delivery, digest, history=history, related=related, links=signed)
-    return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress, links=signed)
-
-
-def _email(
-    delivery: Delivery, digest: StoredDigest, settings: Settings, *, at: datetime, signed: links.Links | None
-) -> bytes:
-    mail = settings.email
-    link = signed.unsubscribe if signed else None
-    return render.email(
-        Message(digest.subject, digest.text, digest.html, digest.markdown),
-        sender=mail.sender,
-        sender_name=mail.sender_name,
-        to=delivery.target or f"{delivery.subscriber}@localhost",
-        reply_to=mail.reply_to or mail.sender,  # always set: [email] reply_to, else From
-        message_id=delivery.message_id,
-        sent=at,
-        headers=render.list_unsubscribe(link),
-        body=digest.email or None,  # made with the digest; older digests have none
-    )
+        history = digests.recent(delivery.subscriber, limit=settings.delivery.atom_entries)
+        return Job(delivery, digest, history=history, related=digests.papers([d.id for d in history]))
+    return Job(delivery, digest, parts=json.loads(delivery.payload or "[]"), on_part=progress)

@@ -13,14 +13,16 @@ from digest import lazy
 if TYPE_CHECKING:  # loaded with their room on first use (PEP 562): describing a paper needs no Jinja
     from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
     from digest.render.message import FORMATS, Renderer, package_templates
-    from digest.render.mime import MAX_LINE, email, email_body, list_unsubscribe, message_id
+    from digest.render.mime import MAX_LINE, dated, email, email_body, email_head, list_unsubscribe, message_id
 
 _ROOMS = {
     **dict.fromkeys(
         ("describe", "header_text", "links", "md_escape", "paper_meta", "slack_escape", "subject"), "context"
     ),
     **dict.fromkeys(("FORMATS", "Renderer", "package_templates"), "message"),
-    **dict.fromkeys(("MAX_LINE", "email", "email_body", "list_unsubscribe", "message_id"), "mime"),
+    **dict.fromkeys(
+        ("MAX_LINE", "dated", "email", "email_body", "email_head", "list_unsubscribe", "message_id"), "mime"
+    ),
 }
 
 
@@ -32,9 +34,11 @@ __all__ = [
     "FORMATS",
     "MAX_LINE",
     "Renderer",
+    "dated",
     "describe",
     "email",
     "email_body",
+    "email_head",
     "header_text",
     "links",
     "list_unsubscribe",

@@ -37,18 +37,44 @@ def email(
     encoded as RFC 2047 words when not ASCII; then ``body``, the message's
     ``email_body`` (given when it was made ahead, else made here).
     """
-    fields = [("Subject", header_text(message.subject))]
+    head = email_head(
+        message.subject,
+        sender=sender,
+        to=to,
+        sender_name=sender_name,
+        reply_to=reply_to,
+        message_id=message_id,
+        headers=headers,
+    )
+    return dated(head, body if body is not None else email_body(message), sent)
+
+
+def email_head(
+    subject: str,
+    *,
+    sender: str,
+    to: str,
+    sender_name: str = "paper-digest",
+    reply_to: str | None = None,
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> str:
+    """Every header of the email but Date, as ASCII lines: made when the digest is frozen, with its body."""
+    fields = [("Subject", header_text(subject))]
     fields.append(("From", formataddr((header_text(sender_name, limit=80), header_text(sender)), charset="utf-8")))
     fields.append(("To", header_text(to)))
     if reply_to:
         fields.append(("Reply-To", header_text(reply_to)))
-    if sent is not None:
-        fields.append(("Date", format_datetime(sent)))
     if message_id:
         fields.append(("Message-ID", header_text(message_id)))
     fields += [(name, header_text(value, limit=900)) for name, value in (headers or {}).items()]
-    head = "\r\n".join(_header(name, value) for name, value in fields).encode("ascii")
-    return head + b"\r\n" + (body if body is not None else email_body(message))
+    return "\r\n".join(_header(name, value) for name, value in fields)
+
+
+def dated(head: str, body: bytes, sent: datetime | None) -> bytes:
+    """The whole email: a Date line for the moment it is handed on (if given), the frozen headers, the body."""
+    date = f"Date: {format_datetime(sent)}\r\n" if sent is not None else ""
+    return (date + head + "\r\n").encode("ascii") + body
 
 
 def email_body(message: Message) -> bytes:

@@ -107,6 +107,11 @@ class Ledger(Part):
                 ],
             )
 
+    def set_payloads(self, payloads: Sequence[tuple[int, str]]) -> None:
+        """Keep each delivery's payload (one frozen before payloads were kept, made now)."""
+        with self._transaction() as conn:
+            conn.executemany("UPDATE deliveries SET payload = ? WHERE id = ?", [(p, i) for i, p in payloads])
+
     def requeue(self, delivery_id: int | None, *, at: datetime) -> int:
         """Failed (or waiting) deliveries back to pending, with a fresh count of tries; how many."""
         with self._transaction() as conn:
