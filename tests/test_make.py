@@ -119,3 +119,20 @@ def test_a_day_of_many_papers_is_ranked_in_smaller_batches_that_make_the_same_di
     _, capped, capped_items = made_by(tmp_path / "capped", workers=1, batch=23)
     assert max(batches) == 5 and sum(batches) == 23 and len(batches) == 6  # three zones: three windows
     assert (capped, capped_items) == (digests, items)
+
+
+def test_each_window_s_papers_are_read_once_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planning the batches reads each window's papers; making them uses what was read, not a second query."""
+    from digest.store import Papers
+
+    reads: list[object] = []
+    real = Papers.since
+
+    def since(self: Papers, moment: Any) -> Any:
+        reads.append(moment)
+        return real(self, moment)
+
+    monkeypatch.setattr(Papers, "since", since)
+    report, digests, _ = made_by(tmp_path, workers=1, batch=4)
+    assert len(report.made) == 23 and digests
+    assert len(reads) == len(set(reads)) == 3  # three zones: three windows, each read once

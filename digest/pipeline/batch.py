@@ -53,10 +53,32 @@ class Window:
     space: rank.Corpus
 
 
+class Windows:
+    """The window the batches in hand draw from, built once per process; batches come window by window.
+
+    ``read`` holds papers already read for their window (``make`` reads them to plan the batches):
+    a window found there is not read from the database again.
+    """
+
+    def __init__(self, read: dict[datetime, list[Paper]] | None = None) -> None:
+        self._read = read or {}
+        self._since: datetime | None = None
+        self._window: Window | None = None
+
+    def get(self, store: Store, since: datetime) -> Window:
+        if self._window is None or self._since != since:
+            self._window = None  # only the latest is needed again: the last one's memory goes first
+            papers = self._read.pop(since, None)
+            if papers is None:
+                papers = store.papers.since(since)
+            self._since, self._window = since, Window(papers, rank.trending_order(papers), corpus(store, papers))
+        return self._window
+
+
 def make_batch(
     store: Store,
     settings: Settings,
-    windows: dict[datetime, Window],
+    windows: Windows,
     batch: Batch,
     *,
     now: datetime,
@@ -66,7 +88,7 @@ def make_batch(
     """Rank, render and freeze one batch (in this process or a worker; ``lock`` is held to write)."""
     seconds: dict[str, float] = {}
     clocked = Stopwatch(seconds)
-    window = _window(store, windows, batch.since)
+    window = windows.get(store, batch.since)
     with _gc_paused():
         with clocked("rank"):
             ranked = rank.rank_all(
@@ -95,14 +117,6 @@ def make_batch(
         else:
             made.made.append((profile.name, edition, len(items)))
     return made
-
-
-def _window(store: Store, windows: dict[datetime, Window], since: datetime) -> Window:
-    if since not in windows:
-        windows.clear()  # batches come window by window: only the latest is needed again
-        papers = store.papers.since(since)
-        windows[since] = Window(papers, rank.trending_order(papers), corpus(store, papers))
-    return windows[since]
 
 
 def ledger_channels(profile: Profile, settings: Settings) -> list[tuple[str, str, str | None]]:

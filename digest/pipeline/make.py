@@ -9,8 +9,8 @@ from datetime import datetime
 
 from digest import cadence
 from digest.config import Settings
-from digest.models import Profile, Subscriber
-from digest.pipeline.batch import Batch, Made, Window, make_batch
+from digest.models import Paper, Profile, Subscriber
+from digest.pipeline.batch import Batch, Made, Windows, make_batch
 from digest.pipeline.ranking import vote_weights, window_start
 from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.pipeline.subscribers import is_active, stored_profile
@@ -67,7 +67,7 @@ def make_digests(
     report = SendReport()
     if store.papers.latest_dump() is None:
         return report
-    batches = _batches(store, settings, now=now, names=names)
+    batches, read = _batches(store, settings, now=now, names=names)
     due = sum(len(b.members) for b in batches)
     report.workers = _processes(settings, batches=len(batches))
 
@@ -76,13 +76,14 @@ def make_digests(
         progress(MAKING, len(report.made) + len(report.skipped), due)
 
     if report.workers == 1:
-        windows: dict[datetime, Window] = {}
+        windows = Windows(read)  # the papers _batches read: each window's are read once
         for batch in batches:
             if stop():
                 break
             count(make_batch(store, settings, windows, batch, now=now, lock=nullcontext()))
         report.unmade = due - len(report.made) - len(report.skipped)
         return report
+    del read  # each worker reads its windows' papers itself
     broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers, on_made=count, stop=stop)
     report.unmade = due - len(report.made) - len(report.skipped)
     if broken:
@@ -96,8 +97,11 @@ def make_digests(
     return report
 
 
-def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str] | None) -> list[Batch]:
-    """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch."""
+def _batches(
+    store: Store, settings: Settings, *, now: datetime, names: set[str] | None
+) -> tuple[list[Batch], dict[datetime, list[Paper]]]:
+    """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch;
+    and each window's papers, as read to plan them."""
     latest = store.digests.latest()
     windows: dict[datetime, list[tuple[Profile, datetime]]] = {}
     for subscriber in store.subscribers.all():
@@ -110,9 +114,11 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
             since = window_start(profile, fire, mine[0] if mine else None)
             windows.setdefault(since, []).append((profile, fire))
     batches: list[Batch] = []
+    read: dict[datetime, list[Paper]] = {}
     for since, members in windows.items():
         # What each subscriber had before, read before this run writes anything.
-        paper_ids = [p.id for p in store.papers.since(since)]
+        read[since] = store.papers.since(since)
+        paper_ids = [p.id for p in read[since]]
         seen = store.digests.digested_among(paper_ids) if paper_ids else {}
         size = batch_size(settings.make.batch_size, papers=len(paper_ids))
         for start in range(0, len(members), size):
@@ -121,7 +127,7 @@ def _batches(store: Store, settings: Settings, *, now: datetime, names: set[str]
             in_part = [p.name for p, _ in part]
             votes = vote_weights(store, in_part, settings=settings, now=now)
             batches.append(Batch(since, part, had, store.subscribers.link_keys(in_part), votes))
-    return batches
+    return batches, read
 
 
 BATCH_CELLS = 1_000_000  # (paper, subscriber) scores a batch ranks at once: ~50 MB while it is ranked

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.pipeline.batch import Batch, Made, Window, make_batch
+from digest.pipeline.batch import Batch, Made, Windows, make_batch
 from digest.store import Store
 
 
@@ -140,7 +140,7 @@ def _worker(
     _die_with(setup.parent)
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_IGN)
-    windows: dict[datetime, Window] = {}
+    windows = Windows()
     with answers, Store.open(setup.path) as store:
         store.db.defer_checkpoints()  # each worker checkpoints after its write, outside the lock
         for batch in iter(tasks.get, None):
