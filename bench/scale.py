@@ -250,7 +250,7 @@ def set_up_day(root: Path, args: argparse.Namespace, rng: random.Random) -> Sett
         database=DatabaseSettings(path=root / "bench.sqlite3"),
         subscribers=SubscribersSettings(dir=root / "subscribers"),
         smtp=SMTPSettings(
-            host="127.0.0.1", port=free_port(), security="none", timeout=30, connections=args.connections
+            host="127.0.0.1", port=free_port(), security="none", timeout_s=30, connections=args.connections
         ),
         delivery=DeliverySettings(outbox_dir=root / "outbox"),
     )

@@ -87,7 +87,7 @@ def world(root: Path, subscribers: int, port: int) -> tuple[Settings, dict[str, 
     settings = Settings(
         database=DatabaseSettings(path=root / "serve.sqlite3"),
         subscribers=SubscribersSettings(dir=root / "subscribers"),
-        smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=30),
+        smtp=SMTPSettings(host="127.0.0.1", port=port, security="none", timeout_s=30),
         delivery=DeliverySettings(outbox_dir=root / "outbox", base_url="https://digest.example.org"),
     )
     (root / "day.txt").write_text(synthetic_dump(1000, rng), encoding="utf-8")
@@ -100,7 +100,7 @@ def world(root: Path, subscribers: int, port: int) -> tuple[Settings, dict[str, 
         paper = store.papers.archive()[0].id
     (root / "digest.toml").write_text(
         f'[database]\npath = "{settings.database.path}"\n[subscribers]\ndir = "{settings.subscribers.dir}"\n'
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 30\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout_s = 30\n'
         f'[delivery]\noutbox_dir = "{root / "outbox"}"\nbase_url = "https://digest.example.org"\n'
     )
     return settings, keys, paper

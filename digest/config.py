@@ -12,11 +12,12 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
@@ -80,15 +81,26 @@ class MakeSettings(_Section):
     batch_size: int = Field(default=1000, ge=1, le=100_000)  # subscribers ranked and stored together
 
 
-# Keys that moved, and where to: an old config gets a line saying so instead of "unknown key".
-MOVED = {"render.workers": "make.workers", "render.batch_size": "make.batch_size"}
+# Keys that were renamed or moved: (the key now, the factor that turns an old value into the new unit).
+# An old config still works, and the run says once what the key is called now.
+RENAMED: dict[str, tuple[str, float]] = {
+    "render.workers": ("make.workers", 1),
+    "render.batch_size": ("make.batch_size", 1),
+    "schedule.poll_seconds": ("schedule.poll_s", 1),
+    "schedule.misfire_grace_hours": ("schedule.misfire_grace_s", 3600),
+    "smtp.timeout": ("smtp.timeout_s", 1),
+    "delivery.backoff_seconds": ("delivery.backoff_s", 1),
+    "delivery.backoff_max_seconds": ("delivery.backoff_max_s", 1),
+    "delivery.http_connect_timeout": ("delivery.http_connect_timeout_s", 1),
+    "delivery.http_read_timeout": ("delivery.http_read_timeout_s", 1),
+}
 
 
 class ScheduleSettings(_Section):
     """How the daemon (`digest run`) keeps time."""
 
-    poll_seconds: float = Field(default=60.0, ge=1)
-    misfire_grace_hours: float = Field(default=6.0, gt=0)
+    poll_s: float = Field(default=60.0, ge=1)  # how often dumps_dir is looked at
+    misfire_grace_s: float = Field(default=6 * 3600.0, gt=0)  # an edition this late is still made
 
 
 class SMTPSettings(_Section):
@@ -100,7 +112,7 @@ class SMTPSettings(_Section):
     username: str = ""
     password: SecretStr = SecretStr("")  # from DIGEST_SMTP__PASSWORD only
     verify: bool = True  # certificate checks
-    timeout: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
     connections: int = Field(default=8, ge=1, le=32)  # parallel SMTP connections for a batch
 
 
@@ -118,10 +130,10 @@ class DeliverySettings(_Section):
     outbox_dir: Path = Path("outbox")
     atom_entries: int = Field(default=20, ge=1, le=500)
     max_attempts: int = Field(default=8, ge=1, le=100)
-    backoff_seconds: float = Field(default=60.0, gt=0)
-    backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
-    http_connect_timeout: float = Field(default=5.0, gt=0)
-    http_read_timeout: float = Field(default=15.0, gt=0)
+    backoff_s: float = Field(default=60.0, gt=0)
+    backoff_max_s: float = Field(default=6 * 3600.0, gt=0)
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    http_read_timeout_s: float = Field(default=15.0, gt=0)
     allow_private_webhooks: bool = False  # webhooks to private/loopback addresses and plain http
     base_url: str = ""  # e.g. https://digest.example.org, for one-click unsubscribe links
     secret: SecretStr = SecretStr("")  # signs unsubscribe links; from DIGEST_DELIVERY__SECRET only
@@ -188,7 +200,27 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file's values arrive as init arguments; the environment wins over them.
-        return (env_settings, init_settings)
+        return (_WithoutRenamed(settings_cls, env_settings), init_settings)
+
+
+class _WithoutRenamed(PydanticBaseSettingsSource):
+    """The environment's values, but for old names (``RENAMED``): ``load`` hands those on under the new."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._inner()
+        for old in RENAMED:
+            section, name = old.split(".")
+            table = values.get(section)
+            if isinstance(table, dict):
+                table.pop(name, None)
+        return values
 
 
 def _env_name(loc: tuple[int | str, ...]) -> str:
@@ -202,9 +234,6 @@ def _describe(error: ValidationError, *, origin: str) -> str:
     key = ".".join(str(part) for part in loc)
     env = _env_name(loc)
     where = f"environment variable {env}" if env in os.environ else f"{origin}: key '{key}'"
-    if first["type"] == "extra_forbidden" and key in MOVED:
-        section, name = MOVED[key].split(".")
-        return f"{where}: moved to [{section}] {name} ({_env_name((section, name))}); rename it there"
     if first["type"] == "extra_forbidden":
         guess = _closest(loc)
         hint = f"did you mean '{guess}'? " if guess else ""
@@ -236,8 +265,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         parts = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
         if len(parts) == 2 and parts[0] in Settings.model_fields and parts[1] in _known(parts):
             continue
-        if ".".join(parts) in MOVED:
-            continue  # validation says where it moved
+        if ".".join(parts) in RENAMED:
+            continue  # still read; `load` says what it is called now
         if len(parts) == 2 and parts[0] in Settings.model_fields:
             guess = _closest(parts)
         else:
@@ -248,8 +277,57 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def load(path: Path | None = None) -> Settings:
-    """Load settings from ``path`` (required to exist), ``./digest.toml`` or defaults."""
+def _key_text(key: str) -> str:
+    section, name = key.split(".")
+    return f"[{section}] {name}"
+
+
+def _renamed_note(old: str, new: str, factor: float, *, origin: str | None) -> str:
+    """One line for an old name still in use: in the file (``origin``), or (None) in the environment."""
+    unit = f", in seconds ({factor:g} times the old value)" if factor != 1 else ""
+    if origin is None:
+        was, now = _env_name(tuple(old.split("."))), _env_name(tuple(new.split(".")))
+        return f"environment variable {was} is now {now}{unit}; it still works, but rename it"
+    return f"{origin}: {_key_text(old)} is now {_key_text(new)}{unit}; it still works, but rename it"
+
+
+def _rename(data: dict[str, Any], environ: Mapping[str, str], *, origin: str, note: Callable[[str], None]) -> None:
+    """Old keys (``RENAMED``) in the file or the environment, moved to their new names in ``data``.
+
+    A value set under the new name too keeps the new one; an old environment variable still wins
+    over the file, as every variable does.
+    """
+    for old, (new, factor) in RENAMED.items():
+        (section, name), (new_section, new_name) = old.split("."), new.split(".")
+        table = data.get(section)
+        variable = _env_name((section, name))
+        found: list[tuple[object, str | None]] = []
+        if isinstance(table, dict) and name in table:
+            found.append((table.pop(name), origin))
+        if variable in environ and _env_name((new_section, new_name)) not in environ:
+            found.append((environ[variable], None))
+        for value, where in found:  # the environment's last: it wins
+            target = data.setdefault(new_section, {})
+            if isinstance(target, dict) and (where is None or new_name not in target):
+                target[new_name] = _scaled(value, factor)
+            note(_renamed_note(old, new, factor, origin=where))
+
+
+def _scaled(value: object, factor: float) -> object:
+    """An old value in the new unit (a value that is no number is left for validation to name)."""
+    if factor == 1:
+        return value
+    try:
+        return float(str(value)) * factor
+    except ValueError:
+        return value
+
+
+def load(path: Path | None = None, *, note: Callable[[str], None] = lambda line: None) -> Settings:
+    """Load settings from ``path`` (required to exist), ``./digest.toml`` or defaults.
+
+    ``note`` hears one line for each renamed key still in use (``RENAMED``).
+    """
     if path is not None and not path.is_file():
         raise ConfigError(f"{path}: config file not found; check the --config path")
     if path is None and DEFAULT_FILE.is_file():
@@ -273,6 +351,7 @@ def load(path: Path | None = None) -> Settings:
                 f"{origin}: key '{section}.{key}': secrets do not belong in the config file; "
                 f"remove it and set the environment variable {variable}"
             )
+    _rename(data, os.environ, origin=origin, note=note)
     if unknown := unknown_variables(os.environ):
         raise ConfigError(unknown[0] + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     try:

@@ -3,7 +3,7 @@
 Jobs, in an in-memory job store rebuilt from the profiles at every start (no
 pickled jobs):
 
-* ``poll`` (every ``poll_seconds``): take complete dumps from ``dumps_dir``,
+* ``poll`` (every ``poll_s``): take complete dumps from ``dumps_dir``,
   sync the subscribers folder, make any digest whose time has come and deliver
   whatever is due.
 * ``wake``: one job at the earliest next firing of any subscriber, which
@@ -110,14 +110,14 @@ class Daemon:
         self._working = threading.Lock()  # held by the job that runs a pass: stopping waits for it
         self._fetcher: threading.Thread | None = None
         self._last: Tick | None = None
-        poll = settings.schedule.poll_seconds
+        poll = settings.schedule.poll_s
         self.watcher = pipeline.DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
         self.scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(1)},  # one pass at a time; a fetch runs beside it
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
-        self._grace = int(settings.schedule.misfire_grace_hours * 3600)
+        self._grace = int(settings.schedule.misfire_grace_s)
 
     def tick(self, names: set[str] | None = None) -> Tick:
         """One pass (``tick``), for every subscriber or only ``names``."""
@@ -248,7 +248,7 @@ class Daemon:
                 return self._interrupted()
             self.wake_at_next()
             self.scheduler.add_job(
-                self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_seconds), id="poll", name="poll"
+                self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_s), id="poll", name="poll"
             )
             # A signal between the stop check above and the start finds no running scheduler to shut down;
             # this first job, run as soon as the scheduler starts, shuts it down then.

@@ -81,15 +81,15 @@ def make_world(
         (folder / f"user{n:03d}.toml").write_text(profile_text(n))
     options: dict[str, object] = {
         "outbox_dir": root / "outbox",
-        "backoff_seconds": 1.0,
-        "backoff_max_seconds": 60.0,
+        "backoff_s": 1.0,
+        "backoff_max_s": 60.0,
         "allow_private_webhooks": True,  # the test servers listen on 127.0.0.1, over plain http
     }
     options.update(delivery)
     settings = Settings(
         database=DatabaseSettings(path=root / "digest.sqlite3"),
         subscribers=SubscribersSettings(dir=folder),
-        smtp=SMTPSettings(host="127.0.0.1", port=smtp_port, security="none", timeout=5)
+        smtp=SMTPSettings(host="127.0.0.1", port=smtp_port, security="none", timeout_s=5)
         if smtp_port
         else SMTPSettings(),
         delivery=DeliverySettings(**options),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from digest import config
+from digest.cli import main
 from digest.errors import ConfigError
 
 from .conftest import ROOT
@@ -78,10 +80,6 @@ def test_a_missing_config_path_is_an_error(workdir: Path) -> None:
         ),
         ("[ingest]\nmax_size_mb = 'big'\n", r"key 'ingest\.max_size_mb': input should be a valid number"),
         ("[database\npath = 1\n", r"c\.toml: not valid TOML \(.*line 1.*\); fix the syntax"),
-        (
-            "[render]\nworkers = 2\n",
-            r"c\.toml: key 'render\.workers': moved to \[make\] workers \(DIGEST_MAKE__WORKERS\); rename it there",
-        ),
     ],
 )
 def test_bad_config_names_file_key_and_fix(workdir: Path, text: str, message: str) -> None:
@@ -130,3 +128,57 @@ def test_a_misspelled_environment_variable_is_not_ignored(
     with pytest.raises(ConfigError) as caught:
         config.load()
     assert str(caught.value).startswith(message) and "mail.example.org" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "check", "line"),
+    [
+        (
+            "[render]\nworkers = 2\n",
+            lambda s: s.make.workers == 2,
+            "c.toml: [render] workers is now [make] workers; it still works, but rename it",
+        ),
+        (
+            "[smtp]\ntimeout = 7\n",
+            lambda s: s.smtp.timeout_s == 7,
+            "c.toml: [smtp] timeout is now [smtp] timeout_s; it still works, but rename it",
+        ),
+        (
+            "[schedule]\nmisfire_grace_hours = 2\n",
+            lambda s: s.schedule.misfire_grace_s == 7200,
+            "c.toml: [schedule] misfire_grace_hours is now [schedule] misfire_grace_s, in seconds "
+            "(3600 times the old value); it still works, but rename it",
+        ),
+        (
+            "[delivery]\nbackoff_seconds = 5\nbackoff_s = 9\n",
+            lambda s: s.delivery.backoff_s == 9,  # the new name wins
+            "c.toml: [delivery] backoff_seconds is now [delivery] backoff_s; it still works, but rename it",
+        ),
+    ],
+)
+def test_an_old_key_still_works_and_says_once_what_it_is_called_now(
+    workdir: Path, text: str, check: Callable[[config.Settings], bool], line: str
+) -> None:
+    (workdir / "c.toml").write_text(text)
+    said: list[str] = []
+    settings = config.load(workdir / "c.toml", note=said.append)
+    assert check(settings)
+    assert said == [f"{workdir / line}"]
+
+
+def test_an_old_environment_variable_still_works_and_names_the_new_one(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_SCHEDULE__POLL_SECONDS", "15")
+    (workdir / "c.toml").write_text("[schedule]\npoll_s = 99\n")
+    said: list[str] = []
+    assert config.load(workdir / "c.toml", note=said.append).schedule.poll_s == 15  # the environment wins
+    was, now = "DIGEST_SCHEDULE__POLL_SECONDS", "DIGEST_SCHEDULE__POLL_S"
+    assert said == [f"environment variable {was} is now {now}; it still works, but rename it"]
+
+
+def test_the_command_line_prints_the_renamed_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "digest.toml").write_text("[smtp]\ntimeout = 7\n")
+    assert main(["status"]) == 0
+    err = capsys.readouterr().err
+    assert "digest: warning: digest.toml: [smtp] timeout is now [smtp] timeout_s" in err

@@ -48,8 +48,8 @@ WAIT = 120.0  # seconds a sender may take to reach a kill point, however loaded 
 
 def _config(root: Path, world: World, port: int, extra: str = "") -> None:
     world.write_config(
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n'
-        f'[delivery]\noutbox_dir = "{root / "outbox"}"\nbackoff_seconds = 1\nbackoff_max_seconds = 30\n{extra}'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout_s = 5\n'
+        f'[delivery]\noutbox_dir = "{root / "outbox"}"\nbackoff_s = 1\nbackoff_max_s = 30\n{extra}'
     )
 
 
@@ -93,7 +93,7 @@ def test_sigkill_at_chosen_points_loses_nothing_and_repeats_only_in_flight(tmp_p
         root = tmp_path / f"run{run:02d}"
         gate = None if run % 4 == 3 else (0 if run % 4 == 1 else rng.randint(1, PEOPLE - 1))
         with smtp_server(Mailbox(delay=0.01, hold_after=gate)) as server:
-            world = make_world(root, people=PEOPLE, smtp_port=server.port, backoff_max_seconds=30.0)
+            world = make_world(root, people=PEOPLE, smtp_port=server.port, backoff_max_s=30.0)
             _config(root, world, server.port)
             child = _start(root)
             if gate is None:
@@ -182,7 +182,7 @@ def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_
     for run in range(DAEMON_RUNS):
         root = tmp_path / f"daemon{run:02d}"
         with smtp_server(Mailbox()) as server:
-            world = make_world(root, people=people, smtp_port=server.port, backoff_max_seconds=30.0)
+            world = make_world(root, people=people, smtp_port=server.port, backoff_max_s=30.0)
             make = "[make]\nworkers = 2\nbatch_size = 4\n"  # 12 batches: two workers start
             _config(root, world, server.port, f'{make}[ingest]\ndumps_dir = "{root / "dumps"}"\n')
             child = _start(root, "run")

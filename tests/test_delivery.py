@@ -216,7 +216,7 @@ def test_a_slow_server_times_out_and_is_retried(tmp_path: Path, monkeypatch: pyt
     answer = threading.Event()  # the first reply waits for it: it comes only after the client gave up
     hooks = Hooks(replies={"/hook": [Reply(200, "ok", hold=answer), Reply(200, "ok")]})
     with http_server(hooks) as base:
-        world = hooked_world(tmp_path, monkeypatch, base, http_read_timeout=1.0)
+        world = hooked_world(tmp_path, monkeypatch, base, http_read_timeout_s=1.0)
         assert world.send().retries[0][1] == "slack ($TEAM_HOOK): timed out"
         answer.set()
         world.clock.advance(60)

@@ -314,7 +314,7 @@ def test_the_daemon_fetches_the_missed_days_first_then_only_what_is_not_fetched_
         database={"path": tmp_path / "d.sqlite3"},
         ingest=IngestSettings(dumps_dir=tmp_path / "dumps"),
         fetch=FetchSettings(base_url=url, enabled=True, backfill_days=2, min_interval_s=0),
-        schedule={"poll_seconds": 5},
+        schedule={"poll_s": 5},
     )
     lines = io.StringIO()
     clock = lambda: datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # noqa: E731 - a fixed clock

@@ -85,10 +85,10 @@ def test_an_interrupt_at_a_sink_chosen_point_sends_every_digest_exactly_once(
     tmp_path: Path, command: str, number: signal.Signals, gate: int
 ) -> None:
     with smtp_server(Mailbox(delay=0.02, hold_after=gate)) as server:
-        world = make_world(tmp_path, people=PEOPLE, smtp_port=server.port, backoff_max_seconds=30.0)
+        world = make_world(tmp_path, people=PEOPLE, smtp_port=server.port, backoff_max_s=30.0)
         world.write_config(
             f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\nconnections = {CONNECTIONS}\n'
-            f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\nbackoff_seconds = 1\n'
+            f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\nbackoff_s = 1\n'
         )
         child = digest_process(tmp_path, *command.split())
         errors = _lines(child.stderr)

@@ -202,7 +202,7 @@ def test_the_daemon_wakes_at_the_next_edition_that_cadence_names(tmp_path: Path)
         tmp_path,
         {"ada": person("ada", "Europe/Berlin", "07:30"), "ben": person("ben", "America/Denver", "08:00", "weekdays")},
     )
-    world.settings = world.settings.model_copy(update={"schedule": ScheduleSettings(misfire_grace_hours=3)})
+    world.settings = world.settings.model_copy(update={"schedule": ScheduleSettings(misfire_grace_s=3 * 3600)})
     daemon = schedule.Daemon(world.settings, log=events.EventLog(stream=io.StringIO()), clock=world.clock)
     daemon.tick()
     daemon.wake_at_next()
@@ -259,7 +259,7 @@ def test_run_as_a_process_refuses_a_second_and_stops_on_sigterm(tmp_path: Path) 
     world = world_with(tmp_path, {"ada": person("ada", "UTC", "07:00")}, dumps=[DUMPS / "000_b302ddefaf34c389.txt"])
     world.write_config(
         f'[ingest]\ndumps_dir = "{tmp_path / "dumps"}"\n[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
-        "[schedule]\npoll_seconds = 1\n"
+        "[schedule]\npoll_s = 1\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     daemon = digest_process(tmp_path, "run", "--log-format", "json")

@@ -46,7 +46,7 @@ def test_500_posts_while_send_delivers_2000_digests(tmp_path: Path) -> None:
         vote = f"+2026-11-23|{paper}"
         posts += [(f"/f/{signed(links.FEEDBACK, f'user{n:03d}', vote)}", {}) for n in range(READERS)]
         world.write_config(
-            f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\ntimeout = 30\n'
+            f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\ntimeout_s = 30\n'
             f'[delivery]\noutbox_dir = "{tmp_path / "outbox"}"\n'
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}

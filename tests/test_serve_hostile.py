@@ -72,7 +72,7 @@ def test_a_sign_up_opens_no_smtp_connection_and_answers_alike_for_known_and_new(
         world.send()
         port = silent.getsockname()[1]
         world.settings = world.settings.model_copy(
-            update={"smtp": SMTPSettings(host="127.0.0.1", port=port, security="none", timeout=5)}
+            update={"smtp": SMTPSettings(host="127.0.0.1", port=port, security="none", timeout_s=5)}
         )
         with web_server(world.settings, clock=world.clock) as base, client(base) as http:
             known = http.post(f"{base}/signup", data=FIELDS | {"email": "user000@example.org"})

@@ -79,8 +79,8 @@ class _Connection:
     def _open(self) -> smtplib.SMTP:
         s = self._settings
         if s.security == "ssl":
-            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._context())
-        return smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=self._context())
+        return smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
 
     def send(self, job: Job) -> None:
         assert job.email is not None and job.delivery.target  # noqa: S101 - an invariant, for the type checker; no input is checked by it
@@ -146,7 +146,7 @@ class _Connection:
         if isinstance(error, ConnectionRefusedError):
             return f"{self.where} refused the connection"
         if isinstance(error, TimeoutError):
-            return f"{self.where} did not answer within {self._settings.timeout:g} s"
+            return f"{self.where} did not answer within {self._settings.timeout_s:g} s"
         if isinstance(error, socket.gaierror):
             return f"{self._settings.host} does not resolve"
         return f"cannot reach {self.where} ({type(error).__name__})"

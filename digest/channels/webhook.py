@@ -39,7 +39,7 @@ class WebhookChannel(OneAtATime):
 
     def __init__(self, settings: Settings) -> None:
         delivery = settings.delivery
-        self._timeout = httpx.Timeout(delivery.http_read_timeout, connect=delivery.http_connect_timeout)
+        self._timeout = httpx.Timeout(delivery.http_read_timeout_s, connect=delivery.http_connect_timeout_s)
         self._allow_private = delivery.allow_private_webhooks
         self._clients: dict[str, httpx.Client] = {}  # one per host name: a connection is never shared by two
 

@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose = getattr(args, "verbose", False)
         from digest import config  # noqa: PLC0415 - after parsing: --help and --version need none of it
 
-        settings = config.load(getattr(args, "config", None))
+        settings = config.load(getattr(args, "config", None), note=_warn)
         run: Command = args.run
         return run(args, settings)
     except SystemExit as e:  # --help and --version
@@ -55,3 +55,9 @@ def _error(message: str) -> None:
     from digest.cli import show  # noqa: PLC0415 - rich, only when there is something to say
 
     show.error(message)
+
+
+def _warn(message: str) -> None:
+    from digest.cli import show  # noqa: PLC0415 - rich, only when there is something to say
+
+    show.warn(message)

@@ -297,7 +297,7 @@ def _service_commands(command: _Adder) -> None:
         "run",
         _lazy("digests", "run_command"),
         "Run the daemon: take new dumps, send each digest at its subscriber's local time.",
-        "Polls [ingest] dumps_dir every [schedule] poll_seconds and takes each dump once its\n"
+        "Polls [ingest] dumps_dir every [schedule] poll_s and takes each dump once its\n"
         "size stops changing (write *.tmp, then rename; bad files go to quarantine/). One\n"
         "job per subscriber fires at send_at in their timezone. On start it catches up what\n"
         "was missed (one digest per subscriber covering the gap) and sends due retries.\n"

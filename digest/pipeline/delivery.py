@@ -36,10 +36,10 @@ def webhook_target(kind: str, variable: str, settings: Settings) -> Target | Non
 
 def backoff(attempts: int, settings: Settings, *, retry_after: float | None, rng: random.Random) -> float:
     """Seconds until the next try: exponential with jitter, or what the server asked for."""
-    cap = settings.delivery.backoff_max_seconds
+    cap = settings.delivery.backoff_max_s
     if retry_after is not None:
         return min(cap, max(retry_after, 1.0))
-    return float(min(cap, settings.delivery.backoff_seconds * 2 ** (attempts - 1)) * rng.uniform(0.5, 1.5))
+    return float(min(cap, settings.delivery.backoff_s * 2 ** (attempts - 1)) * rng.uniform(0.5, 1.5))
 
 
 def deliver(
