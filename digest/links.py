@@ -7,6 +7,9 @@ with ``DIGEST_DELIVERY__SECRET`` over the purpose, the subscriber's name, the
 key and that data. A token signed for one purpose or subscriber is worthless
 for another; changing the secret invalidates every link already sent.
 
+``PATHS`` is the one place a page's path is spelled: the web app names its
+routes after it, and every signed URL in a message is built from it.
+
 Pure: the secret and the base URL come in with the settings.
 """
 
@@ -25,9 +28,18 @@ FEEDBACK = "f"
 PREFERENCES = "p"
 FEED = "a"
 SIGNUP = "s"
-FORM = "c"  # the anti-CSRF token of a form
+CSRF = "c"  # a form's anti-CSRF token (a purpose inside a token; no page has a path for it)
 RESUBSCRIBE = "r"  # undo the reader's own unsubscribe; its data is the time it expires
-PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, FORM, RESUBSCRIBE)
+PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, CSRF, RESUBSCRIBE)
+# Each page a signed link opens: its route's name and path (the token is the last segment).
+PATHS = {
+    "unsubscribe": "/u/{token}",
+    "resubscribe": "/r/{token}",
+    "feedback": "/f/{token}",
+    "preferences": "/p/{token}",
+    "feed": "/feeds/{token}.atom",
+    "confirm": "/c/{token}",  # a sign-up's confirmation
+}
 RESUBSCRIBE_DAYS = 30
 KEY_BYTES = 12
 MAC_BYTES = 16
@@ -98,27 +110,32 @@ class Links:
     name: str
     key: str
 
-    def url(self, purpose: str, data: str = "", *, suffix: str = "") -> str:
-        return f"{self.base}/{purpose}/{sign(self.secret, purpose, name=self.name, key=self.key, data=data)}{suffix}"
+    def url(self, page: str, purpose: str, data: str = "") -> str:
+        return url_of(self.base, page, sign(self.secret, purpose, name=self.name, key=self.key, data=data))
 
     @property
     def unsubscribe(self) -> str:
-        return self.url(UNSUBSCRIBE)
+        return self.url("unsubscribe", UNSUBSCRIBE)
 
     @property
     def preferences(self) -> str:
-        return self.url(PREFERENCES)
+        return self.url("preferences", PREFERENCES)
 
     @property
     def feed(self) -> str:
-        return f"{self.base}/feeds/{sign(self.secret, FEED, name=self.name, key=self.key)}.atom"
+        return self.url("feed", FEED)
 
     def resubscribe(self, *, until: int) -> str:
         """The way back after the reader's own unsubscribe, valid until ``until`` (a Unix time)."""
-        return self.url(RESUBSCRIBE, str(until))
+        return self.url("resubscribe", RESUBSCRIBE, str(until))
 
     def feedback(self, paper: str, vote: int, edition: str) -> str:
-        return self.url(FEEDBACK, f"{'+' if vote > 0 else '-'}{edition}|{paper}")
+        return self.url("feedback", FEEDBACK, f"{'+' if vote > 0 else '-'}{edition}|{paper}")
+
+
+def url_of(base: str, page: str, token: str) -> str:
+    """The address of a page (``PATHS``) for a token, under the server's public ``base``."""
+    return base + PATHS[page].format(token=token)
 
 
 def links_for(name: str, key: str, settings: DeliverySettings) -> Links | None:

@@ -307,6 +307,8 @@ ALLOWED: dict[str, set[str]] = {
     "digest.web.app": {
         "digest.config",
         "digest.errors",
+        "digest.links",
+        "digest.render",
         "digest.web.pages",
         "digest.web.prefs",
         "digest.web.signup",

@@ -367,7 +367,7 @@ def test_the_weekday_is_only_for_weekly_readers_and_buttons_are_44_px(tmp_path: 
     url = f"/p/{token(world, 'user000', links.PREFERENCES)}"
     with web_server(world.settings, clock=world.clock) as base, client(base) as http:
         page = http.get(base + url).text
-        css = http.get(f"{base}/site.css").text
+        css = http.get(f"{base}/static/site.css").text
     # The day's field sits in .weekly-only, which CSS hides unless "weekly" is the chosen option: no script.
     assert re.search(r'<div class="weekly-only">\s*<label for="day">', page) and "<script" not in page
     assert 'form:not(:has(#frequency option[value="weekly"]:checked)) .weekly-only { display: none; }' in css
@@ -385,6 +385,24 @@ def test_templates_dir_overrides_a_page_and_the_stylesheet_of_digest_serve(tmp_p
     world = world_with_links(tmp_path, people=0)
     world.settings = world.settings.model_copy(update={"render": RenderSettings(templates_dir=mine.parent)})
     with web_server(world.settings, clock=world.clock) as base, client(base) as http:
-        assert http.get(f"{base}/site.css").text == "body { background: rebeccapurple; }\n"
+        assert http.get(f"{base}/static/site.css").text == "body { background: rebeccapurple; }\n"
+        assert "/static/site.css" in http.get(f"{base}/").text
         home = http.get(f"{base}/").text
         assert "<h1>Our lab's digest</h1>" in home and "paper-digest: trending research papers" in home  # base kept
+
+
+def test_the_static_folder_serves_the_stylesheet_and_script_and_nothing_else(tmp_path: Path) -> None:
+    world = world_with_links(tmp_path, people=0)
+    with web_server(world.settings, clock=world.clock) as base, client(base) as http:
+        css = http.get(f"{base}/static/site.css")
+        script = http.get(f"{base}/static/timezone.js")
+        hidden = [http.get(f"{base}/static/{name}") for name in ("base.html.j2", "../web/base.html.j2", "missing.css")]
+        again = http.get(f"{base}/static/site.css", headers={"If-None-Match": css.headers["etag"]})
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert (
+        css.headers["cache-control"] == "public, max-age=3600"
+        and "frame-ancestors 'none'" in css.headers["content-security-policy"]
+    )
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert [r.status_code for r in hidden] == [404, 404, 404]  # a page template is no asset
+    assert again.status_code == 304

@@ -39,15 +39,9 @@ def mail_signups(store: Store, settings: Settings, *, now: datetime) -> SignupMa
     if not secret or not base:
         return done  # the page is off without them; nothing can be waiting
     for signup_id, email, known in store.signups.to_mail(since=now - VALID):
+        link = links.url_of(base, "confirm", links.sign_signup(secret, signup_id))
         try:
-            _mail(
-                store.subscribers,
-                settings,
-                email,
-                known,
-                link=f"{base}/c/{links.sign_signup(secret, signup_id)}",
-                at=now,
-            )
+            _mail(store.subscribers, settings, email, known, link=link, at=now)
         except PermanentError:
             store.signups.mailed(signup_id, at=now)  # the address refuses mail: never tried again
             continue

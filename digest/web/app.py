@@ -15,18 +15,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from os import PathLike
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digest import links
 from digest.config import Settings
 from digest.errors import DigestError
+from digest.render import package_templates
 from digest.web import pages, prefs, signup
 from digest.web.limits import RateLimit
 from digest.web.site import Site, Stores, log, page_templates, utc_now
@@ -60,27 +67,48 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         finally:
             stores.close()
 
+    signed = {  # the pages a signed link opens: their paths are links.PATHS, as in every message
+        "unsubscribe": pages.unsubscribe,
+        "resubscribe": pages.resubscribe,
+        "feedback": pages.feedback,
+        "preferences": prefs.preferences,
+        "feed": pages.feed,
+        "confirm": signup.confirm,
+    }
     app = Starlette(
         routes=[
-            Route("/", pages.home),
-            Route("/u/{token}", pages.unsubscribe, methods=BOTH),
-            Route("/r/{token}", pages.resubscribe, methods=BOTH),
-            Route("/f/{token}", pages.feedback, methods=BOTH),
-            Route("/p/{token}", prefs.preferences, methods=BOTH),
-            Route("/feeds/{token}.atom", pages.feed),
-            Route("/signup", signup.signup, methods=BOTH),
-            Route("/c/{token}", signup.confirm, methods=BOTH),
-            Route("/healthz", pages.healthz),
-            *(Route(f"/{name}", pages.static) for name in pages.STATIC),
+            Route("/", pages.home, name="home"),
+            *(
+                Route(links.PATHS[name], page, methods=["GET"] if name == "feed" else BOTH, name=name)
+                for name, page in signed.items()
+            ),
+            Route("/signup", signup.signup, methods=BOTH, name="signup"),
+            Route("/healthz", pages.healthz, name="healthz"),
+            Mount("/static", assets(settings.render.templates_dir), name="static"),
         ],
         lifespan=lifespan,
     )
-    return Guard(app, max_body=settings.web.max_body_kb * 1024)
+    # Outside Starlette's own error handling, so that even its 500 carries the headers.
+    return SecurityHeaders(BodyLimit(app, max_body=settings.web.max_body_kb * 1024))
 
 
-class Guard:
-    """Security headers on every response; a body over ``max_body`` bytes answered 413, whether it says its
-    length or streams (chunked), before any handler sees it."""
+class SecurityHeaders:
+    """A strict Content-Security-Policy, no framing, no referrer, no sniffing and no caching on every
+    response that does not say otherwise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, receive, _with_headers(send))
+
+
+class BodyLimit:
+    """A request body over ``max_body`` bytes answered 413, whether it says its length or streams
+    (chunked), before any handler sees it."""
 
     def __init__(self, app: ASGIApp, *, max_body: int) -> None:
         self.app = app
@@ -98,7 +126,36 @@ class Guard:
         if body is None:
             await _refuse(send, 413, b"request body too large")
             return
-        await self.app(scope, _replay(body, receive), _with_headers(send))
+        await self.app(scope, _replay(body, receive), send)
+
+
+ASSETS = ("site.css", "timezone.js")  # the stylesheet and the one optional script
+
+
+class Assets(StaticFiles):
+    """The pages' stylesheet and script, from ``[render] templates_dir``/web/ when there, else the package's;
+    nothing else of those folders (the page templates) is served."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        super().__init__(directory=folders[-1])
+        self.all_directories = list(folders)  # looked up in this order
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if path not in ASSETS:
+            return "", None
+        return super().lookup_path(path)
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+def assets(templates_dir: Path | None) -> Assets:
+    folders = [templates_dir / "web"] if templates_dir is not None else []
+    return Assets([*folders, package_templates() / "web"])
 
 
 async def _read(receive: Receive, limit: int) -> bytes | None:
@@ -143,9 +200,7 @@ def _with_headers(send: Send) -> Send:
 
 
 async def _refuse(send: Send, status: int, text: bytes) -> None:
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain"), *HEADERS]}
-    )
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": text})
 
 

@@ -140,15 +140,3 @@ def healthz(site: Site, call: Call) -> Response:
 @threaded
 def home(site: Site, call: Call) -> Response:
     return site.page("home.html.j2", title="Welcome", signup=site.settings.web.signup)
-
-
-STATIC = {"site.css": "text/css", "timezone.js": "text/javascript"}
-
-
-@threaded
-def static(site: Site, call: Call) -> Response:
-    """The stylesheet and the one optional script, from the page templates' folder."""
-    name = call.path.lstrip("/")
-    assert site.pages.loader is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
-    text, _, _ = site.pages.loader.get_source(site.pages, name)
-    return Response(text, media_type=STATIC[name], headers={"Cache-Control": "public, max-age=3600"})

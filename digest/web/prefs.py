@@ -145,12 +145,12 @@ def _fresh(site: Site, subscriber: Subscriber) -> Subscriber:
 def form_token(site: Site, subscriber: Subscriber) -> str:
     """The anti-CSRF token of this subscriber's form, valid for a day."""
     expires = str(int(site.clock().timestamp()) + FORM_VALID_SECONDS)
-    return links.sign(site.secret, links.FORM, name=subscriber.name, key=subscriber.link_key, data=expires)
+    return links.sign(site.secret, links.CSRF, name=subscriber.name, key=subscriber.link_key, data=expires)
 
 
 def _form_ok(site: Site, subscriber: Subscriber, token: str) -> bool:
     claim = links.read(token)
-    if claim is None or claim.purpose != links.FORM or claim.key != subscriber.link_key:
+    if claim is None or claim.purpose != links.CSRF or claim.key != subscriber.link_key:
         return False
     if not claim.data.isdigit() or int(claim.data) < site.clock().timestamp():
         return False
