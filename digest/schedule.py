@@ -38,6 +38,7 @@ from pathlib import Path
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -90,6 +91,24 @@ def exclusive(database: Path) -> Iterator[None]:
 # --- the daemon ---------------------------------------------------------------------------
 
 
+class Scheduler(BlockingScheduler):  # type: ignore[misc]  # APScheduler 3 ships no types
+    """APScheduler's blocking scheduler, stoppable at any moment.
+
+    A stop (a signal's handler runs on this thread, between any two steps) can come after the
+    scheduler ran a one-shot job and before it removed it; a stopped scheduler then no longer
+    finds the job and raises ``JobLookupError`` out of its loop. Here that ends the loop, as the
+    stop meant to.
+    """
+
+    def _process_jobs(self) -> float | None:
+        try:
+            return super()._process_jobs()  # type: ignore[no-any-return]
+        except JobLookupError:
+            if self.state == STATE_STOPPED:
+                return None
+            raise
+
+
 class Daemon:
     """``digest run``: the long-running process, or one pass with ``once``."""
 
@@ -112,7 +131,7 @@ class Daemon:
         self._last: Tick | None = None
         poll = settings.schedule.poll_s
         self.watcher = pipeline.DumpWatcher(settings.ingest.dumps_dir, settle_seconds=2 * poll)
-        self.scheduler = BlockingScheduler(
+        self.scheduler = Scheduler(
             executors={"default": ThreadPoolExecutor(1)},  # one pass at a time; a fetch runs beside it
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,

@@ -310,3 +310,38 @@ def test_run_once_exit_code_reflects_failures(tmp_path: Path, monkeypatch: pytes
     clean = schedule.Daemon(world.settings, log=events.EventLog(stream=io.StringIO()), clock=Clock(world.clock.now))
     (tmp_path / "subscribers" / "team.toml").unlink()
     assert clean.once(look_twice_after=0) == 0
+
+
+def test_a_stop_between_a_one_shot_job_and_its_removal_ends_the_loop_cleanly() -> None:
+    """The race a signal can hit: the scheduler stops after running a one-shot job, before removing it.
+    A trigger that stops the scheduler at exactly that step makes it happen every time."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.date import DateTrigger
+
+    ran: list[str] = []
+
+    class StopsWhenAsked(DateTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
+        """Fires once, now; asked for the next time (right after the run is handed out), stops the scheduler."""
+
+        def __init__(self, scheduler: BlockingScheduler) -> None:
+            super().__init__(datetime.now(UTC))
+            self.scheduler = scheduler
+            self.asked = 0
+
+        def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
+            if previous is None:
+                return super().get_next_fire_time(previous, now)  # type: ignore[no-any-return]
+            self.asked += 1  # first while the run times are counted; then after the run was handed out
+            if self.asked == 2:
+                self.scheduler.shutdown(wait=True)  # what the SIGTERM handler does, on this thread
+            return None
+
+    for kind, survives in ((BlockingScheduler, False), (schedule.Scheduler, True)):
+        scheduler = kind(timezone=UTC)
+        scheduler.add_job(ran.append, StopsWhenAsked(scheduler), args=[kind.__name__], id="once")
+        if survives:
+            scheduler.start()  # returns: the stop ended the loop
+        else:
+            with pytest.raises(Exception, match="No job by the id of once"):
+                scheduler.start()
+    assert ran == ["BlockingScheduler", "Scheduler"]
