@@ -54,12 +54,11 @@ ALLOWED: dict[str, set[str]] = {
     "digest.ingest.lines": {"digest.models", "digest.text"},
     "digest.ingest.parse": {
         "digest.errors",
-        "digest.ingest.hfjson",
         "digest.ingest.lines",
         "digest.models",
         "digest.text",
     },
-    "digest.ingest.read": {"digest.errors", "digest.ingest.parse", "digest.models"},
+    "digest.ingest.read": {"digest.errors", "digest.ingest.hfjson", "digest.ingest.parse", "digest.models"},
     # rank
     "digest.rank": {"digest.rank.corpus", "digest.rank.score", "digest.rank.trending", "digest.text"},
     "digest.rank.corpus": {"digest.models", "digest.rank.postings", "digest.text"},

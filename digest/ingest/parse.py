@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from digest.errors import ParseError
-from digest.ingest.hfjson import looks_like_json, parse_json
 from digest.ingest.lines import (
     PAGE_DAY,
     Line,
@@ -114,8 +113,8 @@ def _segment(units: list[Line], *, flat: bool) -> list[int]:
 DEFAULT_MAX_PAPERS = 5000
 
 
-def parse(text: str, *, source: str, today: date, max_papers: int = DEFAULT_MAX_PAPERS) -> Dump:
-    """Parse one Daily Papers page into a ``Dump``.
+def parse_page(text: str, *, source: str, today: date, max_papers: int = DEFAULT_MAX_PAPERS) -> Dump:
+    """Parse one saved Daily Papers page into a ``Dump`` (``ingest.read.parse`` picks the layout).
 
     ``today`` is the ingest day; it gives the page day (``Mar 14``) its year:
     the latest year that puts it on or before ``today``. Raises ``ParseError``
@@ -124,8 +123,6 @@ def parse(text: str, *, source: str, today: date, max_papers: int = DEFAULT_MAX_
     ``max_papers``; everything else it cannot read becomes a warning with its
     line number.
     """
-    if looks_like_json(text):
-        return parse_json(text, source=source, max_papers=max_papers)
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     warnings: list[ParseWarning] = []
     lines = page_lines(text, warnings)

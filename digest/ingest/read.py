@@ -1,4 +1,4 @@
-"""Bytes to text: a dump file read as strict UTF-8 (``read``), then parsed (``load``).
+"""Bytes to text: a dump file read as strict UTF-8 (``read``), its layout picked and parsed (``parse``, ``load``).
 
 The only I/O of ingest: only regular files are opened, and every refusal is one
 line naming the file and the fix.
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from digest.errors import ReadError
-from digest.ingest.parse import DEFAULT_MAX_PAPERS, parse
+from digest.ingest.hfjson import looks_like_json, parse_json
+from digest.ingest.parse import DEFAULT_MAX_PAPERS, parse_page
 from digest.models import Dump, ParseWarning
 
 
@@ -103,6 +104,14 @@ def _open_regular(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def parse(text: str, *, source: str, today: date, max_papers: int = DEFAULT_MAX_PAPERS) -> Dump:
+    """A dump's text as a ``Dump``, in whichever layout it is: Hugging Face's JSON (``hfjson``), else a
+    saved page (``parse.parse_page``). A new layout is one more branch here."""
+    if looks_like_json(text):
+        return parse_json(text, source=source, max_papers=max_papers)
+    return parse_page(text, source=source, today=today, max_papers=max_papers)
 
 
 def load(path: Path, *, today: date, max_bytes: int, max_papers: int = DEFAULT_MAX_PAPERS) -> tuple[Dump, Text]:
