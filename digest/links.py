@@ -110,8 +110,11 @@ class Links:
     name: str
     key: str
 
+    def token(self, purpose: str, data: str = "") -> str:
+        return sign(self.secret, purpose, name=self.name, key=self.key, data=data)
+
     def url(self, page: str, purpose: str, data: str = "") -> str:
-        return url_of(self.base, page, sign(self.secret, purpose, name=self.name, key=self.key, data=data))
+        return url_of(self.base, page, self.token(purpose, data))
 
     @property
     def unsubscribe(self) -> str:

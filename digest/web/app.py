@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             page_templates(settings.render.templates_dir),
             RateLimit(settings.web.signups_per_hour, clock=clock),
             clock,
+            app.url_path_for,
         )
         try:
             yield

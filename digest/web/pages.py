@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.responses import JSONResponse, Response
 
@@ -58,7 +57,7 @@ def way_back(site: Site, subscriber: Subscriber) -> str | None:
     if signed is None or subscriber.status != "unsubscribed" or subscriber.unsubscribed_by != "reader":
         return None
     until = int((site.clock() + timedelta(days=links.RESUBSCRIBE_DAYS)).timestamp())
-    return urlsplit(signed.resubscribe(until=until)).path  # a form on this site posts here (form-action 'self')
+    return site.url("resubscribe", token=signed.token(links.RESUBSCRIBE, str(until)))  # a form here posts to it
 
 
 @threaded

@@ -77,6 +77,7 @@ class Site:
     pages: jinja2.Environment
     signup_limit: RateLimit
     clock: Callable[[], datetime] = utc_now  # tests drive it
+    path_for: Callable[..., object] = lambda name, **params: "/"  # the app's url_path_for: a route's path by name
 
     # The parts of the database the reader's side uses, on the calling thread's connection.
     @property
@@ -109,8 +110,12 @@ class Site:
     def secret(self) -> str:
         return self.settings.delivery.secret.get_secret_value()
 
+    def url(self, name: str, **params: str) -> str:
+        """The path of the route ``name`` (``url('static', path='site.css')``): pages link by name."""
+        return str(self.path_for(name, **params))
+
     def page(self, template: str, *, status: int = 200, **data: Any) -> HTMLResponse:
-        html = self.pages.get_template(template).render(**data)
+        html = self.pages.get_template(template).render(url=self.url, **data)
         return HTMLResponse(html, status_code=status)
 
     def not_found(self) -> HTMLResponse:
