@@ -204,7 +204,7 @@ def smtp_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: d
     result["sent"] = len(report.sent)
     result["failed"] = len(report.failed) + len(report.retries)
     result["messages_per_s"] = round(len(report.sent) / seconds) if seconds else None
-    again = pipeline.send(store, settings, clock=lambda: now)
+    again = pipeline.run_daily(store, settings, clock=lambda: now)
     result["resend_sent"] = len(again.sent) + len(again.made)
     return result
 

@@ -90,14 +90,14 @@ def prebuilt(store: Store, settings: Settings, now: datetime) -> list[tuple[str,
     for d in rows:
         digest = digests[d.digest]
         signed = links.links_for(d.subscriber, keys.get(d.subscriber, ""), settings.delivery)
-        message = render.email(
+        message = render.eml(
             Message(digest.subject, digest.text, digest.html, digest.markdown),
             sender=settings.email.sender,
             to=d.target or "",
             message_id=d.message_id,
             sent=now,
             headers=render.list_unsubscribe(signed.unsubscribe if signed else None),
-            body=digest.email or None,
+            body=digest.mime or None,
         )
         found.append((d.target or "", message))
     return found

@@ -8,9 +8,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from enum import StrEnum
 from typing import NamedTuple
 
 FREQUENCIES = ("daily", "weekdays", "weekly")
+
+
+class Status(StrEnum):
+    """A subscriber's state: active, paused (optionally until a day) or unsubscribed."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class State(StrEnum):
+    """A delivery's state in the ledger: pending -> sending -> sent | retry | failed."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+class ReasonKind(StrEnum):
+    """What a ``Reason`` credits: a keyword, a seed (liked or from the archive), a disliked paper
+    (less), the day's trending, or none when nothing matched."""
+
+    KEYWORD = "keyword"
+    SEED = "seed"
+    LESS = "less"
+    TRENDING = "trending"
+    NONE = "none"
+
+
 EMPTY_DAYS = ("skip", "notice")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Channel kinds a profile may name. Webhook kinds take the URL from an environment variable.
@@ -133,8 +165,9 @@ class FetchRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
-    """Where a digest goes. Secrets are never here: ``url_env`` names the variable holding the URL."""
+class Destination:
+    """Where a profile sends its digests: a channel kind and its target (an address, or the variable
+    holding a webhook's URL; secrets are never here). ``digest.channels`` holds the transports."""
 
     kind: str
     url_env: str | None = None
@@ -158,15 +191,15 @@ class Profile:
     min_score: float = 0.1
     empty_day: str = "skip"
     trending: int = 3
-    channels: tuple[Channel, ...] = ()
+    channels: tuple[Destination, ...] = ()
     source: str | None = None  # the file it was read from
 
     @property
-    def delivery(self) -> tuple[Channel, ...]:
+    def delivery(self) -> tuple[Destination, ...]:
         """The channels to use: as listed, else email when there is an address, else the outbox."""
         if self.channels:
             return self.channels
-        return (Channel("email", address=self.email),) if self.email else (Channel("outbox"),)
+        return (Destination("email", address=self.email),) if self.email else (Destination("outbox"),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +210,7 @@ class Subscriber:
     source: str | None
     text: str
     profile_hash: str
-    status: str
+    status: Status
     paused_until: date | None
     updated_at: datetime
     link_key: str = ""  # names the subscriber in signed links, instead of the name
@@ -211,7 +244,7 @@ class Reason(NamedTuple):
     several times quicker to make.
     """
 
-    kind: str
+    kind: ReasonKind
     label: str
     score: float
     where: tuple[str, ...] = ()
@@ -266,7 +299,7 @@ class StoredDigest:
     markdown: str
     items: int
     created_at: datetime
-    email: bytes = b""  # the MIME body made with it (render.email_body); empty: make it when sending
+    mime: bytes = b""  # the MIME body made with it (render.mime_body); empty: make it when sending
     new_count: int = 0  # the new papers it was chosen from
 
 
@@ -287,7 +320,7 @@ class Delivery:
     kind: str
     target: str | None
     message_id: str
-    state: str
+    state: State
     attempts: int
     parts_sent: int
     payload: str | None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from digest import addresses
 from digest.errors import ProfileError
-from digest.models import CHANNEL_KINDS, CHAT_KINDS, WEEKDAYS, Channel
+from digest.models import CHANNEL_KINDS, CHAT_KINDS, WEEKDAYS, Destination
 
 T = TypeVar("T")
 
@@ -310,7 +310,7 @@ def _term_key(term: str) -> str:
     return f"keywords.{shown(term)}" if len(term) > MAX_TERM_LENGTH else f'keywords."{term}"'
 
 
-def channels(check: Check, value: object, *, email: str | None, data: dict[str, Any]) -> tuple[Channel, ...]:
+def channels(check: Check, value: object, *, email: str | None, data: dict[str, Any]) -> tuple[Destination, ...]:
     """The ``[[channels]]`` tables; every bad one is reported. ``data`` is the whole file (was email given?)."""
     if not isinstance(value, list):
         raise check.fail("channels", "expected [[channels]] tables", 'write [[channels]] then kind = "…"', value)
@@ -320,7 +320,7 @@ def channels(check: Check, value: object, *, email: str | None, data: dict[str, 
     return tuple(channel for channel in found if channel is not None)
 
 
-def _channel(check: Check, index: int, table: object, *, email: str | None, data: dict[str, Any]) -> Channel:
+def _channel(check: Check, index: int, table: object, *, email: str | None, data: dict[str, Any]) -> Destination:
     prefix = f"channels[{index}]."
     if not isinstance(table, dict):
         raise check.fail(f"channels[{index}]", "expected a table", 'write [[channels]] then kind = "…"', table)
@@ -340,7 +340,7 @@ def _channel(check: Check, index: int, table: object, *, email: str | None, data
             )
     elif "address" in table:
         raise check.fail(prefix + "address", f"a {kind} channel takes no address", "remove address", show=False)
-    return Channel(kind=kind, url_env=url_env, address=address)
+    return Destination(kind=kind, url_env=url_env, address=address)
 
 
 def _url_env(check: Check, prefix: str, kind: str, table: dict[str, Any]) -> str | None:

@@ -58,7 +58,7 @@ class World:
 
     def send(self, names: set[str] | None = None) -> pipeline.SendReport:
         with Store.open(self.settings.database.path) as store:
-            return pipeline.send(store, self.settings, clock=self.clock, names=names)
+            return pipeline.run_daily(store, self.settings, clock=self.clock, names=names)
 
 
 def profile_text(n: int, *, channels: str = "", extra: str = "") -> str:

@@ -328,7 +328,7 @@ def test_messages_are_built_while_earlier_ones_are_on_the_wire(tmp_path: Path) -
                     built.append(d.id)
                     digest = digests[d.digest]
                     message = Message(digest.subject, digest.text, digest.html, digest.markdown)
-                    yield Job(d, digest, email=render.email(message, sender="digest@example.org", to=d.target or ""))
+                    yield Job(d, digest, eml=render.eml(message, sender="digest@example.org", to=d.target or ""))
 
             pool = EmailChannel(settings)
             try:

@@ -13,7 +13,7 @@ import pytest
 from digest import ingest
 from digest.errors import ParseError
 from digest.models import Message, Ranked
-from digest.store import Store, frozen
+from digest.store import Store, prepare
 
 from .conftest import DUMPS, TODAY, Result
 
@@ -76,7 +76,7 @@ def test_a_paper_seen_by_title_then_by_arxiv_id_is_one_paper_that_takes_the_arxi
         assert db.feedback.vote("ada", old_id, 1, edition=None, at=NOW)  # a vote under the title hash
         mac_vo = next(p for p in text.papers if p.title == MAC_VO)
         sent = Message(subject="s", text="t", html="h", markdown="m")
-        db.digests.save([frozen("ada", "2026-11-19", [Ranked(mac_vo, 1, 0.5, ())], sent, new_count=1)], at=NOW)
+        db.digests.save([prepare("ada", "2026-11-19", [Ranked(mac_vo, 1, 0.5, ())], sent, new_count=1)], at=NOW)
         dump, raw = ingest.load(HF / "2026-11-20.json", today=TODAY, max_bytes=50 << 20)
         done = db.papers.ingest(dump, sha256=raw.sha256, at=NOW)
         assert (done.record.papers, done.record.new) == (3, 2)  # MAC-VO is not new again

@@ -9,7 +9,7 @@ import pytest
 
 from digest import profiles
 from digest.errors import ProfileError
-from digest.models import Channel, Profile
+from digest.models import Destination, Profile
 
 from .conftest import ROOT
 
@@ -49,7 +49,7 @@ def test_the_design_example_parses_as_written() -> None:
     assert profile.exclude == ("survey",)
     assert len(profile.seeds) == 1
     assert (profile.timezone, profile.send_at, profile.frequency) == ("Europe/Berlin", time(7, 30), "daily")
-    assert profile.channels == (Channel("slack", url_env="ALICE_SLACK_WEBHOOK"),)
+    assert profile.channels == (Destination("slack", url_env="ALICE_SLACK_WEBHOOK"),)
 
 
 def test_defaults_and_a_plain_keyword_list() -> None:
@@ -57,12 +57,12 @@ def test_defaults_and_a_plain_keyword_list() -> None:
     assert profile.name == "p"
     assert profile.keywords == (("LoRA", 1.0), ("diffusion model", 1.0))
     assert (profile.timezone, profile.send_at, profile.max_items, profile.min_score) == ("UTC", time(7, 0), 10, 0.1)
-    assert profile.delivery == (Channel("outbox"),)
+    assert profile.delivery == (Destination("outbox"),)
 
 
 def test_email_is_the_default_channel_when_there_is_an_address() -> None:
     profile = parse('email = "x@example.org"\nkeywords = ["a b"]')
-    assert profile.delivery == (Channel("email", address="x@example.org"),)
+    assert profile.delivery == (Destination("email", address="x@example.org"),)
 
 
 def test_weekly_with_a_day_and_toml_time_literal() -> None:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from digest import ingest, links, profiles, rank, render
 from digest.errors import RenderError
-from digest.models import Channel, Digest, Message, Paper, Profile, Ranked, Reason
+from digest.models import Destination, Digest, Message, Paper, Profile, Ranked, Reason, ReasonKind
 from digest.render.context import wrap
 
 from .conftest import DATA, DUMPS, ROOT, TODAY
@@ -38,7 +38,7 @@ PROFILE = Profile(
     email="ada@example.org",
     trending=2,
     source="subscribers/ada.toml",
-    channels=(Channel("email", address="ada@example.org"),),
+    channels=(Destination("email", address="ada@example.org"),),
 )
 
 
@@ -63,7 +63,7 @@ def paper(title: str, n: int, abstract: str = "An abstract. It has two sentences
 
 
 def digest_of(papers: list[Paper], *, seed: str = "A Paper They Liked", **fields: Any) -> Digest:
-    reasons = (Reason("keyword", "pruning", 0.4, ("title",)), Reason("seed", seed, 0.1))
+    reasons = (Reason(ReasonKind.KEYWORD, "pruning", 0.4, ("title",)), Reason(ReasonKind.SEED, seed, 0.1))
     items = tuple(Ranked(p, i, 0.5, reasons) for i, p in enumerate(papers, start=1))
     return Digest(profile=PROFILE, edition=EDITION, items=items, new_count=len(papers), **fields)
 
@@ -122,11 +122,11 @@ def test_hostile_text_and_markdown() -> None:
 def test_hostile_subject_and_headers_stay_single_lines() -> None:
     digest = digest_of([paper(HOSTILE[5], 1)])
     message = renderer().message(digest)
-    reasons = (Reason("keyword", "evil\r\nBcc: x@example.org", 0.4, ("title",)),)
+    reasons = (Reason(ReasonKind.KEYWORD, "evil\r\nBcc: x@example.org", 0.4, ("title",)),)
     sneaky = Digest(profile=PROFILE, edition=EDITION, items=(Ranked(digest.items[0].paper, 1, 0.4, reasons),))
     for subject in (message.subject, render.subject(sneaky)):
         assert "\r" not in subject and "\n" not in subject
-    mail = render.email(renderer().message(sneaky), sender="digest@example.org", to="ada@example.org")
+    mail = render.eml(renderer().message(sneaky), sender="digest@example.org", to="ada@example.org")
     parsed = BytesParser(policy=policy.default).parsebytes(mail)
     assert parsed["Bcc"] is None
     assert list(parsed.keys()).count("Subject") == 1
@@ -209,7 +209,7 @@ def test_generic_webhook_is_the_digest_as_data() -> None:
 def test_email_parsed_back() -> None:
     message = renderer().message(fixed_digest(), unsubscribe_url="https://digest.example.org/u/ada/t")
     sent = datetime(2026, 3, 18, 6, 30, tzinfo=UTC)
-    mail = render.email(
+    mail = render.eml(
         message,
         sender="digest@example.org",
         to="ada@example.org",
@@ -242,14 +242,14 @@ def test_an_email_body_made_ahead_gives_the_same_email() -> None:
     # Digests are frozen with their MIME body; sending adds the headers to it.
     message = render.Renderer().message(fixed_digest())
     options: dict[str, Any] = {"sender": "d@example.org", "to": "ada@example.org", "message_id": "<m@example.org>"}
-    made_ahead = render.email(message, body=render.email_body(message), **options)
-    assert made_ahead == render.email(message, **options)
-    assert made_ahead.endswith(render.email_body(message))
+    made_ahead = render.eml(message, body=render.mime_body(message), **options)
+    assert made_ahead == render.eml(message, **options)
+    assert made_ahead.endswith(render.mime_body(message))
 
 
 def test_a_long_html_line_is_broken_between_attributes() -> None:
     html = '<p class="a" title="' + "x" * 600 + '" lang="en" style="' + "color: red; " * 40 + '">é</p>\n'
-    mail = render.email(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")
+    mail = render.eml(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")
     part = list(BytesParser(policy=policy.default).parsebytes(mail).iter_parts())[1]
     assert part["Content-Transfer-Encoding"] == "7bit"
     assert all(len(line) <= render.MAX_LINE for line in mail.split(b"\r\n"))
@@ -267,7 +267,7 @@ def test_a_long_html_line_is_broken_between_attributes() -> None:
     ],
 )
 def test_html_that_cannot_be_7bit_goes_quoted_printable(html: str) -> None:
-    mail = render.email(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")
+    mail = render.eml(Message("s", "t\n", html, ""), sender="d@example.org", to="x@example.org")
     part = list(BytesParser(policy=policy.default).parsebytes(mail).iter_parts())[1]
     assert part["Content-Transfer-Encoding"] == "quoted-printable"
     assert part.get_content().replace("\r\n", "\n") == html
@@ -276,7 +276,7 @@ def test_html_that_cannot_be_7bit_goes_quoted_printable(html: str) -> None:
 
 def test_non_ascii_headers_and_bodies_round_trip() -> None:
     message = Message("Grüße: 日本語 and ümlauts", "tëxt — with “quotes”\n", "<p>é</p>\n", "")
-    mail = render.email(message, sender="d@example.org", to="x@example.org", sender_name="Pâper Digest")
+    mail = render.eml(message, sender="d@example.org", to="x@example.org", sender_name="Pâper Digest")
     parsed = BytesParser(policy=policy.default).parsebytes(mail)
     assert mail.isascii()
     assert (parsed["Subject"], parsed["From"]) == ("Grüße: 日本語 and ümlauts", "Pâper Digest <d@example.org>")
@@ -402,7 +402,7 @@ def test_what_hugging_faces_json_brings_reaches_every_format(fmt: str) -> None:
 @given(st.text(min_size=1, max_size=400).filter(lambda s: not s.isascii() and s.strip() == s and "\x00" not in s))
 def test_a_non_ascii_subject_is_encoded_words_that_mail_readers_decode(subject: str) -> None:
     subject = " ".join(subject.split()) or "é"
-    raw = render.email(Message(subject, "x", "<p>x</p>", "x"), sender="d@example.org", to="a@example.org")
+    raw = render.eml(Message(subject, "x", "<p>x</p>", "x"), sender="d@example.org", to="a@example.org")
     head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
     assert all(len(line) <= 78 for line in head.split("\r\n") if line.startswith((" ", "Subject:")))
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
@@ -439,9 +439,9 @@ def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
     """Quoted-printable text, encoded line by line with each line's encoding kept, is what encoding the whole text
     at once gives; 7bit HTML (or quoted-printable) gives the HTML back, references only past ASCII."""
     text, html = "\n".join(text_lines) + "\n", "<p>" + "\n".join(html_lines) + "</p>\n"
-    body = render.email_body(Message("s", text, html, ""))
+    body = render.mime_body(Message("s", text, html, ""))
     if again:  # the second time, every line's encoding comes from the store
-        assert render.email_body(Message("s", text, html, "")) == body
+        assert render.mime_body(Message("s", text, html, "")) == body
 
     def lf(value: str) -> str:
         return value.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n"
@@ -503,8 +503,8 @@ def test_the_archive_likeness_reason_is_said_once_in_the_header(fmt: str) -> Non
 def test_an_archive_match_that_did_most_for_a_paper_is_said_under_it() -> None:
     from digest.render.context import SHOWN_ARCHIVE, shown_reasons
 
-    archive = Reason("seed", "An archive paper", 3 * SHOWN_ARCHIVE, (), "archive")
-    weak = Reason("keyword", "pruning", SHOWN_ARCHIVE, ("abstract",), None)
+    archive = Reason(ReasonKind.SEED, "An archive paper", 3 * SHOWN_ARCHIVE, (), "archive")
+    weak = Reason(ReasonKind.KEYWORD, "pruning", SHOWN_ARCHIVE, ("abstract",), None)
     assert shown_reasons([weak, archive]) == [archive, weak]
     assert shown_reasons([weak._replace(score=9.0), archive]) == [weak._replace(score=9.0)]
 

@@ -12,8 +12,8 @@ import pytest
 import digest
 from digest import ingest, store
 from digest.errors import StoreError
-from digest.models import Dump, Message, Ranked, Reason
-from digest.store import FrozenDigest, Store, frozen
+from digest.models import Dump, Message, Ranked, Reason, ReasonKind
+from digest.store import PreparedDigest, Store, prepare
 from digest.store.digests import compress
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
@@ -179,10 +179,12 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         )  # its file went away: it comes back with it
         assert db.subscribers.save("ada", text="b", profile_hash="2", source="s/ada.toml", at=NOW) == "resubscribed"
         assert not db.subscribers.set_status("nobody", "paused", at=NOW)
-        item = Ranked(paper=dump.papers[0], rank=1, score=0.5, why=(Reason("keyword", "tracking", 0.5, ("title",)),))
-        frozen = FrozenDigest("ada", "2026-11-23", [item])
-        assert db.digests.save([frozen], at=NOW)[0] is not None
-        assert db.digests.save([frozen], at=NOW) == [None]
+        item = Ranked(
+            paper=dump.papers[0], rank=1, score=0.5, why=(Reason(ReasonKind.KEYWORD, "tracking", 0.5, ("title",)),)
+        )
+        made = PreparedDigest("ada", "2026-11-23", [item])
+        assert db.digests.save([made], at=NOW)[0] is not None
+        assert db.digests.save([made], at=NOW) == [None]
         assert db.digests.digested("ada") == {dump.papers[0].id}
         assert db.digests.digested("someone else") == set()
 
@@ -198,14 +200,14 @@ def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path)
         mime = b"MIME-Version: 1.0\r\n\r\n" + html.encode()
         [digest_id, plain] = db.digests.save(
             [
-                frozen("ada", "2026-11-23", [], message, new_count=0, email=mime),
-                frozen("ada", "2026-11-24", [], message, new_count=0),
+                prepare("ada", "2026-11-23", [], message, new_count=0, mime=mime),
+                prepare("ada", "2026-11-24", [], message, new_count=0),
             ],
             at=NOW,
         )
         assert digest_id is not None and plain is not None
         stored = db.digests.get(digest_id)
-        assert (stored.email, db.digests.get(plain).email) == (mime, b"")
+        assert (stored.mime, db.digests.get(plain).mime) == (mime, b"")
     assert (stored.subject, stored.text, stored.html, stored.markdown) == (
         message.subject,
         message.text,
@@ -225,8 +227,8 @@ def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp
         db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
         [new, old] = db.digests.save(
             [
-                frozen("ada", "2026-11-23", [], message, new_count=4, email=mime),
-                frozen("ada", "2026-11-24", [], message, new_count=0),
+                prepare("ada", "2026-11-23", [], message, new_count=4, mime=mime),
+                prepare("ada", "2026-11-24", [], message, new_count=0),
             ],
             at=NOW,
         )
@@ -237,10 +239,10 @@ def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp
             (compress([b"plain text\n", b"<p>html</p>", b"# md\n", mime]), old),
         )
         mailed = db.digests.mail([new, old])
-        assert (mailed[new].subject, mailed[new].email, mailed[new].new_count) == (message.subject, mime, 4)
+        assert (mailed[new].subject, mailed[new].mime, mailed[new].new_count) == (message.subject, mime, 4)
         assert (mailed[new].text, mailed[new].html, mailed[new].markdown) == ("", "", "")  # not read
-        assert (mailed[old].email, mailed[old].text) == (mime, "plain text\n")  # read whole, as before
-        assert db.digests.get(new).email == mime and db.digests.get(new).html == "<p>html</p>"
+        assert (mailed[old].mime, mailed[old].text) == (mime, "plain text\n")  # read whole, as before
+        assert db.digests.get(new).mime == mime and db.digests.get(new).html == "<p>html</p>"
 
 
 def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None:

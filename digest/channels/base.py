@@ -20,7 +20,7 @@ class Job:
 
     delivery: Delivery
     digest: StoredDigest
-    email: bytes | None = None  # the whole message, RFC 5322, CRLF (its headers frozen, Date added at send)
+    eml: bytes | None = None  # the whole email as an .eml file holds it: RFC 5322, CRLF (Date added at send)
     parts: list[dict[str, Any]] = field(default_factory=list)
     history: list[StoredDigest] = field(default_factory=list)
     related: dict[int, list[Ranked]] = field(default_factory=dict)  # each digest of the history: its items

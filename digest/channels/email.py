@@ -83,10 +83,10 @@ class _Connection:
         return smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
 
     def send(self, job: Job) -> None:
-        assert job.email is not None and job.delivery.target  # noqa: S101 - an invariant, for the type checker; no input is checked by it
-        self.deliver(job.delivery.target, job.email)
+        assert job.eml is not None and job.delivery.target  # noqa: S101 - an invariant, for the type checker; no input is checked by it
+        self.transmit(job.delivery.target, job.eml)
 
-    def deliver(self, recipient: str, message: bytes) -> None:
+    def transmit(self, recipient: str, message: bytes) -> None:
         """Send one message (RFC 5322, CRLF) to one recipient, or raise a ``DeliveryError``.
 
         An address SMTP cannot carry as written (profiles and the sign-up page refuse
@@ -96,19 +96,19 @@ class _Connection:
             raise PermanentError(f"{recipient!r} cannot be sent to as written; correct the address in the profile")
         for try_number in (1, 2):  # a connection that dropped between messages is reopened once
             try:
-                self._deliver_once(recipient, message)
+                self._transmit_once(recipient, message)
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
                 if try_number == 2:
                     raise TransientError(f"{self.where} closed the connection", connection=True) from e
 
-    def _deliver_once(self, recipient: str, message: bytes) -> None:
+    def _transmit_once(self, recipient: str, message: bytes) -> None:
         """One try; every error but a dropped connection becomes a ``DeliveryError``."""
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            _transmit(self._smtp, self._sender, recipient, message)
+            _mail_transaction(self._smtp, self._sender, recipient, message)
         except smtplib.SMTPServerDisconnected:
             raise
         except UnicodeEncodeError as e:
@@ -187,7 +187,7 @@ class EmailChannel:
                 self._connections.append(connection)
         return connection
 
-    def _send(self, job: Job) -> DeliveryError | None:
+    def _send_job(self, job: Job) -> DeliveryError | None:
         """One email, unless the channel halted: then the reason it halted, and nothing tried."""
         if self._halted is not None:
             return self._halted
@@ -215,7 +215,7 @@ class EmailChannel:
         window = self._settings.connections
         waiting = 0
         for job in jobs:
-            future = self._workers.submit(self._send, job)
+            future = self._workers.submit(self._send_job, job)
             future.add_done_callback(functools.partial(_put, finished, job))
             waiting += 1
             while waiting >= window or not finished.empty():
@@ -236,12 +236,12 @@ def send_one(settings: Settings, recipient: str, message: bytes) -> None:
     """One message outside any digest (a sign-up's confirmation), on a session of its own."""
     connection = _Connection(settings.smtp, sender=settings.email.sender)
     try:
-        connection.deliver(recipient, message)
+        connection.transmit(recipient, message)
     finally:
         connection.close()
 
 
-def _transmit(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+def _mail_transaction(smtp: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
     """``smtp.sendmail`` for one recipient and a message with CRLF line ends, minus its slow part.
 
     smtplib doubles leading dots with a multi-line regex, slow on a large digest

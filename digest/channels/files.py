@@ -36,12 +36,12 @@ class OutboxChannel(OneAtATime):
         return folder / "new" / f"{name}.eml", folder / "digests" / f"{job.delivery.edition.isoformat()}.md"
 
     def send(self, job: Job) -> None:
-        assert job.email is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
+        assert job.eml is not None  # noqa: S101 - an invariant, for the type checker; no input is checked by it
         eml, markdown = self.paths(job)
         try:
             for sub in ("tmp", "new", "cur"):
                 (eml.parent.parent / sub).mkdir(parents=True, exist_ok=True)
-            atomic.write(eml, job.email)
+            atomic.write(eml, job.eml)
             atomic.write(markdown, job.digest.markdown.encode("utf-8"))
         except OSError as e:
             raise TransientError(f"outbox: cannot write {eml.parent} ({e.strerror}); check the folder") from e

@@ -161,7 +161,7 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
         if args.subscriber:
             pipeline.find_subscriber(store.subscribers, args.subscriber)
         with show.Bars() as bars, Interrupt() as interrupt:
-            report = pipeline.send(
+            report = pipeline.run_daily(
                 store, settings, clock=_clock, names=names, dry_run=args.dry_run, progress=bars, stop=interrupt.is_set
             )
         active = [pipeline.stored_profile(s) for s in store.subscribers.all() if not names or s.name in names]

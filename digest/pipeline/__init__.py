@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
         set_aside,
     )
     from digest.pipeline.make import due_edition, make_digests
-    from digest.pipeline.notices import send_notice
+    from digest.pipeline.notices import deliver_notice
     from digest.pipeline.ranking import (
         LastDigest,
         Preview,
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
     )
     from digest.pipeline.report import Progress, SendReport, no_progress
     from digest.pipeline.retry import requeue
-    from digest.pipeline.run import Hooks, run_once, send
+    from digest.pipeline.run import Hooks, run_daily, run_once
     from digest.pipeline.status import NextRun, Status, status
     from digest.pipeline.subscribers import (
         SyncReport,
@@ -115,8 +115,8 @@ _ROOMS = {
     "status": "status",
     "renderer": "ranking",
     "run_once": "run",
-    "send": "run",
-    "send_notice": "notices",
+    "run_daily": "run",
+    "deliver_notice": "notices",
     "set_state": "subscribers",
     "stored_profile": "subscribers",
     "subscribe": "subscribers",
@@ -151,6 +151,7 @@ __all__ = [
     "corpus",
     "days_between",
     "deliver",
+    "deliver_notice",
     "due_edition",
     "dump_files",
     "expand",
@@ -172,9 +173,8 @@ __all__ = [
     "rank_for",
     "renderer",
     "requeue",
+    "run_daily",
     "run_once",
-    "send",
-    "send_notice",
     "set_aside",
     "set_state",
     "status",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from digest import links, rank, render
 from digest.channels import REGISTRY
@@ -20,8 +21,16 @@ from digest.config import Settings
 from digest.models import CHAT_KINDS, Digest, NewDelivery, Paper, Profile, Ranked
 from digest.pipeline import payloads
 from digest.pipeline.ranking import corpus, renderer, weights
-from digest.store import FrozenDigest, Store, frozen
+from digest.pipeline.report import MadeDigest, Skipped
+from digest.store import PreparedDigest, Store, prepare
 from digest.text import normalise_title
+
+
+class Member(NamedTuple):
+    """A subscriber due now: their profile, and the firing whose edition is made."""
+
+    profile: Profile
+    fire: datetime
 
 
 @dataclass
@@ -29,7 +38,7 @@ class Batch:
     """Subscribers sharing a window of candidate papers (each with the firing due), and what each had before."""
 
     since: datetime
-    members: list[tuple[Profile, datetime]]
+    members: list[Member]
     seen: dict[str, set[str]]
     keys: dict[str, str]  # each member's link key, for their signed links
     votes: dict[str, list[tuple[str, float]]]  # each member's votes, weighted by age
@@ -37,10 +46,10 @@ class Batch:
 
 @dataclass
 class Made:
-    """What making one batch did: (subscriber, edition, papers) made, empty days skipped, seconds per phase."""
+    """What making one batch did: the digests made, the empty days skipped, seconds per phase."""
 
-    made: list[tuple[str, str, int]]
-    skipped: list[tuple[str, str]]
+    made: list[MadeDigest]
+    skipped: list[Skipped]
     seconds: dict[str, float]
 
 
@@ -101,7 +110,7 @@ def make_batch(
                 votes=batch.votes,
             )
         digests = [
-            _freeze(profile, fire, items, window, batch=batch, settings=settings, clocked=clocked)
+            _prepare(profile, fire, items, window, batch=batch, settings=settings, clocked=clocked)
             for (profile, fire), items in zip(batch.members, ranked, strict=True)
         ]
         with clocked("freeze"):
@@ -113,9 +122,9 @@ def make_batch(
     for (profile, fire), items in zip(batch.members, ranked, strict=True):
         edition = fire.date().isoformat()
         if not items and profile.empty_day == "skip":
-            made.skipped.append((profile.name, edition))
+            made.skipped.append(Skipped(profile.name, edition))
         else:
-            made.made.append((profile.name, edition, len(items)))
+            made.made.append(MadeDigest(profile.name, edition, len(items)))
     return made
 
 
@@ -134,7 +143,7 @@ def ledger_channels(profile: Profile, settings: Settings) -> list[tuple[str, str
     return list(found.values())
 
 
-def _freeze(
+def _prepare(
     profile: Profile,
     fire: datetime,
     items: list[Ranked],
@@ -143,12 +152,12 @@ def _freeze(
     batch: Batch,
     settings: Settings,
     clocked: Stopwatch,
-) -> FrozenDigest:
+) -> PreparedDigest:
     """One subscriber's digest, rendered and ready to store (an empty skip-day keeps only its mark)."""
     edition = fire.date().isoformat()
     papers = window.papers
     if not items and profile.empty_day == "skip":
-        return FrozenDigest(profile.name, edition, [], new_count=len(papers))
+        return PreparedDigest(profile.name, edition, [], new_count=len(papers))
     with clocked("rank"):
         chosen = {item.paper.id for item in items} | batch.seen.get(profile.name, set())
         trending = rank.trending(
@@ -175,9 +184,9 @@ def _freeze(
             return NewDelivery(name, kind, target, message_id, payload)
 
         deliveries = [delivery(name, cls.kind, target) for name, cls, target in channels]
-        body = render.email_body(message) if any(cls.takes == "email" for _, cls, _ in channels) else b""
+        body = render.mime_body(message) if any(cls.takes == "email" for _, cls, _ in channels) else b""
     with clocked("freeze"):  # packing the content is part of freezing it
-        return frozen(profile.name, edition, items, message, new_count=len(papers), deliveries=deliveries, email=body)
+        return prepare(profile.name, edition, items, message, new_count=len(papers), deliveries=deliveries, mime=body)
 
 
 @contextmanager

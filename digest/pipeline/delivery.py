@@ -16,7 +16,7 @@ from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
 from digest.models import Delivery, Message, StoredDigest
 from digest.pipeline import payloads
-from digest.pipeline.report import Progress, SendReport, no_progress
+from digest.pipeline.report import Failure, Progress, Retry, SendReport, no_progress
 from digest.store import Digests, Ledger, Store, Update
 
 DELIVERING = "delivering"
@@ -94,7 +94,7 @@ def deliver(
                 continue
             if kind not in channels:
                 channels[kind] = REGISTRY[kind](settings)
-            _send(
+            _deliver_batch(
                 store.ledger, store.digests, channels[kind], rows, settings,
                 clock=clock, rng=rng, report=report, done=one_more, stop=stop,
             )  # fmt: skip
@@ -104,7 +104,7 @@ def deliver(
     return report
 
 
-class Sender:
+class Deliverer:
     """Delivery in a thread of its own while the digests are made: each pass delivers what is due.
 
     ``wake()`` (after each frozen batch) starts a pass; leaving the ``with``
@@ -135,7 +135,7 @@ class Sender:
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="deliver", daemon=True)
 
-    def __enter__(self) -> Sender:
+    def __enter__(self) -> Deliverer:
         self._thread.start()
         return self
 
@@ -198,7 +198,7 @@ def _batches(rows: list[Delivery]) -> Iterator[list[Delivery]]:
         yield run
 
 
-def _send(
+def _deliver_batch(
     ledger: Ledger,
     digests: Digests,
     channel: Channel,
@@ -252,14 +252,14 @@ def _outcome(
     if isinstance(error, TransientError) and error.connection and delivery.kind == "email":
         report.unreachable += 1
     if isinstance(error, PermanentError):
-        report.failed.append((delivery, error.reason))
+        report.failed.append(Failure(delivery, error.reason))
         return Update(delivery.id, "failed", error=error.reason)
     if attempts >= settings.delivery.max_attempts:
         final = f"gave up after {attempts} tries: {error.reason}"
-        report.failed.append((delivery, final))
+        report.failed.append(Failure(delivery, final))
         return Update(delivery.id, "failed", error=final)
     next_try = now + timedelta(seconds=backoff(attempts, settings, retry_after=error.retry_after, rng=rng))
-    report.retries.append((delivery, error.reason, next_try))
+    report.retries.append(Retry(delivery, error.reason, next_try))
     return Update(delivery.id, "retry", next_try=next_try, error=error.reason)
 
 
@@ -283,8 +283,8 @@ def _job(
 
     if channel.takes == "email":
         # A digest made before schema 9 kept no MIME body: it is made from the frozen text and HTML.
-        body = digest.email or render.email_body(Message(digest.subject, digest.text, digest.html, digest.markdown))
-        return Job(delivery, digest, email=render.dated(delivery.payload or "", body, at))
+        body = digest.mime or render.mime_body(Message(digest.subject, digest.text, digest.html, digest.markdown))
+        return Job(delivery, digest, eml=render.dated(delivery.payload or "", body, at))
     if channel.takes == "history":
         history = digests.recent(delivery.subscriber, limit=settings.delivery.atom_entries)
         return Job(delivery, digest, history=history, related=digests.papers([d.id for d in history]))

@@ -10,7 +10,7 @@ from datetime import datetime
 from digest import cadence
 from digest.config import Settings
 from digest.models import Paper, Profile, Subscriber
-from digest.pipeline.batch import Batch, Made, Windows, make_batch
+from digest.pipeline.batch import Batch, Made, Member, Windows, make_batch
 from digest.pipeline.ranking import vote_weights, window_start
 from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.pipeline.subscribers import is_active, stored_profile
@@ -103,7 +103,7 @@ def _batches(
     """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch;
     and each window's papers, as read to plan them."""
     latest = store.digests.latest()
-    windows: dict[datetime, list[tuple[Profile, datetime]]] = {}
+    windows: dict[datetime, list[Member]] = {}
     for subscriber in store.subscribers.all():
         if names is not None and subscriber.name not in names:
             continue
@@ -112,7 +112,7 @@ def _batches(
         fire = due_edition(subscriber, profile, now=now, latest=mine)
         if fire is not None:
             since = window_start(profile, fire, mine[0] if mine else None)
-            windows.setdefault(since, []).append((profile, fire))
+            windows.setdefault(since, []).append(Member(profile, fire))
     batches: list[Batch] = []
     read: dict[datetime, list[Paper]] = {}
     for since, members in windows.items():

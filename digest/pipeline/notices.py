@@ -13,7 +13,7 @@ from digest.config import Settings
 from digest.models import Message
 
 
-def send_notice(settings: Settings, to: str, *, subject: str, text: str, link: str, at: datetime) -> None:
+def deliver_notice(settings: Settings, to: str, *, subject: str, text: str, link: str, at: datetime) -> None:
     """One short message with one link: by SMTP when ``[smtp] host`` is set, else into the outbox.
 
     Raises ``DeliveryError`` when the server refuses it.
@@ -25,7 +25,7 @@ def send_notice(settings: Settings, to: str, *, subject: str, text: str, link: s
     mail = settings.email
     tag = hashlib.sha256(f"{to}|{link}".encode()).hexdigest()[:16]
     domain = mail.sender.rsplit("@", 1)[-1] or "localhost"
-    message = render.email(
+    message = render.eml(
         Message(subject, f"{text}\n\n{link}\n", html, ""),
         sender=mail.sender,
         sender_name=mail.sender_name,

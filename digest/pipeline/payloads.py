@@ -1,6 +1,6 @@
 """What each delivery carries besides its digest, made once, when the digest is frozen.
 
-* email and the outbox: every header but Date (``render.email_head``), the
+* email and the outbox: every header but Date (``render.eml_head``), the
   signed one-click unsubscribe among them; sending adds the Date line;
 * a chat platform: its messages, as JSON (``render.Renderer.chat``);
 * an Atom feed: the feed's own signed address ("" without signed links).
@@ -34,7 +34,7 @@ def head(
 ) -> str:
     """An email delivery's headers, all but Date: To is the target (the outbox's: the subscriber at localhost)."""
     mail = settings.email
-    return render.email_head(
+    return render.eml_head(
         subject,
         sender=mail.sender,
         sender_name=mail.sender_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from digest.errors import ProfileError
 from digest.models import Delivery
@@ -17,16 +18,53 @@ def no_progress(doing: str, done: int, total: int) -> None:
     return None
 
 
+class MadeDigest(NamedTuple):
+    """A digest a run made: for whom, which edition, how many papers."""
+
+    subscriber: str
+    edition: str
+    papers: int
+
+
+class Skipped(NamedTuple):
+    """An edition not made because the day was empty and the profile says ``empty_day = "skip"``."""
+
+    subscriber: str
+    edition: str
+
+
+class Planned(NamedTuple):
+    """A dry run's delivery: who would get it, by which channel."""
+
+    subscriber: str
+    channel: str
+
+
+class Retry(NamedTuple):
+    """A delivery that failed for now: why, and when it is tried again."""
+
+    delivery: Delivery
+    reason: str
+    next_try: datetime
+
+
+class Failure(NamedTuple):
+    """A delivery that failed for good, and why."""
+
+    delivery: Delivery
+    reason: str
+
+
 @dataclass
 class SendReport:
     """What ``send`` did, for the summary and the exit code."""
 
-    made: list[tuple[str, str, int]] = field(default_factory=list)  # subscriber, edition, papers
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # empty days with empty_day = skip
-    planned: list[tuple[str, str]] = field(default_factory=list)  # dry run: subscriber, channel
+    made: list[MadeDigest] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    planned: list[Planned] = field(default_factory=list)  # a dry run's
     sent: list[Delivery] = field(default_factory=list)
-    retries: list[tuple[Delivery, str, datetime]] = field(default_factory=list)
-    failed: list[tuple[Delivery, str]] = field(default_factory=list)
+    retries: list[Retry] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
     profile_errors: list[ProfileError] = field(default_factory=list)
     workers: int = 1  # processes that made the digests
     halted: dict[str, str] = field(default_factory=dict)  # channel kind -> why its settings cannot work

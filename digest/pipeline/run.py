@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from digest.config import Settings
-from digest.pipeline.delivery import Sender
+from digest.pipeline.delivery import Deliverer
 from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
-from digest.pipeline.report import Progress, SendReport, no_progress
+from digest.pipeline.report import Planned, Progress, SendReport, no_progress
 from digest.pipeline.signups import mail_signups
 from digest.pipeline.subscribers import SyncReport, sync_subscribers
 from digest.store import Store
@@ -48,7 +48,7 @@ def run_once(
     """Ingest ``files``, sync the profiles, mail the sign-ups, freeze the digests that are due, deliver
     everything due.
 
-    Delivery runs beside the making (``Sender``): each frozen batch's messages
+    Delivery runs beside the making (``Deliverer``): each frozen batch's messages
     go out while the next batches are made, and what was due before the run at once.
     Once ``stop()`` turns true (an interrupt), no new digest is made and no new
     message handed out; those on the wire finish and are recorded, and
@@ -60,7 +60,7 @@ def run_once(
     hooks.synced(sync)
     signups = mail_signups(store, settings, now=clock())
     sending = SendReport()
-    with Sender(
+    with Deliverer(
         store.path, settings, clock=clock, names=names, rng=rng, stop=stop, progress=hooks.progress, report=sending
     ) as sender:
         sender.wake()  # what was due before this run (retries, a crashed run's rows) goes out at once
@@ -80,7 +80,7 @@ def run_once(
     return report
 
 
-def send(
+def run_daily(
     store: Store,
     settings: Settings,
     *,
@@ -104,6 +104,6 @@ def send(
         with Store.open(copy) as shadow:
             errors = sync_subscribers(shadow.subscribers, settings.subscribers.dir, at=clock()).errors
             report = make_digests(shadow, settings, now=clock(), names=names, progress=progress)
-            report.planned = [(d.subscriber, d.channel) for d in shadow.ledger.due(clock(), names=names)]
+            report.planned = [Planned(d.subscriber, d.channel) for d in shadow.ledger.due(clock(), names=names)]
     report.profile_errors = errors
     return report

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from digest import links
 from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError
-from digest.pipeline.notices import send_notice
+from digest.pipeline.notices import deliver_notice
 from digest.store import Store, Subscribers
 
 VALID = timedelta(hours=48)
@@ -61,7 +61,7 @@ def _mail(
         signed = links.links_for(known, subscriber.link_key, settings.delivery) if subscriber else None
         if signed is None:
             return  # the subscriber is gone since: nothing to point to, and no confirmation either
-        send_notice(
+        deliver_notice(
             settings,
             email,
             subject="Your paper-digest subscription",
@@ -71,7 +71,7 @@ def _mail(
             at=at,
         )
         return
-    send_notice(
+    deliver_notice(
         settings,
         email,
         subject="Confirm your paper-digest subscription",

@@ -103,18 +103,18 @@ def _plan(
         for profile, text in profiles.load_many(fresh, on_error=on_error, taken=taken, texts=read)
         if _unowned(profile, sources.get(profile.name), on_error=on_error)
     ]
-    held = {p.source: (p.name, profiles.fingerprint(text)) for p, text in loaded} | {
+    owned = {p.source: (p.name, profiles.fingerprint(text)) for p, text in loaded} | {
         path: (stamp.name, stamp.hash) for path, stamp in kept.items()
     }
     plan = SyncPlan(
         folder=str(folder),
         profiles=[StoredProfile(p.name, text, profiles.fingerprint(text), p.source) for p, text in loaded],
         stamps=[
-            (path, FileStamp(size, mtime, checked, held[path][1], held[path][0]))
+            (path, FileStamp(size, mtime, checked, owned[path][1], owned[path][0]))
             for path, size, mtime in entries
-            if path in texts and path in held
+            if path in texts and path in owned
         ],
-        forget=sorted(stamps.keys() - held.keys()),
+        forget=sorted(stamps.keys() - owned.keys()),
         present={p.name for p, _ in loaded} | taken.keys(),
         failed=set(),
         listing=None,

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from digest.models import Paper, Reason
+from digest.models import Paper, Reason, ReasonKind
 from digest.rank.corpus import PARTIAL_FROM, Weights
 from digest.rank.plan import Features, Likeness, Plan, starts
 
@@ -41,7 +41,7 @@ def explain(  # noqa: PLR0917 - one call site, every argument a different array
     for n, r, value in zip(trending.tolist(), rows[trending].tolist(), rounded(trend[trending]), strict=True):
         if r not in details:
             details[r] = _trend_detail(papers[r])
-        reasons[n].append(Reason("trending", "trending", value, (), details[r]))
+        reasons[n].append(Reason(ReasonKind.TRENDING, "trending", value, (), details[r]))
     explained = []
     for found_reasons, any_match in zip(reasons, matched, strict=True):
         if len(found_reasons) > 1:
@@ -64,10 +64,10 @@ def rounded(values: NDArray[np.floating]) -> list[float]:
 
 
 _LIKENESS = {  # kind of likeness -> the reason's kind and detail
-    "seed": ("seed", None),
-    "liked": ("seed", "liked"),
-    "archive": ("seed", "archive"),
-    "disliked": ("less", None),
+    "seed": (ReasonKind.SEED, None),
+    "liked": (ReasonKind.SEED, "liked"),
+    "archive": (ReasonKind.SEED, "archive"),
+    "disliked": (ReasonKind.LESS, None),
 }
 _LEAST = 1e-9  # a likeness contributing less than this gives no reason
 
@@ -92,7 +92,7 @@ def _add_likeness(
     reason_kind, detail = _LIKENESS[kind]
     for n, v, b in zip(given.tolist(), rounded(value[given]), best[given].tolist(), strict=True):
         reasons[n].append(Reason(reason_kind, found.title(found.rows[b]), v, (), detail))
-        if reason_kind == "seed":
+        if reason_kind == ReasonKind.SEED:
             matched[n] = True
 
 
@@ -152,7 +152,7 @@ def _keyword_reasons(
         if not is_whole:
             labels = [table.word_label[word_index[w]] for w in range(first, first + size) if found_words[w]]
             detail = "only " + ", ".join(labels)
-        reasons[owner].append(Reason("keyword", table.label[t], value, _WHERE[place], detail))
+        reasons[owner].append(Reason(ReasonKind.KEYWORD, table.label[t], value, _WHERE[place], detail))
     matched = (np.bincount(pair[keep], minlength=len(rows)) > 0).tolist()
     return reasons, matched
 
@@ -177,7 +177,7 @@ def _expand(first: NDArray[np.int64], counts: NDArray[np.int64]) -> NDArray[np.i
 
 
 _SCORE = operator.attrgetter("score")
-_NOTHING = Reason("none", "no keyword or seed matched", 0.0)
+_NOTHING = Reason(ReasonKind.NONE, "no keyword or seed matched", 0.0)
 
 
 _WHERE = {

@@ -13,16 +13,14 @@ from digest import lazy
 if TYPE_CHECKING:  # loaded with their room on first use (PEP 562): describing a paper needs no Jinja
     from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
     from digest.render.message import FORMATS, Renderer, package_templates
-    from digest.render.mime import MAX_LINE, dated, email, email_body, email_head, list_unsubscribe, message_id
+    from digest.render.mime import MAX_LINE, dated, eml, eml_head, list_unsubscribe, message_id, mime_body
 
 _ROOMS = {
     **dict.fromkeys(
         ("describe", "header_text", "links", "md_escape", "paper_meta", "slack_escape", "subject"), "context"
     ),
     **dict.fromkeys(("FORMATS", "Renderer", "package_templates"), "message"),
-    **dict.fromkeys(
-        ("MAX_LINE", "dated", "email", "email_body", "email_head", "list_unsubscribe", "message_id"), "mime"
-    ),
+    **dict.fromkeys(("MAX_LINE", "dated", "eml", "eml_head", "mime_body", "list_unsubscribe", "message_id"), "mime"),
 }
 
 
@@ -36,14 +34,14 @@ __all__ = [
     "Renderer",
     "dated",
     "describe",
-    "email",
-    "email_body",
-    "email_head",
+    "eml",
+    "eml_head",
     "header_text",
     "links",
     "list_unsubscribe",
     "md_escape",
     "message_id",
+    "mime_body",
     "package_templates",
     "paper_meta",
     "slack_escape",

@@ -18,7 +18,7 @@ from digest.models import Message
 from digest.render.context import header_text
 
 
-def email(
+def eml(
     message: Message,
     *,
     sender: str,
@@ -35,9 +35,9 @@ def email(
     Assembled directly rather than through ``email.message.EmailMessage``, which
     was the slowest step of sending in bench/scale.py: header values are single safe lines,
     encoded as RFC 2047 words when not ASCII; then ``body``, the message's
-    ``email_body`` (given when it was made ahead, else made here).
+    ``mime_body`` (given when it was made ahead, else made here).
     """
-    head = email_head(
+    head = eml_head(
         message.subject,
         sender=sender,
         to=to,
@@ -46,10 +46,10 @@ def email(
         message_id=message_id,
         headers=headers,
     )
-    return dated(head, body if body is not None else email_body(message), sent)
+    return dated(head, body if body is not None else mime_body(message), sent)
 
 
-def email_head(
+def eml_head(
     subject: str,
     *,
     sender: str,
@@ -77,7 +77,7 @@ def dated(head: str, body: bytes, sent: datetime | None) -> bytes:
     return (date + head + "\r\n").encode("ascii") + body
 
 
-def email_body(message: Message) -> bytes:
+def mime_body(message: Message) -> bytes:
     """The MIME part of ``email``: its MIME headers and both alternatives, the same for every send.
 
     The text part is quoted-printable, the HTML part 7bit where it can be

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from digest.store.db import Database, fault
-from digest.store.digests import Digests, FrozenDigest, frozen
+from digest.store.digests import Digests, PreparedDigest, prepare
 from digest.store.feedback import Feedback
 from digest.store.fetches import Fetches
 from digest.store.ledger import Ledger, Update
@@ -65,9 +65,9 @@ __all__ = [
     "Feedback",
     "Fetches",
     "FileStamp",
-    "FrozenDigest",
     "Ledger",
     "Papers",
+    "PreparedDigest",
     "Signups",
     "Store",
     "StoredProfile",
@@ -76,5 +76,5 @@ __all__ = [
     "Synced",
     "Update",
     "fault",
-    "frozen",
+    "prepare",
 ]

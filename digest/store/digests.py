@@ -24,16 +24,16 @@ from typing import Any
 
 import zstandard
 
-from digest.models import Message, NewDelivery, Ranked, Reason, StoredDigest
+from digest.models import Message, NewDelivery, Ranked, Reason, ReasonKind, StoredDigest
 from digest.store.db import Part
 from digest.store.papers import paper_of_row
 
 
 @dataclass(frozen=True, slots=True)
-class FrozenDigest:
-    """A digest to store with ``save_digests``: items, packed content and deliveries.
+class PreparedDigest:
+    """A frozen digest to store with ``Digests.save``: items, packed content and deliveries.
 
-    Made with ``frozen``, which packs the content as the digest is made, so a
+    Made with ``prepare``, which packs the content as the digest is made, so a
     batch waiting to be stored holds a sixth of the bytes. An empty skip-day
     digest has no content: it only marks that the edition was made.
     """
@@ -48,7 +48,7 @@ class FrozenDigest:
     mail: bytes | None = None  # the MIME body, packed alone (``pack``)
 
 
-def frozen(
+def prepare(
     name: str,
     edition: str,
     items: list[Ranked],
@@ -56,12 +56,12 @@ def frozen(
     *,
     new_count: int,
     deliveries: list[NewDelivery] | None = None,
-    email: bytes = b"",
-) -> FrozenDigest:
-    """A digest with its rendered message (and ``email``, its MIME body when it goes out as email) packed."""
+    mime: bytes = b"",
+) -> PreparedDigest:
+    """A digest with its rendered message (and ``mime``, its MIME body when it goes out as email) packed."""
     body = compress([message.text.encode(), message.html.encode(), message.markdown.encode(), b""])
-    mail = pack(email) if email else None
-    return FrozenDigest(name, edition, items, message.subject, body, new_count, deliveries or [], mail)
+    mail = pack(mime) if mime else None
+    return PreparedDigest(name, edition, items, message.subject, body, new_count, deliveries or [], mail)
 
 
 class Digests(Part):
@@ -74,7 +74,7 @@ class Digests(Part):
         )
         return {row[0] for row in rows}
 
-    def save(self, digests: Sequence[FrozenDigest], *, at: datetime) -> list[int | None]:
+    def save(self, digests: Sequence[PreparedDigest], *, at: datetime) -> list[int | None]:
         """Freeze digests with their items, rendered content and deliveries, in one transaction.
 
         Returns each one's id, or None where that (subscriber, edition) existed
@@ -172,7 +172,7 @@ class Digests(Part):
                     markdown="",
                     items=0,
                     created_at=datetime.fromisoformat(row[4]),
-                    email=unpack(row[6]),
+                    mime=unpack(row[6]),
                     new_count=row[5],
                 )
         older = [i for i in ids if i not in found]
@@ -201,7 +201,7 @@ class Digests(Part):
 _Row = tuple[Any, ...]
 
 
-def _digest_rows(d: FrozenDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
+def _digest_rows(d: PreparedDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
     """A digest's row, its items' and its deliveries' (each without the digest's id, not known yet)."""
     digest = (d.name, d.edition, stamp, d.subject, d.body, d.new_count, d.mail)
     items = [(item.paper.id, item.rank, item.score, json.dumps([r.as_dict() for r in item.why])) for item in d.items]
@@ -252,18 +252,18 @@ _DIGEST_QUERY = "SELECT d.*, (SELECT count(*) FROM digest_items i WHERE i.digest
 
 def _reasons(stored: str) -> tuple[Reason, ...]:
     return tuple(
-        Reason(r["kind"], r["label"], r["score"], tuple(r.get("where") or ()), r.get("detail"))
+        Reason(ReasonKind(r["kind"]), r["label"], r["score"], tuple(r.get("where") or ()), r.get("detail"))
         for r in json.loads(stored)
     )
 
 
 def _stored_digest(row: sqlite3.Row) -> StoredDigest:
     if row["body"] is None:  # made before schema 4
-        text, html, markdown, email = row["body_text"], row["body_html"], row["body_markdown"], b""
+        text, html, markdown, mime = row["body_text"], row["body_html"], row["body_markdown"], b""
     else:
         content = decompress(row["body"])
         text, html, markdown = (part.decode() for part in content[:3])
-        email = unpack(row["mail"]) if row["mail"] is not None else content[3]
+        mime = unpack(row["mail"]) if row["mail"] is not None else content[3]
     return StoredDigest(
         id=row["id"],
         subscriber=row["subscriber"],
@@ -274,6 +274,6 @@ def _stored_digest(row: sqlite3.Row) -> StoredDigest:
         markdown=markdown,
         items=row["items"],
         created_at=datetime.fromisoformat(row["created_at"]),
-        email=email,
+        mime=mime,
         new_count=row["new_count"],
     )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from digest.models import Delivery
+from digest.models import Delivery, State
 from digest.store.db import Part
 
 
@@ -137,7 +137,7 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         kind=row["kind"],
         target=row["target"],
         message_id=row["message_id"],
-        state=row["state"],
+        state=State(row["state"]),
         attempts=row["attempts"],
         parts_sent=row["parts_sent"],
         payload=row["payload"],

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from digest.models import Subscriber
+from digest.models import Status, Subscriber
 from digest.store.db import Part, day, iso
 
 STICKY = ("operator", "reader")  # unsubscribes that a folder sync does not undo
@@ -270,7 +270,7 @@ def _subscriber(row: sqlite3.Row) -> Subscriber:
         source=row["source"],
         text=row["profile"],
         profile_hash=row["profile_hash"],
-        status=row["status"],
+        status=Status(row["status"]),
         paused_until=day(row["paused_until"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
         link_key=row["link_key"],
