@@ -616,3 +616,20 @@ def test_the_ledger_is_written_only_where_deliveries_happen() -> None:
         and any(p == "ledger" and m in WRITES["ledger"] for p, m in part_uses(tree))
     }
     assert writers == LEDGER_WRITERS
+
+
+MODULE_LINES, FUNCTION_LINES = 400, 80  # a room read in a sitting, a function at a glance (CONTRIBUTING)
+
+
+def test_no_module_or_function_grows_past_its_bound() -> None:
+    too_long = []
+    for name, tree in modules().items():
+        lines = max((getattr(node, "end_lineno", 0) or 0 for node in ast.walk(tree)), default=0)
+        if lines > MODULE_LINES:
+            too_long.append(f"{name}: {lines} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                size = (node.end_lineno or node.lineno) - node.lineno + 1
+                if size > FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {size} lines")
+    assert not too_long, f"split these: {too_long}"
