@@ -4,6 +4,7 @@ or as one JSON object, and the clock it stamps them with."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -35,6 +36,25 @@ class EventLog:
             line = " ".join([stamp, event, *parts])
         with self._lock:
             print(line, file=self._stream or sys.stderr, flush=True)
+
+
+class Lines(logging.Handler):
+    """The lines other rooms log (the store's upgrade line), as events of this log: the daemon's output
+    stays one format, plain or JSON."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._log(getattr(record, "event", record.name), detail=record.getMessage())
+
+
+def said_by(logger: str, log: EventLog) -> None:
+    """From now on, what ``logger`` says goes to ``log`` (and only there)."""
+    found = logging.getLogger(logger)
+    found.handlers = [Lines(log)]
+    found.propagate = False
 
 
 def _plain(value: object) -> str:

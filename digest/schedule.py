@@ -47,7 +47,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from digest import cadence, links, pipeline
 from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
-from digest.events import Clock, EventLog, utc_now
+from digest.events import Clock, EventLog, said_by, utc_now
 from digest.interrupts import Interrupt
 from digest.passes import Tick, fetch_missed, tick
 from digest.store import Store
@@ -122,6 +122,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.log = log
+        said_by("digest.store", log)  # the store's upgrade line, in this log's format
         self.clock = clock
         self.progress = progress  # long work shown as it goes (a terminal's progress bars for --once)
         self.interrupt = Interrupt(say=lambda line: self.log("stopping", detail=line), then=self._shut_down)

@@ -50,3 +50,6 @@ def test_three_processes_opening_a_schema_4_database_at_once_all_succeed(tmp_pat
             assert out.strip() == str(store.SCHEMA_VERSION)
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT name FROM subscribers").fetchall() == [("ada",)]
+        # One copy of the old file, from the process that migrated; the others' staged copies are gone.
+        assert [p.name for p in tmp_path.glob(f"old-{trial}.pre-v*")] == [f"old-{trial}.pre-v4.sqlite3"]
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

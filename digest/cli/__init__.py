@@ -14,12 +14,14 @@ Rooms: ``parser`` (every command and its help), ``papers``, ``people`` and
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 
-from digest.cli.parser import Command, build_parser
+from digest.cli.args import Command
+from digest.cli.parser import build_parser
 from digest.errors import DigestError
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from digest import config  # noqa: PLC0415 - after parsing: --help and --version need none of it
 
         settings = config.load(getattr(args, "config", None), note=_warn)
+        _say_store_lines()
         run: Command = args.run
         return run(args, settings)
     except SystemExit as e:  # --help and --version
@@ -55,6 +58,21 @@ def _error(message: str) -> None:
     from digest.cli import show  # noqa: PLC0415 - rich, only when there is something to say
 
     show.error(message)
+
+
+def _say_store_lines() -> None:
+    """The store's one-off lines (an upgrade) on stderr, as the command's own: ``digest: upgraded …``."""
+    store = logging.getLogger("digest.store")
+    if not store.handlers:
+        store.addHandler(_Said())
+        store.propagate = False
+
+
+class _Said(logging.Handler):
+    """A logged line on stderr as it is at the time (a test, or a progress bar, may have replaced it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"digest: {record.getMessage()}", file=sys.stderr, flush=True)
 
 
 def _warn(message: str) -> None:

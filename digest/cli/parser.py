@@ -8,23 +8,13 @@ answer at once.
 from __future__ import annotations
 
 import argparse
-import importlib
-from collections.abc import Callable
-from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 from digest import __version__
-from digest.errors import UsageError
+from digest.cli.args import JSON_HELP, Adder, Command, Parser, day, lazy, positive, whole
 from digest.models import FORMATS
+from digest.store.schema import SCHEMA_VERSION
 
-if TYPE_CHECKING:
-    from digest.config import Settings
-
-Command = Callable[[argparse.Namespace, "Settings"], int]
-_Adder = Callable[[str, Command, str, str], argparse.ArgumentParser]
-
-JSON_HELP = "one JSON object per line (a stable interface for scripts)"
 SEND_JSON = ": event made, skipped, would_deliver, sent, retry, failed, halted or profile_error, then one summary"
 
 EPILOG = """\
@@ -40,7 +30,8 @@ the day, by hand:
 or let the daemon do it: digest run (or digest run --once from cron), with
 digest serve beside it for readers' one-click unsubscribe, votes and preferences.
 parse, papers, rank, check, subscribers, feedback, pause, resume, unsubscribe,
-deliveries and retry inspect and adjust; 'digest COMMAND --help' explains each.
+deliveries and retry inspect and adjust; backup and restore keep the database safe;
+'digest COMMAND --help' explains each.
 
 config: ./digest.toml if present, or --config FILE; DIGEST_* environment variables
 override it (e.g. DIGEST_DATABASE__PATH). Every key: config.example.toml.
@@ -49,16 +40,9 @@ exit codes: 0 ok, 1 some input could not be used (the rest went on), 2 bad usage
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ``UsageError`` (exit 2, one line) instead of printing usage."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``digest`` argument parser; global options work before or after the command."""
-    common = _Parser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "-c",
         "--config",
@@ -70,14 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="show tracebacks with errors"
     )
-    parser = _Parser(
+    parser = Parser(
         prog="digest",
         description="Trending research papers from Hugging Face Daily Papers dumps, ranked for you, delivered daily.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"paper-digest {__version__}")
+    schema = f"paper-digest {__version__} (database schema {SCHEMA_VERSION})"
+    parser.add_argument("--version", action="version", version=schema)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     def command(name: str, run: Command, summary: str, description: str) -> argparse.ArgumentParser:
@@ -96,14 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     _digest_commands(command)
     _service_commands(command)
     _ledger_commands(command)
+    _database_commands(command)
     return parser
 
 
-def _paper_commands(command: _Adder) -> None:
+def _paper_commands(command: Adder) -> None:
     """parse, ingest, papers, status."""
     sub = command(
         "parse",
-        _lazy("papers", "parse_command"),
+        lazy("papers", "parse_command"),
         "Parse dump files and show their papers; writes nothing.",
         "With --json, one object per file: source, layout, page_date, papers (id, title,\n"
         "abstract, authors_count, organization, published, upvotes, position, and from\n"
@@ -118,7 +104,7 @@ def _paper_commands(command: _Adder) -> None:
 
     sub = command(
         "ingest",
-        _lazy("papers", "ingest_command"),
+        lazy("papers", "ingest_command"),
         "Ingest dumps into the database and report, per dump, what is new.",
         "A paper is new when no earlier dump had it (same arXiv id or same normalised\n"
         "title). Ingesting the same bytes again changes nothing. A bad file is reported\n"
@@ -130,7 +116,7 @@ def _paper_commands(command: _Adder) -> None:
 
     sub = command(
         "fetch",
-        _lazy("papers", "fetch_command"),
+        lazy("papers", "fetch_command"),
         "Fetch Hugging Face's Daily Papers list for a day, write it as a dump and ingest it.",
         "Asks {[fetch] base_url}/api/daily_papers?date=D page by page, writes the list as\n"
         "{[ingest] dumps_dir}/hf-D.json and ingests it (output as for ingest). A day fetched\n"
@@ -142,31 +128,31 @@ def _paper_commands(command: _Adder) -> None:
         "HF_TOKEN, when set in the environment, raises Hugging Face's rate limit.",
     )
     when = sub.add_mutually_exclusive_group()
-    when.add_argument("--date", type=_day, metavar="YYYY-MM-DD", help="the list of this day (default: today, UTC)")
+    when.add_argument("--date", type=day, metavar="YYYY-MM-DD", help="the list of this day (default: today, UTC)")
     when.add_argument(
-        "--since", type=_day, metavar="YYYY-MM-DD", help="every day from this one to today (at most 62 days back)"
+        "--since", type=day, metavar="YYYY-MM-DD", help="every day from this one to today (at most 62 days back)"
     )
     sub.add_argument("--force", action="store_true", help="let --since reach further back than 62 days")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
-        "papers", _lazy("papers", "papers_command"), "List the papers of the seen-set, in the order first seen.", ""
+        "papers", lazy("papers", "papers_command"), "List the papers of the seen-set, in the order first seen.", ""
     )
     sub.add_argument("--new-in", metavar="DUMP", help="only papers first seen in DUMP (file name, id, sha256 prefix)")
-    sub.add_argument("-n", "--limit", type=_positive, metavar="N", help="at most N papers")
+    sub.add_argument("-n", "--limit", type=positive, metavar="N", help="at most N papers")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
-        "status", _lazy("papers", "status_command"), "Show the database: its path, what it holds, the last ingest.", ""
+        "status", lazy("papers", "status_command"), "Show the database: its path, what it holds, the last ingest.", ""
     )
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
-def _subscriber_commands(command: _Adder) -> None:
+def _subscriber_commands(command: Adder) -> None:
     """subscribe, unsubscribe, pause, resume, subscribers, check."""
     sub = command(
         "subscribe",
-        _lazy("people", "subscribe_command"),
+        lazy("people", "subscribe_command"),
         "Check a profile file, store it, and show what the subscriber will get.",
         "Subscribing again with a changed file updates the profile; an unsubscribed\n"
         "name comes back. The profile format: examples/subscribers/ and the README.",
@@ -175,21 +161,21 @@ def _subscriber_commands(command: _Adder) -> None:
     sub.add_argument("--json", action="store_true", help=JSON_HELP + ": the profile, its outcome and seeds_found")
     sub = command(
         "unsubscribe",
-        _lazy("people", "unsubscribe_command"),
+        lazy("people", "unsubscribe_command"),
         "Stop a subscriber's digests (their history is kept).",
         "",
     )
     sub.add_argument("name", metavar="NAME")
     sub = command(
-        "pause", _lazy("people", "pause_command"), "Pause a subscriber's digests, for good or until a day.", ""
+        "pause", lazy("people", "pause_command"), "Pause a subscriber's digests, for good or until a day.", ""
     )
     sub.add_argument("name", metavar="NAME")
-    sub.add_argument("--until", type=_day_arg, metavar="YYYY-MM-DD", help="resume after this day")
-    sub = command("resume", _lazy("people", "resume_command"), "Resume a paused subscriber.", "")
+    sub.add_argument("--until", type=day, metavar="YYYY-MM-DD", help="resume after this day")
+    sub = command("resume", lazy("people", "resume_command"), "Resume a paused subscriber.", "")
     sub.add_argument("name", metavar="NAME")
     sub = command(
         "subscribers",
-        _lazy("people", "subscribers_command"),
+        lazy("people", "subscribers_command"),
         "List the subscribers (after syncing the subscribers folder).",
         "The folder is config [subscribers] dir: new files subscribe, changed files\n"
         "update, removed files unsubscribe, a broken file keeps its last good version.",
@@ -198,7 +184,7 @@ def _subscriber_commands(command: _Adder) -> None:
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = command(
         "feedback",
-        _lazy("people", "feedback_command"),
+        lazy("people", "feedback_command"),
         "Record a subscriber's votes on papers, or list them.",
         "With paper ids and --up (more like this), --down (less like this) or --clear, records\n"
         "the vote as the links in the digest do (the last vote wins). Without ids, lists the\n"
@@ -213,7 +199,7 @@ def _subscriber_commands(command: _Adder) -> None:
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = command(
         "check",
-        _lazy("people", "check_command"),
+        lazy("people", "check_command"),
         "Check profile files; store nothing.",
         "Lists every mistake of each file, and resolves each webhook now to say where it\n"
         "would post (or why it may not). Exit code 1 when a file or a webhook is refused.",
@@ -224,11 +210,11 @@ def _subscriber_commands(command: _Adder) -> None:
     sub.add_argument("--json", action="store_true", help=JSON_HELP + ": a line per file, status ok or error")
 
 
-def _digest_commands(command: _Adder) -> None:
+def _digest_commands(command: Adder) -> None:
     """rank, preview, send."""
     sub = command(
         "rank",
-        _lazy("digests", "rank_command"),
+        lazy("digests", "rank_command"),
         "Rank the papers of a dump, or the newest ones, for a profile or a subscriber.",
         "--json prints one object per line, best first: {rank, id, title, score, why:\n"
         "[{kind, label, score, where, detail}]}. Without --all: the papers that reach the\n"
@@ -245,7 +231,7 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command(
         "preview",
-        _lazy("digests", "preview_command"),
+        lazy("digests", "preview_command"),
         "Show what a subscriber would receive now, as text.",
         "Ranks the papers new in the latest ingest for NAME, leaving out papers they\n"
         "already received, and lists the day's trending papers as their digest would.\n"
@@ -263,7 +249,7 @@ def _digest_commands(command: _Adder) -> None:
 
     sub = command(
         "send",
-        _lazy("digests", "send_command"),
+        lazy("digests", "send_command"),
         "Make the digests that are due and deliver everything pending.",
         "Syncs the subscribers folder, freezes today's digest for each active subscriber\n"
         "who has none yet, then delivers what is due: new messages, crashed ones, and\n"
@@ -280,11 +266,11 @@ def _digest_commands(command: _Adder) -> None:
     sub.add_argument("--json", action="store_true", help=JSON_HELP + SEND_JSON)
 
 
-def _service_commands(command: _Adder) -> None:
+def _service_commands(command: Adder) -> None:
     """init, run, serve."""
     sub = command(
         "init",
-        _lazy("digests", "init_command"),
+        lazy("digests", "init_command"),
         "Set up a new installation in a folder: config, an example subscriber, dumps/ and var/.",
         "Writes FOLDER/digest.toml (the example config, every key commented),\n"
         "FOLDER/subscribers/example.toml.off (switched off until you edit it and rename it\n"
@@ -295,11 +281,11 @@ def _service_commands(command: _Adder) -> None:
 
     sub = command(
         "run",
-        _lazy("digests", "run_command"),
+        lazy("digests", "run_command"),
         "Run the daemon: take new dumps, send each digest at its subscriber's local time.",
         "Polls [ingest] dumps_dir every [schedule] poll_s and takes each dump once its\n"
-        "size stops changing (write *.tmp, then rename; bad files go to quarantine/). One\n"
-        "job per subscriber fires at send_at in their timezone. On start it catches up what\n"
+        "size stops changing (write *.tmp, then rename; bad files go to quarantine/). It\n"
+        "wakes at each subscriber's send_at in their timezone. On start it catches up what\n"
         "was missed (one digest per subscriber covering the gap) and sends due retries.\n"
         "Profiles are re-read when their files change. SIGTERM/SIGINT: nothing new starts,\n"
         "what is on the wire finishes and is recorded, exit 143/130. Fetching ([fetch]\n"
@@ -317,28 +303,28 @@ def _service_commands(command: _Adder) -> None:
 
     sub = command(
         "serve",
-        _lazy("digests", "serve_command"),
+        lazy("digests", "serve_command"),
         "Serve the reader's side: one-click unsubscribe, votes, preferences, sign-up, feeds.",
         "A small web app over the same database as 'digest run' and 'digest send'. Put it\n"
         "behind a TLS reverse proxy and set [delivery] base_url to its public address;\n"
         "links are signed with DIGEST_DELIVERY__SECRET. No GET changes anything.",
     )
     sub.add_argument("--host", metavar="ADDRESS", help="address to listen on (default [web] host: 127.0.0.1)")
-    sub.add_argument("--port", type=_positive, metavar="PORT", help="port (default [web] port: 8080)")
+    sub.add_argument("--port", type=positive, metavar="PORT", help="port (default [web] port: 8080)")
 
 
-def _ledger_commands(command: _Adder) -> None:
+def _ledger_commands(command: Adder) -> None:
     """deliveries, retry."""
-    sub = command("deliveries", _lazy("digests", "deliveries_command"), "List the delivery ledger, newest first.", "")
+    sub = command("deliveries", lazy("digests", "deliveries_command"), "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
     sub.add_argument(
-        "-n", "--limit", type=_whole, default=50, metavar="N", help="at most N rows (default 50; 0 for all)"
+        "-n", "--limit", type=whole, default=50, metavar="N", help="at most N rows (default 50; 0 for all)"
     )
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub = command(
         "retry",
-        _lazy("digests", "retry_command"),
+        lazy("digests", "retry_command"),
         "Requeue a failed delivery (or all of them) to go out with the next send.",
         "",
     )
@@ -346,41 +332,28 @@ def _ledger_commands(command: _Adder) -> None:
     sub.add_argument("--all", action="store_true", help="every failed or waiting delivery")
 
 
-def _day_arg(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-12-24, got {text!r}") from None
+def _database_commands(command: Adder) -> None:
+    """backup, restore."""
+    sub = command(
+        "backup",
+        lazy("database", "backup_command"),
+        "Copy the database to PATH, checked, while everything keeps running.",
+        "SQLite's online backup (the daemon and the web side go on writing), then\n"
+        "PRAGMA integrity_check on the copy, which only then takes its name: PATH holds a\n"
+        "whole, sound copy or is left as it was. PATH may be a folder: the copy is then\n"
+        "named after the database and the time. Keep the subscribers folder and the config\n"
+        "with it (README: Backups).",
+    )
+    sub.add_argument("path", type=Path, metavar="PATH", help="the copy's file (or a folder for it)")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a day as YYYY-MM-DD, got {text!r}") from None
-
-
-def _lazy(module: str, name: str) -> Command:
-    """A command that imports its module (``digest.cli.MODULE``) when it runs."""
-
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        command: Command = getattr(importlib.import_module(f"digest.cli.{module}"), name)
-        return command(args, settings)
-
-    run.__qualname__ = run.__name__ = name
-    return run
-
-
-def _whole(text: str) -> int:
-    """0 or more."""
-    return 0 if text.strip() == "0" else _positive(text)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+    sub = command(
+        "restore",
+        lazy("database", "restore_command"),
+        "Put a backup in the database's place; the current file is kept aside.",
+        "Refused while 'digest run' or 'digest send' holds the database. The backup is\n"
+        "checked first; the current file becomes NAME.before-restore-TIME.sqlite3 beside it.\n"
+        "A backup of an older version is upgraded when it is next opened. Restart\n"
+        "'digest serve' afterwards: it still reads the file it opened.",
+    )
+    sub.add_argument("path", type=Path, metavar="PATH", help="a file 'digest backup' wrote")

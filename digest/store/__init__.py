@@ -8,7 +8,8 @@
 * ``ledger``: deliveries, each state recorded after the action;
 * ``feedback``: readers' votes on papers;
 * ``signups``: sign-ups from the web page, until confirmed;
-* ``fetches``: what each day's fetch from Hugging Face found.
+* ``fetches``: what each day's fetch from Hugging Face found;
+* ``copies``: the file copied: a checked backup, a restore, the copy before an upgrade.
 
 Only this package speaks SQL. A room is handed the parts it uses
 (``store.ledger``, ``store.digests``…), not the whole ``Store``;
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from digest.store import copies
+from digest.store.copies import Copied, Restored, restore
 from digest.store.db import Database, fault
 from digest.store.digests import Digests, PreparedDigest, prepare
 from digest.store.feedback import Feedback
@@ -56,10 +59,15 @@ class Store:
     def path(self) -> Path:
         return self.db.path
 
+    def backup(self, target: Path) -> Copied:
+        """A checked online copy of the database at ``target`` (``copies.backup``)."""
+        return copies.backup(self.db.conn, target)
+
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "Copied",
     "Database",
     "Digests",
     "Feedback",
@@ -68,6 +76,7 @@ __all__ = [
     "Ledger",
     "Papers",
     "PreparedDigest",
+    "Restored",
     "Signups",
     "Store",
     "StoredProfile",
@@ -77,4 +86,5 @@ __all__ = [
     "Update",
     "fault",
     "prepare",
+    "restore",
 ]

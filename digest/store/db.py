@@ -8,6 +8,7 @@ connection; each group of tables (``papers``, ``subscribers``, ``digests``,
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Self
 
 from digest.errors import StoreError
+from digest.store import copies
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger("digest.store")
 
 
 def fault(path: Path, error: sqlite3.Error | UnicodeDecodeError) -> StoreError:
@@ -151,14 +155,32 @@ class Database:
         Two processes that open an old database at once (the daemon and the web
         side starting together after an upgrade) are safe: the second waits for
         the lock, reads the version the first one left, and has nothing to do.
+        An existing database is copied first (``NAME.pre-vN.sqlite3``, checked);
+        only the process that then migrates names its copy. One line says what
+        happened (the ``digest.store`` logger).
         """
-        if self._version() == SCHEMA_VERSION:
+        before = self._version()
+        if before == SCHEMA_VERSION:
             return  # the common case: no lock taken
-        with self.transaction("EXCLUSIVE") as conn:
-            for number in range(self._version(), SCHEMA_VERSION):
-                for statement in MIGRATIONS[number]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number + 1}")
+        staged = copies.stage_before_upgrade(self.conn, self.path) if before > 0 else None
+        try:
+            with self.transaction("EXCLUSIVE") as conn:
+                found = self._version()
+                for number in range(found, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[number]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number + 1}")
+        except BaseException:
+            if isinstance(staged, Path):
+                copies.publish(staged, self.path, before)  # the way back from a failed upgrade
+            raise
+        if found != before or staged is None:  # another process migrated it meanwhile, or it was new
+            if isinstance(staged, Path):
+                staged.unlink(missing_ok=True)
+            return
+        kept = f"backup: {copies.publish(staged, self.path, before)}" if isinstance(staged, Path) else staged
+        line = f"upgraded {self.path} from schema {before} to {SCHEMA_VERSION} ({kept})"
+        log.warning(line, extra={"event": "upgraded"})
 
     def _version(self) -> int:
         version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])

@@ -1,0 +1,46 @@
+"""Commands on the database file: backup, restore.
+
+Each command takes the parsed arguments and the settings and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from digest import schedule
+from digest.cli import show
+from digest.config import Settings
+from digest.errors import UsageError
+from digest.store import SCHEMA_VERSION, Store, restore
+
+
+def backup_command(args: argparse.Namespace, settings: Settings) -> int:
+    database = settings.database.path
+    if not database.is_file():
+        raise UsageError(f"{database}: no database yet, so nothing to back up; check database.path")
+    target = args.path
+    if target.is_dir():
+        target = target / f"{database.stem}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}{database.suffix or '.sqlite3'}"
+    with Store.open(database) as store:
+        copied = store.backup(target)
+    if args.json:
+        show.json_line(
+            {"database": str(database), "backup": str(copied.path), "bytes": copied.size,
+             "seconds": copied.seconds, "schema": copied.schema, "integrity": "ok"}
+        )  # fmt: skip
+        return 0
+    size = f"{copied.size / 1_048_576:.1f} MB"
+    print(f"backed up {database} to {copied.path}: {size} in {copied.seconds:.1f} s (integrity ok)")
+    return 0
+
+
+def restore_command(args: argparse.Namespace, settings: Settings) -> int:
+    database = settings.database.path
+    with schedule.exclusive(database):
+        done = restore(args.path, database, at=datetime.now(UTC))
+    kept = f"; the previous file is kept as {done.aside}" if done.aside else ""
+    print(f"restored {database} from {done.source} (schema {done.schema}){kept}")
+    if done.schema < SCHEMA_VERSION:
+        print(f"it is upgraded to schema {SCHEMA_VERSION} when next opened, with a copy taken first")
+    print("restart 'digest serve' if it is running: it still reads the file it opened")
+    return 0
