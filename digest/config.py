@@ -139,6 +139,12 @@ class DeliverySettings(_Section):
     secret: SecretStr = SecretStr("")  # signs unsubscribe links; from DIGEST_DELIVERY__SECRET only
 
 
+class RetentionSettings(_Section):
+    """How long what the database keeps is kept (applied daily by the daemon, and after `digest send`)."""
+
+    bodies_days: int = Field(default=14, ge=1, le=3650)  # a delivered digest's text, HTML and MIME body
+
+
 class WebSettings(_Section):
     """``digest serve``: the reader's side (unsubscribe, feedback, preferences, sign-up, feeds)."""
 
@@ -187,6 +193,7 @@ class Settings(BaseSettings):
     email: EmailSettings = EmailSettings()
     delivery: DeliverySettings = DeliverySettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    retention: RetentionSettings = RetentionSettings()
     web: WebSettings = WebSettings()
     fetch: FetchSettings = FetchSettings()
 

@@ -13,6 +13,7 @@ pickled jobs):
 * ``fetch`` (with ``[fetch] enabled``): at ``[fetch] at`` UTC each day, today's
   list from Hugging Face and any day of the last ``backfill_days`` not fetched
   yet, written as dumps and ingested.
+* ``prune``: at 03:30 UTC each day, ``[retention]`` (and at the end of ``--once``).
 
 At start, one pass catches up: every digest missed while the daemon was down is
 made once (one digest covering the whole gap) and due retries go out. Fetching
@@ -179,8 +180,20 @@ class Daemon:
             if self.stopping.is_set():
                 return 1
             done = self.tick()
+            if not self.stopping.is_set():
+                self._guard(self.prune, hold=False)
         self.log("done", ingested=done.ingested, sent=len(done.report.sent), failed=done.failures + fetch_failures)
         return 1 if done.failures or fetch_failures else 0
+
+    def prune(self) -> None:
+        """``[retention]``, once: what it dropped, as a ``pruned`` event (none when nothing was due)."""
+        with Store.open(self.settings.database.path) as store:
+            done = pipeline.prune(store.digests, self.settings, now=self.clock())
+        if done.bodies:
+            self.log("pruned", bodies=done.bodies, bytes=done.bytes)
+
+    def _prune_job(self) -> None:
+        self._guard(self.prune)
 
     def fetch(self) -> int:
         """Today's list and the missed days before it (``fetch_missed``), within ``[fetch] run_deadline_s``
@@ -270,6 +283,10 @@ class Daemon:
             self.scheduler.add_job(
                 self._poll_job, IntervalTrigger(seconds=self.settings.schedule.poll_s), id="poll", name="poll"
             )
+            self.scheduler.add_job(
+                self._prune_job, CronTrigger(hour=3, minute=30, timezone=UTC), id="prune", name="retention",
+                coalesce=True, max_instances=1, misfire_grace_time=self._grace,
+            )  # fmt: skip
             # A signal between the stop check above and the start finds no running scheduler to shut down;
             # this first job, run as soon as the scheduler starts, shuts it down then.
             self.scheduler.add_job(self._stop_if_asked, id="stop_check", name="a stop asked for while starting")

@@ -27,6 +27,7 @@ ROOMS = (
     "status",
     "payloads",
     "retry",
+    "retention",
 )
 
 CHAT_PLATFORMS = ("slack", "discord", "teams", "mattermost", "webhook")
@@ -248,6 +249,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
     },
     "digest.pipeline.retry": {"digest.errors", "digest.store"},
+    "digest.pipeline.retention": {"digest.config", "digest.store"},
     "digest.pipeline.payloads": {
         "digest",
         "digest.config",
@@ -264,6 +266,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.pipeline.intake",
         "digest.pipeline.make",
         "digest.pipeline.report",
+        "digest.pipeline.retention",
         "digest.pipeline.subscribers",
         "digest.store",
     },
@@ -354,7 +357,16 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.cli.args": {"digest.config", "digest.errors"},
     "digest.cli.parser": {"digest", "digest.cli.args", "digest.models", "digest.store.schema"},  # commands load lazily
-    "digest.cli.database": {"digest.cli.show", "digest.config", "digest.errors", "digest.schedule", "digest.store"},
+    "digest.cli.database": {
+        "digest",
+        "digest.cli.show",
+        "digest.config",
+        "digest.errors",
+        "digest.pipeline",
+        "digest.schedule",
+        "digest.store",
+        "digest.text",
+    },
     "digest.cli.papers": {
         "digest",
         "digest.cadence",
@@ -526,7 +538,7 @@ WRITES = {
         "sync", "save", "save_many", "set_status", "set_joined", "unsubscribe_missing",
         "note_held", "stamp_files", "stamp_folder", "forget_files",
     },
-    "digests": {"save"},
+    "digests": {"save", "drop_bodies"},
     "ledger": {"update", "update_many", "requeue", "set_payloads"},
     "feedback": {"vote"},
     "signups": {"add", "mailed", "purge", "confirm"},
@@ -535,6 +547,7 @@ WRITES = {
 # Who uses which part of the store: a room is handed the parts it uses. Only those that open the
 # database (cli, passes, the web side, workers) or wire several rooms together hand on all of it.
 USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens it, or wires several rooms)
+    "digest.cli.database": {"digests"},
     "digest.cli.digests": {"ledger", "store", "subscribers"},
     "digest.cli.papers": {"papers", "store"},
     "digest.cli.people": {"feedback", "papers", "store", "subscribers"},
@@ -544,15 +557,16 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.pipeline.fetching": {"fetches", "papers", "store"},
     "digest.pipeline.intake": {"papers"},
     "digest.pipeline.retry": {"ledger"},
+    "digest.pipeline.retention": {"digests"},
     "digest.pipeline.make": {"digests", "papers", "store", "subscribers"},
     "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},
-    "digest.pipeline.run": {"ledger", "papers", "store", "subscribers"},
+    "digest.pipeline.run": {"digests", "ledger", "papers", "store", "subscribers"},
     "digest.pipeline.signups": {"signups", "subscribers"},
     "digest.pipeline.status": {"fetches", "ledger", "papers", "subscribers"},
     "digest.pipeline.subscribers": {"feedback", "subscribers"},
     "digest.pipeline.workers": {"store"},
-    "digest.schedule": {"ledger", "subscribers"},
+    "digest.schedule": {"digests", "ledger", "subscribers"},
     "digest.web.pages": {"digests", "feedback", "papers", "subscribers"},
     "digest.web.prefs": {"feedback", "subscribers"},
     "digest.web.signup": {"signups", "subscribers"},

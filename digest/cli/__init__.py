@@ -63,9 +63,8 @@ def _error(message: str) -> None:
 def _say_store_lines() -> None:
     """The store's one-off lines (an upgrade) on stderr, as the command's own: ``digest: upgraded …``."""
     store = logging.getLogger("digest.store")
-    if not store.handlers:
-        store.addHandler(_Said())
-        store.propagate = False
+    store.handlers = [_Said()]  # the daemon, once started, puts its event log here instead
+    store.propagate = False
 
 
 class _Said(logging.Handler):

@@ -1,4 +1,4 @@
-"""Commands on the database file: backup, restore.
+"""Commands on the database file: backup, restore, prune.
 
 Each command takes the parsed arguments and the settings and returns an exit code."""
 
@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from digest import schedule
+from digest import pipeline, schedule
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import UsageError
 from digest.store import SCHEMA_VERSION, Store, restore
+from digest.text import plural
 
 
 def backup_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -43,4 +44,17 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
     if done.schema < SCHEMA_VERSION:
         print(f"it is upgraded to schema {SCHEMA_VERSION} when next opened, with a copy taken first")
     print("restart 'digest serve' if it is running: it still reads the file it opened")
+    return 0
+
+
+def prune_command(args: argparse.Namespace, settings: Settings) -> int:
+    days = settings.retention.bodies_days
+    with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
+        done = pipeline.prune(store.digests, settings, now=datetime.now(UTC), dry_run=args.dry_run)
+    if args.json:
+        show.json_line({"dry_run": done.dry_run, "bodies": done.bodies, "bytes": done.bytes, "bodies_days": days})
+        return 0
+    verb = "would drop" if done.dry_run else "dropped"
+    size = f"{done.bytes / 1_048_576:.1f} MB"
+    print(f"{verb} the bodies of {plural(done.bodies, 'digest')} delivered over {days} days ago ({size})")
     return 0

@@ -333,7 +333,7 @@ def _ledger_commands(command: Adder) -> None:
 
 
 def _database_commands(command: Adder) -> None:
-    """backup, restore."""
+    """backup, restore, prune."""
     sub = command(
         "backup",
         lazy("database", "backup_command"),
@@ -357,3 +357,15 @@ def _database_commands(command: Adder) -> None:
         "'digest serve' afterwards: it still reads the file it opened.",
     )
     sub.add_argument("path", type=Path, metavar="PATH", help="a file 'digest backup' wrote")
+
+    sub = command(
+        "prune",
+        lazy("database", "prune_command"),
+        "Drop what [retention] says the database no longer needs; say what that freed.",
+        "The text, HTML and MIME body of each digest delivered more than [retention]\n"
+        "bodies_days ago (its items and reasons stay: history, feeds, votes and 'never the\n"
+        "same paper twice' are untouched). The daemon does this every day, and 'digest\n"
+        "send' at its end. Freed space is reused by later writes.",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="say what would be dropped; change nothing")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)

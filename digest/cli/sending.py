@@ -53,6 +53,8 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
         outcome.append(f"{len(report.retries):,} to retry")
     if report.failed:
         outcome.append(f"{len(report.failed):,} failed")
+    if report.pruned:
+        outcome.append(f"the bodies of {plural(report.pruned, 'old digest')} dropped")
     if report.signup_mails:
         outcome.append(f"{plural(report.signup_mails, 'sign-up email')}")
     print("; ".join(outcome))
@@ -134,6 +136,7 @@ def send_json(report: pipeline.SendReport, *, dry_run: bool) -> None:
             "retries": len(report.retries),
             "failed": len(report.failed),
             "unreachable": report.unreachable_only(),
+            "pruned": report.pruned,
         }
     )
 

@@ -16,6 +16,7 @@ quickly, and the ledger around every delivery. Rooms:
 * ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run;
 * ``status``: how the service stands, for ``digest status`` and ``/healthz``;
 * ``retry``: ``digest retry``, failed deliveries back to pending;
+* ``retention``: what the database no longer needs, dropped (``digest prune``);
 * ``payloads``: what each delivery carries besides its digest, made when it is frozen.
 """
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
         window_start,
     )
     from digest.pipeline.report import Progress, SendReport, no_progress
+    from digest.pipeline.retention import Pruned, prune
     from digest.pipeline.retry import requeue
     from digest.pipeline.run import Hooks, run_daily, run_once
     from digest.pipeline.status import NextRun, Status, status
@@ -110,6 +112,8 @@ _ROOMS = {
     "preview": "ranking",
     "rank_for": "ranking",
     "requeue": "retry",
+    "Pruned": "retention",
+    "prune": "retention",
     "NextRun": "status",
     "Status": "status",
     "status": "status",
@@ -142,6 +146,7 @@ __all__ = [
     "NextRun",
     "Preview",
     "Progress",
+    "Pruned",
     "SendReport",
     "Status",
     "SyncReport",
@@ -170,6 +175,7 @@ __all__ = [
     "no_progress",
     "parse_files",
     "preview",
+    "prune",
     "rank_for",
     "renderer",
     "requeue",

@@ -73,6 +73,7 @@ class SendReport:
     unmade: int = 0  # due digests not made because the run was asked to stop: the next run makes them
     waiting: int = 0  # after an interrupted run: deliveries due now that were not tried (the next send's)
     signup_mails: int = 0  # sign-up confirmations (or "you are subscribed already") mailed by this run
+    pruned: int = 0  # delivered digests whose bodies this run dropped ([retention] bodies_days)
 
     def tried(self, kind: str | None = None) -> int:
         """Deliveries tried so far (of one channel kind): sent, failed or to be retried."""

@@ -14,6 +14,7 @@ from digest.pipeline.delivery import Deliverer
 from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
 from digest.pipeline.report import Planned, Progress, SendReport, no_progress
+from digest.pipeline.retention import prune
 from digest.pipeline.signups import mail_signups
 from digest.pipeline.subscribers import SyncReport, sync_subscribers
 from digest.store import Store
@@ -91,13 +92,16 @@ def run_daily(
     progress: Progress = no_progress,
     stop: Callable[[], bool] = lambda: False,
 ) -> SendReport:
-    """The daily job (``run_once`` without dumps); ``stop`` as for ``run_once``.
+    """The daily job (``run_once`` without dumps, then ``[retention]``); ``stop`` as for ``run_once``.
 
     A dry run does the same syncing and freezing on a snapshot of the database,
     reports what would go out, and leaves the real database and every server alone.
     """
     if not dry_run:
-        return run_once(store, settings, clock=clock, names=names, rng=rng, stop=stop, hooks=Hooks(progress=progress))
+        report = run_once(store, settings, clock=clock, names=names, rng=rng, stop=stop, hooks=Hooks(progress=progress))
+        if not stop():
+            report.pruned = prune(store.digests, settings, now=clock()).bodies
+        return report
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "dry-run.sqlite3"
         store.db.snapshot(copy)

@@ -178,6 +178,31 @@ class Digests(Part):
         older = [i for i in ids if i not in found]
         return found | (self.get_many(older) if older else {})
 
+    def drop_bodies(self, *, before: datetime, dry_run: bool = False) -> tuple[int, int]:
+        """Drop the text, HTML, Markdown and MIME body of digests made before ``before`` whose every delivery
+        went out; their items and reasons stay. (How many digests, how many bytes of content.)
+
+        A digest with a delivery still pending, sending, waiting to retry or failed keeps its bodies.
+        """
+        held = (  # the bodies test is digests_with_bodies' own, so that index answers it
+            " FROM digests d WHERE d.created_at < ?"
+            " AND (body IS NOT NULL OR mail IS NOT NULL OR body_text != '' OR body_html != '' OR body_markdown != '')"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.digest = d.id AND x.state != 'sent')"
+        )
+        size = (
+            "coalesce(length(d.body), 0) + coalesce(length(d.mail), 0) + length(d.body_text)"
+            " + length(d.body_html) + length(d.body_markdown)"
+        )
+        stamp = (before.isoformat(timespec="seconds"),)
+        measure = f"SELECT count(*), coalesce(sum({size}), 0){held}"
+        cleared = "body = NULL, mail = NULL, body_text = '', body_html = '', body_markdown = ''"
+        drop = f"UPDATE digests SET {cleared} WHERE id IN (SELECT d.id{held})"  # noqa: S608 - fixed text, '?' only
+        with self._transaction() as conn:
+            count, freed = conn.execute(measure, stamp).fetchone()
+            if not dry_run and count:
+                conn.execute(drop, stamp)
+        return int(count), int(freed)
+
     def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""
         rows = self._conn.execute(

@@ -250,6 +250,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 10 -> 11: when a reader who signed up on the page confirmed. Their first digest is the first edition
     # firing after it, never one that was past when they joined. NULL (profiles an operator adds): the due one.
     ("ALTER TABLE subscribers ADD COLUMN joined_at TEXT",),
+    # 11 -> 12: retention finds the digests that still hold bodies by when they were made, without reading
+    # the ones whose bodies went already (a partial index: only the last bodies_days of digests are in it).
+    (
+        """
+        CREATE INDEX digests_with_bodies ON digests (created_at)
+        WHERE body IS NOT NULL OR mail IS NOT NULL OR body_text != '' OR body_html != '' OR body_markdown != ''
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

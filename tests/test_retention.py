@@ -1,0 +1,112 @@
+"""Retention: a delivered digest's bodies go after [retention] bodies_days; its history stays, and nothing is
+sent twice."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from digest import pipeline
+from digest.cli import main
+from digest.config import RetentionSettings
+from digest.store import Store
+
+from .deliverykit import World, make_world
+
+
+def sent(root: Path, people: int = 3) -> World:
+    world = make_world(root, people=people)
+    world.write_config(f'[delivery]\noutbox_dir = "{root / "outbox"}"\n')
+    assert len(world.send().sent) == people
+    return world
+
+
+def kept_bytes(world: World) -> list[int]:
+    with closing(sqlite3.connect(world.settings.database.path)) as conn:
+        query = (
+            "SELECT coalesce(length(body), 0) + coalesce(length(mail), 0) + length(body_text) FROM digests ORDER BY id"
+        )
+        return [row[0] for row in conn.execute(query)]
+
+
+def test_bodies_go_after_bodies_days_and_a_digest_still_owed_keeps_them(tmp_path: Path) -> None:
+    world = sent(tmp_path)
+    with Store.open(world.settings.database.path) as store:
+        [owed] = store.ledger.deliveries(states=None, limit=1)  # the newest: user002's, say it failed
+        store.ledger.update(owed.id, "failed", at=world.clock(), error="550 no such user")
+        history = {d.subscriber: d.id for d in store.ledger.deliveries()}
+        digested = {name: store.digests.digested(name) for name in history}
+        early = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=13))
+        dry = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=15), dry_run=True)
+        assert kept_bytes(world) == [b for b in kept_bytes(world) if b > 0]  # the dry run dropped nothing
+        done = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=15))
+        again = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=16))
+        assert {name: store.digests.digested(name) for name in history} == digested  # never the same paper twice
+        feed = store.digests.papers([history[owed.subscriber]])
+    assert (early.bodies, dry.bodies, done.bodies, again.bodies) == (0, 2, 2, 0)
+    assert dry.bytes == done.bytes > 20_000  # two emailed digests' text, HTML and MIME body
+    sizes = kept_bytes(world)
+    assert sorted(size > 0 for size in sizes) == [False, False, True]  # the failed one's bodies stay
+    assert feed[history[owed.subscriber]]  # its items too
+
+
+def test_a_digest_whose_bodies_went_is_shown_again_from_its_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = sent(tmp_path, people=1)
+    monkeypatch.chdir(tmp_path)
+    with Store.open(world.settings.database.path) as store:
+        last = store.digests.last("user000")
+        assert last is not None
+        titles = [item.paper.title for item in store.digests.papers([last.id])[last.id]]
+        pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=30))
+    assert main(["preview", "user000", "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    shown = " ".join(text.split())  # titles wrap
+    assert titles and all(title in shown for title in titles)  # made again from its items: the same papers
+
+
+def test_the_daily_run_prunes_at_its_end_and_says_so(tmp_path: Path) -> None:
+    world = sent(tmp_path)
+    world.settings = world.settings.model_copy(update={"retention": RetentionSettings(bodies_days=1)})
+    world.clock.advance(2 * 86400)  # two days on: yesterday's edition and the first digests' age
+    report = world.send()
+    assert report.made and report.pruned == 3  # the first day's three; today's keep theirs
+    assert sorted(size > 0 for size in kept_bytes(world)) == [False, False, False, True, True, True]
+
+
+def test_prune_by_hand_says_what_it_would_free_then_frees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = sent(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with closing(sqlite3.connect(world.settings.database.path)) as conn, conn:  # made a month ago
+        conn.execute("UPDATE digests SET created_at = '2020-01-01T00:00:00+00:00'")
+    assert main(["prune", "--dry-run", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["dry_run"] is True and line["bodies"] == 3 and line["bodies_days"] == 14
+    assert all(size > 0 for size in kept_bytes(world))
+    assert main(["prune"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("dropped the bodies of 3 digests delivered over 14 days ago (")
+    assert not any(kept_bytes(world))
+
+
+def test_run_once_prunes_after_its_pass_as_a_logged_event(tmp_path: Path) -> None:
+    import io
+
+    from digest import events, schedule
+
+    world = sent(tmp_path)
+    world.clock.advance(15 * 86400)
+    out = io.StringIO()
+    daemon = schedule.Daemon(world.settings, log=events.EventLog(stream=out, clock=world.clock), clock=world.clock)
+    assert daemon.once(look_twice_after=0) == 0
+    lines = out.getvalue().splitlines()
+    [pruned] = [line for line in lines if " pruned " in line]
+    assert " bodies=3 " in pruned and lines[-1].split()[1] == "done"  # after the pass, before its last line
