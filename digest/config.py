@@ -143,6 +143,7 @@ class RetentionSettings(_Section):
     """How long what the database keeps is kept (applied daily by the daemon, and after `digest send`)."""
 
     bodies_days: int = Field(default=14, ge=1, le=3650)  # a delivered digest's text, HTML and MIME body
+    history_days: int = Field(default=400, ge=30, le=36500)  # digests, their items and deliveries, sightings
 
 
 class WebSettings(_Section):

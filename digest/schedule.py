@@ -188,9 +188,12 @@ class Daemon:
     def prune(self) -> None:
         """``[retention]``, once: what it dropped, as a ``pruned`` event (none when nothing was due)."""
         with Store.open(self.settings.database.path) as store:
-            done = pipeline.prune(store.digests, self.settings, now=self.clock())
-        if done.bodies:
-            self.log("pruned", bodies=done.bodies, bytes=done.bytes)
+            done = pipeline.prune(store, self.settings, now=self.clock())
+        if done.anything:
+            self.log(
+                "pruned", bodies=done.bodies, bytes=done.bytes, digests=done.digests, sightings=done.sightings,
+                fetches=done.fetches, votes=done.votes,
+            )  # fmt: skip
 
     def _prune_job(self) -> None:
         self._guard(self.prune)

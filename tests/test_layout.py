@@ -533,21 +533,21 @@ PARTS = {
     "Fetches": "fetches",
 }
 WRITES = {
-    "papers": {"ingest"},
+    "papers": {"ingest", "forget_sightings"},
     "subscribers": {
         "sync", "save", "save_many", "set_status", "set_joined", "unsubscribe_missing",
         "note_held", "stamp_files", "stamp_folder", "forget_files",
     },
-    "digests": {"save", "drop_bodies"},
+    "digests": {"save", "drop_bodies", "forget"},
     "ledger": {"update", "update_many", "requeue", "set_payloads"},
-    "feedback": {"vote"},
+    "feedback": {"vote", "forget"},
     "signups": {"add", "mailed", "purge", "confirm"},
-    "fetches": {"save"},
+    "fetches": {"save", "forget"},
 }  # fmt: skip
 # Who uses which part of the store: a room is handed the parts it uses. Only those that open the
 # database (cli, passes, the web side, workers) or wire several rooms together hand on all of it.
 USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens it, or wires several rooms)
-    "digest.cli.database": {"digests"},
+    "digest.cli.database": {"store"},
     "digest.cli.digests": {"ledger", "store", "subscribers"},
     "digest.cli.papers": {"papers", "store"},
     "digest.cli.people": {"feedback", "papers", "store", "subscribers"},
@@ -557,16 +557,16 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.pipeline.fetching": {"fetches", "papers", "store"},
     "digest.pipeline.intake": {"papers"},
     "digest.pipeline.retry": {"ledger"},
-    "digest.pipeline.retention": {"digests"},
+    "digest.pipeline.retention": {"digests", "feedback", "fetches", "papers"},
     "digest.pipeline.make": {"digests", "papers", "store", "subscribers"},
     "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},
-    "digest.pipeline.run": {"digests", "ledger", "papers", "store", "subscribers"},
+    "digest.pipeline.run": {"ledger", "papers", "store", "subscribers"},
     "digest.pipeline.signups": {"signups", "subscribers"},
     "digest.pipeline.status": {"fetches", "ledger", "papers", "subscribers"},
     "digest.pipeline.subscribers": {"feedback", "subscribers"},
     "digest.pipeline.workers": {"store"},
-    "digest.schedule": {"digests", "ledger", "subscribers"},
+    "digest.schedule": {"ledger", "store", "subscribers"},
     "digest.web.pages": {"digests", "feedback", "papers", "subscribers"},
     "digest.web.prefs": {"feedback", "subscribers"},
     "digest.web.signup": {"signups", "subscribers"},

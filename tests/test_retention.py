@@ -41,11 +41,11 @@ def test_bodies_go_after_bodies_days_and_a_digest_still_owed_keeps_them(tmp_path
         store.ledger.update(owed.id, "failed", at=world.clock(), error="550 no such user")
         history = {d.subscriber: d.id for d in store.ledger.deliveries()}
         digested = {name: store.digests.digested(name) for name in history}
-        early = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=13))
-        dry = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=15), dry_run=True)
+        early = pipeline.prune(store, world.settings, now=world.clock() + timedelta(days=13))
+        dry = pipeline.prune(store, world.settings, now=world.clock() + timedelta(days=15), dry_run=True)
         assert kept_bytes(world) == [b for b in kept_bytes(world) if b > 0]  # the dry run dropped nothing
-        done = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=15))
-        again = pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=16))
+        done = pipeline.prune(store, world.settings, now=world.clock() + timedelta(days=15))
+        again = pipeline.prune(store, world.settings, now=world.clock() + timedelta(days=16))
         assert {name: store.digests.digested(name) for name in history} == digested  # never the same paper twice
         feed = store.digests.papers([history[owed.subscriber]])
     assert (early.bodies, dry.bodies, done.bodies, again.bodies) == (0, 2, 2, 0)
@@ -64,7 +64,7 @@ def test_a_digest_whose_bodies_went_is_shown_again_from_its_items(
         last = store.digests.last("user000")
         assert last is not None
         titles = [item.paper.title for item in store.digests.papers([last.id])[last.id]]
-        pipeline.prune(store.digests, world.settings, now=world.clock() + timedelta(days=30))
+        pipeline.prune(store, world.settings, now=world.clock() + timedelta(days=30))
     assert main(["preview", "user000", "--format", "text"]) == 0
     text = capsys.readouterr().out
     shown = " ".join(text.split())  # titles wrap
@@ -110,3 +110,32 @@ def test_run_once_prunes_after_its_pass_as_a_logged_event(tmp_path: Path) -> Non
     lines = out.getvalue().splitlines()
     [pruned] = [line for line in lines if " pruned " in line]
     assert " bodies=3 " in pruned and lines[-1].split()[1] == "done"  # after the pass, before its last line
+
+
+def test_history_goes_after_history_days_and_no_paper_is_ever_sent_twice(tmp_path: Path) -> None:
+    world = sent(tmp_path)
+    world.settings = world.settings.model_copy(update={"retention": RetentionSettings(history_days=30)})
+    database = world.settings.database.path
+    with Store.open(database) as store:
+        got = {name: store.digests.digested(name) for name in ("user000", "user001", "user002")}
+        store.feedback.vote("user000", next(iter(got["user000"])), 1, edition=None, at=world.clock())
+        world.clock.advance(31 * 86400)
+        dry = pipeline.prune(store, world.settings, now=world.clock(), dry_run=True)
+        done = pipeline.prune(store, world.settings, now=world.clock())
+        assert {name: store.digests.digested(name) for name in got} == got  # kept, compactly
+        assert store.digests.last("user000") is None and store.ledger.deliveries() == []
+        assert len(store.feedback.votes("user000")) == 1  # a vote a month old still counts
+    assert dry == pipeline.Pruned(3, dry.bytes, digests=3, sightings=dry.sightings, dry_run=True)
+    assert done.digests == 3 and done.sightings == dry.sightings > 0 and not done.dry_run
+    with closing(sqlite3.connect(database)) as conn, conn:  # every paper seems new again: the worst case
+        conn.execute("UPDATE papers SET first_seen = ?", ((world.clock() - timedelta(hours=2)).isoformat(),))
+    report = world.send()
+    with Store.open(database) as store:
+        for name, papers in got.items():
+            new = store.digests.last(name)
+            assert new is not None
+            items = {paper for paper, _, _, _ in store.digests.items(new.id)}
+            assert report.made and not items & papers  # never the same paper twice
+    with Store.open(database) as store:
+        world.clock.advance(500 * 86400)
+        assert pipeline.prune(store, world.settings, now=world.clock()).votes == 1  # 8 half-lives on: it goes

@@ -52,7 +52,7 @@ BY_COLUMN: dict[str, object] = {
     "listing": "x",
 }  # fmt: skip
 ORDER = ("dumps", "papers", "sightings", "paper_aliases", "subscribers", "digests", "digest_items", "deliveries",
-         "feedback", "signups", "fetches", "profile_files", "profile_folders")  # fmt: skip
+         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received")  # fmt: skip
 
 
 def at_version(path: Path, version: int) -> dict[str, int]:

@@ -5,6 +5,7 @@ Each command takes the parsed arguments and the settings and returns an exit cod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from datetime import UTC, datetime
 
 from digest import pipeline, schedule
@@ -48,13 +49,18 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def prune_command(args: argparse.Namespace, settings: Settings) -> int:
-    days = settings.retention.bodies_days
+    days, history = settings.retention.bodies_days, settings.retention.history_days
     with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
-        done = pipeline.prune(store.digests, settings, now=datetime.now(UTC), dry_run=args.dry_run)
+        done = pipeline.prune(store, settings, now=datetime.now(UTC), dry_run=args.dry_run)
     if args.json:
-        show.json_line({"dry_run": done.dry_run, "bodies": done.bodies, "bytes": done.bytes, "bodies_days": days})
+        show.json_line(dataclasses.asdict(done) | {"bodies_days": days, "history_days": history})
         return 0
     verb = "would drop" if done.dry_run else "dropped"
     size = f"{done.bytes / 1_048_576:.1f} MB"
     print(f"{verb} the bodies of {plural(done.bodies, 'digest')} delivered over {days} days ago ({size})")
+    forgotten = [
+        plural(done.digests, "digest"), plural(done.sightings, "sighting"), plural(done.fetches, "fetch record"),
+        plural(done.votes, "old vote"),
+    ]  # fmt: skip
+    print(f"{'would forget' if done.dry_run else 'forgot'} {', '.join(forgotten)} (over {history} days old)")
     return 0

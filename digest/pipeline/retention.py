@@ -1,11 +1,18 @@
 """Retention: what the database no longer needs to keep, dropped (``[retention]``).
 
-Today: a delivered digest's bodies (text, HTML, Markdown, MIME) after
-``bodies_days``; its items and reasons stay, so the reader's history, feeds,
-votes and "never the same paper twice" are untouched, and ``preview`` shows
-an old digest again from its items. The daemon prunes once a day; ``digest
-send`` and ``digest run --once`` at their end; ``digest prune`` by hand.
-Freed pages are reused by later writes (the file stops growing; it does not
+* **Bodies**: a delivered digest's text, HTML, Markdown and MIME body after
+  ``bodies_days``; its items and reasons stay, so history, feeds and votes
+  work, and ``preview`` shows it again from its items.
+* **History**: digests made over ``history_days`` ago go with their items and
+  the deliveries that ended, and so do old sightings and fetch records. Which
+  papers each reader received stays (``received``), so no paper is sent to
+  them twice.
+* **Votes**: after ``VOTE_HALF_LIVES`` half-lives (``[rank]
+  vote_half_life_days``) a vote weighs under half a percent: it goes.
+
+The daemon prunes once a day; ``digest send`` and ``digest run --once`` at
+their end; ``digest prune`` by hand. All of it is one transaction. Freed
+pages are reused by later writes (the file stops growing; it does not
 shrink).
 """
 
@@ -15,20 +22,42 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from digest.config import Settings
-from digest.store import Digests
+from digest.store import Store
+
+VOTE_HALF_LIVES = 8  # 0.5 ** 8: a vote then weighs 0.4% of a new one
 
 
 @dataclass(frozen=True, slots=True)
 class Pruned:
-    """What a prune dropped (or, dry, would drop): digests whose bodies went, and their bytes."""
+    """What a prune dropped (or, dry, would drop)."""
 
-    bodies: int
-    bytes: int
+    bodies: int  # digests whose bodies went
+    bytes: int  # those bodies' size
+    digests: int = 0  # digests forgotten, with their items and ended deliveries
+    sightings: int = 0
+    fetches: int = 0
+    votes: int = 0
     dry_run: bool = False
 
+    @property
+    def anything(self) -> bool:
+        return any((self.bodies, self.digests, self.sightings, self.fetches, self.votes))
 
-def prune(digests: Digests, settings: Settings, *, now: datetime, dry_run: bool = False) -> Pruned:
-    """Apply ``[retention]`` as of ``now`` (``dry_run``: only count)."""
-    before = now - timedelta(days=settings.retention.bodies_days)
-    count, size = digests.drop_bodies(before=before, dry_run=dry_run)
-    return Pruned(count, size, dry_run)
+
+def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = False) -> Pruned:
+    """Apply ``[retention]`` as of ``now`` (``dry_run``: only count), in one transaction."""
+    kept = settings.retention
+    bodies_before = now - timedelta(days=kept.bodies_days)
+    history_before = now - timedelta(days=kept.history_days)
+    votes_before = now - timedelta(days=VOTE_HALF_LIVES * settings.rank.vote_half_life_days)
+    with store.db.transaction():
+        bodies, size = store.digests.drop_bodies(before=bodies_before, dry_run=dry_run)
+        return Pruned(
+            bodies,
+            size,
+            digests=store.digests.forget(before=history_before, dry_run=dry_run),
+            sightings=store.papers.forget_sightings(before=history_before, dry_run=dry_run),
+            fetches=store.fetches.forget(before=history_before.date(), dry_run=dry_run),
+            votes=store.feedback.forget(before=votes_before, dry_run=dry_run),
+            dry_run=dry_run,
+        )

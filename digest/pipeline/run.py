@@ -100,7 +100,7 @@ def run_daily(
     if not dry_run:
         report = run_once(store, settings, clock=clock, names=names, rng=rng, stop=stop, hooks=Hooks(progress=progress))
         if not stop():
-            report.pruned = prune(store.digests, settings, now=clock()).bodies
+            report.pruned = prune(store, settings, now=clock()).bodies
         return report
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / "dry-run.sqlite3"

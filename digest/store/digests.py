@@ -68,9 +68,11 @@ class Digests(Part):
     """Queries on digests and their items."""
 
     def digested(self, name: str) -> set[str]:
-        """Ids of every paper in any of the subscriber's digests."""
+        """Ids of every paper in any of the subscriber's digests (those history retention forgot included)."""
         rows = self._conn.execute(
-            "SELECT i.paper FROM digest_items i JOIN digests d ON d.id = i.digest WHERE d.subscriber = ?", (name,)
+            "SELECT i.paper FROM digest_items i JOIN digests d ON d.id = i.digest WHERE d.subscriber = ?"
+            " UNION SELECT paper FROM received WHERE subscriber = ?",
+            (name, name),
         )
         return {row[0] for row in rows}
 
@@ -120,6 +122,8 @@ class Digests(Part):
             " WHERE i.paper IN ({marks})"
         )
         for name, paper in self._rows_in(query, paper_ids):
+            found.setdefault(name, set()).add(paper)
+        for name, paper in self._rows_in("SELECT subscriber, paper FROM received WHERE paper IN ({marks})", paper_ids):
             found.setdefault(name, set()).add(paper)
         return found
 
@@ -202,6 +206,34 @@ class Digests(Part):
             if not dry_run and count:
                 conn.execute(drop, stamp)
         return int(count), int(freed)
+
+    def forget(self, *, before: datetime, dry_run: bool = False) -> int:
+        """Forget the digests made before ``before``, their items and their deliveries that ended (sent or
+        failed); which papers each reader received is kept (``received``). How many digests.
+
+        A digest with a delivery still under way stays until it ends.
+        """
+        old = (
+            " FROM digests d WHERE d.created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.digest = d.id AND x.state NOT IN ('sent', 'failed'))"
+        )
+        stamp = (before.isoformat(timespec="seconds"),)
+        with self._transaction() as conn:
+            count = int(conn.execute("SELECT count(*)" + old, stamp).fetchone()[0])
+            if dry_run or not count:
+                return count
+            conn.execute("CREATE TEMP TABLE gone (id INTEGER PRIMARY KEY)")
+            try:
+                conn.execute("INSERT INTO gone SELECT d.id" + old, stamp)
+                conn.execute(
+                    "INSERT OR IGNORE INTO received (subscriber, paper) SELECT d.subscriber, i.paper"
+                    " FROM digest_items i JOIN digests d ON d.id = i.digest WHERE i.digest IN (SELECT id FROM gone)"
+                )
+                for table, column in (("digest_items", "digest"), ("deliveries", "digest"), ("digests", "id")):
+                    conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM gone)")  # noqa: S608 - fixed names
+            finally:
+                conn.execute("DROP TABLE temp.gone")
+        return count
 
     def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""

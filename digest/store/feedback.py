@@ -31,6 +31,14 @@ class Feedback(Part):
             ).rowcount
         return changed > 0
 
+    def forget(self, *, before: datetime, dry_run: bool = False) -> int:
+        """Forget the votes cast before ``before`` (they no longer count). How many."""
+        stamp = (before.isoformat(timespec="seconds"),)
+        with self._transaction() as conn:
+            if dry_run:
+                return int(conn.execute("SELECT count(*) FROM feedback WHERE at < ?", stamp).fetchone()[0])
+            return int(conn.execute("DELETE FROM feedback WHERE at < ?", stamp).rowcount)
+
     def votes(self, name: str) -> list[Vote]:
         """A subscriber's votes, newest first, with the paper's title where the archive has it."""
         rows = self._conn.execute(

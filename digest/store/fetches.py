@@ -28,6 +28,15 @@ class Fetches(Part):
                 ),
             )
 
+    def forget(self, *, before: date, dry_run: bool = False) -> int:
+        """Forget the fetch records of list days before ``before``. How many."""
+        with self._transaction() as conn:
+            if dry_run:
+                return int(
+                    conn.execute("SELECT count(*) FROM fetches WHERE day < ?", (before.isoformat(),)).fetchone()[0]
+                )
+            return int(conn.execute("DELETE FROM fetches WHERE day < ?", (before.isoformat(),)).rowcount)
+
     def get(self, day: date) -> FetchRecord | None:
         row = self._conn.execute("SELECT * FROM fetches WHERE day = ?", (day.isoformat(),)).fetchone()
         return _record(row) if row else None

@@ -120,6 +120,16 @@ class Papers(Part):
             last_dump=_dump_record(last) if last else None,
         )
 
+    def forget_sightings(self, *, before: datetime, dry_run: bool = False) -> int:
+        """Forget the sightings of dumps ingested before ``before`` (the papers themselves stay: the archive
+        and the seen-set). How many."""
+        where = " FROM sightings WHERE dump IN (SELECT id FROM dumps WHERE ingested_at < ?)"
+        stamp = (before.isoformat(timespec="seconds"),)
+        with self._transaction() as conn:
+            if dry_run:
+                return int(conn.execute("SELECT count(*)" + where, stamp).fetchone()[0])
+            return int(conn.execute("DELETE" + where, stamp).rowcount)
+
     def archive(self) -> list[Paper]:
         """Every paper ever ingested, in the order first seen (the ranker's corpus)."""
         rows = self._conn.execute("SELECT * FROM papers ORDER BY rowid")

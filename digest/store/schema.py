@@ -258,6 +258,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE body IS NOT NULL OR mail IS NOT NULL OR body_text != '' OR body_html != '' OR body_markdown != ''
         """,
     ),
+    # 12 -> 13: history retention. Digests older than [retention] history_days go, with their items and
+    # deliveries; which papers each reader received stays, compactly, so no paper is ever sent twice.
+    (
+        """
+        CREATE TABLE received (
+            subscriber  TEXT NOT NULL,
+            paper       TEXT NOT NULL,
+            PRIMARY KEY (subscriber, paper)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE INDEX received_paper ON received (paper)
+        """,
+        """
+        CREATE INDEX digests_created ON digests (created_at)
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
