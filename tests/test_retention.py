@@ -127,6 +127,10 @@ def test_history_goes_after_history_days_and_no_paper_is_ever_sent_twice(tmp_pat
         assert len(store.feedback.votes("user000")) == 1  # a vote a month old still counts
     assert dry == pipeline.Pruned(3, dry.bytes, digests=3, sightings=dry.sightings, dry_run=True)
     assert done.digests == 3 and done.sightings == dry.sightings > 0 and not done.dry_run
+    assert done.reclaimed > 0 and dry.reclaimed == 0  # the freed pages went back to the file system
+    with closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # a new database is made so
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
     with closing(sqlite3.connect(database)) as conn, conn:  # every paper seems new again: the worst case
         conn.execute("UPDATE papers SET first_seen = ?", ((world.clock() - timedelta(hours=2)).isoformat(),))
     report = world.send()

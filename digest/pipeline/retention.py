@@ -11,14 +11,15 @@
   vote_half_life_days``) a vote weighs under half a percent: it goes.
 
 The daemon prunes once a day; ``digest send`` and ``digest run --once`` at
-their end; ``digest prune`` by hand. All of it is one transaction. Freed
-pages are reused by later writes (the file stops growing; it does not
-shrink).
+their end; ``digest prune`` by hand. All of it is one transaction; then
+the freed pages are given back to the file system a few at a time
+(``auto_vacuum = INCREMENTAL``, which new databases have and an upgrade
+sets once).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from digest.config import Settings
@@ -37,6 +38,7 @@ class Pruned:
     sightings: int = 0
     fetches: int = 0
     votes: int = 0
+    reclaimed: int = 0  # bytes given back to the file system
     dry_run: bool = False
 
     @property
@@ -52,7 +54,7 @@ def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = Fa
     votes_before = now - timedelta(days=VOTE_HALF_LIVES * settings.rank.vote_half_life_days)
     with store.db.transaction():
         bodies, size = store.digests.drop_bodies(before=bodies_before, dry_run=dry_run)
-        return Pruned(
+        done = Pruned(
             bodies,
             size,
             digests=store.digests.forget(before=history_before, dry_run=dry_run),
@@ -61,3 +63,6 @@ def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = Fa
             votes=store.feedback.forget(before=votes_before, dry_run=dry_run),
             dry_run=dry_run,
         )
+    if dry_run or not done.anything:
+        return done
+    return replace(done, reclaimed=store.db.reclaim())  # a thousand pages a step, each its own short write

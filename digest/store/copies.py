@@ -83,7 +83,7 @@ def stage_before_upgrade(conn: sqlite3.Connection, path: Path) -> Path | str:
     """A checked copy of a database about to be migrated, beside it but not yet named (``publish`` names
     it), or why none was taken: the disk is short, or the copy failed."""
     size = path.stat().st_size
-    free = _free_bytes(path.parent)
+    free = free_bytes(path.parent)
     if free < 2 * size + (64 << 20):  # the copy, and room for the upgrade itself
         return f"no copy taken: {free >> 20} MB free beside it, about {2 * size >> 20} MB needed"
     try:
@@ -166,6 +166,6 @@ def _set_aside(database: Path, *, at: datetime) -> Path | None:
     return aside
 
 
-def _free_bytes(folder: Path) -> int:
+def free_bytes(folder: Path) -> int:
     stats = os.statvfs(folder)
     return stats.f_bavail * stats.f_frsize

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import date
@@ -22,6 +23,7 @@ from digest.store import copies
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("digest.store")
+INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 
 
 def fault(path: Path, error: sqlite3.Error | UnicodeDecodeError) -> StoreError:
@@ -120,6 +122,8 @@ class Database:
     @classmethod
     def _prepare(cls, conn: sqlite3.Connection, path: Path) -> Self:
         conn.row_factory = sqlite3.Row
+        if not conn.execute("PRAGMA page_count").fetchone()[0]:  # a new file: space is given back as it is freed
+            conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -179,8 +183,37 @@ class Database:
                 staged.unlink(missing_ok=True)
             return
         kept = f"backup: {copies.publish(staged, self.path, before)}" if isinstance(staged, Path) else staged
-        line = f"upgraded {self.path} from schema {before} to {SCHEMA_VERSION} ({kept})"
+        line = f"upgraded {self.path} from schema {before} to {SCHEMA_VERSION} ({kept}; {self._make_incremental()})"
         log.warning(line, extra={"event": "upgraded"})
+
+    def _make_incremental(self) -> str:
+        """Once, after an upgrade: ``auto_vacuum = INCREMENTAL`` and the one VACUUM that takes, so that
+        retention can give space back in small steps (``reclaim``). What happened, in words."""
+        if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
+            return "space is given back as it is freed"
+        size = self.path.stat().st_size
+        free = copies.free_bytes(self.path.parent)
+        if free < 2 * size + (64 << 20):
+            return f"space is not given back: no room to vacuum ({free >> 20} MB free, {2 * size >> 20} MB needed)"
+        started = time.monotonic()
+        try:
+            self.conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
+            self.conn.execute("VACUUM")
+        except sqlite3.OperationalError as e:  # another process is reading: the next upgrade tries again
+            return f"space is not given back yet: the vacuum could not run ({e})"
+        return f"vacuumed once in {time.monotonic() - started:.1f} s, so space is given back as it is freed"
+
+    def reclaim(self, *, step: int = 1024) -> int:
+        """Give freed pages back to the file system, ``step`` pages a transaction (each write short); bytes."""
+        page = int(self.conn.execute("PRAGMA page_size").fetchone()[0])
+        given = 0
+        while free := int(self.conn.execute("PRAGMA freelist_count").fetchone()[0]):
+            self.conn.execute(f"PRAGMA incremental_vacuum({step})")
+            left = int(self.conn.execute("PRAGMA freelist_count").fetchone()[0])
+            if left >= free:  # not incremental (an old file whose vacuum has not run): nothing to give back
+                break
+            given += (free - left) * page
+        return given
 
     def _version(self) -> int:
         version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
