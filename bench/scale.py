@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import multiprocessing
 import os
@@ -66,6 +67,7 @@ ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata
 STAGES = ("ingest", "sync", "rank", "render", "smtp", "all", "run")
 
 
+@functools.cache  # the example dumps, parsed once
 def seed_texts() -> tuple[list[str], list[str]]:
     titles: list[str] = []
     sentences: list[str] = []
@@ -86,12 +88,13 @@ def synthetic_dump(count: int, rng: random.Random) -> str:
     return "\n\n".join(blocks)
 
 
-def write_profiles(folder: Path, count: int, rng: random.Random) -> None:
+def write_profiles(folder: Path, count: int, rng: random.Random, *, first: int = 0) -> None:
+    """``count`` profile files, ``u000000.toml`` on (from ``u{first}``), of 3 to 8 keywords from the seeds."""
     titles, _ = seed_texts()
     words = sorted({w.lower().strip(":,()") for t in titles for w in t.split() if len(w) > 5 and w.isalpha()})
     pairs = [" ".join(t.lower().split()[i : i + 2]) for t in titles for i in range(0, len(t.split()) - 1, 3)]
-    folder.mkdir(parents=True)
-    for n in range(count):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(first, first + count):
         terms = {rng.choice(pairs) if rng.random() < 0.3 else rng.choice(words) for _ in range(rng.randint(3, 8))}
         keywords = ", ".join(json.dumps(t) for t in sorted(terms) if any(c.isalnum() for c in t))
         (folder / f"u{n:06d}.toml").write_text(
