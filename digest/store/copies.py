@@ -44,9 +44,9 @@ class Restored:
 def backup(conn: sqlite3.Connection, target: Path, *, now: Callable[[], float] = time.monotonic) -> Copied:
     """Copy the open database ``conn`` to ``target``, checked, atomically (see the module's note)."""
     started = now()
+    schema = int(conn.execute("PRAGMA user_version").fetchone()[0])  # the copy's is the source's
     staged = _stage(conn, target, name=str(target))
     try:
-        schema = _schema(staged)
         os.replace(staged, target)
     except (OSError, sqlite3.Error) as e:
         raise StoreError(f"{target}: cannot put the copy in place ({e}); check the folder's permissions") from e
@@ -82,10 +82,8 @@ def restore(source: Path, database: Path, *, at: datetime) -> Restored:
 def stage_before_upgrade(conn: sqlite3.Connection, path: Path) -> Path | str:
     """A checked copy of a database about to be migrated, beside it but not yet named (``publish`` names
     it), or why none was taken: the disk is short, or the copy failed."""
-    size = path.stat().st_size
-    free = free_bytes(path.parent)
-    if free < 2 * size + (64 << 20):  # the copy, and room for the upgrade itself
-        return f"no copy taken: {free >> 20} MB free beside it, about {2 * size >> 20} MB needed"
+    if short := short_of_room(path):
+        return f"no copy taken: {short[0]} MB free beside it, about {short[1]} MB needed"
     try:
         return _stage(conn, path, name=str(path), tag=f"pre-upgrade-{os.getpid()}")
     except StoreError as e:
@@ -132,11 +130,6 @@ def _drop(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _schema(path: Path) -> int:
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        return int(conn.execute("PRAGMA user_version").fetchone()[0])
-
-
 def _check_source(conn: sqlite3.Connection, source: Path) -> int:
     """The schema of a backup fit to restore: a sound paper-digest database this version can read."""
     schema = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -164,6 +157,14 @@ def _set_aside(database: Path, *, at: datetime) -> Path | None:
     for leftover in ("-wal", "-shm"):
         Path(f"{database}{leftover}").unlink(missing_ok=True)
     return aside
+
+
+def short_of_room(path: Path) -> tuple[int, int] | None:
+    """(MB free, MB needed) when the folder of ``path`` lacks room for a whole copy of it and the work
+    beside it (twice its size, and 64 MB), else None: a copy, or a VACUUM, is then not started."""
+    size = path.stat().st_size
+    free = free_bytes(path.parent)
+    return (free >> 20, 2 * size >> 20) if free < 2 * size + (64 << 20) else None
 
 
 def free_bytes(folder: Path) -> int:

@@ -191,10 +191,8 @@ class Database:
         retention can give space back in small steps (``reclaim``). What happened, in words."""
         if self.conn.execute("PRAGMA auto_vacuum").fetchone()[0] == INCREMENTAL:
             return "space is given back as it is freed"
-        size = self.path.stat().st_size
-        free = copies.free_bytes(self.path.parent)
-        if free < 2 * size + (64 << 20):
-            return f"space is not given back: no room to vacuum ({free >> 20} MB free, {2 * size >> 20} MB needed)"
+        if short := copies.short_of_room(self.path):
+            return f"space is not given back: no room to vacuum ({short[0]} MB free, {short[1]} MB needed)"
         started = time.monotonic()
         try:
             self.conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
