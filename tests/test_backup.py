@@ -18,6 +18,7 @@ from digest.errors import BusyError, StoreError
 from digest.store import Store, copies
 
 from .deliverykit import World, make_world
+from .schemas import released
 
 
 def counts(path: Path) -> dict[str, int]:
@@ -141,17 +142,11 @@ def test_restore_through_the_command_line_is_refused_while_the_daemon_holds_the_
 
 def _old(path: Path, version: int) -> None:
     """A database as the released migrations left it at ``version``, with a subscriber."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")
-        for migration in store.MIGRATIONS[:version]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {version}")
+    with released(path, version) as conn:
         conn.execute(
             "INSERT INTO subscribers (name, profile, profile_hash, status, created_at, updated_at)"
             " VALUES ('ada', 'keywords = [\"agents\"]', '1', 'active', '2026-11-22', '2026-11-22')"
         )
-        conn.commit()
 
 
 def test_an_upgrade_takes_a_copy_first_and_says_so_in_one_line(

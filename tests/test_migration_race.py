@@ -11,6 +11,8 @@ import pytest
 
 from digest import store
 
+from .schemas import released
+
 OPEN = """
 import sys
 from pathlib import Path
@@ -21,12 +23,7 @@ with Store.open(Path(sys.argv[1])) as db:
 
 
 def _schema_4(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")
-        for migration in store.MIGRATIONS[:4]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute("PRAGMA user_version = 4")
+    with released(path, 4) as conn:
         conn.execute(
             "INSERT INTO subscribers (name, profile, profile_hash, status, created_at, updated_at)"
             " VALUES ('ada', 'a', '1', 'active', '2026-11-22', '2026-11-22')"

@@ -15,6 +15,7 @@ from digest.store import Store
 
 from .conftest import DUMPS
 from .deliverykit import START, make_world
+from .schemas import released
 
 THEN = (START - timedelta(days=3)).isoformat(timespec="seconds")
 EDITION = (START - timedelta(days=3)).date().isoformat()
@@ -57,12 +58,7 @@ ORDER = ("dumps", "papers", "sightings", "paper_aliases", "subscribers", "digest
 
 def at_version(path: Path, version: int) -> dict[str, int]:
     """A database as the released migrations left it at ``version``, a row in every table; its row counts."""
-    with closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")
-        for migration in store.MIGRATIONS[:version]:
-            for statement in migration:
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {version}")
+    with released(path, version) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert tables <= set(ORDER), f"a table this test does not fill: {sorted(tables - set(ORDER))}"
         for table in (t for t in ORDER if t in tables):
@@ -72,7 +68,6 @@ def at_version(path: Path, version: int) -> dict[str, int]:
             assert not missing, f"{table}: give the test a value for {missing}"
             marks = ", ".join("?" * len(columns))
             conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
-        conn.commit()
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
 
