@@ -21,6 +21,9 @@ sink (aiosmtpd on 127.0.0.1 in a separate process, accepting and discarding):
   two together are the limit);
 * resend: a second `send`, which must send nothing.
 
+``stored_bytes_per_digest`` is the content kept for each digest made (its MIME body and
+whatever that does not give back), the figure retention's ``bodies_days`` multiplies.
+
 ``--stage run`` measures the day's run as ``digest send`` does it instead: after the sync,
 ``pipeline.run_once`` makes the digests and delivers each batch as soon as it is frozen
 (``run_s``); then every delivery is set back to pending and sent again by itself, the
@@ -225,7 +228,22 @@ def make_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, 
     result |= {f"{phase}_busy_s": round(seconds, 2) for phase, seconds in timings.items()}
     result["digests"] = len(made.made)
     result["items"] = sum(n for _, _, n in made.made)
+    result["stored_bytes_per_digest"] = stored_bytes(store)
     return result
+
+
+def stored_bytes(store: Store) -> int:
+    """The content kept per digest that has any, in bytes: the ``bodies`` table from schema 14, the digests'
+    own columns before (so this file measures an older checkout the same way)."""
+    conn = store.db.conn
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'bodies'").fetchone():
+        query = "SELECT avg(coalesce(length(mime), 0) + coalesce(length(parts), 0)) FROM bodies"
+    else:
+        query = (
+            "SELECT avg(coalesce(length(body), 0) + coalesce(length(mail), 0)) FROM digests"
+            " WHERE body IS NOT NULL OR mail IS NOT NULL"
+        )
+    return round(conn.execute(query).fetchone()[0] or 0)
 
 
 def run_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: datetime) -> dict[str, Any]:
@@ -236,6 +254,7 @@ def run_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: da
     result["run_s"] = round(time.perf_counter() - started, 2)
     result["run_sink_cpu_s"] = round(cpu_seconds(sink_pid) - sink_cpu, 2)
     result["digests"], result["sent"] = len(report.made), len(report.sent)
+    result["stored_bytes_per_digest"] = stored_bytes(store)
     with store.db.transaction() as conn:  # a benchmark resets the ledger, to send it all again
         conn.execute("UPDATE deliveries SET state = 'pending', attempts = 0, next_try = NULL")
     started = time.perf_counter()

@@ -143,7 +143,13 @@ def test_markdown_is_rendered_only_for_the_channels_that_deliver_it(tmp_path: Pa
         world.send()
     with Store.open(world.settings.database.path) as store:
         stored = [store.digests.get(d.digest) for d in store.ledger.deliveries()]
+        beside = store.db.conn.execute("SELECT count(*) FROM bodies WHERE mime IS NOT NULL AND parts IS NULL")
+        [[kept_once]] = beside.fetchall()
     assert len(stored) == 2 and all(d.html and d.text and d.markdown == "" for d in stored)
+    # Each is kept once, its MIME body, which gives back the text the reader got.
+    plain = [m.get_body(("plain",)) for m in server.box.messages]
+    received = sorted(part.get_content().replace("\r\n", "\n") for part in plain if part is not None)
+    assert kept_once == 2 and received == sorted(d.text for d in stored)
 
 
 # --- webhooks -------------------------------------------------------------------------

@@ -123,9 +123,10 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.subscribers": {"digest.models", "digest.store.db"},
     "digest.store.digests": {
         "digest.models",
+        "digest.render",  # the stored form of an email digest, and the text and HTML read back from it
         "digest.store.db",
-        "digest.store.papers",
-    },  # a paper's row, read once
+        "digest.store.papers",  # a paper's row, read once
+    },
     "digest.store.ledger": {"digest.models", "digest.store.db"},
     "digest.store.feedback": {"digest.models", "digest.store.db"},
     "digest.store.fetches": {"digest.models", "digest.store.db"},

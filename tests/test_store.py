@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 import digest
-from digest import ingest, store
+from digest import ingest, render, store
 from digest.errors import StoreError
 from digest.models import Dump, Message, Ranked, Reason, ReasonKind
 from digest.store import PreparedDigest, Store, prepare
-from digest.store.digests import compress
+from digest.store.digests import compress, decompress
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
 from .dumpgen import Card, cards
@@ -189,40 +189,46 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         assert db.digests.digested("someone else") == set()
 
 
-def test_digest_content_is_stored_compressed_and_read_back_whole(tmp_path: Path) -> None:
+def test_digest_content_is_stored_once_compressed_and_read_back_whole(tmp_path: Path) -> None:
     dump, sha = load("003_7a5f3204ee6361bf.txt")
-    html = "".join(f"<p style='margin: 0;color: #1f2937;'>{p.title} &#183; {p.abstract}</p>\n" for p in dump.papers)
-    message = Message("Your papers · Mon", "plain ▲ text\r\nline two\n", html, "# Markdown ✓\n")
+    html = "".join(
+        f"<p style='margin: 0;color: #1f2937;'>{p.title} &#183; {p.abstract} — ok</p>\n" for p in dump.papers
+    )
+    message = Message("Your papers · Mon", "plain ▲ text\nline two  \nend\n", html.rstrip("\n"), "# Markdown ✓\n")
     path = tmp_path / "d.sqlite3"
     with Store.open(path) as db:
         db.papers.ingest(dump, sha256=sha, at=NOW)
         db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
-        mime = b"MIME-Version: 1.0\r\n\r\n" + html.encode()
-        [digest_id, plain] = db.digests.save(
+        mime = render.mime_body(message)
+        crlf = Message(message.subject, "a text\r\nwith CR LF", message.html, "")  # not given back as it was
+        [mailed, plain, kept] = db.digests.save(
             [
                 prepare("ada", "2026-11-23", [], message, new_count=0, mime=mime),
                 prepare("ada", "2026-11-24", [], message, new_count=0),
+                prepare("ada", "2026-11-25", [], crlf, new_count=0, mime=render.mime_body(crlf)),
             ],
             at=NOW,
         )
-        assert digest_id is not None and plain is not None
-        stored = db.digests.get(digest_id)
-        assert (stored.mime, db.digests.get(plain).mime) == (mime, b"")
-    assert (stored.subject, stored.text, stored.html, stored.markdown) == (
-        message.subject,
-        message.text,
-        message.html,
-        message.markdown,
-    )
+        assert mailed is not None and plain is not None and kept is not None
+        stored = {i: db.digests.get(i) for i in (mailed, plain, kept)}
+    assert (stored[mailed].mime, stored[plain].mime) == (mime, b"")
+    for i, sent in ((mailed, message), (plain, message), (kept, crlf)):
+        assert (stored[i].subject, stored[i].text, stored[i].html, stored[i].markdown) == (
+            sent.subject, sent.text, sent.html, sent.markdown,
+        )  # fmt: skip
     with sqlite3.connect(path) as conn:
-        body, old_columns = conn.execute("SELECT body, body_text || body_html FROM digests").fetchone()
-    assert old_columns == "" and dump.papers[0].title.encode() not in body
-    assert len(body) * 2 < len(html)  # prose compresses least; a real email digest (markup) to a sixth
+        rows = dict(conn.execute("SELECT digest, parts FROM bodies").fetchall())
+        old_columns = conn.execute("SELECT max(length(body_text || body_html)) FROM digests").fetchone()[0]
+    assert old_columns == 0 and dump.papers[0].title.encode() not in rows[plain]
+    # Beside the MIME body, only what it does not give back: the Markdown; for the CR LF text, that text.
+    assert decompress(rows[mailed]) == [b"", b"", message.markdown.encode()]
+    assert decompress(rows[kept]) == [crlf.text.encode(), b"", b""]
+    assert len(rows[plain]) * 2 < len(html)  # prose compresses least; a real email digest (markup) to a sixth
 
 
 def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp_path: Path) -> None:
     message = Message("Grüße · Mon", "plain text\n", "<p>html</p>", "# md\n")
-    mime = b"MIME-Version: 1.0\r\n\r\nthe body"
+    mime = render.mime_body(message)
     with Store.open(tmp_path / "d.sqlite3") as db:
         db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
         [new, old] = db.digests.save(
@@ -233,9 +239,9 @@ def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp
             at=NOW,
         )
         assert new is not None and old is not None
-        # A digest made before schema 10: the MIME body inside the one frame, no mail column.
+        # A digest made before schema 9, as schema 14 moved it: the MIME body inside the one frame.
         db.db.conn.execute(
-            "UPDATE digests SET body = ?, mail = NULL WHERE id = ?",
+            "UPDATE bodies SET parts = ?, mime = NULL WHERE digest = ?",
             (compress([b"plain text\n", b"<p>html</p>", b"# md\n", mime]), old),
         )
         mailed = db.digests.mail([new, old])

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from digest import pipeline, store
+from digest import pipeline, render, store
+from digest.models import Message
 from digest.store import Store
+from digest.store.digests import compress, pack
 
 from .conftest import DUMPS
 from .deliverykit import START, make_world
@@ -50,10 +52,10 @@ BY_COLUMN: dict[str, object] = {
     "vote": 1, "at": THEN, "email": "someone@example.org", "confirmed_at": None, "mailed_at": THEN,
     "alias": "old-alias", "day": EDITION, "outcome": "new", "items": 1, "etag": None, "detail": None,
     "path": "/nowhere/ada.toml", "folder": "/nowhere", "size": 1, "mtime_ns": 1, "checked_ns": 1,
-    "listing": "x",
+    "listing": "x", "mime": None, "parts": None,
 }  # fmt: skip
 ORDER = ("dumps", "papers", "sightings", "paper_aliases", "subscribers", "digests", "digest_items", "deliveries",
-         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received")  # fmt: skip
+         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received", "bodies")  # fmt: skip
 
 
 def at_version(path: Path, version: int) -> dict[str, int]:
@@ -104,3 +106,26 @@ def test_a_database_of_every_released_schema_upgrades_keeps_its_rows_and_sends_n
         assert all(d.digest != 1 for d in report.sent)
     if "digests" in before:
         assert EDITION in {e.isoformat() for e in editions}  # the old digest is still the reader's history
+
+
+def test_a_digest_kept_twice_before_schema_14_is_kept_once_after_and_reads_back_exactly(tmp_path: Path) -> None:
+    message = Message("Your digest", "text \u25b2\n", "<p>html \u2014 &#39;ok&#39;</p>", "# md\n")
+    mime = render.mime_body(message)
+    old = tmp_path / "old.sqlite3"
+    with released(old, 13) as conn:
+        conn.execute(
+            "INSERT INTO subscribers (name, profile, profile_hash, status, created_at, updated_at)"
+            " VALUES ('ada', ?, 'h', 'active', ?, ?)",
+            (PROFILE, THEN, THEN),
+        )
+        conn.execute(
+            "INSERT INTO digests (subscriber, edition, created_at, subject, body, mail) VALUES ('ada', ?, ?, ?, ?, ?)",
+            (EDITION, THEN, message.subject, compress([message.text.encode(), message.html.encode(), b"# md\n", b""]),
+             pack(mime)),
+        )  # fmt: skip
+    with Store.open(old) as db:
+        stored = db.digests.get(1)
+    assert (stored.text, stored.html, stored.markdown, stored.mime) == (message.text, message.html, "# md\n", mime)
+    with closing(sqlite3.connect(old)) as conn:
+        assert conn.execute("SELECT body, mail FROM digests").fetchone() == (None, None)  # moved, not copied
+        assert conn.execute("SELECT count(*) FROM bodies").fetchone()[0] == 1

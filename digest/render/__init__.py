@@ -13,14 +13,16 @@ from digest import lazy
 if TYPE_CHECKING:  # loaded with their room on first use (PEP 562): describing a paper needs no Jinja
     from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
     from digest.render.message import FORMATS, Renderer, package_templates
-    from digest.render.mime import MAX_LINE, dated, eml, eml_head, list_unsubscribe, message_id, mime_body
+    from digest.render.mime import MAX_LINE, alternatives, dated, eml, eml_head, list_unsubscribe, message_id, mime_body
 
 _ROOMS = {
     **dict.fromkeys(
         ("describe", "header_text", "links", "md_escape", "paper_meta", "slack_escape", "subject"), "context"
     ),
     **dict.fromkeys(("FORMATS", "Renderer", "package_templates"), "message"),
-    **dict.fromkeys(("MAX_LINE", "dated", "eml", "eml_head", "mime_body", "list_unsubscribe", "message_id"), "mime"),
+    **dict.fromkeys(
+        ("MAX_LINE", "alternatives", "dated", "eml", "eml_head", "mime_body", "list_unsubscribe", "message_id"), "mime"
+    ),
 }
 
 
@@ -32,6 +34,7 @@ __all__ = [
     "FORMATS",
     "MAX_LINE",
     "Renderer",
+    "alternatives",
     "dated",
     "describe",
     "eml",

@@ -102,6 +102,46 @@ def mime_body(message: Message) -> bytes:
     )
 
 
+def alternatives(body: bytes) -> tuple[str, str] | None:
+    """The text and the HTML back from a ``mime_body``: the stored form of an email digest gives both.
+
+    Exactly what was rendered when the text's and the HTML's encodings lose
+    nothing, which ``prepare`` checks when the digest is made: line ends become
+    LF, the text ends with one and the HTML with none (as the templates render
+    them), and in 7-bit HTML a reference to a character beyond
+    ASCII becomes the character again (a template that writes such a reference
+    itself, or a line folded to fit, does not come back exactly; the digest
+    then keeps that part beside its MIME body). None for bytes not made by ``mime_body``.
+    """
+    _, marked, rest = body.partition(b'boundary="')
+    boundary = rest.split(b'"', 1)[0]
+    parts = body.split(b"\r\n--" + boundary + b"\r\n")[1:3] if marked else []
+    if len(parts) != 2:
+        return None
+    found: list[str] = []
+    for part in parts:
+        headers, _, data = part.partition(b"\r\n\r\n")
+        data = data.removesuffix(b"\r\n--" + boundary + b"--\r\n")
+        try:
+            if b"quoted-printable" in headers:
+                decoded = binascii.a2b_qp(data).decode("utf-8")
+            else:
+                decoded = _REFERENCE.sub(_character, data.decode("ascii"))
+        except UnicodeDecodeError:
+            return None
+        found.append(decoded.replace("\r\n", "\n"))
+    text, html = found
+    return text, html.removesuffix("\n")
+
+
+_REFERENCE = re.compile(r"&#(\d{3,7});")
+
+
+def _character(reference: re.Match[str]) -> str:
+    number = int(reference[1])
+    return chr(number) if 127 < number <= 0x10FFFF else reference[0]
+
+
 MAX_LINE = 998  # RFC 5322: octets a line may hold, CRLF not counted
 
 

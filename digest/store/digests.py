@@ -1,13 +1,19 @@
 """Frozen digests: one per (subscriber, edition), with its items and its rendered content.
 
 ``digests`` and ``digest_items`` hold each digest as it was made, before
-anything is sent: its papers, ranks, scores and reasons, and its content. A
-paper goes into a subscriber's digests once, ever. The content (text, HTML,
-Markdown and, for email, the MIME body) is one zstd frame in ``body``
-(``compress``), about a sixth of the bytes; digests made before schema 4 keep it
-in ``body_text``, ``body_html`` and ``body_markdown``. From schema 9 the MIME
-body is a zstd frame of its own in ``mail``, which is all sending an email
-reads (``mail_digests``).
+anything is sent: its papers, ranks, scores and reasons. A paper goes into a
+subscriber's digests once, ever. Its content is kept once, in ``bodies``
+(schema 14), a row that retention deletes whole:
+
+* ``mime``: an email digest's MIME body as a zstd frame, all that sending
+  reads; its text and HTML are read back from it (``render.alternatives``).
+* ``parts``: one zstd frame (``compress``) of the text, HTML and Markdown the
+  MIME body does not give back: the Markdown when a channel delivers it, and
+  for a digest that is not mailed, its text and HTML. An empty text or HTML
+  part beside a MIME body means "read it from the MIME body".
+
+Digests made before schema 4 keep their content in ``body_text``,
+``body_html`` and ``body_markdown``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 import zstandard
 
+from digest import render
 from digest.models import Message, NewDelivery, Ranked, Reason, ReasonKind, StoredDigest
 from digest.store.db import Part
 from digest.store.papers import paper_of_row
@@ -42,10 +49,10 @@ class PreparedDigest:
     edition: str
     items: list[Ranked]
     subject: str = ""
-    body: bytes | None = None
+    parts: bytes | None = None  # what the MIME body does not give back, packed (``compress``)
     new_count: int = 0
     deliveries: list[NewDelivery] = field(default_factory=list)
-    mail: bytes | None = None  # the MIME body, packed alone (``pack``)
+    mime: bytes | None = None  # the MIME body, packed alone (``pack``)
 
 
 def prepare(
@@ -58,10 +65,18 @@ def prepare(
     deliveries: list[NewDelivery] | None = None,
     mime: bytes = b"",
 ) -> PreparedDigest:
-    """A digest with its rendered message (and ``mime``, its MIME body when it goes out as email) packed."""
-    body = compress([message.text.encode(), message.html.encode(), message.markdown.encode(), b""])
-    mail = pack(mime) if mime else None
-    return PreparedDigest(name, edition, items, message.subject, body, new_count, deliveries or [], mail)
+    """A digest with its rendered message (and ``mime``, its MIME body when it goes out as email) packed,
+    each part once: the text and HTML that ``mime`` gives back exactly are not kept beside it."""
+    text, html = (render.alternatives(mime) if mime else None) or ("", "")
+    kept = [
+        b"" if text == message.text else message.text.encode(),
+        b"" if html == message.html else message.html.encode(),
+        message.markdown.encode(),
+    ]
+    parts = compress(kept) if any(kept) else None
+    return PreparedDigest(
+        name, edition, items, message.subject, parts, new_count, deliveries or [], pack(mime) if mime else None
+    )
 
 
 class Digests(Part):
@@ -87,16 +102,18 @@ class Digests(Part):
         rows = [_digest_rows(d, stamp) for d in digests]
         ids: list[int | None] = []
         with self._transaction() as conn:
-            for digest, items, deliveries in rows:
+            for digest, body, items, deliveries in rows:
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, body, new_count, mail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, new_count)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     digest,
                 )
                 if cursor.rowcount == 0:
                     ids.append(None)
                     continue
                 digest_id = int(cursor.lastrowid or 0)
+                if body is not None:
+                    conn.execute("INSERT INTO bodies (digest, mime, parts) VALUES (?, ?, ?)", (digest_id, *body))
                 conn.executemany(
                     "INSERT INTO digest_items (digest, paper, rank, score, why) VALUES (?, ?, ?, ?, ?)",
                     [(digest_id, *item) for item in items],
@@ -158,10 +175,11 @@ class Digests(Part):
         """Frozen digests as sending email needs them: the subject and the MIME body, nothing else read.
 
         Their text, HTML and Markdown are empty and ``items`` is 0; a digest
-        made before schema 10 is read whole (``stored_digests``).
+        made before schema 9 is read whole (``get_many``).
         """
         query = (
-            "SELECT id, subscriber, edition, subject, created_at, new_count, mail FROM digests WHERE id IN ({marks})"
+            "SELECT d.id, d.subscriber, d.edition, d.subject, d.created_at, d.new_count, b.mime"
+            " FROM digests d JOIN bodies b ON b.digest = d.id WHERE d.id IN ({marks})"
         )
         found = {}
         for row in self._rows_in(query, sorted(set(ids))):
@@ -183,29 +201,20 @@ class Digests(Part):
         return found | (self.get_many(older) if older else {})
 
     def drop_bodies(self, *, before: datetime, dry_run: bool = False) -> tuple[int, int]:
-        """Drop the text, HTML, Markdown and MIME body of digests made before ``before`` whose every delivery
-        went out; their items and reasons stay. (How many digests, how many bytes of content.)
+        """Drop the content of digests made before ``before`` whose every delivery went out: their MIME body,
+        text, HTML and Markdown; their items and reasons stay. (How many digests, how many bytes of content.)
 
         A digest with a delivery still pending, sending, waiting to retry or failed keeps its bodies.
         """
-        held = (  # the bodies test is digests_with_bodies' own, so that index answers it
-            " FROM digests d WHERE d.created_at < ?"
-            " AND (body IS NOT NULL OR mail IS NOT NULL OR body_text != '' OR body_html != '' OR body_markdown != '')"
-            " AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.digest = d.id AND x.state != 'sent')"
-        )
-        size = (
-            "coalesce(length(d.body), 0) + coalesce(length(d.mail), 0) + length(d.body_text)"
-            " + length(d.body_html) + length(d.body_markdown)"
-        )
         stamp = (before.isoformat(timespec="seconds"),)
-        measure = f"SELECT count(*), coalesce(sum({size}), 0){held}"
-        cleared = "body = NULL, mail = NULL, body_text = '', body_html = '', body_markdown = ''"
-        drop = f"UPDATE digests SET {cleared} WHERE id IN (SELECT d.id{held})"  # noqa: S608 - fixed text, '?' only
+        count = size = 0
         with self._transaction() as conn:
-            count, freed = conn.execute(measure, stamp).fetchone()
-            if not dry_run and count:
-                conn.execute(drop, stamp)
-        return int(count), int(freed)
+            for measure, drop in _DROPS:
+                found, found_size = conn.execute(measure, stamp).fetchone()
+                if found and not dry_run:
+                    conn.execute(drop, stamp)
+                count, size = count + int(found), size + int(found_size)
+        return count, size
 
     def forget(self, *, before: datetime, dry_run: bool = False) -> int:
         """Forget the digests made before ``before``, their items and their deliveries that ended (sent or
@@ -229,7 +238,9 @@ class Digests(Part):
                     "INSERT OR IGNORE INTO received (subscriber, paper) SELECT d.subscriber, i.paper"
                     " FROM digest_items i JOIN digests d ON d.id = i.digest WHERE i.digest IN (SELECT id FROM gone)"
                 )
-                for table, column in (("digest_items", "digest"), ("deliveries", "digest"), ("digests", "id")):
+                for table, column in (
+                    ("digest_items", "digest"), ("deliveries", "digest"), ("bodies", "digest"), ("digests", "id")
+                ):  # fmt: skip
                     conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM gone)")  # noqa: S608 - fixed names
             finally:
                 conn.execute("DROP TABLE temp.gone")
@@ -238,7 +249,7 @@ class Digests(Part):
     def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first (for feeds)."""
         rows = self._conn.execute(
-            _DIGEST_QUERY + " WHERE d.subscriber = ? GROUP BY d.id HAVING items > 0 ORDER BY d.edition DESC LIMIT ?",
+            _HEAD_QUERY + " WHERE d.subscriber = ? GROUP BY d.id HAVING items > 0 ORDER BY d.edition DESC LIMIT ?",
             (name, limit),
         )
         return [_stored_digest(row) for row in rows]
@@ -257,13 +268,33 @@ class Digests(Part):
 
 _Row = tuple[Any, ...]
 
+# Content retention may drop: a digest made before the cut-off whose every delivery went out.
+_DELIVERED = " AND NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.digest = d.id AND x.state != 'sent')"
+_HELD = " FROM bodies b JOIN digests d ON d.id = b.digest WHERE d.created_at < ?" + _DELIVERED
+_LEGACY = (  # made before schema 4: the content in the digest's columns (digests_legacy_bodies finds them)
+    " FROM digests d WHERE d.created_at < ? AND (body_text != '' OR body_html != '' OR body_markdown != '')"
+    + _DELIVERED
+)
+_DROPS = (  # (its count and bytes, the statement that drops it)
+    (
+        "SELECT count(*), coalesce(sum(coalesce(length(b.mime), 0) + coalesce(length(b.parts), 0)), 0)" + _HELD,
+        "DELETE FROM bodies WHERE digest IN (SELECT b.digest" + _HELD + ")",  # noqa: S608 - fixed text, '?' only
+    ),
+    (
+        "SELECT count(*), coalesce(sum(length(body_text) + length(body_html) + length(body_markdown)), 0)" + _LEGACY,
+        f"UPDATE digests SET body_text = '', body_html = '', body_markdown = '' WHERE id IN (SELECT d.id{_LEGACY})",  # noqa: S608 - fixed text
+    ),
+)
 
-def _digest_rows(d: PreparedDigest, stamp: str) -> tuple[_Row, list[_Row], list[_Row]]:
-    """A digest's row, its items' and its deliveries' (each without the digest's id, not known yet)."""
-    digest = (d.name, d.edition, stamp, d.subject, d.body, d.new_count, d.mail)
+
+def _digest_rows(d: PreparedDigest, stamp: str) -> tuple[_Row, _Row | None, list[_Row], list[_Row]]:
+    """A digest's row, its content's (None when it has none), its items' and its deliveries' (each without the
+    digest's id, not known yet)."""
+    digest = (d.name, d.edition, stamp, d.subject, d.new_count)
+    body = (d.mime, d.parts) if d.mime is not None or d.parts is not None else None
     items = [(item.paper.id, item.rank, item.score, json.dumps([r.as_dict() for r in item.why])) for item in d.items]
     deliveries = [(x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries]
-    return digest, items, deliveries
+    return digest, body, items, deliveries
 
 
 _COUNT = struct.Struct(">I")  # a body: how many parts, each part's length, then the parts
@@ -304,7 +335,9 @@ def decompress(body: bytes) -> list[bytes]:
     return [data[a:b] for a, b in pairwise(stops)]
 
 
-_DIGEST_QUERY = "SELECT d.*, (SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items FROM digests d"
+_ITEMS = "(SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items"
+_DIGEST_QUERY = f"SELECT d.*, b.mime, b.parts, {_ITEMS} FROM digests d LEFT JOIN bodies b ON b.digest = d.id"  # noqa: S608 - fixed text
+_HEAD_QUERY = f"SELECT d.*, NULL AS mime, NULL AS parts, {_ITEMS} FROM digests d"  # noqa: S608 - fixed text: no content read
 
 
 def _reasons(stored: str) -> tuple[Reason, ...]:
@@ -314,13 +347,21 @@ def _reasons(stored: str) -> tuple[Reason, ...]:
     )
 
 
+def _content(row: sqlite3.Row) -> tuple[str, str, str, bytes]:
+    """A digest's text, HTML, Markdown and MIME body, each from where it is kept (see the module's doc)."""
+    if row["mime"] is None and row["parts"] is None:  # made before schema 4, or its content dropped
+        return row["body_text"], row["body_html"], row["body_markdown"], b""
+    content = decompress(row["parts"]) if row["parts"] is not None else [b"", b"", b""]
+    text, html, markdown = (part.decode() for part in content[:3])
+    mime = unpack(row["mime"]) if row["mime"] is not None else b"".join(content[3:4])  # schema 4-8: in the frame
+    if mime and not (text and html):
+        derived = render.alternatives(mime) or ("", "")
+        text, html = text or derived[0], html or derived[1]
+    return text, html, markdown, mime
+
+
 def _stored_digest(row: sqlite3.Row) -> StoredDigest:
-    if row["body"] is None:  # made before schema 4
-        text, html, markdown, mime = row["body_text"], row["body_html"], row["body_markdown"], b""
-    else:
-        content = decompress(row["body"])
-        text, html, markdown = (part.decode() for part in content[:3])
-        mime = unpack(row["mail"]) if row["mail"] is not None else content[3]
+    text, html, markdown, mime = _content(row)
     return StoredDigest(
         id=row["id"],
         subscriber=row["subscriber"],

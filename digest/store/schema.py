@@ -275,6 +275,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE INDEX digests_created ON digests (created_at)
         """,
     ),
+    # 13 -> 14: each digest's content kept once, in a table of its own: an email digest's MIME body, and only
+    # what it does not give back (the Markdown; a digest not mailed, its text and HTML). Retention deletes a
+    # row whole, so the pages it held are freed (an emptied column left most of a page behind).
+    (
+        """
+        CREATE TABLE bodies (
+            digest  INTEGER PRIMARY KEY REFERENCES digests (id),
+            mime    BLOB,
+            parts   BLOB
+        )
+        """,
+        "INSERT INTO bodies (digest, mime, parts) SELECT id, mail, body FROM digests"
+        " WHERE body IS NOT NULL OR mail IS NOT NULL",
+        "UPDATE digests SET body = NULL, mail = NULL WHERE body IS NOT NULL OR mail IS NOT NULL",
+        "DROP INDEX digests_with_bodies",
+        """
+        CREATE INDEX digests_legacy_bodies ON digests (created_at)
+        WHERE body_text != '' OR body_html != '' OR body_markdown != ''
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
