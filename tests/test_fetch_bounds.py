@@ -190,4 +190,4 @@ def test_the_daemon_sends_while_a_slow_fetch_drips_and_sigterm_ends_both(api: tu
     assert daemon.returncode == 143, err
     # No day was fetched (its event line is "… fetched day=…"); days the stop cut off say "stopped before it
     # was fetched", which is why the event is matched, not the word.
-    assert not re.search(r"Z fetched day=", err) and "stopped signal=SIGTERM" in err
+    assert not re.search(r"Z fetched day=", err) and "stopped signal=SIGTERM" in err, err

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from digest.interrupts import Interrupt
 from digest.store import Store
 
 from .deliverykit import digest_process, make_world
@@ -123,3 +124,22 @@ def test_an_interrupt_at_a_sink_chosen_point_sends_every_digest_exactly_once(
         addresses = Counter(m["To"] for m in server.box.messages)
     assert set(copies.values()) == {1}, "someone got two copies"
     assert addresses == Counter({f"user{n:03d}@example.org": 1 for n in range(PEOPLE)})
+
+
+def test_a_signal_while_the_main_thread_holds_a_lock_the_stop_needs_does_not_hang_the_process() -> None:
+    """The daemon hung here: SIGTERM came while its main thread, submitting a job to the scheduler's pool, held
+    the pool's lock, and the handler's scheduler shutdown waited for that same lock, in that same thread."""
+    held = threading.Lock()
+    stopped = threading.Event()
+    said: list[str] = []
+
+    def shut_down() -> None:  # what the daemon's stop does: takes a lock the main thread may hold
+        with held:
+            stopped.set()
+
+    with Interrupt(say=said.append, then=shut_down) as interrupt, held:
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        assert interrupt.requested.wait(WAIT)  # seen while the lock is still held: the main thread goes on
+        assert not stopped.is_set()
+    assert stopped.wait(WAIT) and interrupt.exit_code == 143  # the stop ran once the lock was let go
+    assert len(said) == 1 and said[0].startswith("SIGTERM: stopping")
