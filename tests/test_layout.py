@@ -250,7 +250,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
     },
     "digest.pipeline.retry": {"digest.errors", "digest.store"},
-    "digest.pipeline.retention": {"digest.config", "digest.store"},
+    "digest.pipeline.retention": {"digest.config", "digest.pipeline.signups", "digest.store"},  # VALID
     "digest.pipeline.payloads": {
         "digest",
         "digest.config",
@@ -558,7 +558,7 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.pipeline.fetching": {"fetches", "papers", "store"},
     "digest.pipeline.intake": {"papers"},
     "digest.pipeline.retry": {"ledger"},
-    "digest.pipeline.retention": {"digests", "feedback", "fetches", "papers"},
+    "digest.pipeline.retention": {"digests", "feedback", "fetches", "papers", "signups"},
     "digest.pipeline.make": {"digests", "papers", "store", "subscribers"},
     "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},

@@ -144,3 +144,23 @@ def test_history_goes_after_history_days_and_no_paper_is_ever_sent_twice(tmp_pat
     with Store.open(database) as store:
         world.clock.advance(500 * 86400)
         assert pipeline.prune(store, world.settings, now=world.clock()).votes == 1  # 8 half-lives on: it goes
+
+
+def test_expired_and_long_confirmed_sign_ups_go_and_a_fresh_one_stays(tmp_path: Path) -> None:
+    world = sent(tmp_path, people=1)
+    now = world.clock()
+    with Store.open(world.settings.database.path) as store:
+        for name, age, confirmed in (
+            ("fresh", timedelta(hours=1), False),  # its link still works
+            ("expired", timedelta(hours=49), False),  # its link expired (48 hours)
+            ("recent", timedelta(days=20), True),  # confirmed, within history_days
+            ("old", timedelta(days=401), True),  # confirmed over history_days (400) ago
+        ):
+            store.signups.add(name, email=f"{name}@example.org", profile="p", at=now - age)
+            if confirmed:
+                store.signups.confirm(name, at=now - age)
+        dry = pipeline.prune(store, world.settings, now=now, dry_run=True)
+        done = pipeline.prune(store, world.settings, now=now)
+        left = {row[0] for row in store.db.conn.execute("SELECT id FROM signups")}
+    assert (dry.signups, done.signups, dry.anything) == (2, 2, True)
+    assert left == {"fresh", "recent"}

@@ -63,6 +63,9 @@ def prune_command(args: argparse.Namespace, settings: Settings) -> int:
         plural(done.votes, "old vote"),
     ]  # fmt: skip
     print(f"{'would forget' if done.dry_run else 'forgot'} {', '.join(forgotten)} (over {history} days old)")
+    if done.signups:
+        signups = plural(done.signups, "expired or long-confirmed sign-up")
+        print(f"{'would purge' if done.dry_run else 'purged'} {signups}")
     if done.reclaimed:
         print(f"gave {done.reclaimed / 1_048_576:.1f} MB back to the file system")
     return 0

@@ -9,6 +9,9 @@
   them twice.
 * **Votes**: after ``VOTE_HALF_LIVES`` half-lives (``[rank]
   vote_half_life_days``) a vote weighs under half a percent: it goes.
+* **Sign-ups**: one never confirmed goes once its link expired (``signups.VALID``,
+  as the sign-up pass does), a confirmed one after ``history_days`` (its reader is a
+  subscriber by then).
 
 The daemon prunes once a day; ``digest send`` and ``digest run --once`` at
 their end; ``digest prune`` by hand. All of it is one transaction; then
@@ -23,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from digest.config import Settings
+from digest.pipeline.signups import VALID
 from digest.store import Store
 
 VOTE_HALF_LIVES = 8  # 0.5 ** 8: a vote then weighs 0.4% of a new one
@@ -38,12 +42,13 @@ class Pruned:
     sightings: int = 0
     fetches: int = 0
     votes: int = 0
+    signups: int = 0
     reclaimed: int = 0  # bytes given back to the file system
     dry_run: bool = False
 
     @property
     def anything(self) -> bool:
-        return any((self.bodies, self.digests, self.sightings, self.fetches, self.votes))
+        return any((self.bodies, self.digests, self.sightings, self.fetches, self.votes, self.signups))
 
 
 def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = False) -> Pruned:
@@ -61,6 +66,7 @@ def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = Fa
             sightings=store.papers.forget_sightings(before=history_before, dry_run=dry_run),
             fetches=store.fetches.forget(before=history_before.date(), dry_run=dry_run),
             votes=store.feedback.forget(before=votes_before, dry_run=dry_run),
+            signups=store.signups.purge(before=now - VALID, confirmed_before=history_before, dry_run=dry_run),
             dry_run=dry_run,
         )
     if dry_run or not done.anything:

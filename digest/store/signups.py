@@ -32,13 +32,16 @@ class Signups(Part):
         with self._transaction() as conn:
             conn.execute("UPDATE signups SET mailed_at = ? WHERE id = ?", (at.isoformat(timespec="seconds"), signup_id))
 
-    def purge(self, *, before: datetime) -> int:
-        """Forget the sign-ups never confirmed and made before ``before``; how many."""
+    def purge(self, *, before: datetime, confirmed_before: datetime | None = None, dry_run: bool = False) -> int:
+        """Forget the sign-ups never confirmed and made before ``before``, and (with ``confirmed_before``) the
+        confirmed ones made before that, whose reader is a subscriber now; how many (``dry_run``: would)."""
+        confirmed = confirmed_before.isoformat(timespec="seconds") if confirmed_before else ""  # "": none is older
+        stamps = (before.isoformat(timespec="seconds"), confirmed)
+        which = " FROM signups WHERE created_at < CASE WHEN confirmed_at IS NULL THEN ? ELSE ? END"
         with self._transaction() as conn:
-            return conn.execute(
-                "DELETE FROM signups WHERE confirmed_at IS NULL AND created_at < ?",
-                (before.isoformat(timespec="seconds"),),
-            ).rowcount
+            if dry_run:
+                return int(conn.execute("SELECT count(*)" + which, stamps).fetchone()[0])
+            return conn.execute("DELETE" + which, stamps).rowcount
 
     def get(self, signup_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
         """A pending sign-up's (email, profile text), if it exists, is unconfirmed and is younger than ``valid``."""
