@@ -111,7 +111,7 @@ def _batches(
         mine = latest.get(profile.name)
         fire = due_edition(subscriber, profile, now=now, latest=mine)
         if fire is not None:
-            since = window_start(profile, fire, mine[0] if mine else None)
+            since = window_start(profile, fire, mine[0] if mine else None, history_days=settings.retention.history_days)
             windows.setdefault(since, []).append(Member(profile, fire))
     batches: list[Batch] = []
     read: dict[datetime, list[Paper]] = {}

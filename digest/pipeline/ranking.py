@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from digest import cadence, rank, render
@@ -86,20 +86,28 @@ def rank_for(
     )
 
 
-def window_start(profile: Profile, fire: datetime, last_made: datetime | None) -> datetime:
+def window_start(profile: Profile, fire: datetime, last_made: datetime | None, *, history_days: int) -> datetime:
     """Where the papers of the edition firing at ``fire`` begin: after the subscriber's latest
-    digest, or for a first digest, after the firing before this one."""
-    return last_made if last_made is not None else cadence.previous_fire(profile, fire)
+    digest, or for a first digest, after the firing before this one; never more than
+    ``history_days`` before ``fire``.
+
+    That bound is what lets retention forget, with the digests older than
+    ``[retention] history_days``, who received their papers: a paper first seen
+    before it is no edition's candidate any more, so it cannot be sent twice.
+    """
+    start = last_made if last_made is not None else cadence.previous_fire(profile, fire)
+    return max(start, fire - timedelta(days=history_days))
 
 
-def candidates(store: Store, profile: Profile, *, now: datetime) -> tuple[list[Paper], datetime]:
+def candidates(store: Store, profile: Profile, *, now: datetime, history_days: int) -> tuple[list[Paper], datetime]:
     """The papers an edition due at ``now`` draws from, and since when.
 
     Papers first seen after the subscriber's latest digest; for a first digest,
     after the firing before the one that is due (a day, or a week for weekly).
     A daemon that was down for days therefore sends one digest covering them all.
     """
-    since = window_start(profile, cadence.last_fire(profile, now) or now, store.digests.last_at(profile.name))
+    fire = cadence.last_fire(profile, now) or now
+    since = window_start(profile, fire, store.digests.last_at(profile.name), history_days=history_days)
     return store.papers.since(since), since
 
 
@@ -121,7 +129,7 @@ def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Pr
     unsubscribed subscriber is previewed too, and ``status`` says which they are)."""
     subscriber = find_subscriber(store.subscribers, name, unsubscribed=True)
     profile = stored_profile(subscriber)
-    papers, since = candidates(store, profile, now=now)
+    papers, since = candidates(store, profile, now=now, history_days=settings.retention.history_days)
     items = rank_for(store, profile, papers, settings=settings, now=now)
     everything = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
     chosen = {item.paper.id for item in items} | store.digests.digested(profile.name)

@@ -218,9 +218,13 @@ class Digests(Part):
 
     def forget(self, *, before: datetime, dry_run: bool = False) -> int:
         """Forget the digests made before ``before``, their items and their deliveries that ended (sent or
-        failed); which papers each reader received is kept (``received``). How many digests.
+        failed). How many digests.
 
-        A digest with a delivery still under way stays until it ends.
+        A digest with a delivery still under way stays until it ends. Which
+        papers each reader received is kept (``received``) only for papers first
+        seen after ``before``: no edition's window reaches further back
+        (``pipeline.window_start``), so an older paper cannot be sent again, and
+        the table stays small instead of growing by every paper every reader got.
         """
         old = (
             " FROM digests d WHERE d.created_at < ?"
@@ -236,7 +240,9 @@ class Digests(Part):
                 conn.execute("INSERT INTO gone SELECT d.id" + old, stamp)
                 conn.execute(
                     "INSERT OR IGNORE INTO received (subscriber, paper) SELECT d.subscriber, i.paper"
-                    " FROM digest_items i JOIN digests d ON d.id = i.digest WHERE i.digest IN (SELECT id FROM gone)"
+                    " FROM digest_items i JOIN digests d ON d.id = i.digest JOIN papers p ON p.id = i.paper"
+                    " WHERE i.digest IN (SELECT id FROM gone) AND p.first_seen >= ?",
+                    stamp,
                 )
                 for table, column in (
                     ("digest_items", "digest"), ("deliveries", "digest"), ("bodies", "digest"), ("digests", "id")
@@ -244,6 +250,11 @@ class Digests(Part):
                     conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM gone)")  # noqa: S608 - fixed names
             finally:
                 conn.execute("DROP TABLE temp.gone")
+            conn.execute(
+                "DELETE FROM received WHERE NOT EXISTS"
+                " (SELECT 1 FROM papers p WHERE p.id = received.paper AND p.first_seen >= ?)",
+                stamp,
+            )
         return count
 
     def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
