@@ -105,7 +105,7 @@ class Corpus:
         self.implicit: dict[
             Weights, dict[Keywords, NDArray[np.int32]]
         ] = {}  # per weights: keywords -> best archive rows
-        self._token_cache: dict[int, list[str]] = {}
+        self._folded: dict[int, str] = {}
         self._papers = papers
         self.centroid = np.asarray(self._matrix.mean(axis=0), dtype=np.float32).ravel()
         self._terms: dict[str, Keyword] = {}
@@ -150,14 +150,10 @@ class Corpus:
         """For each word, whether at least ``STANDS_FOR`` of the archive's papers that have it have the phrase."""
         if not words:
             return []
-        target = phrase.split()
-        present = [self._rows_with(t) for t in dict.fromkeys(target) if t in self._count]
+        present = [self._rows_with(t) for t in dict.fromkeys(phrase.split()) if t in self._count]
         candidates = set.intersection(*sorted(present, key=len)) if present else set()
-        size = len(target)
-        whole = 0
-        for row in candidates:
-            text = self._tokens(row)
-            whole += any(text[i : i + size] == target for i in range(len(text) - size + 1))
+        needle = f" {phrase} "  # the phrase's words in a row, as a paper's folded text holds them
+        whole = sum(needle in self._folded_text(row) for row in candidates)
         return [whole >= STANDS_FOR * self._count.get(w, 0) > 0 for w in words]
 
     def _rows_with(self, word: str) -> set[int]:
@@ -169,11 +165,12 @@ class Corpus:
         """Which papers have each word (made when a phrase's words are first weighed)."""
         return self._matrix.tocsc()
 
-    def _tokens(self, row: int) -> list[str]:
-        """A paper's folded words, kept for the papers a phrase was looked for in."""
-        found = self._token_cache.get(row)
+    def _folded_text(self, row: int) -> str:
+        """A paper's folded words, one space apart and one either side (so a phrase is found by a substring
+        search, in C, not word by word), kept for the papers a phrase was looked for in."""
+        found = self._folded.get(row)
         if found is None:
-            found = self._token_cache[row] = tokens(document(self._papers[row]))
+            found = self._folded[row] = f" {' '.join(tokens(document(self._papers[row])))} "
         return found
 
     def vectors(self, papers: Sequence[Paper]) -> sp.csr_matrix:
