@@ -274,18 +274,43 @@ def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None
 
 def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
     from digest import pipeline
+    from digest.config import Settings
 
+    settings, now = Settings(), NOW
     first, sha = load("001_dc7b62520b3cf1f2.txt")
     with Store.open(tmp_path / "d.sqlite3") as db:
         db.papers.ingest(first, sha256=sha, at=NOW)
-        space = pipeline.corpus(db, first.papers)
-        assert pipeline.corpus(db) is space  # stored papers need no refit
+        space = pipeline.corpus(db, first.papers, settings=settings, now=now)
+        assert pipeline.corpus(db, settings=settings, now=now) is space  # stored papers need no refit
         second, sha2 = load("002_de1b89f38ace8a1e.txt")
-        assert pipeline.corpus(db, second.papers) is not space  # unstored ones join a new space
-        assert pipeline.corpus(db) is space
+        assert pipeline.corpus(db, second.papers, settings=settings, now=now) is not space  # unstored ones join
+        assert pipeline.corpus(db, settings=settings, now=now) is space
         db.papers.ingest(second, sha256=sha2, at=NOW)
-        refitted = pipeline.corpus(db)
+        refitted = pipeline.corpus(db, settings=settings, now=now)
         assert refitted is not space and refitted.size == 56 + 86  # these two dumps share no paper
+
+
+def test_the_corpus_holds_what_the_service_remembers_and_every_seed(tmp_path: Path) -> None:
+    """Papers first seen over history_days ago leave the corpus, so a day's ranking stops growing with the
+    archive; a profile's seed stays in it however old."""
+    from datetime import timedelta
+
+    from digest import pipeline
+    from digest.config import Settings
+
+    settings = Settings()
+    first, sha = load("001_dc7b62520b3cf1f2.txt")
+    second, sha2 = load("002_de1b89f38ace8a1e.txt")
+    seed = first.papers[0]
+    later = NOW + timedelta(days=settings.retention.history_days + 2)
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        db.papers.ingest(first, sha256=sha, at=NOW)
+        db.papers.ingest(second, sha256=sha2, at=later - timedelta(days=1))
+        assert pipeline.corpus(db, settings=settings, now=later).size == 86  # the first dump is forgotten
+        profile = f'email = "ada@example.org"\nkeywords = ["agents"]\nseeds = ["{seed.title}"]\n'
+        db.subscribers.save("ada", text=profile, profile_hash="1", source="s/ada.toml", at=NOW)
+        space = pipeline.corpus(db, settings=settings, now=later)
+        assert space.size == 86 + 1 and space.seed_row(seed.norm_title) is not None  # but not its seed
 
 
 def test_the_minor_version_is_the_schema_version() -> None:

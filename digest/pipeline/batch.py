@@ -74,13 +74,14 @@ class Windows:
         self._since: datetime | None = None
         self._window: Window | None = None
 
-    def get(self, store: Store, since: datetime) -> Window:
+    def get(self, store: Store, since: datetime, *, settings: Settings, now: datetime) -> Window:
         if self._window is None or self._since != since:
             self._window = None  # only the latest is needed again: the last one's memory goes first
             papers = self._read.pop(since, None)
             if papers is None:
                 papers = store.papers.since(since)
-            self._since, self._window = since, Window(papers, rank.trending_order(papers), corpus(store, papers))
+            space = corpus(store, papers, settings=settings, now=now)
+            self._since, self._window = since, Window(papers, rank.trending_order(papers), space)
         return self._window
 
 
@@ -97,7 +98,7 @@ def make_batch(
     """Rank, render and freeze one batch (in this process or a worker; ``lock`` is held to write)."""
     seconds: dict[str, float] = {}
     clocked = Stopwatch(seconds)
-    window = windows.get(store, batch.since)
+    window = windows.get(store, batch.since, settings=settings, now=now)
     with _gc_paused():
         with clocked("rank"):
             ranked = rank.rank_all(

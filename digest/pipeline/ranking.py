@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from digest import cadence, rank, render
@@ -15,21 +15,32 @@ from digest.pipeline.subscribers import find_subscriber, stored_profile
 from digest.store import Store
 from digest.text import normalise_title
 
-_corpus_cache: dict[tuple[str, int, int, int], rank.Corpus] = {}
+_corpus_cache: dict[tuple[object, ...], rank.Corpus] = {}
 _renderers: dict[str, render.Renderer] = {}
 
 
-def corpus(store: Store, extra: Sequence[Paper] = ()) -> rank.Corpus:
-    """The archive's TF-IDF space, fitted once per archive version; ``extra`` papers not stored yet join it."""
-    key = (str(store.path), *store.papers.archive_version())
+def corpus(store: Store, extra: Sequence[Paper] = (), *, settings: Settings, now: datetime) -> rank.Corpus:
+    """The archive's TF-IDF space, fitted once per archive version and day; ``extra`` papers not stored yet
+    join it.
+
+    The archive is what the service remembers: the papers first seen within
+    ``[retention] history_days``, and every profile's seed papers however old.
+    So a day's ranking costs the same in a service's third year as in its
+    first, once the window is full; an older paper no longer shapes which words
+    are rare or which papers best match a keyword. (A vote on one weighs under 1%
+    by then: a reader votes on papers of their digests, as they arrive.)
+    """
+    floor = datetime.combine((now - timedelta(days=settings.retention.history_days)).date(), time(), UTC)
+    titles = frozenset(normalise_title(seed) for s in store.subscribers.all() for seed in stored_profile(s).seeds)
+    key = (str(store.path), *store.papers.archive_version(), floor, titles)
     if key not in _corpus_cache:
         _corpus_cache.clear()  # one archive at a time: an older space is stale now
-        _corpus_cache[key] = rank.Corpus(store.papers.archive())
+        _corpus_cache[key] = rank.Corpus(store.papers.archive(floor, titles=titles))
     cached = _corpus_cache[key]
     unknown = [p for p in extra if p.id not in cached]
     if not unknown:
         return cached
-    return rank.Corpus([*store.papers.archive(), *unknown])
+    return rank.Corpus([*store.papers.archive(floor, titles=titles), *unknown])
 
 
 def weights(settings: Settings) -> rank.Weights:
@@ -77,7 +88,7 @@ def rank_for(
     return rank.rank(
         papers,
         profile,
-        corpus=corpus(store, papers),
+        corpus=corpus(store, papers, settings=settings, now=now),
         normalise_title=normalise_title,
         weights=weights(settings),
         seen=store.digests.digested(profile.name),

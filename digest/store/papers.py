@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -130,10 +130,15 @@ class Papers(Part):
                 return int(conn.execute("SELECT count(*)" + where, stamp).fetchone()[0])
             return int(conn.execute("DELETE" + where, stamp).rowcount)
 
-    def archive(self) -> list[Paper]:
-        """Every paper ever ingested, in the order first seen (the ranker's corpus)."""
-        rows = self._conn.execute("SELECT * FROM papers ORDER BY rowid")
-        return [paper_of_row(row) for row in rows]
+    def archive(self, since: datetime | None = None, *, titles: Collection[str] = ()) -> list[Paper]:
+        """The ranker's corpus, in the order first seen: every paper first seen after ``since`` (all of them
+        without it), and the older ones whose normalised title is one of ``titles`` (the profiles' seeds)."""
+        stamp = since.isoformat(timespec="seconds") if since is not None else ""
+        rows = list(self._conn.execute("SELECT rowid, * FROM papers WHERE first_seen > ?", (stamp,)))
+        if stamp and titles:
+            older = self._rows_in("SELECT rowid, * FROM papers WHERE norm_title IN ({marks})", sorted(titles))
+            rows += [row for row in older if row["first_seen"] <= stamp]
+        return [paper_of_row(row) for row in sorted(rows, key=lambda row: row["rowid"])]
 
     def archive_version(self) -> tuple[int, int, int]:
         """Changes whenever a paper is added or gains its arXiv id: (count, last rowid, aliases)."""
