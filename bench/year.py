@@ -1,6 +1,6 @@
 """A year in a benchmark (not a test): N days of the real daily run for S subscribers, reported monthly.
 
-    .venv/bin/python bench/year.py --days 365 --subscribers 10000 [--every 30] [--papers 50]
+    .venv/bin/python bench/year.py --days 365 --subscribers 10000 [--every 30] [--papers 50] [--profile DAY]
 
 Each day gets a synthetic dump of ``--papers`` papers (about Hugging Face's real
 daily volume) recombining the example dumps' titles and sentences, and readers
@@ -11,22 +11,28 @@ retention, here ``bodies_days = 14`` and ``history_days = 90``. The clock is the
 simulated day's, 23:00 UTC.
 
 Every ``--every`` days (and on the last) it prints one JSON line: the day, the
-database's size (with its write-ahead log), rows per table, that day's run in
-seconds, and the peak resident memory of the run (this process and its workers,
-sampled every 20 ms). The last line compares: size on the last day over day 120,
-the last day's run over day 30's, and its peak memory over day 30's.
+active readers, the database's size (with its write-ahead log), rows per table,
+that day's run in seconds, and the peak resident memory of the run (this process
+and its workers, sampled every 20 ms). The last line compares: size on the last
+day over day 120, the last day's run over day 30's, and its peak memory over day
+30's; and, since readers join twice as fast as they leave (about 1.28 times as
+many on day 365 as on day 120, 1.40 times day 30's), size and run per active
+reader too (``*_per_reader``).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import random
 import sqlite3
 import sys
 import tempfile
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers", type=int, default=50, help="papers in each day's dump")
     parser.add_argument("--every", type=int, default=30, help="report every this many days")
+    parser.add_argument(
+        "--profile", type=int, action="append", default=[], metavar="DAY",
+        help="profile this day's run, made in one process (cProfile: the 25 costliest calls to stderr); repeatable",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -100,6 +110,28 @@ def one_day(store: Store, settings: Settings, root: Path, day: int, *, rng: rand
     return time.perf_counter() - started
 
 
+@contextmanager
+def profiled(wanted: bool, day: int, settings: Settings) -> Iterator[Settings]:
+    """The settings for the block: with ``wanted``, the block under cProfile and its costliest calls
+    (cumulative) on stderr, the digests made in this process (a profile does not see into workers)."""
+    if not wanted:
+        yield settings
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield settings.model_copy(update={"make": settings.make.model_copy(update={"workers": 1})})
+    finally:
+        profile.disable()
+        print(f"--- day {day}: the 25 costliest calls, cumulative ---", file=sys.stderr)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+
+
+def per_reader(later: dict[str, Any], earlier: dict[str, Any], key: str) -> float:
+    """``key`` per active reader on the later day over the same on the earlier day."""
+    return float(later[key] / later["readers"]) / float(earlier[key] / earlier["readers"])
+
+
 def main() -> None:
     args = arguments()
     rng = random.Random(7)
@@ -121,14 +153,17 @@ def main() -> None:
         with Store.open(settings.database.path) as store:
             for day in range(1, args.days + 1):
                 memory = MemoryWatch(skip={server.pid or 0})
-                run_s = one_day(store, settings, root, day, rng=rng, papers=args.papers)
+                with profiled(day in args.profile, day, settings) as today:
+                    run_s = one_day(store, today, root, day, rng=rng, papers=args.papers)
                 peak = memory.stop()
                 joined = readers_change(
                     store, settings.subscribers.dir, rng, now=START + timedelta(days=day, hours=1), joined=joined
                 )
                 if day % args.every == 0 or day == args.days or day in (30, 120):
-                    line = {"day": day, "db_mb": size_mb(settings.database.path), "run_s": round(run_s, 2),
-                            "peak_rss_mb": round(peak, 1), "rows": rows(settings.database.path)}  # fmt: skip
+                    readers = len(store.subscribers.all())
+                    line = {"day": day, "readers": readers, "db_mb": size_mb(settings.database.path),
+                            "run_s": round(run_s, 2), "peak_rss_mb": round(peak, 1),
+                            "rows": rows(settings.database.path)}  # fmt: skip
                     seen[day] = line
                     if day % args.every == 0 or day == args.days:
                         print(json.dumps(line), flush=True)
@@ -137,8 +172,10 @@ def main() -> None:
     ratios: dict[str, Any] = {"days": args.days, "subscribers": args.subscribers}
     if 120 in seen:
         ratios["db_last_over_day120"] = round(last["db_mb"] / seen[120]["db_mb"], 2)
+        ratios["db_last_over_day120_per_reader"] = round(per_reader(last, seen[120], "db_mb"), 2)
     if 30 in seen:
         ratios["run_last_over_day30"] = round(last["run_s"] / seen[30]["run_s"], 2)
+        ratios["run_last_over_day30_per_reader"] = round(per_reader(last, seen[30], "run_s"), 2)
         ratios["rss_last_over_day30"] = round(last["peak_rss_mb"] / seen[30]["peak_rss_mb"], 2)
     print(json.dumps(ratios))
 
