@@ -258,7 +258,8 @@ class Digests(Part):
         return count
 
     def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
-        """The subscriber's latest digests that have papers, newest first (for feeds)."""
+        """The subscriber's latest digests that have papers, newest first, without their content (a feed's
+        entries are made from the items: ``papers``)."""
         rows = self._conn.execute(
             _HEAD_QUERY + " WHERE d.subscriber = ? GROUP BY d.id HAVING items > 0 ORDER BY d.edition DESC LIMIT ?",
             (name, limit),
@@ -313,13 +314,12 @@ _zstd = threading.local()  # a compressor and a decompressor per thread (reused:
 
 
 def compress(parts: list[bytes]) -> bytes:
-    """A digest's content as one zstd frame (level 1: an email digest's ~36 KB to ~6 KB).
+    """Parts of a digest's content as one zstd frame (level 1: an email digest's ~36 KB to ~6 KB).
 
-    The parts are the UTF-8 text, HTML and Markdown, then an empty part where
-    the MIME body was before it got a frame of its own (``pack``, the ``mail``
-    column; ~38 KB to ~6 KB). Uncompressed, 100,000 digests were 3.5 GB written
-    to the write-ahead log and again to the database, without the MIME bodies;
-    packed, with them, about 1.2 GB, and so is the file's growth.
+    The parts are the UTF-8 text, HTML and Markdown, each empty where it is not
+    kept (see the module's doc). Frames made before schema 9 have a fourth part,
+    the MIME body. Uncompressed, 100,000 digests were 3.5 GB written to the
+    write-ahead log and again to the database; kept once and packed, about 0.6 GB.
     """
     lengths = struct.pack(f">{len(parts) + 1}I", len(parts), *map(len, parts))
     return pack(lengths + b"".join(parts))
