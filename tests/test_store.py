@@ -12,7 +12,7 @@ import pytest
 import digest
 from digest import ingest, render, store
 from digest.errors import StoreError
-from digest.models import Dump, Message, Ranked, Reason, ReasonKind
+from digest.models import Dump, Message, NewDelivery, Ranked, Reason, ReasonKind
 from digest.store import PreparedDigest, Store, prepare
 from digest.store.digests import compress, decompress
 
@@ -187,6 +187,21 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         assert db.digests.save([made], at=NOW) == [None]
         assert db.digests.digested("ada") == {dump.papers[0].id}
         assert db.digests.digested("someone else") == set()
+
+
+def test_a_retry_is_never_due_before_its_time_even_within_the_second(tmp_path: Path) -> None:
+    """The ledger keeps whole seconds: a backoff of 0.4 s must not make the row due again at once (the same run
+    tried it twice), so its time is rounded up, never down."""
+    from datetime import timedelta
+
+    with Store.open(tmp_path / "d.sqlite3") as db:
+        db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
+        delivery = NewDelivery("email:ada@example.org", "email", "ada@example.org", "<m@x>")
+        db.digests.save([PreparedDigest("ada", "2026-11-23", [], deliveries=[delivery])], at=NOW)
+        [row] = db.ledger.due(NOW)
+        db.ledger.update(row.id, "retry", at=NOW, attempts=1, next_try=NOW + timedelta(seconds=0.4))
+        assert db.ledger.due(NOW) == [] and db.ledger.due(NOW + timedelta(seconds=0.9)) == []
+        assert [d.id for d in db.ledger.due(NOW + timedelta(seconds=1))] == [row.id]
 
 
 def test_digest_content_is_stored_once_compressed_and_read_back_whole(tmp_path: Path) -> None:

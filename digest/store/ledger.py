@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from digest.models import Delivery, State
 from digest.store.db import Part
@@ -97,7 +97,7 @@ class Ledger(Part):
                         stamp,
                         m.attempts,
                         m.parts_sent,
-                        m.next_try.isoformat(timespec="seconds") if m.next_try else None,
+                        _not_before(m.next_try) if m.next_try else None,
                         m.error,
                         m.state,
                         stamp,
@@ -146,3 +146,10 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         sent_at=when(row["sent_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )
+
+
+def _not_before(moment: datetime) -> str:
+    """A retry's time in whole seconds, as the ledger keeps times, rounded up: cut down, a backoff under a
+    second made the row due again in the same second, so the same run tried it twice."""
+    whole = moment.replace(microsecond=0)
+    return (whole if whole == moment else whole + timedelta(seconds=1)).isoformat(timespec="seconds")
