@@ -82,10 +82,12 @@ def seed_texts() -> tuple[list[str], list[str]]:
     return titles, sentences
 
 
-def synthetic_dump(count: int, rng: random.Random) -> str:
+def synthetic_dump(count: int, rng: random.Random, *, first: int = 0) -> str:
+    """A page of ``count`` papers: real titles, each marked ``(vN)`` from ``first`` on (so pages made with
+    different ``first`` share no title), and abstracts of six real sentences."""
     titles, sentences = seed_texts()
     blocks = ["new", "Subscribe", "byAK and the research community", "Nov 23"]
-    for n in range(count):
+    for n in range(first, first + count):
         blocks += [f"{rng.choice(titles)} (v{n})", " ".join(rng.sample(sentences, 6))]
         blocks.append(f"  • {rng.randint(1, 12)} authors\n·\nNov {rng.randint(1, 22)}, 2026 {rng.randint(0, 300)}")
     return "\n\n".join(blocks)

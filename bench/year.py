@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/year.py --days 365 --subscribers 10000 [--every 30] [--papers 50] [--profile DAY]
 
-Each day gets a synthetic dump of ``--papers`` papers (about Hugging Face's real
-daily volume) recombining the example dumps' titles and sentences, and readers
+Each day gets a synthetic dump of ``--papers`` new papers (about Hugging Face's
+real daily volume) recombining the example dumps' titles and sentences, and readers
 change: 5% vote on a paper of their last digest, 0.1% unsubscribe, 0.2% join
 (a new profile file). Then ``pipeline.run_daily`` runs as ``digest send`` does:
 sync, make, deliver to an SMTP sink on 127.0.0.1 (a process of its own), and
@@ -103,7 +103,7 @@ def one_day(store: Store, settings: Settings, root: Path, day: int, *, rng: rand
     """Day ``day``'s dump and run; its seconds."""
     now = START + timedelta(days=day)
     dump = root / "dumps" / f"day-{day:03d}.txt"
-    dump.write_text(synthetic_dump(papers, rng), encoding="utf-8")
+    dump.write_text(synthetic_dump(papers, rng, first=day * papers), encoding="utf-8")  # every paper new
     started = time.perf_counter()
     for outcome in pipeline.ingest_files([dump], papers=store.papers, settings=settings, now=now):
         assert outcome.error is None, outcome.error
