@@ -114,6 +114,8 @@ class SMTPSettings(_Section):
     verify: bool = True  # certificate checks
     timeout_s: float = Field(default=30.0, gt=0)
     connections: int = Field(default=8, ge=1, le=32)  # parallel SMTP connections for a batch
+    # The envelope sender (Return-Path) of every digest: bounces+TOKEN@domain (VERP), TOKEN naming the delivery.
+    bounce_address: str = Field(default="", pattern=r"^$|^[^@\s+]{1,64}@[^@\s]{1,253}$")
 
 
 class EmailSettings(_Section):
@@ -144,6 +146,31 @@ class RetentionSettings(_Section):
 
     bodies_days: int = Field(default=14, ge=1, le=3650)  # a delivered digest's text, HTML and MIME body
     history_days: int = Field(default=400, ge=30, le=36500)  # digests, their items and deliveries, sightings
+
+
+class BouncesSettings(_Section):
+    """Bounces and complaints: a mailbox read by `digest bounces` (and the daemon every poll), and the policy."""
+
+    source: str = ""  # a Maildir folder, an mbox file, or "imap" (the server below); empty: the daemon reads none
+    host: str = ""  # the IMAP server
+    port: int = Field(default=993, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    verify: bool = True  # certificate checks
+    ca_file: Path | None = None  # a private CA's certificate to trust, besides the system's
+    username: str = ""
+    password: SecretStr = SecretStr("")  # from DIGEST_BOUNCES__PASSWORD only
+    folder: str = "INBOX"
+    done_folder: str = "Processed"  # where a message read goes (IMAP), so it is read once
+    unknown_folder: str = "Unknown"  # where a message that is no bounce, complaint or auto-reply goes
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_messages: int = Field(default=500, ge=1, le=100_000)  # read in one pass; the rest in the next
+    max_message_kb: int = Field(default=2048, ge=16, le=65_536)  # a larger message is read only this far
+    soft_limit: int = Field(default=3, ge=1, le=100)  # soft bounces (one per delivery) that suspend...
+    soft_days: int = Field(default=14, ge=1, le=365)  # ...within this many days
+    sendgrid_key: SecretStr = SecretStr("")  # SendGrid's verification key (base64); DIGEST_BOUNCES__SENDGRID_KEY
+    mailgun_key: SecretStr = SecretStr("")  # Mailgun's webhook signing key; DIGEST_BOUNCES__MAILGUN_KEY
+    postmark_username: str = ""  # the basic-auth user Postmark's webhook URL carries
+    postmark_password: SecretStr = SecretStr("")  # DIGEST_BOUNCES__POSTMARK_PASSWORD
 
 
 class WebSettings(_Section):
@@ -195,6 +222,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     schedule: ScheduleSettings = ScheduleSettings()
     retention: RetentionSettings = RetentionSettings()
+    bounces: BouncesSettings = BouncesSettings()
     web: WebSettings = WebSettings()
     fetch: FetchSettings = FetchSettings()
 
@@ -353,6 +381,10 @@ def load(path: Path | None = None, *, note: Callable[[str], None] = lambda line:
     for section, key, variable in (
         ("smtp", "password", "DIGEST_SMTP__PASSWORD"),
         ("delivery", "secret", "DIGEST_DELIVERY__SECRET"),
+        ("bounces", "password", "DIGEST_BOUNCES__PASSWORD"),
+        ("bounces", "sendgrid_key", "DIGEST_BOUNCES__SENDGRID_KEY"),
+        ("bounces", "mailgun_key", "DIGEST_BOUNCES__MAILGUN_KEY"),
+        ("bounces", "postmark_password", "DIGEST_BOUNCES__POSTMARK_PASSWORD"),
     ):
         if isinstance(data.get(section), dict) and key in data[section]:
             raise ConfigError(

@@ -83,6 +83,7 @@ class DeliveryError(DigestError):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.refused: tuple[int, str] | None = None  # an SMTP server's reply refusing the recipient (RCPT)
 
 
 class TransientError(DeliveryError):
@@ -103,6 +104,10 @@ class PermanentError(DeliveryError):
 
 class SetupError(DeliveryError):
     """The channel cannot work as configured; no delivery is tried, counted or failed because of it."""
+
+
+class MailboxError(DigestError):
+    """The bounce mailbox (a Maildir, an mbox, an IMAP server) cannot be read or written."""
 
 
 class StoreError(DigestError):

@@ -30,7 +30,9 @@ FEED = "a"
 SIGNUP = "s"
 CSRF = "c"  # a form's anti-CSRF token (a purpose inside a token; no page has a path for it)
 RESUBSCRIBE = "r"  # undo the reader's own unsubscribe; its data is the time it expires
-PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, CSRF, RESUBSCRIBE)
+EMAIL_AGAIN = "e"  # mail a suspended (bounced) address again: signs a request's id, mailed to that address
+PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, CSRF, RESUBSCRIBE, EMAIL_AGAIN)
+REQUESTS = (SIGNUP, EMAIL_AGAIN)  # tokens that sign a request's id, not a subscriber's key
 # Each page a signed link opens: its route's name and path (the token is the last segment).
 PATHS = {
     "unsubscribe": "/u/{token}",
@@ -39,6 +41,7 @@ PATHS = {
     "preferences": "/p/{token}",
     "feed": "/feeds/{token}.atom",
     "confirm": "/c/{token}",  # a sign-up's confirmation
+    "email_again": "/e/{token}",  # a bounced address confirming it takes mail again
 }
 RESUBSCRIBE_DAYS = 30
 KEY_BYTES = 12
@@ -69,7 +72,7 @@ def read(token: str) -> Claim | None:
         return None
     if len(body) < 1 + KEY_BYTES or chr(body[0]) not in PURPOSES:
         return None
-    key = body[1 : 1 + KEY_BYTES].hex() if chr(body[0]) != SIGNUP else ""
+    key = body[1 : 1 + KEY_BYTES].hex() if chr(body[0]) not in REQUESTS else ""
     rest = body[1 + KEY_BYTES :] if key else body[1:]
     try:
         return Claim(chr(body[0]), key, rest.decode())
@@ -87,18 +90,54 @@ def check(secret: str, token: str, claim: Claim, *, name: str) -> bool:
     return hmac.compare_digest(mac, _mac(secret, claim.purpose, name, claim.key, claim.data))
 
 
-def sign_signup(secret: str, signup_id: str) -> str:
-    """A sign-up's confirmation token: no subscriber yet, so it signs the sign-up's id."""
-    body = SIGNUP.encode() + signup_id.encode()
-    return f"{_b64(body)}.{_b64(_mac(secret, SIGNUP, '', '', signup_id))}"
+def sign_signup(secret: str, signup_id: str, *, purpose: str = SIGNUP) -> str:
+    """A request's token (a sign-up's confirmation, a bounced address's way back): it signs the request's id."""
+    body = purpose.encode() + signup_id.encode()
+    return f"{_b64(body)}.{_b64(_mac(secret, purpose, '', '', signup_id))}"
 
 
-def read_signup(secret: str, token: str) -> str | None:
-    """The sign-up id of a good confirmation token."""
+def read_signup(secret: str, token: str, *, purpose: str = SIGNUP) -> str | None:
+    """The request id of a good token for ``purpose``."""
     claim = read(token) if token.count(".") == 1 else None
-    if claim is None or claim.purpose != SIGNUP:
+    if claim is None or claim.purpose != purpose:
         return None
     return claim.data if check(secret, token, claim, name="") else None
+
+
+BOUNCE = "bounce"  # a delivery's token in its envelope sender (VERP) and X-Digest-Delivery: no page opens it
+BOUNCE_MAC_CHARS = 10  # hex: 40 bits, enough that a forged bounce cannot name a delivery by guessing
+
+
+def bounce_token(secret: str, delivery: int) -> str:
+    """A delivery's short signed name, ``ID.MAC`` in lower-case letters and digits (a VERP local part survives
+    servers that fold case): bounces come back to ``bounces+TOKEN@…`` and carry it in X-Digest-Delivery."""
+    ident = _base36(delivery)
+    return f"{ident}.{_mac(secret, BOUNCE, '', '', ident).hex()[:BOUNCE_MAC_CHARS]}"
+
+
+def bounce_delivery(secret: str, token: str) -> int | None:
+    """The delivery a good bounce token names; None for any other text."""
+    ident, _, mac = token.strip().lower().partition(".")
+    if not secret or not ident.isalnum() or not ident.isascii() or len(ident) > 13 or len(mac) != BOUNCE_MAC_CHARS:
+        return None
+    wanted = _mac(secret, BOUNCE, "", "", ident).hex()[:BOUNCE_MAC_CHARS]
+    return int(ident, 36) if hmac.compare_digest(mac, wanted) else None
+
+
+def verp(bounce_address: str, token: str) -> str:
+    """``bounces@example.org`` and a token → ``bounces+TOKEN@example.org``."""
+    local, _, domain = bounce_address.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if number == 0:
+            return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ from datetime import UTC, timedelta
 
 from digest import pipeline
 from digest.config import Settings
+from digest.errors import MailboxError
 from digest.events import Clock, EventLog
 from digest.fetch import Client
+from digest.mailboxes import open_mailbox
 from digest.store import Store
 
 
@@ -26,6 +28,7 @@ class Tick:
 
     ingested: int = 0
     quarantined: int = 0
+    bounces: int = 0  # bounce messages read
     report: pipeline.SendReport = field(default_factory=pipeline.SendReport)
 
     @property
@@ -69,12 +72,35 @@ def tick(
         progress=progress,
     )
     with Store.open(settings.database.path) as store:
+        if settings.bounces.source:  # before making: an address that bounced since is not mailed again
+            result.bounces = read_bounces(store, settings, clock=clock, log=log, stop=stop)
         ready = watcher.ready(clock())
         result.report = pipeline.run_once(
             store, settings, clock=clock, files=ready, names=names, stop=stop, hooks=hooks
         )
     _log_deliveries(log, result.report)
     return result
+
+
+def read_bounces(store: Store, settings: Settings, *, clock: Clock, log: EventLog, stop: Callable[[], bool]) -> int:
+    """The bounce mailbox read and applied; each suspension and complaint logged. A mailbox that cannot be
+    read is one event line: the pass goes on."""
+    read = 0
+    try:
+        box = open_mailbox(settings.bounces.source, settings.bounces)
+        try:
+            for outcome in pipeline.read_mailbox(store, box, settings, now=clock(), stop=stop):
+                read += 1
+                if outcome.kind == "unknown":
+                    log("bounce_unknown", message=outcome.source, note=outcome.report.note)
+                for action in outcome.actions:
+                    if action.startswith(("suspended email", "unsubscribed")):
+                        log("bounce", message=outcome.source, kind=outcome.kind, action=action)
+        finally:
+            box.close()
+    except MailboxError as e:
+        log("bounces_unreadable", error=str(e))
+    return read
 
 
 def _log_sync(log: EventLog, sync: pipeline.SyncReport) -> None:

@@ -192,7 +192,8 @@ class Daemon:
         if done.anything:
             self.log(
                 "pruned", bodies=done.bodies, bytes=done.bytes, digests=done.digests, sightings=done.sightings,
-                fetches=done.fetches, votes=done.votes, signups=done.signups, reclaimed=done.reclaimed,
+                fetches=done.fetches, votes=done.votes, signups=done.signups, bounces=done.bounces,
+                reclaimed=done.reclaimed,
             )  # fmt: skip
 
     def _prune_job(self) -> None:

@@ -18,14 +18,15 @@ from .conftest import DUMPS
 START = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
 
 
-def digest_process(root: Path, *args: str) -> subprocess.Popen[str]:
-    """``digest ARGS`` as a child in ``root`` (its digest.toml), no DIGEST_* variables, output as text pipes."""
+def digest_process(root: Path, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """``digest ARGS`` as a child in ``root`` (its digest.toml), no DIGEST_* variables, output as text pipes
+    (and input, with ``stdin``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     return subprocess.Popen(
         [sys.executable, "-m", "digest", *args],
         cwd=root,
         env=env,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

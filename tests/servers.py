@@ -1,11 +1,17 @@
-"""Real servers on 127.0.0.1 for delivery tests: aiosmtpd with scripted replies, and an HTTP server."""
+"""Real servers on 127.0.0.1 for delivery tests: aiosmtpd with scripted replies, an HTTP server, and Dovecot
+(IMAP over TLS) for the bounce mailbox."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -16,8 +22,10 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -33,6 +41,7 @@ class Mailbox:
     """What the SMTP server accepted, and the replies it is told to give first."""
 
     messages: list[EmailMessage] = field(default_factory=list)
+    senders: list[str] = field(default_factory=list)  # each accepted message's envelope sender (MAIL FROM)
     rcpt_replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     data_replies: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     sessions: int = 0  # EHLO greetings: one per connection
@@ -95,6 +104,7 @@ class _Handler:
         data = envelope.original_content or envelope.content
         assert isinstance(data, bytes)
         self.box.messages.append(BytesParser(policy=policy.default).parsebytes(data))
+        self.box.senders.append(str(envelope.mail_from))
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -291,3 +301,129 @@ def serving(handler: type[BaseHTTPRequestHandler], *, tls: ssl.SSLContext | None
     finally:
         server.shutdown()
         server.server_close()
+
+
+DOVECOT_CONF = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+auth_mechanisms = plain login
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/users
+}}
+userdb {{
+  driver = static
+  args = uid={user} gid={user} home={root}/home/%u
+}}
+mail_location = maildir:~/Maildir
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = {port}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+@dataclass
+class IMAPServer:
+    """Dovecot on 127.0.0.1 over TLS (a certificate of its own, ``cert``), one user ``bounces``."""
+
+    port: int
+    cert: Path
+    user: str = "bounces"
+    password: str = "imap-pw-0123"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (the certificate is its own CA: trust it by ca_file)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder / "cert.pem", folder / "key.pem"
+
+
+@contextmanager
+def imap_server() -> Iterator[IMAPServer]:
+    """Debian's Dovecot started for the test (``.ci/run`` installs dovecot-imapd), stopped after it.
+
+    It runs as root (CI does) and keeps the mail as the ``dovecot`` user, in a folder of its own under /tmp
+    (pytest's are private to root). Skipped only outside CI, where Dovecot may not be installed."""
+    if shutil.which("dovecot") is None or os.geteuid() != 0:
+        if os.environ.get("CI"):
+            raise AssertionError("CI must run the IMAP tests: .ci/run installs dovecot-imapd and runs as root")
+        pytest.skip("needs Debian's dovecot-imapd and root (apt-get install dovecot-imapd)")
+    root = Path(tempfile.mkdtemp(prefix="dovecot-"))
+    try:
+        root.chmod(0o755)
+        owner = pwd.getpwnam("dovecot")
+        for sub in ("run", "state", "home"):
+            (root / sub).mkdir()
+        os.chown(root / "home", owner.pw_uid, owner.pw_gid)
+        cert, _ = self_signed(root)
+        server = IMAPServer(port=free_port(), cert=cert)
+        (root / "users").write_text(f"{server.user}:{{PLAIN}}{server.password}::::::\n")
+        conf = root / "dovecot.conf"
+        conf.write_text(DOVECOT_CONF.format(root=root, user="dovecot", port=server.port))
+        process = subprocess.Popen(["dovecot", "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            _wait_for(server.port, process, root / "dovecot.log")
+            yield server
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+            if process.stdout is not None:
+                process.stdout.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for(port: int, process: Any, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"dovecot stopped: {log.read_text() if log.exists() else process.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("dovecot did not listen within 30 s")

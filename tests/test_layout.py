@@ -28,6 +28,7 @@ ROOMS = (
     "payloads",
     "retry",
     "retention",
+    "bounces",
 )
 
 CHAT_PLATFORMS = ("slack", "discord", "teams", "mattermost", "webhook")
@@ -115,6 +116,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store.fetches",
         "digest.store.signups",
         "digest.store.copies",
+        "digest.store.bounces",
     },
     "digest.store.schema": set(),
     "digest.store.copies": {"digest.errors", "digest.store.schema"},
@@ -131,7 +133,14 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.feedback": {"digest.models", "digest.store.db"},
     "digest.store.fetches": {"digest.models", "digest.store.db"},
     "digest.store.signups": {"digest.store.db"},
+    "digest.store.bounces": {"digest.store.db"},
     "digest.init": {"digest.errors"},  # `digest init`
+    # bounces: reading what comes back (pure), and the mailboxes it comes back to (Maildir, mbox, IMAP, stdin)
+    "digest.bounces": {"digest.bounces.classify", "digest.bounces.reports"},
+    "digest.bounces.classify": set(),
+    "digest.bounces.reports": {"digest.bounces.classify"},
+    "digest.bounces.providers": {"digest.bounces.classify", "digest.bounces.reports"},
+    "digest.mailboxes": {"digest.config", "digest.errors"},
     # fetch: the one room that calls Hugging Face
     "digest.fetch": {"digest", "digest.config", "digest.errors", "digest.ingest.safejson"},
     # channels: each transport; a chat platform only posts the payloads render.chat built
@@ -225,6 +234,9 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.pipeline.delivery": {
         "digest",
+        "digest.bounces",
+        "digest.links",
+        "digest.pipeline.bounces",
         "digest.channels",
         "digest.config",
         "digest.errors",
@@ -250,6 +262,16 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
     },
     "digest.pipeline.retry": {"digest.errors", "digest.store"},
+    "digest.pipeline.bounces": {
+        "digest",
+        "digest.bounces",
+        "digest.config",
+        "digest.links",
+        "digest.mailboxes",
+        "digest.models",
+        "digest.pipeline.subscribers",
+        "digest.store",
+    },
     "digest.pipeline.retention": {"digest.config", "digest.pipeline.signups", "digest.store"},  # VALID
     "digest.pipeline.payloads": {
         "digest",
@@ -287,6 +309,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.web.form": {"digest.models", "digest.profile_checks"},
     "digest.web.prefs": {
         "digest",
+        "digest.pipeline.signups",  # how long a request stays valid, which the sender also keeps to
         "digest.atomic",
         "digest.errors",
         "digest.links",
@@ -310,8 +333,17 @@ ALLOWED: dict[str, set[str]] = {
         "digest.web.prefs",
         "digest.web.site",
     },
+    "digest.web.hooks": {
+        "digest",
+        "digest.bounces",
+        "digest.errors",
+        "digest.ingest.safejson",
+        "digest.pipeline",
+        "digest.web.site",
+    },
     "digest.web.app": {
         "digest.config",
+        "digest.web.hooks",
         "digest.errors",
         "digest.links",
         "digest.render",
@@ -323,7 +355,16 @@ ALLOWED: dict[str, set[str]] = {
     },
     # the top: the daemon and the command line
     "digest.events": set(),  # the daemon's event lines
-    "digest.passes": {"digest", "digest.config", "digest.events", "digest.fetch", "digest.pipeline", "digest.store"},
+    "digest.passes": {
+        "digest",
+        "digest.config",
+        "digest.errors",
+        "digest.events",
+        "digest.fetch",
+        "digest.mailboxes",
+        "digest.pipeline",
+        "digest.store",
+    },
     "digest.schedule": {
         "digest",
         "digest.events",
@@ -392,8 +433,20 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
         "digest.text",
     },
+    "digest.cli.bounces": {
+        "digest",
+        "digest.cli.show",
+        "digest.config",
+        "digest.errors",
+        "digest.interrupts",
+        "digest.mailboxes",
+        "digest.pipeline",
+        "digest.store",
+        "digest.text",
+    },
     "digest.cli.digests": {
         "digest",
+        "digest.cli.bounces",
         "digest.events",
         "digest.cli.sending",
         "digest.links",
@@ -433,11 +486,21 @@ OWNERS = {
         "digest.store.copies",
     },
     "smtplib": {"digest.channels.email"},
+    "imaplib": {"digest.mailboxes"},  # the bounce mailbox
+    "mailbox": {"digest.mailboxes"},
+    "cryptography": {"digest.bounces.providers"},  # SendGrid's ECDSA signature
     "httpx": {"digest.channels.webhook", "digest.channels.targets", "digest.fetch"},
     # resolving a webhook's host; telling DNS failures apart (fetch, SMTP); binding the web server's port
     "socket": {"digest.channels.targets", "digest.channels.email", "digest.fetch", "digest.web.app"},
     "apscheduler": {"digest.schedule"},
-    "starlette": {"digest.web.app", "digest.web.site", "digest.web.pages", "digest.web.prefs", "digest.web.signup"},
+    "starlette": {
+        "digest.web.app",
+        "digest.web.site",
+        "digest.web.pages",
+        "digest.web.prefs",
+        "digest.web.signup",
+        "digest.web.hooks",
+    },
     "uvicorn": {"digest.web.app"},
     "tomlkit": {"digest.web.prefs", "digest.web.signup"},
     "fcntl": {"digest.schedule"},
@@ -507,6 +570,7 @@ PURE_CODE = [
     *(f"digest.rank.{room}" for room in ("corpus", "plan", "postings", "trending", "explain", "score")),
     *(f"digest.render.{room}" for room in ("context", "chat", "mime", "message")),
     "digest.links",
+    *(f"digest.bounces.{room}" for room in ("classify", "reports", "providers")),
 ]
 
 
@@ -532,6 +596,7 @@ PARTS = {
     "Feedback": "feedback",
     "Signups": "signups",
     "Fetches": "fetches",
+    "Bounces": "bounces",
 }
 WRITES = {
     "papers": {"ingest", "forget_sightings"},
@@ -544,34 +609,38 @@ WRITES = {
     "feedback": {"vote", "forget"},
     "signups": {"add", "mailed", "purge", "confirm"},
     "fetches": {"save", "forget"},
+    "bounces": {"record", "suspend", "lift", "forget"},
 }  # fmt: skip
 # Who uses which part of the store: a room is handed the parts it uses. Only those that open the
 # database (cli, passes, the web side, workers) or wire several rooms together hand on all of it.
 USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens it, or wires several rooms)
     "digest.cli.database": {"store"},
     "digest.cli.digests": {"ledger", "store", "subscribers"},
+    "digest.cli.bounces": {"bounces", "store"},
     "digest.cli.papers": {"papers", "store"},
-    "digest.cli.people": {"feedback", "papers", "store", "subscribers"},
+    "digest.cli.people": {"bounces", "feedback", "papers", "store", "subscribers"},
     "digest.passes": {"fetches", "store"},
     "digest.pipeline.batch": {"digests", "papers", "store"},
-    "digest.pipeline.delivery": {"digests", "ledger", "store"},
+    "digest.pipeline.delivery": {"bounces", "digests", "ledger", "store", "subscribers"},
     "digest.pipeline.fetching": {"fetches", "papers", "store"},
     "digest.pipeline.intake": {"papers"},
     "digest.pipeline.retry": {"ledger"},
-    "digest.pipeline.retention": {"digests", "feedback", "fetches", "papers", "signups"},
-    "digest.pipeline.make": {"digests", "papers", "store", "subscribers"},
+    "digest.pipeline.bounces": {"bounces", "subscribers"},
+    "digest.pipeline.retention": {"bounces", "digests", "feedback", "fetches", "papers", "signups"},
+    "digest.pipeline.make": {"bounces", "digests", "papers", "store", "subscribers"},
     "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},
     "digest.pipeline.run": {"ledger", "papers", "store", "subscribers"},
     "digest.pipeline.signups": {"signups", "subscribers"},
-    "digest.pipeline.status": {"fetches", "ledger", "papers", "subscribers"},
+    "digest.pipeline.status": {"bounces", "fetches", "ledger", "papers", "subscribers"},
     "digest.pipeline.subscribers": {"feedback", "subscribers"},
     "digest.pipeline.workers": {"store"},
     "digest.schedule": {"ledger", "store", "subscribers"},
     "digest.web.pages": {"digests", "feedback", "papers", "subscribers"},
-    "digest.web.prefs": {"feedback", "subscribers"},
+    "digest.web.prefs": {"bounces", "feedback", "signups", "subscribers"},
+    "digest.web.hooks": {"bounces", "subscribers"},
     "digest.web.signup": {"signups", "subscribers"},
-    "digest.web.site": {"digests", "feedback", "papers", "signups", "store", "subscribers"},
+    "digest.web.site": {"bounces", "digests", "feedback", "papers", "signups", "store", "subscribers"},
 }
 # The ledger is written where deliveries happen (`digest retry` too, through pipeline.requeue), and where
 # a delivery frozen before payloads were kept gets its own.

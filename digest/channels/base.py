@@ -21,6 +21,7 @@ class Job:
     delivery: Delivery
     digest: StoredDigest
     eml: bytes | None = None  # the whole email as an .eml file holds it: RFC 5322, CRLF (Date added at send)
+    envelope: str | None = None  # the email's envelope sender (MAIL FROM): its VERP bounce address, if any
     parts: list[dict[str, Any]] = field(default_factory=list)
     history: list[StoredDigest] = field(default_factory=list)
     related: dict[int, list[Ranked]] = field(default_factory=dict)  # each digest of the history: its items

@@ -84,9 +84,9 @@ class _Connection:
 
     def send(self, job: Job) -> None:
         assert job.eml is not None and job.delivery.target  # noqa: S101 - an invariant, for the type checker; no input is checked by it
-        self.transmit(job.delivery.target, job.eml)
+        self.transmit(job.delivery.target, job.eml, envelope=job.envelope)
 
-    def transmit(self, recipient: str, message: bytes) -> None:
+    def transmit(self, recipient: str, message: bytes, *, envelope: str | None = None) -> None:
         """Send one message (RFC 5322, CRLF) to one recipient, or raise a ``DeliveryError``.
 
         An address SMTP cannot carry as written (profiles and the sign-up page refuse
@@ -96,26 +96,28 @@ class _Connection:
             raise PermanentError(f"{recipient!r} cannot be sent to as written; correct the address in the profile")
         for try_number in (1, 2):  # a connection that dropped between messages is reopened once
             try:
-                self._transmit_once(recipient, message)
+                self._transmit_once(recipient, message, envelope or self._sender)
                 return
             except smtplib.SMTPServerDisconnected as e:
                 self._smtp = None
                 if try_number == 2:
                     raise TransientError(f"{self.where} closed the connection", connection=True) from e
 
-    def _transmit_once(self, recipient: str, message: bytes) -> None:
+    def _transmit_once(self, recipient: str, message: bytes, sender: str) -> None:
         """One try; every error but a dropped connection becomes a ``DeliveryError``."""
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            _mail_transaction(self._smtp, self._sender, recipient, message)
+            _mail_transaction(self._smtp, sender, recipient, message)
         except smtplib.SMTPServerDisconnected:
             raise
         except UnicodeEncodeError as e:
             raise PermanentError(f"{recipient!r}: not plain ASCII, which this SMTP session cannot carry") from e
         except smtplib.SMTPRecipientsRefused as e:
             code, text = e.recipients.get(recipient, (550, b"refused"))
-            raise _classify(code, text, f"{recipient} refused", where=self.where) from e
+            refusal = _classify(code, text, f"{recipient} refused", where=self.where)
+            refusal.refused = (code, _said(text))  # what the recipient's server said, for the bounce policy
+            raise refusal from e
         except smtplib.SMTPAuthenticationError as e:
             self.close()
             raise SetupError(
@@ -233,8 +235,10 @@ class EmailChannel:
 
 
 def send_one(settings: Settings, recipient: str, message: bytes) -> None:
-    """One message outside any digest (a sign-up's confirmation), on a session of its own."""
-    connection = _Connection(settings.smtp, sender=settings.email.sender)
+    """One message outside any digest (a sign-up's confirmation), on a session of its own.
+
+    Its bounces go to ``[smtp] bounce_address`` (no delivery to name), else to the sender."""
+    connection = _Connection(settings.smtp, sender=settings.smtp.bounce_address or settings.email.sender)
     try:
         connection.transmit(recipient, message)
     finally:
@@ -299,10 +303,15 @@ def _starttls(smtp: smtplib.SMTP, where: str, context: ssl.SSLContext) -> None:
     smtp.ehlo()
 
 
+def _said(text: bytes | str) -> str:
+    """A server's reply text as one line, at most 200 characters."""
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return " ".join(message.split())[:200]
+
+
 def _classify(code: int, text: bytes | str, what: str, *, where: str) -> DeliveryError:
     """A refusal as an error: 4xx transient, 5xx permanent; 530 (STARTTLS or login first) the settings'."""
-    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-    said = " ".join(message.split())[:200]
+    said = _said(text)
     if code == 530:
         return SetupError(
             f'{where} wants STARTTLS or a login first ({code} {said}); set [smtp] security = "starttls" '

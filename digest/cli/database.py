@@ -60,7 +60,7 @@ def prune_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb} the bodies of {plural(done.bodies, 'digest')} delivered over {days} days ago ({size})")
     forgotten = [
         plural(done.digests, "digest"), plural(done.sightings, "sighting"), plural(done.fetches, "fetch record"),
-        plural(done.votes, "old vote"),
+        plural(done.votes, "old vote"), plural(done.bounces, "bounce record"),
     ]  # fmt: skip
     print(f"{'would forget' if done.dry_run else 'forgot'} {', '.join(forgotten)} (over {history} days old)")
     if done.signups:

@@ -180,6 +180,10 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.bounced:
+        from digest.cli.bounces import bounced_command  # noqa: PLC0415 - a listing of its own
+
+        return bounced_command(args, settings)
     states = ("failed",) if args.failed else None
     with Store.open(settings.database.path) as store:
         rows = store.ledger.deliveries(states=states, limit=args.limit or None)

@@ -13,7 +13,7 @@ from digest import pipeline
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import UsageError
-from digest.store import Store
+from digest.store import Rates, Store
 from digest.text import plural
 
 
@@ -140,6 +140,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
             state = "" if subscriber.status == "active" else f"  ({subscriber.status})"
             local = f"{upcoming:%a %Y-%m-%d %H:%M} {upcoming.tzname()}{show.utc_note(upcoming)}"
             print(f"  {subscriber.name:<16} {local}{state}")
+    _rates(status)
     retries = [d for d in status.waiting if d.state == "retry"]
     waiting = plural(len(status.waiting), "delivery")
     print(f"pending:     {waiting}" + (f", {len(retries):,} waiting to retry" if retries else ""))
@@ -148,6 +149,32 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         for d in status.failures:
             print(f"  #{d.id} {d.subscriber} -> {d.channel}: {d.last_error}")
     return 0
+
+
+def _rates(status: pipeline.Status) -> None:
+    """The last 30 days' bounce and complaint rates, each against its thresholds (a warning or an error line)."""
+    rates = status.rates
+    days = pipeline.RATE_DAYS
+    print(
+        f"email:       {plural(rates.sent, 'message')} sent in {days} days; bounces {rates.bounce_rate:.2%}, "
+        f"complaints {rates.complaint_rate:.2%}"
+    )
+    complaints = pipeline.rate_level(rates.complaint_rate, warn=pipeline.COMPLAINT_WARN, error=pipeline.COMPLAINT_ERROR)
+    bounces = pipeline.rate_level(rates.bounce_rate, warn=pipeline.BOUNCE_WARN, error=pipeline.BOUNCE_ERROR)
+    say = {"warning": show.warn, "error": show.error}
+    if complaints in say:
+        limit = pipeline.COMPLAINT_ERROR if complaints == "error" else pipeline.COMPLAINT_WARN
+        say[complaints](
+            f"complaint rate {rates.complaint_rate:.2%} is at or over {limit:.1%} "
+            f"({rates.complaints} of {rates.sent:,}): Gmail and Yahoo send bulk mail over 0.3% to spam; "
+            "check what readers get and who is subscribed"
+        )
+    if bounces in say:
+        limit = pipeline.BOUNCE_ERROR if bounces == "error" else pipeline.BOUNCE_WARN
+        say[bounces](
+            f"bounce rate {rates.bounce_rate:.2%} is at or over {limit:.0%} ({rates.bounced} of {rates.sent:,}): "
+            "run 'digest bounces' so dead addresses stop being mailed"
+        )
 
 
 def _status_json(status: pipeline.Status) -> dict[str, Any]:
@@ -166,6 +193,7 @@ def _status_json(status: pipeline.Status) -> dict[str, Any]:
             {"subscriber": s.name, "status": s.status, "local": when, "utc": when.astimezone(UTC)}
             for s, when in status.next_runs
         ],
+        "email_30d": _rates_json(status.rates),
         "pending": len(status.waiting),
         "next_retry": min((d.next_try for d in status.waiting if d.next_try), default=None),
         "last_failures": [
@@ -195,3 +223,17 @@ def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         print(show.fetch_summary(days, failed=failed, database=settings.database.path))
     return 1 if failed else 0
+
+
+def _rates_json(rates: Rates) -> dict[str, Any]:
+    return {
+        "sent": rates.sent,
+        "bounced": rates.bounced,
+        "complaints": rates.complaints,
+        "bounce_rate": round(rates.bounce_rate, 5),
+        "complaint_rate": round(rates.complaint_rate, 5),
+        "bounce_level": pipeline.rate_level(rates.bounce_rate, warn=pipeline.BOUNCE_WARN, error=pipeline.BOUNCE_ERROR),
+        "complaint_level": pipeline.rate_level(
+            rates.complaint_rate, warn=pipeline.COMPLAINT_WARN, error=pipeline.COMPLAINT_ERROR
+        ),
+    }

@@ -30,8 +30,8 @@ the day, by hand:
 or let the daemon do it: digest run (or digest run --once from cron), with
 digest serve beside it for readers' one-click unsubscribe, votes and preferences.
 parse, papers, rank, check, subscribers, feedback, pause, resume, unsubscribe,
-deliveries and retry inspect and adjust; backup and restore keep the database safe;
-'digest COMMAND --help' explains each.
+deliveries and retry inspect and adjust; bounces reads what comes back; backup and
+restore keep the database safe; 'digest COMMAND --help' explains each.
 
 config: ./digest.toml if present, or --config FILE; DIGEST_* environment variables
 override it (e.g. DIGEST_DATABASE__PATH). Every key: config.example.toml.
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _service_commands(command)
     _ledger_commands(command)
     _database_commands(command)
+    _bounce_commands(command)
     return parser
 
 
@@ -171,7 +172,13 @@ def _subscriber_commands(command: Adder) -> None:
     )
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("--until", type=day, metavar="YYYY-MM-DD", help="resume after this day")
-    sub = command("resume", lazy("people", "resume_command"), "Resume a paused subscriber.", "")
+    sub = command(
+        "resume",
+        lazy("people", "resume_command"),
+        "Resume a paused subscriber, or mail a subscriber whose address bounced again.",
+        "A paused subscriber becomes active. An address suspended because it bounced (or\n"
+        "bounced softly too often) is mailed again from the next digest on.",
+    )
     sub.add_argument("name", metavar="NAME")
     sub = command(
         "subscribers",
@@ -317,6 +324,7 @@ def _ledger_commands(command: Adder) -> None:
     """deliveries, retry."""
     sub = command("deliveries", lazy("digests", "deliveries_command"), "List the delivery ledger, newest first.", "")
     sub.add_argument("--failed", action="store_true", help="only deliveries that failed for good")
+    sub.add_argument("--bounced", action="store_true", help="the bounces and complaints recorded instead, newest first")
     sub.add_argument(
         "-n", "--limit", type=whole, default=50, metavar="N", help="at most N rows (default 50; 0 for all)"
     )
@@ -330,6 +338,26 @@ def _ledger_commands(command: Adder) -> None:
     )
     sub.add_argument("id", nargs="?", type=int, metavar="ID", help="a delivery number from 'digest deliveries'")
     sub.add_argument("--all", action="store_true", help="every failed or waiting delivery")
+
+
+def _bounce_commands(command: Adder) -> None:
+    """bounces."""
+    sub = command(
+        "bounces",
+        lazy("bounces", "bounces_command"),
+        "Read bounces and complaints from a mailbox; stop mailing addresses that cannot take mail.",
+        "SOURCE: a Maildir, an mbox file, 'imap' (the [bounces] server) or '-' (one message on\n"
+        "stdin, for an MTA's pipe); default [bounces] source, which the daemon reads every poll.\n"
+        "A hard bounce (the address is dead) stops email to it at once; soft ones count ([bounces]\n"
+        "soft_limit within soft_days); a complaint unsubscribes the reader; chat channels go on.\n"
+        "Each message read is moved aside (done_folder, unknown_folder). 'digest resume NAME'\n"
+        "mails a suspended reader again.",
+    )
+    sub.add_argument("source", nargs="?", metavar="SOURCE", help="Maildir, mbox, imap or - (default: [bounces] source)")
+    sub.add_argument(
+        "--dry-run", action="store_true", help="say what each message is; record, suspend and move nothing"
+    )
+    sub.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def _database_commands(command: Adder) -> None:

@@ -15,6 +15,7 @@ from digest import links, pipeline, profiles
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import DeliveryError, DigestError, UsageError
+from digest.models import Profile, Subscriber
 from digest.store import Store
 from digest.text import normalise_title, plural, printable
 
@@ -57,7 +58,9 @@ def pause_command(args: argparse.Namespace, settings: Settings) -> int:
 def resume_command(args: argparse.Namespace, settings: Settings) -> int:
     with Store.open(settings.database.path) as store:
         pipeline.set_state(store.subscribers, args.name, "active", at=datetime.now(UTC))
-    print(f"{args.name}: active")
+        lifted = pipeline.lift_suspension(store.bounces, store.subscribers, args.name)
+    again = f"; email to {', '.join(lifted)} resumes (it had bounced)" if lifted else ""
+    print(f"{args.name}: active{again}")
     return 0
 
 
@@ -68,10 +71,17 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
         )
         rows = store.subscribers.all(include_unsubscribed=args.all)
         profiles_ = [(row, pipeline.stored_profile(row)) for row in rows]
+        suspended = store.bounces.suspended()
+
+    def state(row: Subscriber, profile: Profile) -> str:
+        """The subscriber's status; ``bounced`` when they are active but their email is suspended."""
+        bounced = row.status == "active" and any(a in suspended for a in pipeline.email_addresses(profile))
+        return "bounced" if bounced else row.status
+
     show.no_smtp_warning([p for row, p in profiles_ if row.status != "unsubscribed"], settings)
     if args.json:
         for row, profile in profiles_:
-            place = {"status": row.status, "paused_until": row.paused_until, "source": row.source}
+            place = {"status": state(row, profile), "paused_until": row.paused_until, "source": row.source}
             extra = {"feed": links.feed_url(row.name, row.link_key, settings.delivery), "updated_at": row.updated_at}
             show.json_line({"name": row.name} | place | show.profile_json(profile) | extra)
         return 1 if broken else 0
@@ -82,7 +92,7 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
     for column in ("name", "status", "schedule", "channels", "keywords"):
         table.add_column(column, overflow="fold")
     for row, profile in profiles_:
-        status = row.status + (f" until {row.paused_until}" if row.paused_until else "")
+        status = state(row, profile) + (f" until {row.paused_until}" if row.paused_until else "")
         cells = (
             profile.name,
             status,

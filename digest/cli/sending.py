@@ -43,6 +43,11 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
     if report.skipped:
         names = few([name for name, _ in report.skipped])
         print(f"skipped {len(report.skipped):,} (nothing matched; empty_day = skip): {names}")
+    if report.suspended:
+        names = few(report.suspended)
+        print(
+            f"not mailed: {len(report.suspended):,} whose address bounced ({names}); 'digest resume NAME' after a fix"
+        )
     if dry_run:
         print(f"would deliver {plural(len(report.planned), 'message')}")
         _capped([f"  {name} -> {channel}" for name, channel in report.planned], more="more")
@@ -65,6 +70,7 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
     )
     if report.failed:
         print("after fixing the cause: digest retry ID (or --all)")
+    _capped([f"bounced: {what}" for what in report.bounced], more="more: digest deliveries --bounced")
     if any(d.kind in ("outbox", "atom") for d in report.sent):
         box = settings.delivery.outbox_dir
         print(f"look in: {box}/NAME/new/*.eml (Maildir), {box}/NAME/digests/*.md, {box}/feeds/*.atom")
@@ -125,6 +131,10 @@ def send_json(report: pipeline.SendReport, *, dry_run: bool) -> None:
         json_line({"event": "halted", "channel": kind, "waiting": report.untried.get(kind, 0), "error": why})
     for problem in report.profile_errors:
         json_line({"event": "profile_error", "error": str(problem)})
+    for name in report.suspended:
+        json_line({"event": "suspended", "subscriber": name, "reason": "their address bounced"})
+    for what in report.bounced:
+        json_line({"event": "bounced", "action": what})
     json_line(
         {
             "event": "summary",

@@ -17,7 +17,8 @@ quickly, and the ledger around every delivery. Rooms:
 * ``status``: how the service stands, for ``digest status`` and ``/healthz``;
 * ``retry``: ``digest retry``, failed deliveries back to pending;
 * ``retention``: what the database no longer needs, dropped (``digest prune``);
-* ``payloads``: what each delivery carries besides its digest, made when it is frozen.
+* ``payloads``: what each delivery carries besides its digest, made when it is frozen;
+* ``bounces``: bounces and complaints matched to their delivery and applied (suspend, unsubscribe).
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ from digest import lazy
 
 if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562), so a command pays only for its own
     from digest.pipeline.batch import ledger_channels
+    from digest.pipeline.bounces import (
+        BounceMatch,
+        BounceOutcome,
+        apply_reports,
+        email_addresses,
+        lift_suspension,
+        read_mailbox,
+    )
     from digest.pipeline.delivery import backoff, deliver, webhook_target
     from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days, fetch_window
     from digest.pipeline.intake import (
@@ -61,7 +70,17 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
     from digest.pipeline.retention import Pruned, prune
     from digest.pipeline.retry import requeue
     from digest.pipeline.run import Hooks, run_daily, run_once
-    from digest.pipeline.status import NextRun, Status, status
+    from digest.pipeline.status import (
+        BOUNCE_ERROR,
+        BOUNCE_WARN,
+        COMPLAINT_ERROR,
+        COMPLAINT_WARN,
+        RATE_DAYS,
+        NextRun,
+        Status,
+        rate_level,
+        status,
+    )
     from digest.pipeline.subscribers import (
         SyncReport,
         find_subscriber,
@@ -76,6 +95,12 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
 
 # Each name of the package, and the room that holds it.
 _ROOMS = {
+    "BounceMatch": "bounces",
+    "BounceOutcome": "bounces",
+    "apply_reports": "bounces",
+    "email_addresses": "bounces",
+    "lift_suspension": "bounces",
+    "read_mailbox": "bounces",
     "DumpWatcher": "intake",
     "set_aside": "intake",
     "FetchOutcome": "fetching",
@@ -115,6 +140,12 @@ _ROOMS = {
     "Pruned": "retention",
     "prune": "retention",
     "NextRun": "status",
+    "BOUNCE_ERROR": "status",
+    "BOUNCE_WARN": "status",
+    "COMPLAINT_ERROR": "status",
+    "COMPLAINT_WARN": "status",
+    "RATE_DAYS": "status",
+    "rate_level": "status",
     "Status": "status",
     "status": "status",
     "renderer": "ranking",
@@ -138,6 +169,13 @@ __getattr__ = lazy.loader(__name__, _ROOMS, globals())
 
 
 __all__ = [
+    "BOUNCE_ERROR",
+    "BOUNCE_WARN",
+    "COMPLAINT_ERROR",
+    "COMPLAINT_WARN",
+    "RATE_DAYS",
+    "BounceMatch",
+    "BounceOutcome",
     "DumpWatcher",
     "FetchOutcome",
     "FileOutcome",
@@ -150,6 +188,7 @@ __all__ = [
     "SendReport",
     "Status",
     "SyncReport",
+    "apply_reports",
     "as_digest",
     "backoff",
     "candidates",
@@ -159,6 +198,7 @@ __all__ = [
     "deliver_notice",
     "due_edition",
     "dump_files",
+    "email_addresses",
     "expand",
     "fetch_day",
     "fetch_days",
@@ -170,6 +210,7 @@ __all__ = [
     "is_dump_name",
     "last_digest",
     "ledger_channels",
+    "lift_suspension",
     "make_digests",
     "new_papers",
     "no_progress",
@@ -177,6 +218,8 @@ __all__ = [
     "preview",
     "prune",
     "rank_for",
+    "rate_level",
+    "read_mailbox",
     "renderer",
     "requeue",
     "run_daily",

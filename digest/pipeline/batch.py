@@ -42,6 +42,7 @@ class Batch:
     seen: dict[str, set[str]]
     keys: dict[str, str]  # each member's link key, for their signed links
     votes: dict[str, list[tuple[str, float]]]  # each member's votes, weighted by age
+    suspended: frozenset[str] = frozenset()  # addresses not mailed: they bounced (lower-cased)
 
 
 @dataclass
@@ -129,12 +130,17 @@ def make_batch(
     return made
 
 
-def ledger_channels(profile: Profile, settings: Settings) -> list[tuple[str, str, str | None]]:
-    """(channel name, kind, target) per channel; email goes to the outbox when no SMTP host is set."""
+def ledger_channels(
+    profile: Profile, settings: Settings, *, suspended: frozenset[str] = frozenset()
+) -> list[tuple[str, str, str | None]]:
+    """(channel name, kind, target) per channel; email goes to the outbox when no SMTP host is set, and not
+    at all to a ``suspended`` address."""
     found: dict[str, tuple[str, str, str | None]] = {}
     for channel in profile.delivery:
         if channel.kind == "email":
             address = channel.address or profile.email
+            if settings.smtp.host and address and address.lower() in suspended:
+                continue
             entry = (f"email:{address}", "email", address) if settings.smtp.host else ("outbox", "outbox", None)
         elif channel.url_env:
             entry = (f"{channel.kind}:${channel.url_env}", channel.kind, channel.url_env)
@@ -167,7 +173,8 @@ def _prepare(
     digest = Digest(profile, fire.date(), tuple(items), tuple(trending), new_count=len(papers))
     with clocked("render"):
         renders = renderer(settings)
-        channels = [(name, REGISTRY[kind], target) for name, kind, target in ledger_channels(profile, settings)]
+        routes = ledger_channels(profile, settings, suspended=batch.suspended)
+        channels = [(name, REGISTRY[kind], target) for name, kind, target in routes]
         signed = links.links_for(profile.name, batch.keys.get(profile.name, ""), settings.delivery)
         message = renders.message(digest, links=signed, markdown=any(cls.markdown for _, cls, _ in channels))
 
@@ -179,8 +186,8 @@ def _prepare(
                 payload = payloads.feed(signed)
             else:
                 payload = payloads.head(
-                    message.subject, subscriber=profile.name, target=target, message_id=message_id, signed=signed,
-                    settings=settings,
+                    message.subject, subscriber=profile.name, edition=edition, target=target, message_id=message_id,
+                    signed=signed, settings=settings,
                 )  # fmt: skip
             return NewDelivery(name, kind, target, message_id, payload)
 

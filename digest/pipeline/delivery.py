@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from digest import render
+from digest import bounces, links, render
 from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
 from digest.models import Delivery, Message, StoredDigest
 from digest.pipeline import payloads
+from digest.pipeline.bounces import refused
 from digest.pipeline.report import Failure, Progress, Retry, SendReport, no_progress
 from digest.store import Digests, Ledger, Store, Update
 
@@ -101,6 +102,9 @@ def deliver(
     finally:
         for channel in channels.values():
             channel.close()
+    if report.refused:  # recipients refused while sending: a dead address is suspended at once
+        refusals, report.refused = report.refused, []
+        report.bounced += refused(store.bounces, store.subscribers, refusals, settings, now=clock())
     return report
 
 
@@ -253,6 +257,8 @@ def _outcome(
         report.unreachable += 1
     if isinstance(error, PermanentError):
         report.failed.append(Failure(delivery, error.reason))
+        if error.refused is not None and delivery.kind == "email":
+            report.refused.append((delivery, *error.refused))
         return Update(delivery.id, "failed", error=error.reason)
     if attempts >= settings.delivery.max_attempts:
         final = f"gave up after {attempts} tries: {error.reason}"
@@ -261,6 +267,18 @@ def _outcome(
     next_try = now + timedelta(seconds=backoff(attempts, settings, retry_after=error.retry_after, rng=rng))
     report.retries.append(Retry(delivery, error.reason, next_try))
     return Update(delivery.id, "retry", next_try=next_try, error=error.reason)
+
+
+def _tracked(delivery: Delivery, settings: Settings) -> tuple[str, str | None]:
+    """An email's frozen headers with X-Digest-Delivery (its signed token), and its envelope sender:
+    ``[smtp] bounce_address`` with the token (VERP), so a bounce names the delivery it is about."""
+    secret = settings.delivery.secret.get_secret_value()
+    if not secret:
+        return delivery.payload or "", settings.smtp.bounce_address or None
+    token = links.bounce_token(secret, delivery.id)
+    head = f"{delivery.payload or ''}\r\n{bounces.DELIVERY_HEADER}: {token}"
+    bounce_address = settings.smtp.bounce_address
+    return head, links.verp(bounce_address, token) if bounce_address else None
 
 
 def _job(
@@ -284,7 +302,8 @@ def _job(
     if channel.takes == "email":
         # A digest made before schema 9 kept no MIME body: it is made from the frozen text and HTML.
         body = digest.mime or render.mime_body(Message(digest.subject, digest.text, digest.html, digest.markdown))
-        return Job(delivery, digest, eml=render.dated(delivery.payload or "", body, at))
+        head, envelope = _tracked(delivery, settings)
+        return Job(delivery, digest, eml=render.dated(head, body, at), envelope=envelope)
     if channel.takes == "history":
         history = digests.recent(delivery.subscriber, limit=settings.delivery.atom_entries)
         return Job(delivery, digest, history=history, related=digests.papers([d.id for d in history]))

@@ -10,7 +10,7 @@ from datetime import datetime
 from digest import cadence
 from digest.config import Settings
 from digest.models import Paper, Profile, Subscriber
-from digest.pipeline.batch import Batch, Made, Member, Windows, make_batch
+from digest.pipeline.batch import Batch, Made, Member, Windows, ledger_channels, make_batch
 from digest.pipeline.ranking import vote_weights, window_start
 from digest.pipeline.report import Progress, SendReport, no_progress
 from digest.pipeline.subscribers import is_active, stored_profile
@@ -67,7 +67,7 @@ def make_digests(
     report = SendReport()
     if store.papers.latest_dump() is None:
         return report
-    batches, read = _batches(store, settings, now=now, names=names)
+    batches, read = _batches(store, settings, now=now, names=names, report=report)
     due = sum(len(b.members) for b in batches)
     report.workers = _processes(settings, batches=len(batches))
 
@@ -98,16 +98,21 @@ def make_digests(
 
 
 def _batches(
-    store: Store, settings: Settings, *, now: datetime, names: set[str] | None
+    store: Store, settings: Settings, *, now: datetime, names: set[str] | None, report: SendReport
 ) -> tuple[list[Batch], dict[datetime, list[Paper]]]:
     """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch;
-    and each window's papers, as read to plan them."""
+    and each window's papers, as read to plan them. A subscriber whose every channel is an email to a
+    suspended address (it bounced) is not made (``report.suspended``)."""
     latest = store.digests.latest()
+    suspended = frozenset(store.bounces.suspended())
     windows: dict[datetime, list[Member]] = {}
     for subscriber in store.subscribers.all():
         if names is not None and subscriber.name not in names:
             continue
         profile = stored_profile(subscriber)
+        if suspended and not ledger_channels(profile, settings, suspended=suspended):
+            report.suspended.append(profile.name)
+            continue
         mine = latest.get(profile.name)
         fire = due_edition(subscriber, profile, now=now, latest=mine)
         if fire is not None:
@@ -126,7 +131,7 @@ def _batches(
             had = {p.name: seen[p.name] for p, _ in part if p.name in seen}
             in_part = [p.name for p, _ in part]
             votes = vote_weights(store, in_part, settings=settings, now=now)
-            batches.append(Batch(since, part, had, store.subscribers.link_keys(in_part), votes))
+            batches.append(Batch(since, part, had, store.subscribers.link_keys(in_part), votes, suspended))
     return batches, read
 
 

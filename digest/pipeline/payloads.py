@@ -27,13 +27,19 @@ def head(
     subject: str,
     *,
     subscriber: str,
+    edition: str,
     target: str | None,
     message_id: str,
     signed: links.Links | None,
     settings: Settings,
 ) -> str:
-    """An email delivery's headers, all but Date: To is the target (the outbox's: the subscriber at localhost)."""
+    """An email delivery's headers, all but Date: To is the target (the outbox's: the subscriber at localhost).
+
+    Feedback-ID (Gmail's feedback loop: which mail a complaint rate is about, no reader named) is
+    the edition, the stream (``digest``) and the sender's domain.
+    """
     mail = settings.email
+    feedback_id = f"{edition}:digest:{mail.sender.rpartition('@')[2] or 'paper-digest'}"
     return render.eml_head(
         subject,
         sender=mail.sender,
@@ -41,7 +47,7 @@ def head(
         to=target or f"{subscriber}@localhost",
         reply_to=mail.reply_to or mail.sender,  # always set: [email] reply_to, else From
         message_id=message_id,
-        headers=render.list_unsubscribe(signed.unsubscribe if signed else None),
+        headers=render.list_unsubscribe(signed.unsubscribe if signed else None) | {"Feedback-ID": feedback_id},
     )
 
 
@@ -61,7 +67,8 @@ def fill_missing(store: Store, rows: list[Delivery], settings: Settings) -> list
     for delivery in missing:
         signed = links.links_for(delivery.subscriber, keys.get(delivery.subscriber, ""), settings.delivery)
         filled[delivery.id] = feed(signed) if delivery.kind == FEED else head(
-            subjects[delivery.digest], subscriber=delivery.subscriber, target=delivery.target,
+            subjects[delivery.digest], subscriber=delivery.subscriber, edition=delivery.edition.isoformat(),
+            target=delivery.target,
             message_id=delivery.message_id, signed=signed, settings=settings,
         )  # fmt: skip
     store.ledger.set_payloads(list(filled.items()))

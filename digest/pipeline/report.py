@@ -74,6 +74,9 @@ class SendReport:
     waiting: int = 0  # after an interrupted run: deliveries due now that were not tried (the next send's)
     signup_mails: int = 0  # sign-up confirmations (or "you are subscribed already") mailed by this run
     pruned: int = 0  # delivered digests whose bodies this run dropped ([retention] bodies_days)
+    refused: list[tuple[Delivery, int, str]] = field(default_factory=list)  # RCPT refusals not yet applied
+    bounced: list[str] = field(default_factory=list)  # what refusals while sending led to ("suspended email to a@b")
+    suspended: list[str] = field(default_factory=list)  # subscribers not made: every channel an email suspended
 
     def tried(self, kind: str | None = None) -> int:
         """Deliveries tried so far (of one channel kind): sent, failed or to be retried."""

@@ -12,6 +12,8 @@
 * **Sign-ups**: one never confirmed goes once its link expired (``signups.VALID``,
   as the sign-up pass does), a confirmed one after ``history_days`` (its reader is a
   subscriber by then).
+* **Bounces**: each bounce or complaint recorded goes after ``history_days`` (the rates
+  look back 30 days, soft bounces ``[bounces] soft_days``); a suspension stays until lifted.
 
 The daemon prunes once a day; ``digest send`` and ``digest run --once`` at
 their end; ``digest prune`` by hand. All of it is one transaction; then
@@ -43,12 +45,13 @@ class Pruned:
     fetches: int = 0
     votes: int = 0
     signups: int = 0
+    bounces: int = 0
     reclaimed: int = 0  # bytes given back to the file system
     dry_run: bool = False
 
     @property
     def anything(self) -> bool:
-        return any((self.bodies, self.digests, self.sightings, self.fetches, self.votes, self.signups))
+        return any((self.bodies, self.digests, self.sightings, self.fetches, self.votes, self.signups, self.bounces))
 
 
 def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = False) -> Pruned:
@@ -67,6 +70,7 @@ def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = Fa
             fetches=store.fetches.forget(before=history_before.date(), dry_run=dry_run),
             votes=store.feedback.forget(before=votes_before, dry_run=dry_run),
             signups=store.signups.purge(before=now - VALID, confirmed_before=history_before, dry_run=dry_run),
+            bounces=store.bounces.forget(before=history_before, dry_run=dry_run),
             dry_run=dry_run,
         )
     if dry_run or not done.anything:

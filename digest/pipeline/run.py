@@ -76,6 +76,7 @@ def run_once(
         hooks.made(report)
     report.sent, report.retries, report.failed = sending.sent, sending.retries, sending.failed
     report.halted, report.untried, report.unreachable = sending.halted, sending.untried, sending.unreachable
+    report.bounced = sending.bounced
     if stop():
         report.waiting = len(store.ledger.due(clock(), names=names))
     return report

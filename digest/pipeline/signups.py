@@ -38,10 +38,16 @@ def mail_signups(store: Store, settings: Settings, *, now: datetime) -> SignupMa
     base = settings.delivery.base_url.rstrip("/")
     if not secret or not base:
         return done  # the page is off without them; nothing can be waiting
-    for signup_id, email, known in store.signups.to_mail(since=now - VALID):
-        link = links.url_of(base, "confirm", links.sign_signup(secret, signup_id))
+    for signup_id, email, known, purpose in store.signups.to_mail(since=now - VALID):
         try:
-            _mail(store.subscribers, settings, email, known, link=link, at=now)
+            if purpose == "resume":
+                link = links.url_of(
+                    base, "email_again", links.sign_signup(secret, signup_id, purpose=links.EMAIL_AGAIN)
+                )
+                _mail_resume(settings, email, link=link, at=now)
+            else:
+                link = links.url_of(base, "confirm", links.sign_signup(secret, signup_id))
+                _mail(store.subscribers, settings, email, known, link=link, at=now)
         except PermanentError:
             store.signups.mailed(signup_id, at=now)  # the address refuses mail: never tried again
             continue
@@ -51,6 +57,21 @@ def mail_signups(store: Store, settings: Settings, *, now: datetime) -> SignupMa
         store.signups.mailed(signup_id, at=now)
         done.sent += 1
     return done
+
+
+def _mail_resume(settings: Settings, email: str, *, link: str, at: datetime) -> None:
+    """The link that starts a suspended address's digests again, mailed to that address: opening it proves
+    that mail arrives there now."""
+    deliver_notice(
+        settings,
+        email,
+        subject="Start your paper-digest emails again",
+        text="Your paper-digest emails to this address stopped because earlier ones could not be delivered. "
+        f"You asked to start them again: open this link within {HOURS} hours and confirm. "
+        "If it was not you, ignore this message: nothing changes without the confirmation.",
+        link=link,
+        at=at,
+    )
 
 
 def _mail(

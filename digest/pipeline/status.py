@@ -13,10 +13,15 @@ from typing import NamedTuple
 from digest import cadence
 from digest.models import Delivery, FetchRecord, StoreStatus, Subscriber
 from digest.pipeline.subscribers import stored_profile
-from digest.store import Store
+from digest.store import Rates, Store
 
 WAITING = ("pending", "sending", "retry")
 LAST_FAILURES = 5
+RATE_DAYS = 30  # the window bounce and complaint rates are measured over
+# Gmail and Yahoo's bulk-sender rules: complaints under 0.3% at all times, under 0.1% advised.
+COMPLAINT_WARN, COMPLAINT_ERROR = 0.001, 0.003
+# Providers review a sender whose bounces pass 5% (Amazon SES: review at 5%, pause at 10%); 2% is early warning.
+BOUNCE_WARN, BOUNCE_ERROR = 0.02, 0.05
 
 
 class NextRun(NamedTuple):
@@ -33,6 +38,7 @@ class Status:
     now: datetime
     store: StoreStatus
     failed_last_day: int  # deliveries that failed for good in the last 24 hours
+    rates: Rates  # the last RATE_DAYS days' email: sent, bounced, complained of
     last_fetch: FetchRecord | None = None
     next_runs: list[NextRun] = field(default_factory=list)
     waiting: list[Delivery] = field(default_factory=list)  # pending, sending or waiting to retry
@@ -44,16 +50,23 @@ class Status:
         return round((self.now - last.ingested_at).total_seconds()) if last else None
 
 
+def rate_level(rate: float, *, warn: float, error: float) -> str:
+    """``ok``, ``warning`` or ``error`` for a rate against its thresholds."""
+    return "error" if rate >= error else "warning" if rate >= warn else "ok"
+
+
 def status(store: Store, *, now: datetime, brief: bool = False) -> Status:
     """How things stand; ``brief``: only the counts, the last ingest and the failures of the last day."""
     counts = store.papers.status()
     failed = store.ledger.failed_since(now - timedelta(days=1))
+    rates = store.bounces.rates(since=now - timedelta(days=RATE_DAYS))
     if brief:
-        return Status(now, counts, failed)
+        return Status(now, counts, failed, rates)
     return Status(
         now,
         counts,
         failed,
+        rates,
         last_fetch=store.fetches.last(),
         next_runs=[NextRun(s, cadence.next_fire(stored_profile(s), now)) for s in store.subscribers.all()],
         waiting=store.ledger.deliveries(states=WAITING),

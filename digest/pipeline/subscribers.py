@@ -207,7 +207,9 @@ def find_subscriber(subscribers: Subscribers, name: str, *, unsubscribed: bool =
 
 def held_line(subscriber: Subscriber) -> str:
     """What a sync says of a subscriber whose profile file is there but who unsubscribed."""
-    who = {"reader": "by the reader", "operator": "by the operator"}.get(subscriber.unsubscribed_by or "", "")
+    who = {"reader": "by the reader", "operator": "by the operator", "complaint": "after a spam complaint"}.get(
+        subscriber.unsubscribed_by or "", ""
+    )
     when = f" on {subscriber.unsubscribed_at:%Y-%m-%d}" if subscriber.unsubscribed_at else ""
     return f'{subscriber.name} stays unsubscribed ({who}{when}); "digest resume {subscriber.name}" to undo'
 

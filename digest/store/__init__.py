@@ -9,6 +9,7 @@
 * ``feedback``: readers' votes on papers;
 * ``signups``: sign-ups from the web page, until confirmed;
 * ``fetches``: what each day's fetch from Hugging Face found;
+* ``bounces``: bounces and complaints as recorded, and the addresses suspended;
 * ``copies``: the file copied: a checked backup, a restore, the copy before an upgrade.
 
 Only this package speaks SQL. A room is handed the parts it uses
@@ -23,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from digest.store import copies
+from digest.store.bounces import SUSPENDED, BounceRecord, Bounces, Rates, Suspension
 from digest.store.copies import Copied, Restored, restore
 from digest.store.db import Database, fault
 from digest.store.digests import Digests, PreparedDigest, prepare
@@ -47,6 +49,7 @@ class Store:
         self.feedback = Feedback(db)
         self.signups = Signups(db)
         self.fetches = Fetches(db)
+        self.bounces = Bounces(db)
 
     @classmethod
     @contextmanager
@@ -67,6 +70,9 @@ class Store:
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SUSPENDED",
+    "BounceRecord",
+    "Bounces",
     "Copied",
     "Database",
     "Digests",
@@ -76,11 +82,13 @@ __all__ = [
     "Ledger",
     "Papers",
     "PreparedDigest",
+    "Rates",
     "Restored",
     "Signups",
     "Store",
     "StoredProfile",
     "Subscribers",
+    "Suspension",
     "SyncPlan",
     "Synced",
     "Update",

@@ -295,6 +295,41 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE body_text != '' OR body_html != '' OR body_markdown != ''
         """,
     ),
+    # 14 -> 15: bounces and complaints. Each one read is recorded (never the raw message); an address that
+    # cannot take mail is suspended (email only: the reader's chat channels go on) until the operator or the
+    # reader lifts it. A bounce names its delivery by Message-ID, looked up by that.
+    (
+        """
+        CREATE TABLE bounces (
+            id          INTEGER PRIMARY KEY,
+            at          TEXT NOT NULL,
+            source      TEXT NOT NULL,
+            kind        TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+            address     TEXT,
+            subscriber  TEXT,
+            delivery    INTEGER,
+            status      TEXT,
+            reason      TEXT NOT NULL,
+            diagnostic  TEXT NOT NULL DEFAULT '',
+            UNIQUE (delivery, address, kind)
+        )
+        """,
+        "CREATE INDEX bounces_at ON bounces (at)",
+        "CREATE INDEX bounces_address ON bounces (address, at)",
+        """
+        CREATE TABLE suspensions (
+            address     TEXT PRIMARY KEY,
+            subscriber  TEXT,
+            since       TEXT NOT NULL,
+            kind        TEXT NOT NULL CHECK (kind IN ('hard', 'soft')),
+            reason      TEXT NOT NULL
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX deliveries_message_id ON deliveries (message_id)",
+        # A request the preferences page records, mailed by the sender like a sign-up: 'signup' (confirm a
+        # new subscription) or 'resume' (confirm, from the address itself, that it takes mail again).
+        "ALTER TABLE signups ADD COLUMN purpose TEXT NOT NULL DEFAULT 'signup'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

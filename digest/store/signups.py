@@ -10,23 +10,33 @@ from digest.store.db import Part
 class Signups(Part):
     """Queries on the signups table."""
 
-    def add(self, signup_id: str, *, email: str, profile: str, at: datetime, subscriber: str | None = None) -> None:
+    def add(
+        self,
+        signup_id: str,
+        *,
+        email: str,
+        profile: str,
+        at: datetime,
+        subscriber: str | None = None,
+        purpose: str = "signup",
+    ) -> None:
         """A sign-up waiting for its mail: a confirmation link, or (``subscriber``: the address is theirs
-        already) that subscriber's preferences link."""
+        already) that subscriber's preferences link. ``purpose = "resume"``: a subscriber whose address
+        bounced asks for a link, mailed to that address, that starts their email again."""
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO signups (id, email, profile, created_at, subscriber) VALUES (?, ?, ?, ?, ?)",
-                (signup_id, email, profile, at.isoformat(timespec="seconds"), subscriber),
+                "INSERT INTO signups (id, email, profile, created_at, subscriber, purpose) VALUES (?, ?, ?, ?, ?, ?)",
+                (signup_id, email, profile, at.isoformat(timespec="seconds"), subscriber, purpose),
             )
 
-    def to_mail(self, *, since: datetime) -> list[tuple[str, str, str | None]]:
-        """The (id, email, known subscriber) of sign-ups made after ``since`` whose mail has not gone out."""
+    def to_mail(self, *, since: datetime) -> list[tuple[str, str, str | None, str]]:
+        """The (id, email, known subscriber, purpose) of requests made after ``since`` whose mail has not gone out."""
         rows = self._conn.execute(
-            "SELECT id, email, subscriber FROM signups WHERE mailed_at IS NULL AND confirmed_at IS NULL"
+            "SELECT id, email, subscriber, purpose FROM signups WHERE mailed_at IS NULL AND confirmed_at IS NULL"
             " AND created_at > ? ORDER BY created_at",
             (since.isoformat(timespec="seconds"),),
         )
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     def mailed(self, signup_id: str, *, at: datetime) -> None:
         with self._transaction() as conn:
@@ -47,12 +57,32 @@ class Signups(Part):
         """A pending sign-up's (email, profile text), if it exists, is unconfirmed and is younger than ``valid``."""
         row = self._conn.execute(
             "SELECT email, profile, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL"
-            " AND subscriber IS NULL",
+            " AND subscriber IS NULL AND purpose = 'signup'",
             (signup_id,),
         ).fetchone()
         if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
             return None
         return row["email"], row["profile"]
+
+    def resume_request(self, request_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
+        """A pending request to mail a suspended address again: (email, subscriber), if it is younger than ``valid``."""
+        row = self._conn.execute(
+            "SELECT email, subscriber, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL"
+            " AND purpose = 'resume' AND subscriber IS NOT NULL",
+            (request_id,),
+        ).fetchone()
+        if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
+            return None
+        return row["email"], row["subscriber"]
+
+    def resume_pending(self, subscriber: str, *, since: datetime) -> bool:
+        """Whether this subscriber asked for a resume link after ``since`` (one a day is enough)."""
+        row = self._conn.execute(
+            "SELECT 1 FROM signups WHERE subscriber = ? AND purpose = 'resume' AND confirmed_at IS NULL"
+            " AND created_at > ? LIMIT 1",
+            (subscriber, since.isoformat(timespec="seconds")),
+        ).fetchone()
+        return row is not None
 
     def confirm(self, signup_id: str, *, at: datetime) -> None:
         with self._transaction() as conn:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 from digest.models import Status, Subscriber
 from digest.store.db import Part, day, iso
 
-STICKY = ("operator", "reader")  # unsubscribes that a folder sync does not undo
+STICKY = ("operator", "reader", "complaint")  # unsubscribes that a folder sync does not undo
 CANCELLED = "cancelled: unsubscribed"  # the error of a delivery an unsubscribe stopped
 
 
@@ -220,6 +220,16 @@ class Subscribers(Part):
         for name in gone:
             self.set_status(name, "unsubscribed", at=at, by="file")
         return gone
+
+    def with_address(self, email: str) -> list[tuple[str, bool]]:
+        """(name, unsubscribed) of the subscribers whose profile names this address (its email, or an email
+        channel's), those still subscribed first."""
+        rows = self._conn.execute(
+            "SELECT name, status = 'unsubscribed' FROM subscribers WHERE instr(lower(profile), lower(?)) > 0"
+            " ORDER BY status = 'unsubscribed', name",
+            (f'"{email}"',),
+        )
+        return [(str(row[0]), bool(row[1])) for row in rows]
 
     def with_email(self, email: str) -> str | None:
         """The name of an active or paused subscriber whose profile names this address (as a TOML string)."""

@@ -34,7 +34,7 @@ from digest import links
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.render import package_templates
-from digest.web import pages, prefs, signup
+from digest.web import hooks, pages, prefs, signup
 from digest.web.limits import RateLimit
 from digest.web.site import Site, Stores, log, page_templates, utc_now
 
@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         "preferences": prefs.preferences,
         "feed": pages.feed,
         "confirm": signup.confirm,
+        "email_again": prefs.email_again,
     }
     app = Starlette(
         routes=[
@@ -85,12 +86,19 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             ),
             Route("/signup", signup.signup, methods=BOTH, name="signup"),
             Route("/healthz", pages.healthz, name="healthz"),
+            *(
+                Route(path, hooks.hooked(getattr(hooks, name)), methods=["POST"], name=f"hook_{name}")
+                for name, path in hooks.PATHS.items()
+            ),
             Mount("/static", assets(settings.render.templates_dir), name="static"),
         ],
         lifespan=lifespan,
     )
     # Outside Starlette's own error handling, so that even its 500 carries the headers.
     return SecurityHeaders(BodyLimit(app, max_body=settings.web.max_body_kb * 1024))
+
+
+HOOK_BODY = 4 << 20  # a provider's batch of events (SendGrid posts many at once): larger than any form
 
 
 class SecurityHeaders:
@@ -119,11 +127,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = max(self.max_body, HOOK_BODY) if str(scope.get("path", "")).startswith("/hooks/") else self.max_body
         length = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.max_body:
+        if not length.isdigit() or int(length) > limit:
             await _refuse(send, 413, b"request body too large")
             return
-        body = await _read(receive, self.max_body)
+        body = await _read(receive, limit)
         if body is None:
             await _refuse(send, 413, b"request body too large")
             return

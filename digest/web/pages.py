@@ -131,8 +131,16 @@ def healthz(site: Site, call: Call) -> Response:
     except Exception as e:  # any fault here is the answer, not a crash
         log.warning("healthz: database unreachable (%s)", type(e).__name__)
         return JSONResponse({"ok": False, "database": "unreachable"}, status_code=503)
-    age, failed = status.last_ingest_age_s, status.failed_last_day
-    body = {"ok": True, "database": "ok", "last_ingest_age_s": age, "failed_last_24h": failed}
+    age, failed, rates = status.last_ingest_age_s, status.failed_last_day, status.rates
+    body = {
+        "ok": True,
+        "database": "ok",
+        "last_ingest_age_s": age,
+        "failed_last_24h": failed,
+        "email_sent_30d": rates.sent,
+        "bounce_rate_30d": round(rates.bounce_rate, 5),
+        "complaint_rate_30d": round(rates.complaint_rate, 5),
+    }
     return Response(json.dumps(body), media_type="application/json")
 
 

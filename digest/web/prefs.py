@@ -9,6 +9,7 @@ truth and the next folder sync keeps the edit.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tomlkit.items import Table
 from digest import atomic, links, pipeline, profiles
 from digest.errors import ProfileError
 from digest.models import FREQUENCIES, WEEKDAYS, Profile, Subscriber
+from digest.pipeline.signups import VALID
 from digest.web import form
 from digest.web.pages import unsubscribed_page, way_back
 from digest.web.site import Call, Site, log, threaded
@@ -52,11 +54,58 @@ def preferences(site: Site, call: Call) -> Response:
     if action == "resume":
         site.subscribers.set_status(subscriber.name, "active", at=site.clock())
         return _show(site, _fresh(site, subscriber), notice="Your digests are back on.")
+    if action == "email-again":
+        return _email_again(site, subscriber)
     if action == "unsubscribe":
         site.subscribers.set_status(subscriber.name, "unsubscribed", at=site.clock(), by="reader")
         log.info("unsubscribed subscriber=%s by=reader", subscriber.name)
         return unsubscribed_page(site, _fresh(site, subscriber))
     return _save(site, subscriber, fields)
+
+
+def suspended_addresses(site: Site, subscriber: Subscriber) -> list[str]:
+    """The reader's email addresses that are not mailed because they bounced."""
+    suspended = site.bounces.suspended()
+    return [a for a in pipeline.email_addresses(pipeline.stored_profile(subscriber)) if a in suspended]
+
+
+def _email_again(site: Site, subscriber: Subscriber) -> Response:
+    """Record a request the sender mails to each suspended address: its link (opened, confirmed) lifts the
+    suspension. At most one a day: a link already on its way is not sent again."""
+    addresses = suspended_addresses(site, subscriber)
+    if not addresses:
+        return _show(site, subscriber, notice="Your email is on: nothing to start again.")
+    now = site.clock()
+    if not site.signups.resume_pending(subscriber.name, since=now - timedelta(days=1)):
+        for address in addresses:
+            request = secrets.token_urlsafe(16)
+            site.signups.add(request, email=address, profile="", at=now, subscriber=subscriber.name, purpose="resume")
+        log.info("email-again requested subscriber=%s", subscriber.name)
+    sent = ", ".join(addresses)
+    return _show(
+        site, subscriber, notice=f"We are sending a link to {sent}. Open it within 48 hours to start your emails again."
+    )
+
+
+@threaded
+def email_again(site: Site, call: Call) -> Response:
+    """GET: a page with one button. POST: the address the link was mailed to takes mail again."""
+    request = links.read_signup(site.secret, call.params["token"], purpose=links.EMAIL_AGAIN) if site.secret else None
+    found = site.signups.resume_request(request, now=site.clock(), valid=VALID) if request else None
+    if request is None or found is None:
+        return site.not_found()
+    email, name = found
+    if call.method == "GET":
+        return site.page("email_again.html.j2", title="Start your emails again", email=email, done=False)
+    site.bounces.lift([email])
+    site.signups.confirm(request, at=site.clock())
+    log.info("email again subscriber=%s", name)
+    subscriber = site.subscribers.get(name)
+    manage = site.links_of(subscriber) if subscriber else None
+    return site.page(
+        "email_again.html.j2", title="Your emails are back on", email=email, done=True,
+        manage=manage.preferences if manage else None,
+    )  # fmt: skip
 
 
 def _save(site: Site, subscriber: Subscriber, fields: dict[str, str]) -> Response:
@@ -186,6 +235,7 @@ def _show(
         wrong=wrong or {},
         feed=links.feed_url(subscriber.name, subscriber.link_key, site.settings.delivery),
         resubscribe=way_back(site, subscriber),
+        bounced=suspended_addresses(site, subscriber),
     )
 
 

@@ -30,7 +30,7 @@ from digest import links, pipeline
 from digest.config import Settings
 from digest.models import Subscriber
 from digest.render import package_templates
-from digest.store import Digests, Feedback, Papers, Signups, Store, Subscribers
+from digest.store import Bounces, Digests, Feedback, Papers, Signups, Store, Subscribers
 from digest.web.limits import RateLimit
 
 log = logging.getLogger("digest.serve")
@@ -83,6 +83,11 @@ class Site:
     @property
     def subscribers(self) -> Subscribers:
         return self.stores.here().subscribers
+
+    @property
+    def bounces(self) -> Bounces:
+        """Which of a reader's addresses are suspended; lifted when the reader confirms one takes mail again."""
+        return self.stores.here().bounces
 
     @property
     def feedback(self) -> Feedback:
