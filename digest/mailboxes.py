@@ -20,6 +20,7 @@ import mailbox
 import re
 import ssl
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
@@ -43,7 +44,17 @@ class Mailbox(Protocol):
     def close(self) -> None: ...
 
 
-def open_mailbox(source: str, settings: BouncesSettings, *, stdin: BinaryIO | None = None) -> Mailbox:
+@contextmanager
+def open_mailbox(source: str, settings: BouncesSettings, *, stdin: BinaryIO | None = None) -> Iterator[Mailbox]:
+    """The mailbox ``source`` names, closed (what was filed written out, the session ended) on the way out."""
+    box = _mailbox(source, settings, stdin=stdin)
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+def _mailbox(source: str, settings: BouncesSettings, *, stdin: BinaryIO | None) -> Mailbox:
     """The mailbox ``source`` names: ``-`` (stdin), ``imap`` (the [bounces] server), or a Maildir or mbox path."""
     limit = settings.max_message_kb * 1024
     if source == STDIN:

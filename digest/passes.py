@@ -87,17 +87,13 @@ def read_bounces(store: Store, settings: Settings, *, clock: Clock, log: EventLo
     read is one event line: the pass goes on."""
     read = 0
     try:
-        box = open_mailbox(settings.bounces.source, settings.bounces)
-        try:
+        with open_mailbox(settings.bounces.source, settings.bounces) as box:
             for outcome in pipeline.read_mailbox(store, box, settings, now=clock(), stop=stop):
                 read += 1
                 if outcome.kind == "unknown":
                     log("bounce_unknown", message=outcome.source, note=outcome.report.note)
-                for action in outcome.actions:
-                    if action.startswith(("suspended email", "unsubscribed")):
-                        log("bounce", message=outcome.source, kind=outcome.kind, action=action)
-        finally:
-            box.close()
+                for change in outcome.changes:
+                    log("bounce", message=outcome.source, kind=outcome.kind, action=change)
     except MailboxError as e:
         log("bounces_unreadable", error=str(e))
     return read

@@ -106,7 +106,7 @@ def test_each_provider_is_heard_only_with_its_signature(tmp_path: Path) -> None:
         with Store.open(world.settings.database.path) as store:
             complainer = store.subscribers.get("user002")
             assert complainer is not None and complainer.unsubscribed_by == "complaint"
-            records = store.bounces.recent(since=world.clock.now.replace(year=2000))
+            records = store.bounces.newest()
         assert sorted((r.source, r.kind, r.address) for r in records) == [
             ("mailgun", "hard", "user001@example.org"),
             ("postmark", "complaint", "user002@example.org"),

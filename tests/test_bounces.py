@@ -123,17 +123,18 @@ def _maildir(root: Path, names: list[str]) -> Path:
 
 def test_a_maildir_is_read_and_each_message_filed_once(tmp_path: Path) -> None:
     box = _maildir(tmp_path, ["dsn-moved.eml", "human-reply.eml", "arf-abuse.eml"])
-    source = open_mailbox(str(box), BouncesSettings())
     seen = []
-    for name, raw in source.messages():
-        report = bounces.read(raw)
-        seen.append((name, report.kind))
-        source.file(name, recognised=report.kind != "unknown")
+    with open_mailbox(str(box), BouncesSettings()) as source:
+        for name, raw in source.messages():
+            report = bounces.read(raw)
+            seen.append((name, report.kind))
+            source.file(name, recognised=report.kind != "unknown")
     assert [kind for _, kind in seen] == ["hard", "unknown", "complaint"]
     assert not list((box / "new").iterdir())
     assert sorted(p.name for p in (box / ".Processed" / "cur").iterdir()) == ["1700000000.0.host", "1700000000.2.host"]
     assert [p.name for p in (box / ".Unknown" / "cur").iterdir()] == ["1700000000.1.host"]
-    assert list(open_mailbox(str(box), BouncesSettings()).messages()) == []
+    with open_mailbox(str(box), BouncesSettings()) as again:
+        assert list(again.messages()) == []
 
 
 def test_an_mbox_is_read_and_what_was_read_moves_beside_it(tmp_path: Path) -> None:
@@ -143,12 +144,11 @@ def test_an_mbox_is_read_and_what_was_read_moves_beside_it(tmp_path: Path) -> No
         box.add((CORPUS / name).read_bytes())
     box.flush()
     box.close()
-    source = open_mailbox(str(path), BouncesSettings())
     kinds = []
-    for key, raw in source.messages():
-        kinds.append(bounces.read(raw).kind)
-        source.file(key, recognised=kinds[-1] != "unknown")
-    source.close()
+    with open_mailbox(str(path), BouncesSettings()) as source:
+        for key, raw in source.messages():
+            kinds.append(bounces.read(raw).kind)
+            source.file(key, recognised=kinds[-1] != "unknown")
     assert kinds == ["hard", "unknown", "auto-reply"]
     assert [_messages(tmp_path / f"bounces.mbox{end}") for end in ("", ".processed", ".unknown")] == [0, 2, 1]
 

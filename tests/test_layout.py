@@ -483,6 +483,7 @@ OWNERS = {
         "digest.store.ledger",
         "digest.store.feedback",
         "digest.store.fetches",
+        "digest.store.signups",
         "digest.store.copies",
     },
     "smtplib": {"digest.channels.email"},

@@ -8,6 +8,17 @@
 from __future__ import annotations
 
 from digest.bounces.classify import HARD_REASONS, classify, status_code
-from digest.bounces.reports import DELIVERY_HEADER, KINDS, Bounce, Kind, Report, read
+from digest.bounces.reports import DELIVERY_HEADER, KINDS, Bounce, Kind, Report, judged, read
 
-__all__ = ["DELIVERY_HEADER", "HARD_REASONS", "KINDS", "Bounce", "Kind", "Report", "classify", "read", "status_code"]
+__all__ = [
+    "DELIVERY_HEADER",
+    "HARD_REASONS",
+    "KINDS",
+    "Bounce",
+    "Kind",
+    "Report",
+    "classify",
+    "judged",
+    "read",
+    "status_code",
+]

@@ -14,8 +14,9 @@ overrides a 5.1.x code that some servers give to everything. Pure.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, Literal
 
+Verdict = Literal["hard", "soft"]
 HARD_REASONS: Final = ("user-unknown", "no-domain", "disabled", "moved")
 
 # Checked in this order; the first that matches names the reason. Non-hard wordings come first:
@@ -161,7 +162,9 @@ def status_code(text: str) -> str | None:
     return ".".join(found.groups()) if found else None
 
 
-def classify(status: str | None, diagnostic: str, *, failed: bool = True, after_data: bool = False) -> tuple[str, str]:
+def classify(
+    status: str | None, diagnostic: str, *, failed: bool = True, after_data: bool = False
+) -> tuple[Verdict, str]:
     """(kind, reason) for one recipient: kind ``hard`` or ``soft``; reason a short word.
 
     ``status`` is the DSN's Status field (or None); ``diagnostic`` its Diagnostic-Code
@@ -194,7 +197,6 @@ def classify(status: str | None, diagnostic: str, *, failed: bool = True, after_
             return "hard", hard or by_code or "user-unknown"
     if soft is not None:
         return "soft", soft
-    detail = (status or "").partition(".")[2]
     return "soft", _SOFT_CODES.get(detail) or hard or "unknown"
 
 

@@ -16,14 +16,15 @@ import base64
 import binascii
 import hashlib
 import hmac
+from dataclasses import replace
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from digest.bounces.classify import classify, status_code
-from digest.bounces.reports import Bounce, Report
+from digest.bounces.classify import status_code
+from digest.bounces.reports import Bounce, Report, judged
 
 _POSTMARK_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated"}
 _POSTMARK_COMPLAINT = {"SpamComplaint", "SpamNotification"}
@@ -65,10 +66,10 @@ def sendgrid_reports(events: Any) -> list[Report]:
             found.append(Report("complaint", (Bounce(address, "complaint", None, "spam", "spamreport"),), ids))
         elif kind in ("bounce", "dropped", "deferred"):
             said = " ".join(filter(None, (_text(event.get("status")), _text(event.get("reason")))))
-            verdict, reason = classify(status_code(said), said or kind, failed=kind != "deferred")
+            bounce = judged(address, said or kind, status_code(said), diagnostic=said, failed=kind != "deferred")
             if kind == "bounce" and _text(event.get("type")) == "blocked":
-                verdict = "soft"  # SendGrid's "blocked": the receiving server refused the sender, not the address
-            found.append(Report(verdict, (Bounce(address, verdict, status_code(said), reason, said),), ids))  # type: ignore[arg-type]
+                bounce = replace(bounce, kind="soft")  # SendGrid's "blocked": the server refused the sender
+            found.append(Report(bounce.kind, (bounce,), ids))
     return found
 
 
@@ -91,11 +92,10 @@ def mailgun_reports(payload: Any) -> list[Report]:
     said = " ".join(
         _text(status.get(k)) for k in ("code", "enhanced-code", "message", "description") if status.get(k)
     ) or _text(data.get("reason"))
-    permanent = _text(data.get("severity")) == "permanent"
-    verdict, reason = classify(status_code(said), said or "failed", failed=True)
-    if not permanent:
-        verdict = "soft"
-    return [Report(verdict, (Bounce(address, verdict, status_code(said), reason, said),), ids)]  # type: ignore[arg-type]
+    bounce = judged(address, said or "failed", status_code(said), diagnostic=said)
+    if _text(data.get("severity")) != "permanent":
+        bounce = replace(bounce, kind="soft")
+    return [Report(bounce.kind, (bounce,), ids)]
 
 
 def postmark_reports(record: Any) -> list[Report]:
@@ -111,12 +111,12 @@ def postmark_reports(record: Any) -> list[Report]:
     if kind in _POSTMARK_AUTO:
         return [Report("auto-reply", note="an automatic reply")]
     said = " ".join(filter(None, (_text(record.get("Details")), _text(record.get("Description")))))
-    verdict, reason = classify(status_code(said), said or kind)
+    bounce = judged(address, said or kind, status_code(said), diagnostic=said)
     if kind not in _POSTMARK_HARD:
-        verdict = "soft"  # Postmark says the address is fine (a soft bounce, a block, a DNS error...)
-    elif reason == "unknown":
-        verdict, reason = "hard", "user-unknown"  # no words to weigh: Postmark's HardBounce is an address it lost
-    return [Report(verdict, (Bounce(address, verdict, status_code(said), reason, said),))]  # type: ignore[arg-type]
+        bounce = replace(bounce, kind="soft")  # Postmark says the address is fine (a soft bounce, a block, …)
+    elif bounce.reason == "unknown":  # no words to weigh: Postmark's HardBounce is an address it lost
+        bounce = replace(bounce, kind="hard", reason="user-unknown")
+    return [Report(bounce.kind, (bounce,))]
 
 
 def _text(value: Any) -> str:

@@ -98,6 +98,21 @@ class Report:
         return self.bounces[0].reason if self.bounces else None
 
 
+def judged(
+    recipient: str | None,
+    said: str,
+    status: str | None,
+    *,
+    diagnostic: str | None = None,
+    failed: bool = True,
+    after_data: bool = False,
+) -> Bounce:
+    """One recipient's verdict on what was said of it (``classify``), with ``status`` as reported and
+    ``diagnostic`` kept for the record (``said`` unless given)."""
+    kind, reason = classify(status, said, failed=failed, after_data=after_data)
+    return Bounce(recipient or None, kind, status, reason, said if diagnostic is None else diagnostic)
+
+
 def read(raw: bytes) -> Report:
     """The report one message makes; never raises: what cannot be read is ``unknown``, with a note."""
     try:
@@ -179,8 +194,8 @@ def _dsn(message: Message, blocks: list[Message]) -> list[Bounce]:
         status = status_code(block.get("status", ""))
         diagnostic = _after_type(block.get("diagnostic-code", ""))
         said = diagnostic if len(diagnostic) > 12 else f"{diagnostic} {near}"
-        kind, reason = classify(status, said, failed=action != "delayed", after_data=said_after_data(near))
-        found.append(Bounce(recipient or None, kind, status, reason, said.strip()[:500]))  # type: ignore[arg-type]
+        failed, content = action != "delayed", said_after_data(near)
+        found.append(judged(recipient, said, status, diagnostic=said.strip()[:500], failed=failed, after_data=content))
     return found
 
 
@@ -213,8 +228,7 @@ def _in_words(message: Message) -> list[Bounce]:
         said = _near(words, recipient, [r for r in recipients if r != recipient]) if recipient else words
         if not said.strip():
             continue
-        kind, reason = classify(status_code(said), said)
-        found.append(Bounce(recipient or None, kind, status_code(said), reason, " ".join(said.split())[:500]))  # type: ignore[arg-type]
+        found.append(judged(recipient, said, status_code(said), diagnostic=" ".join(said.split())[:500]))
     return found
 
 

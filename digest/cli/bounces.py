@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from digest import pipeline
@@ -28,18 +28,19 @@ def bounces_command(args: argparse.Namespace, settings: Settings) -> int:
             "say where bounces are: digest bounces MAILDIR|MBOX|imap|-, or set [bounces] source in the config"
         )
     now = datetime.now(UTC)
-    box = open_mailbox(source, settings.bounces, stdin=sys.stdin.buffer if source == STDIN else None)
+    stdin = sys.stdin.buffer if source == STDIN else None
     kinds: Counter[str] = Counter()
     actions: list[str] = []
-    with Interrupt() as stop, Store.open(settings.database.path) as store:
-        try:
-            read = pipeline.read_mailbox(store, box, settings, now=now, dry_run=args.dry_run, stop=stop.is_set)
-            for outcome in read:
-                kinds[outcome.kind] += 1
-                actions += outcome.actions
-                _say(outcome, json=args.json, dry_run=args.dry_run)
-        finally:
-            box.close()
+    with (
+        open_mailbox(source, settings.bounces, stdin=stdin) as box,
+        Interrupt() as stop,
+        Store.open(settings.database.path) as store,
+    ):
+        read = pipeline.read_mailbox(store, box, settings, now=now, dry_run=args.dry_run, stop=stop.is_set)
+        for outcome in read:
+            kinds[outcome.kind] += 1
+            actions += outcome.actions
+            _say(outcome, json=args.json, dry_run=args.dry_run)
     if not args.json:
         _summary(box.name, kinds, actions, dry_run=args.dry_run, stopped=stop.is_set())
     return stop.exit_code if stop.is_set() else 0
@@ -85,8 +86,8 @@ def _whose(match: pipeline.BounceMatch | None) -> str:
 def _summary(name: str, kinds: Counter[str], actions: list[str], *, dry_run: bool, stopped: bool) -> None:
     read = sum(kinds.values())
     counts = ", ".join(f"{kinds[k]} {k}" for k in KINDS if kinds[k])
-    suspended = sum(a.startswith("suspended email") for a in actions)
-    unsubscribed = sum(a.startswith("unsubscribed") for a in actions)
+    suspended = sum(a.startswith(pipeline.SUSPENDED_ACTION) for a in actions)
+    unsubscribed = sum(a.startswith(pipeline.UNSUBSCRIBED_ACTION) for a in actions)
     print(f"read {plural(read, 'message')} from {name}" + (f": {counts}" if counts else ""))
     if dry_run:
         print("dry run: nothing recorded, suspended or moved")
@@ -100,7 +101,7 @@ def _summary(name: str, kinds: Counter[str], actions: list[str], *, dry_run: boo
 def bounced_command(args: argparse.Namespace, settings: Settings) -> int:
     """``digest deliveries --bounced``: the bounces and complaints recorded, newest first."""
     with Store.open(settings.database.path) as store:
-        rows = store.bounces.recent(since=datetime.now(UTC) - timedelta(days=36500), limit=args.limit or 10**9)
+        rows = store.bounces.newest(limit=args.limit or None)
     if args.json:
         for row in rows:
             show.json_line(bounce_json(row))

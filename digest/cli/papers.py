@@ -159,20 +159,18 @@ def _rates(status: pipeline.Status) -> None:
         f"email:       {plural(rates.sent, 'message')} sent in {days} days; bounces {rates.bounce_rate:.2%}, "
         f"complaints {rates.complaint_rate:.2%}"
     )
-    complaints = pipeline.rate_level(rates.complaint_rate, warn=pipeline.COMPLAINT_WARN, error=pipeline.COMPLAINT_ERROR)
-    bounces = pipeline.rate_level(rates.bounce_rate, warn=pipeline.BOUNCE_WARN, error=pipeline.BOUNCE_ERROR)
+    bounces, complaints = pipeline.rate_levels(rates)
     say = {"warning": show.warn, "error": show.error}
-    if complaints in say:
-        limit = pipeline.COMPLAINT_ERROR if complaints == "error" else pipeline.COMPLAINT_WARN
-        say[complaints](
-            f"complaint rate {rates.complaint_rate:.2%} is at or over {limit:.1%} "
+    if complaints.level in say:
+        say[complaints.level](
+            f"complaint rate {rates.complaint_rate:.2%} is at or over {complaints.threshold:.1%} "
             f"({rates.complaints} of {rates.sent:,}): Gmail and Yahoo send bulk mail over 0.3% to spam; "
             "check what readers get and who is subscribed"
         )
-    if bounces in say:
-        limit = pipeline.BOUNCE_ERROR if bounces == "error" else pipeline.BOUNCE_WARN
-        say[bounces](
-            f"bounce rate {rates.bounce_rate:.2%} is at or over {limit:.0%} ({rates.bounced} of {rates.sent:,}): "
+    if bounces.level in say:
+        say[bounces.level](
+            f"bounce rate {rates.bounce_rate:.2%} is at or over {bounces.threshold:.0%} "
+            f"({rates.bounced} of {rates.sent:,}): "
             "run 'digest bounces' so dead addresses stop being mailed"
         )
 
@@ -226,14 +224,13 @@ def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rates_json(rates: Rates) -> dict[str, Any]:
+    bounces, complaints = pipeline.rate_levels(rates)
     return {
         "sent": rates.sent,
         "bounced": rates.bounced,
         "complaints": rates.complaints,
         "bounce_rate": round(rates.bounce_rate, 5),
         "complaint_rate": round(rates.complaint_rate, 5),
-        "bounce_level": pipeline.rate_level(rates.bounce_rate, warn=pipeline.BOUNCE_WARN, error=pipeline.BOUNCE_ERROR),
-        "complaint_level": pipeline.rate_level(
-            rates.complaint_rate, warn=pipeline.COMPLAINT_WARN, error=pipeline.COMPLAINT_ERROR
-        ),
+        "bounce_level": bounces.level,
+        "complaint_level": complaints.level,
     }

@@ -75,7 +75,7 @@ def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
 
     def state(row: Subscriber, profile: Profile) -> str:
         """The subscriber's status; ``bounced`` when they are active but their email is suspended."""
-        bounced = row.status == "active" and any(a in suspended for a in pipeline.email_addresses(profile))
+        bounced = row.status == "active" and bool(pipeline.suspended_addresses(profile, suspended))
         return "bounced" if bounced else row.status
 
     show.no_smtp_warning([p for row, p in profiles_ if row.status != "unsubscribed"], settings)

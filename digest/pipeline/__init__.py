@@ -30,12 +30,14 @@ from digest import lazy
 if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562), so a command pays only for its own
     from digest.pipeline.batch import ledger_channels
     from digest.pipeline.bounces import (
+        SUSPENDED_ACTION,
+        UNSUBSCRIBED_ACTION,
         BounceMatch,
         BounceOutcome,
         apply_reports,
-        email_addresses,
         lift_suspension,
         read_mailbox,
+        suspended_addresses,
     )
     from digest.pipeline.delivery import backoff, deliver, webhook_target
     from digest.pipeline.fetching import FetchOutcome, days_between, fetch_day, fetch_days, fetch_window
@@ -71,14 +73,10 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
     from digest.pipeline.retry import requeue
     from digest.pipeline.run import Hooks, run_daily, run_once
     from digest.pipeline.status import (
-        BOUNCE_ERROR,
-        BOUNCE_WARN,
-        COMPLAINT_ERROR,
-        COMPLAINT_WARN,
         RATE_DAYS,
         NextRun,
         Status,
-        rate_level,
+        rate_levels,
         status,
     )
     from digest.pipeline.subscribers import (
@@ -96,9 +94,11 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
 # Each name of the package, and the room that holds it.
 _ROOMS = {
     "BounceMatch": "bounces",
+    "SUSPENDED_ACTION": "bounces",
+    "UNSUBSCRIBED_ACTION": "bounces",
     "BounceOutcome": "bounces",
     "apply_reports": "bounces",
-    "email_addresses": "bounces",
+    "suspended_addresses": "bounces",
     "lift_suspension": "bounces",
     "read_mailbox": "bounces",
     "DumpWatcher": "intake",
@@ -140,12 +140,8 @@ _ROOMS = {
     "Pruned": "retention",
     "prune": "retention",
     "NextRun": "status",
-    "BOUNCE_ERROR": "status",
-    "BOUNCE_WARN": "status",
-    "COMPLAINT_ERROR": "status",
-    "COMPLAINT_WARN": "status",
     "RATE_DAYS": "status",
-    "rate_level": "status",
+    "rate_levels": "status",
     "Status": "status",
     "status": "status",
     "renderer": "ranking",
@@ -169,11 +165,9 @@ __getattr__ = lazy.loader(__name__, _ROOMS, globals())
 
 
 __all__ = [
-    "BOUNCE_ERROR",
-    "BOUNCE_WARN",
-    "COMPLAINT_ERROR",
-    "COMPLAINT_WARN",
     "RATE_DAYS",
+    "SUSPENDED_ACTION",
+    "UNSUBSCRIBED_ACTION",
     "BounceMatch",
     "BounceOutcome",
     "DumpWatcher",
@@ -198,7 +192,6 @@ __all__ = [
     "deliver_notice",
     "due_edition",
     "dump_files",
-    "email_addresses",
     "expand",
     "fetch_day",
     "fetch_days",
@@ -218,7 +211,7 @@ __all__ = [
     "preview",
     "prune",
     "rank_for",
-    "rate_level",
+    "rate_levels",
     "read_mailbox",
     "renderer",
     "requeue",
@@ -229,6 +222,7 @@ __all__ = [
     "status",
     "stored_profile",
     "subscribe",
+    "suspended_addresses",
     "sync_subscribers",
     "vote",
     "vote_weights",

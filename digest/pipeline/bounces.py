@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from digest import bounces as reading
 from digest import links
-from digest.bounces import Bounce, Report, classify, status_code
+from digest.bounces import Bounce, Report, judged, status_code
 from digest.config import Settings
 from digest.mailboxes import Mailbox
 from digest.models import Delivery, Profile
@@ -30,6 +30,8 @@ from digest.pipeline.subscribers import stored_profile
 from digest.store import BounceRecord, Bounces, Store, Subscribers
 
 COMPLAINT = "complaint"  # who unsubscribed a reader whose mail they reported as spam
+SUSPENDED_ACTION = "suspended email to"  # how an action that stopped email to an address begins
+UNSUBSCRIBED_ACTION = "unsubscribed"  # how an action that unsubscribed a reader begins
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,11 @@ class BounceOutcome:
     @property
     def kind(self) -> str:
         return self.report.kind
+
+    @property
+    def changes(self) -> list[str]:
+        """The actions that changed who is mailed (a suspension, an unsubscribe): what the daemon logs."""
+        return [a for a in self.actions if a.startswith((SUSPENDED_ACTION, UNSUBSCRIBED_ACTION))]
 
 
 def apply_reports(
@@ -111,18 +118,18 @@ def refused(bounces: Bounces, subscribers: Subscribers, rows: list[tuple[Deliver
     like a hard bounce; any other refusal is recorded as soft. The actions taken."""
     actions: list[str] = []
     for delivery, code, text in rows:
-        kind, reason = classify(status_code(text), f"{code} {text}")
-        bounce = Bounce(delivery.target, kind, status_code(text), reason, f"{code} {text}")  # type: ignore[arg-type]
+        bounce = judged(delivery.target, f"{code} {text}", status_code(text))
         match = BounceMatch(delivery.id, delivery.subscriber, delivery.target)
         done = _act(bounces, subscribers, bounce, match, settings, now=now, source="smtp")
-        actions.append(f"{delivery.target} refused ({kind}, {reason}): {'; '.join(done) or 'recorded'}")
+        actions.append(f"{delivery.target} refused ({bounce.kind}, {bounce.reason}): {'; '.join(done) or 'recorded'}")
     return actions
 
 
-def email_addresses(profile: Profile) -> list[str]:
-    """Every address a profile's email goes to (its email, and any email channel's own)."""
+def suspended_addresses(profile: Profile, suspended: set[str]) -> list[str]:
+    """The addresses a profile's email goes to (its email, and any email channel's own) that are in
+    ``suspended`` (``Bounces.suspended``): not mailed, because they bounced."""
     found = [channel.address or profile.email for channel in profile.delivery if channel.kind == "email"]
-    return sorted({a.lower() for a in found if a})
+    return sorted({a.lower() for a in found if a} & suspended)
 
 
 def lift_suspension(bounces: Bounces, subscribers: Subscribers, name: str) -> list[str]:
@@ -130,7 +137,7 @@ def lift_suspension(bounces: Bounces, subscribers: Subscribers, name: str) -> li
     found = subscribers.get(name)
     if found is None:
         return []
-    addresses = [a for a in email_addresses(stored_profile(found)) if a in bounces.suspended()]
+    addresses = suspended_addresses(stored_profile(found), bounces.suspended())
     bounces.lift(addresses)
     return addresses
 
@@ -192,7 +199,7 @@ def _act(
 def _suspend(bounces: Bounces, address: str, match: BounceMatch, *, kind: str, reason: str, now: datetime) -> list[str]:
     if not bounces.suspend(address, subscriber=match.subscriber, kind=kind, reason=reason, at=now):
         return ["suspended already"]
-    return [f"suspended email to {address}"]
+    return [f"{SUSPENDED_ACTION} {address}"]
 
 
 def _complained(subscribers: Subscribers, match: BounceMatch, *, now: datetime) -> list[str]:
@@ -200,7 +207,7 @@ def _complained(subscribers: Subscribers, match: BounceMatch, *, now: datetime) 
         return []
     if not subscribers.set_status(match.subscriber, "unsubscribed", at=now, by=COMPLAINT):
         return []
-    return [f"unsubscribed {match.subscriber}"]
+    return [f"{UNSUBSCRIBED_ACTION} {match.subscriber}"]
 
 
 def _bracketed(message_ids: Iterable[str]) -> list[str]:

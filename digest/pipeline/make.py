@@ -101,7 +101,7 @@ def _batches(
     store: Store, settings: Settings, *, now: datetime, names: set[str] | None, report: SendReport
 ) -> tuple[list[Batch], dict[datetime, list[Paper]]]:
     """The due subscribers, grouped by the window of papers their edition draws from, ``batch_size`` a batch;
-    and each window's papers, as read to plan them. A subscriber whose every channel is an email to a
+    and each window's papers, as read to plan them. A due subscriber whose every channel is an email to a
     suspended address (it bounced) is not made (``report.suspended``)."""
     latest = store.digests.latest()
     suspended = frozenset(store.bounces.suspended())
@@ -110,12 +110,11 @@ def _batches(
         if names is not None and subscriber.name not in names:
             continue
         profile = stored_profile(subscriber)
-        if suspended and not ledger_channels(profile, settings, suspended=suspended):
-            report.suspended.append(profile.name)
-            continue
         mine = latest.get(profile.name)
         fire = due_edition(subscriber, profile, now=now, latest=mine)
-        if fire is not None:
+        if fire is not None and suspended and not ledger_channels(profile, settings, suspended=suspended):
+            report.suspended.append(profile.name)  # due, but every channel of theirs is an address that bounced
+        elif fire is not None:
             since = window_start(profile, fire, mine[0] if mine else None, history_days=settings.retention.history_days)
             windows.setdefault(since, []).append(Member(profile, fire))
     batches: list[Batch] = []

@@ -40,7 +40,7 @@ def corpus(store: Store, extra: Sequence[Paper] = (), *, settings: Settings, now
     unknown = [p for p in extra if p.id not in cached]
     if not unknown:
         return cached
-    return rank.Corpus([*store.papers.archive(floor, titles=titles), *unknown])
+    return rank.Corpus([*cached.papers, *unknown])  # the cached space's papers: the archive is not read again
 
 
 def weights(settings: Settings) -> rank.Weights:

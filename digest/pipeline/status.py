@@ -50,9 +50,24 @@ class Status:
         return round((self.now - last.ingested_at).total_seconds()) if last else None
 
 
-def rate_level(rate: float, *, warn: float, error: float) -> str:
-    """``ok``, ``warning`` or ``error`` for a rate against its thresholds."""
-    return "error" if rate >= error else "warning" if rate >= warn else "ok"
+class Level(NamedTuple):
+    """A rate against its thresholds: ``ok``, ``warning`` or ``error``, and the threshold it is at or over."""
+
+    level: str
+    threshold: float
+
+
+def rate_levels(rates: Rates) -> tuple[Level, Level]:
+    """The bounce rate's level, then the complaint rate's."""
+    return _level(rates.bounce_rate, BOUNCE_WARN, BOUNCE_ERROR), _level(
+        rates.complaint_rate, COMPLAINT_WARN, COMPLAINT_ERROR
+    )
+
+
+def _level(rate: float, warn: float, error: float) -> Level:
+    if rate >= error:
+        return Level("error", error)
+    return Level("warning", warn) if rate >= warn else Level("ok", 0.0)
 
 
 def status(store: Store, *, now: datetime, brief: bool = False) -> Status:

@@ -113,6 +113,11 @@ class Corpus:
     def __contains__(self, paper_id: object) -> bool:
         return paper_id in self._ids
 
+    @property
+    def papers(self) -> Sequence[Paper]:
+        """The archive's papers, in the order of its rows."""
+        return self._papers
+
     def idf(self, phrase: str) -> float:
         """The phrase's rarity: the idf of its rarest word (unknown words count as rarest)."""
         words = [w for w in phrase.split() if w not in stop_words()] or phrase.split()

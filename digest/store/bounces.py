@@ -9,6 +9,8 @@ from datetime import datetime
 from digest.store.db import Part
 
 SUSPENDED = "suspended: the address bounced"  # the error of an email delivery a suspension stopped
+# A delivery, whose it is and where it went: the start of each lookup that matches a bounce to its delivery.
+_WHOSE = "SELECT d.id, g.subscriber, d.target FROM deliveries d JOIN digests g ON g.id = d.digest"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +110,12 @@ class Bounces(Part):
         rows = self._conn.execute("SELECT address, subscriber, since, kind, reason FROM suspensions ORDER BY since")
         return [Suspension(*row) for row in rows]
 
-    def recent(self, *, since: datetime, limit: int = 1000) -> list[BounceRecord]:
+    def newest(self, *, limit: int | None = None) -> list[BounceRecord]:
+        """The bounces and complaints recorded, newest first (at most ``limit``)."""
         rows = self._conn.execute(
             "SELECT at, source, kind, address, subscriber, delivery, status, reason, diagnostic FROM bounces"
-            " WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
-            (since.isoformat(timespec="seconds"), limit),
+            " ORDER BY at DESC, id DESC LIMIT ?",
+            (-1 if limit is None else limit,),  # SQLite: a negative LIMIT is none
         )
         return [BounceRecord(*row) for row in rows]
 
@@ -134,8 +137,7 @@ class Bounces(Part):
         """(delivery, subscriber, target) of the email delivery that carried one of these Message-IDs."""
         for message_id in message_ids:
             row = self._conn.execute(
-                "SELECT d.id, g.subscriber, d.target FROM deliveries d JOIN digests g ON g.id = d.digest"
-                " WHERE d.message_id = ? AND d.kind IN ('email', 'outbox') ORDER BY d.id DESC LIMIT 1",
+                _WHOSE + " WHERE d.message_id = ? AND d.kind IN ('email', 'outbox') ORDER BY d.id DESC LIMIT 1",
                 (message_id,),
             ).fetchone()
             if row is not None:
@@ -144,11 +146,7 @@ class Bounces(Part):
 
     def delivery(self, delivery_id: int) -> tuple[int, str, str | None] | None:
         """(delivery, subscriber, target) of this email delivery, if it is still kept."""
-        row = self._conn.execute(
-            "SELECT d.id, g.subscriber, d.target FROM deliveries d JOIN digests g ON g.id = d.digest"
-            " WHERE d.id = ? AND d.kind = 'email'",
-            (delivery_id,),
-        ).fetchone()
+        row = self._conn.execute(_WHOSE + " WHERE d.id = ? AND d.kind = 'email'", (delivery_id,)).fetchone()
         return (int(row[0]), str(row[1]), row[2]) if row is not None else None
 
     def last_delivery_to(self, address: str) -> tuple[int, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 
 from digest.store.db import Part
@@ -55,25 +56,24 @@ class Signups(Part):
 
     def get(self, signup_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
         """A pending sign-up's (email, profile text), if it exists, is unconfirmed and is younger than ``valid``."""
-        row = self._conn.execute(
-            "SELECT email, profile, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL"
-            " AND subscriber IS NULL AND purpose = 'signup'",
-            (signup_id,),
-        ).fetchone()
-        if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
-            return None
-        return row["email"], row["profile"]
+        row = self._pending(signup_id, "purpose = 'signup' AND subscriber IS NULL", now=now, valid=valid)
+        return (row["email"], row["profile"]) if row is not None else None
 
     def resume_request(self, request_id: str, *, now: datetime, valid: timedelta) -> tuple[str, str] | None:
         """A pending request to mail a suspended address again: (email, subscriber), if it is younger than ``valid``."""
-        row = self._conn.execute(
-            "SELECT email, subscriber, created_at FROM signups WHERE id = ? AND confirmed_at IS NULL"
-            " AND purpose = 'resume' AND subscriber IS NOT NULL",
+        row = self._pending(request_id, "purpose = 'resume' AND subscriber IS NOT NULL", now=now, valid=valid)
+        return (row["email"], row["subscriber"]) if row is not None else None
+
+    def _pending(self, request_id: str, which: str, *, now: datetime, valid: timedelta) -> sqlite3.Row | None:
+        """The unconfirmed request ``request_id`` that matches ``which`` (a fixed condition) and is younger
+        than ``valid``."""
+        row: sqlite3.Row | None = self._conn.execute(
+            "SELECT * FROM signups WHERE id = ? AND confirmed_at IS NULL AND " + which,  # noqa: S608 - fixed strings
             (request_id,),
         ).fetchone()
         if row is None or now - datetime.fromisoformat(row["created_at"]) > valid:
             return None
-        return row["email"], row["subscriber"]
+        return row
 
     def resume_pending(self, subscriber: str, *, since: datetime) -> bool:
         """Whether this subscriber asked for a resume link after ``since`` (one a day is enough)."""

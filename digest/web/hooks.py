@@ -102,11 +102,9 @@ def _applied(site: Site, source: str, body: bytes, read: Callable[[object], list
             now=site.clock(), source=source,
         )
     )  # fmt: skip
-    actions = [action for outcome in outcomes for action in outcome.actions]
-    for action in actions:
-        if action.startswith(("suspended email", "unsubscribed")):
-            log.info("%s webhook: %s", source, action)
-    return JSONResponse({"read": len(outcomes), "actions": actions})
+    for change in (change for outcome in outcomes for change in outcome.changes):
+        log.info("%s webhook: %s", source, change)
+    return JSONResponse({"read": len(outcomes), "actions": [a for outcome in outcomes for a in outcome.actions]})
 
 
 def _json(body: bytes) -> object | None:

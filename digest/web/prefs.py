@@ -65,8 +65,7 @@ def preferences(site: Site, call: Call) -> Response:
 
 def suspended_addresses(site: Site, subscriber: Subscriber) -> list[str]:
     """The reader's email addresses that are not mailed because they bounced."""
-    suspended = site.bounces.suspended()
-    return [a for a in pipeline.email_addresses(pipeline.stored_profile(subscriber)) if a in suspended]
+    return pipeline.suspended_addresses(pipeline.stored_profile(subscriber), site.bounces.suspended())
 
 
 def _email_again(site: Site, subscriber: Subscriber) -> Response:
