@@ -15,15 +15,15 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from digest.errors import ConfigError
+from digest.renamed import ENV_PREFIX, RENAMED, WithoutRenamed, env_name, rename
 
 DEFAULT_FILE = Path("digest.toml")
-ENV_PREFIX = "DIGEST_"
 
 
 class _Section(BaseModel):
@@ -31,9 +31,39 @@ class _Section(BaseModel):
 
 
 class DatabaseSettings(_Section):
-    """Where the SQLite state lives."""
+    """Where the state lives: a SQLite file, or (``url``, which wins) ``sqlite:///PATH`` or
+    ``postgresql://user@host:5432/dbname``; its password only from the environment, and never shown."""
 
     path: Path = Path("var/digest.sqlite3")
+    url: SecretStr = SecretStr("")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: SecretStr) -> SecretStr:
+        value = url.get_secret_value()
+        if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://, e.g. postgresql://digest@db:5432/digest")
+        return url
+
+    @property
+    def location(self) -> Path | str:
+        """The SQLite file (a ``Path``) or the PostgreSQL URL (a ``str``) the store opens."""
+        value = self.url.get_secret_value()
+        if value.startswith("sqlite:///"):
+            return Path(value.removeprefix("sqlite:///"))
+        return value or self.path
+
+    @property
+    def shown(self) -> str:
+        """The database as a line may name it: the file, or the URL without its password."""
+        return str(self.location) if isinstance(self.location, Path) else without_password(self.location)
+
+
+def without_password(url: str) -> str:
+    """A database URL as it may be printed (``postgresql://app@db:5432/digest``): no password, no options."""
+    parts = urlsplit(url)
+    netloc = parts.netloc if parts.password is None else parts.netloc.replace(f":{parts.password}@", "@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class IngestSettings(_Section):
@@ -79,21 +109,6 @@ class MakeSettings(_Section):
 
     workers: int = Field(default=0, ge=0, le=64)  # processes ranking, rendering and freezing; 0: one per core
     batch_size: int = Field(default=1000, ge=1, le=100_000)  # subscribers ranked and stored together
-
-
-# Keys that were renamed or moved: (the key now, the factor that turns an old value into the new unit).
-# An old config still works, and the run says once what the key is called now.
-RENAMED: dict[str, tuple[str, float]] = {
-    "render.workers": ("make.workers", 1),
-    "render.batch_size": ("make.batch_size", 1),
-    "schedule.poll_seconds": ("schedule.poll_s", 1),
-    "schedule.misfire_grace_hours": ("schedule.misfire_grace_s", 3600),
-    "smtp.timeout": ("smtp.timeout_s", 1),
-    "delivery.backoff_seconds": ("delivery.backoff_s", 1),
-    "delivery.backoff_max_seconds": ("delivery.backoff_max_s", 1),
-    "delivery.http_connect_timeout": ("delivery.http_connect_timeout_s", 1),
-    "delivery.http_read_timeout": ("delivery.http_read_timeout_s", 1),
-}
 
 
 class ScheduleSettings(_Section):
@@ -236,31 +251,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file's values arrive as init arguments; the environment wins over them.
-        return (_WithoutRenamed(settings_cls, env_settings), init_settings)
-
-
-class _WithoutRenamed(PydanticBaseSettingsSource):
-    """The environment's values, but for old names (``RENAMED``): ``load`` hands those on under the new."""
-
-    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
-        super().__init__(settings_cls)
-        self._inner = inner
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return self._inner.get_field_value(field, field_name)
-
-    def __call__(self) -> dict[str, Any]:
-        values = self._inner()
-        for old in RENAMED:
-            section, name = old.split(".")
-            table = values.get(section)
-            if isinstance(table, dict):
-                table.pop(name, None)
-        return values
-
-
-def _env_name(loc: tuple[int | str, ...]) -> str:
-    return ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+        return (WithoutRenamed(settings_cls, env_settings), init_settings)
 
 
 def _describe(error: ValidationError, *, origin: str) -> str:
@@ -268,7 +259,7 @@ def _describe(error: ValidationError, *, origin: str) -> str:
     first = error.errors()[0]
     loc = tuple(first["loc"])
     key = ".".join(str(part) for part in loc)
-    env = _env_name(loc)
+    env = env_name(loc)
     where = f"environment variable {env}" if env in os.environ else f"{origin}: key '{key}'"
     if first["type"] == "extra_forbidden":
         guess = _closest(loc)
@@ -308,55 +299,20 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         else:
             section = _closest(parts[:1])
             guess = ".".join([section, *parts[1:2]]) if section else None
-        hint = f"did you mean {_env_name(tuple(guess.split('.')))}? " if guess else ""
+        hint = f"did you mean {env_name(tuple(guess.split('.')))}? " if guess else ""
         lines.append(f"environment variable {name}: names no setting; {hint}see config.example.toml")
     return lines
 
 
-def _key_text(key: str) -> str:
-    section, name = key.split(".")
-    return f"[{section}] {name}"
-
-
-def _renamed_note(old: str, new: str, factor: float, *, origin: str | None) -> str:
-    """One line for an old name still in use: in the file (``origin``), or (None) in the environment."""
-    unit = f", in seconds ({factor:g} times the old value)" if factor != 1 else ""
-    if origin is None:
-        was, now = _env_name(tuple(old.split("."))), _env_name(tuple(new.split(".")))
-        return f"environment variable {was} is now {now}{unit}; it still works, but rename it"
-    return f"{origin}: {_key_text(old)} is now {_key_text(new)}{unit}; it still works, but rename it"
-
-
-def _rename(data: dict[str, Any], environ: Mapping[str, str], *, origin: str, note: Callable[[str], None]) -> None:
-    """Old keys (``RENAMED``) in the file or the environment, moved to their new names in ``data``.
-
-    A value set under the new name too keeps the new one; an old environment variable still wins
-    over the file, as every variable does.
-    """
-    for old, (new, factor) in RENAMED.items():
-        (section, name), (new_section, new_name) = old.split("."), new.split(".")
-        table = data.get(section)
-        variable = _env_name((section, name))
-        found: list[tuple[object, str | None]] = []
-        if isinstance(table, dict) and name in table:
-            found.append((table.pop(name), origin))
-        if variable in environ and _env_name((new_section, new_name)) not in environ:
-            found.append((environ[variable], None))
-        for value, where in found:  # the environment's last: it wins
-            target = data.setdefault(new_section, {})
-            if isinstance(target, dict) and (where is None or new_name not in target):
-                target[new_name] = _scaled(value, factor)
-            note(_renamed_note(old, new, factor, origin=where))
-
-
-def _scaled(value: object, factor: float) -> object:
-    """An old value in the new unit (a value that is no number is left for validation to name)."""
-    if factor == 1:
-        return value
-    try:
-        return float(str(value)) * factor
-    except ValueError:
-        return value
+def _no_password_in(data: dict[str, Any], *, origin: str) -> None:
+    """A database URL in the file carries no password (it belongs in the environment)."""
+    table = data.get("database")
+    url = table.get("url") if isinstance(table, dict) else None
+    if isinstance(url, str) and urlsplit(url).password is not None:
+        raise ConfigError(
+            f"{origin}: key 'database.url': a password does not belong in the config file; remove it from the "
+            "URL and set PGPASSWORD, or give the whole URL in DIGEST_DATABASE__URL"
+        )
 
 
 def load(path: Path | None = None, *, note: Callable[[str], None] = lambda line: None) -> Settings:
@@ -391,7 +347,8 @@ def load(path: Path | None = None, *, note: Callable[[str], None] = lambda line:
                 f"{origin}: key '{section}.{key}': secrets do not belong in the config file; "
                 f"remove it and set the environment variable {variable}"
             )
-    _rename(data, os.environ, origin=origin, note=note)
+    _no_password_in(data, origin=origin)
+    rename(data, os.environ, origin=origin, note=note)
     if unknown := unknown_variables(os.environ):
         raise ConfigError(unknown[0] + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
     try:

@@ -71,7 +71,7 @@ def tick(
         made=lambda made: _log_made(log, made),
         progress=progress,
     )
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         if settings.bounces.source:  # before making: an address that bounced since is not mailed again
             result.bounces = read_bounces(store, settings, clock=clock, log=log, stop=stop)
         ready = watcher.ready(clock())
@@ -148,7 +148,7 @@ def fetch_missed(
     now = clock()
     today = now.astimezone(UTC).date()
     failed = 0
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         days = [
             day
             for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)

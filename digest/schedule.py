@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
-from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -46,19 +45,31 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import cadence, links, pipeline
-from digest.config import Settings
+from digest.config import Settings, without_password
 from digest.errors import BusyError, DigestError, StoreError
 from digest.events import Clock, EventLog, said_by, utc_now
 from digest.interrupts import Interrupt
 from digest.passes import Tick, fetch_missed, tick
-from digest.store import Store
+from digest.store import Location, Store
 
 # --- one daemon per database --------------------------------------------------------------
 
 
+RUN_LOCK = 0x6469_6765_7375  # the advisory lock a run holds on a PostgreSQL database
+
+
 @contextmanager
-def exclusive(database: Path) -> Iterator[None]:
-    """Hold ``DATABASE.lock`` for the whole run; a second holder gets a clear error."""
+def exclusive(database: Location) -> Iterator[None]:
+    """Hold ``DATABASE.lock`` (or, on PostgreSQL, an advisory lock) for the whole run; a second holder gets a
+    clear error."""
+    if isinstance(database, str):
+        with Store.server_lock(database, RUN_LOCK) as taken:
+            if not taken:
+                raise BusyError(
+                    f"{without_password(database)}: in use by a running digest; stop it first, or let it do the work"
+                )
+            yield
+        return
     path = database.with_name(database.name + ".lock")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +184,7 @@ class Daemon:
         return self._interrupted() if self.stopping.is_set() else code
 
     def _once(self, look_twice_after: float) -> int:
-        with exclusive(self.settings.database.path):
+        with exclusive(self.settings.database.location):
             fetch_failures = self.fetch() if self.settings.fetch.enabled else 0
             if self.watcher.ready(self.clock()) != self.watcher.files():
                 self.stopping.wait(look_twice_after)
@@ -187,7 +198,7 @@ class Daemon:
 
     def prune(self) -> None:
         """``[retention]``, once: what it dropped, as a ``pruned`` event (none when nothing was due)."""
-        with Store.open(self.settings.database.path) as store:
+        with Store.open(self.settings.database.location) as store:
             done = pipeline.prune(store, self.settings, now=self.clock())
         if done.anything:
             self.log(
@@ -222,7 +233,7 @@ class Daemon:
     def wake_at_next(self) -> None:
         """One job, ``wake``, at the earliest next firing of any subscriber: ``cadence`` alone decides when
         an edition is due (the pass it starts makes whatever is due, as the poll does)."""
-        with Store.open(self.settings.database.path) as store:  # the unsubscribed are left out
+        with Store.open(self.settings.database.location) as store:  # the unsubscribed are left out
             profiles = [pipeline.stored_profile(s) for s in store.subscribers.all()]  # parse is cached by text
         with suppress(JobLookupError):  # before the scheduler starts, replace_existing would not replace it
             self.scheduler.remove_job("wake")
@@ -263,9 +274,12 @@ class Daemon:
             self.log("error", error=f"unexpected {type(e).__name__}: {e}")
 
     def forever(self) -> int:
-        with self.interrupt, exclusive(self.settings.database.path):
+        with self.interrupt, exclusive(self.settings.database.location):
             self.log(
-                "started", database=str(self.settings.database.path), dumps=str(self.watcher.folder), pid=os.getpid()
+                "started",
+                database=str(self.settings.database.location),
+                dumps=str(self.watcher.folder),
+                pid=os.getpid(),
             )
             if self.settings.smtp.host and (problem := links.no_one_click(self.settings.delivery)):
                 self.log("warning", detail=problem)
@@ -313,7 +327,7 @@ class Daemon:
     def _interrupted(self) -> int:
         """The last line of an interrupted run (what went out, what waits), and its exit code."""
         sent = len(self._last.report.sent) if self._last else 0
-        with Store.open(self.settings.database.path) as store:
+        with Store.open(self.settings.database.location) as store:
             waiting = len(store.ledger.due(self.clock()))
         said = f"interrupted: {sent} sent, {waiting} wait for the next send"
         self.log("stopped", signal=self.interrupt.name, detail=said)

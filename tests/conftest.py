@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from digest.cli import main
+from digest.store import Location
+
+from .servers import PostgresServer, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DUMPS = ROOT / "examples" / "dumps"
@@ -59,3 +62,32 @@ def folder(workdir: Path) -> Path:
     target = workdir / "subscribers"
     shutil.copytree(ROOT / "examples" / "subscribers", target)
     return target
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for this test worker, started once (``servers.postgres_server``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    """Where a test's store lives, once on each database: a SQLite file, or a new empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "d.sqlite3"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create()
+
+
+@pytest.fixture
+def on_each_database(request: pytest.FixtureRequest, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test's commands once on the default SQLite file and once on a new PostgreSQL database
+    (``DIGEST_DATABASE__URL``); parametrise with ``ON_EACH_DATABASE``. Which one, by name."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        monkeypatch.setenv("DIGEST_DATABASE__URL", server.create())
+    return str(request.param)
+
+
+ON_EACH_DATABASE = pytest.mark.parametrize("on_each_database", ["sqlite", "postgresql"], indirect=True)

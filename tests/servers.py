@@ -1,5 +1,5 @@
-"""Real servers on 127.0.0.1 for delivery tests: aiosmtpd with scripted replies, an HTTP server, and Dovecot
-(IMAP over TLS) for the bounce mailbox."""
+"""Real servers on 127.0.0.1 for the tests: aiosmtpd with scripted replies, an HTTP server, Dovecot (IMAP over
+TLS) for the bounce mailbox, and a throwaway PostgreSQL cluster."""
 
 from __future__ import annotations
 
@@ -427,3 +427,81 @@ def _wait_for(port: int, process: Any, log: Path) -> None:
         except OSError:
             time.sleep(0.05)
     raise AssertionError("dovecot did not listen within 30 s")
+
+
+PG_PASSWORD_ROLE = "digest_pw"  # the one role that must give a password (the other roles are trusted on 127.0.0.1)
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own: ``url(name)`` names one of its databases, ``create()`` makes one."""
+
+    port: int
+    password: str = "s3cret-pg-test-password"
+    _made: list[str] = field(default_factory=list)
+
+    def url(self, database: str = "postgres", user: str = "digest") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def create(self) -> str:
+        """A new empty database, and its URL."""
+        import psycopg
+
+        name = f"t{os.getpid()}_{len(self._made)}_{time.monotonic_ns() % 10**9}"
+        with psycopg.connect(self.url(), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._made.append(name)
+        return self.url(name)
+
+
+def _pg_bin(name: str) -> str | None:
+    """A PostgreSQL program: on PATH, or where Debian's postgresql package puts it (not on PATH)."""
+    if found := shutil.which(name):
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    return str(versions[-1]) if versions else None
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL (``.ci/run`` installs it): ``initdb`` + ``pg_ctl`` in a temp folder, listening on
+    127.0.0.1 and a socket in that folder, stopped and removed after. Run as root, the cluster belongs to
+    ``nobody`` (PostgreSQL refuses root). Skipped only outside CI, where PostgreSQL may not be installed."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        if os.environ.get("CI"):
+            raise AssertionError("CI must run the PostgreSQL tests: .ci/run installs Debian's postgresql")
+        pytest.skip("needs PostgreSQL's initdb and pg_ctl (apt-get install postgresql)")
+    user = "nobody" if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="pg-"))
+    try:
+        root.chmod(0o755)
+        if user is not None:
+            owner = pwd.getpwnam(user)
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+        server = PostgresServer(port=free_port())
+        data = root / "data"
+        _as(user, [initdb, "-D", str(data), "-U", "digest", "-A", "trust", "-E", "UTF8", "--no-sync"], root)
+        hba = f"host all {PG_PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + (data / "pg_hba.conf").read_text()
+        (data / "pg_hba.conf").write_text(hba)
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        _as(user, [pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"], root)
+        try:
+            import psycopg
+
+            with psycopg.connect(server.url(), autocommit=True, connect_timeout=10) as conn:
+                conn.execute(f"CREATE ROLE {PG_PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{server.password}'")
+            yield server
+        finally:
+            _as(user, [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "-t", "60", "stop"], root, check=False)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _as(user: str | None, command: list[str], root: Path, *, check: bool = True) -> None:
+    done = subprocess.run(command, user=user, cwd=root, capture_output=True, text=True, timeout=120, check=False)
+    if check and done.returncode:
+        raise AssertionError(f"{' '.join(command[:1])} failed: {done.stdout}{done.stderr}")

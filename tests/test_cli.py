@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,14 +13,17 @@ import pytest
 import time_machine
 
 from digest import config
+from digest.store import Store
 
-from .conftest import DUMPS, ROOT, SEED_COUNTS, Result
+from .conftest import DUMPS, ON_EACH_DATABASE, ROOT, SEED_COUNTS, Result
 
 CLI = Callable[..., Result]
 PAPER_KEYS = [
     *("id", "title", "abstract", "authors_count", "organization", "published", "upvotes", "position"),
     *("authors", "comments", "github_repo", "github_stars", "project_page", "ai_summary"),
 ]
+
+pytestmark = [pytest.mark.usefixtures("on_each_database"), ON_EACH_DATABASE]
 
 
 @time_machine.travel("2026-11-23 12:00:00+00:00", tick=False)
@@ -66,12 +68,12 @@ def test_ingest_then_again_reports_new_then_nothing(cli: CLI) -> None:
         "003_7a5f3204ee6361bf.txt: cards, 2026-03-14: 75 papers, 63 new, 12 already seen",
     ]
     assert "total: 4 dumps ingested; 443 papers, 429 new, 14 already seen" in first.out
-    before = _table_counts(Path("var/digest.sqlite3"))
+    before = _table_counts()
     second = cli("ingest", DUMPS)
     assert second.code == 0
     assert second.out.count("nothing changed") == 4
     assert "0 papers, 0 new" in second.out
-    assert _table_counts(Path("var/digest.sqlite3")) == before == {"dumps": 4, "papers": 429, "sightings": 443}
+    assert _table_counts() == before == {"dumps": 4, "papers": 429, "sightings": 443}
 
 
 def test_ingest_json(cli: CLI) -> None:
@@ -146,17 +148,22 @@ def test_papers_and_status(cli: CLI) -> None:
     assert len(cli("papers", "--limit", "3").out.splitlines()) == 3
     status = json.loads(cli("status", "--json").out)
     assert (status["dumps"], status["papers"], status["sightings"]) == (4, 429, 443)
-    assert status["database"] == "var/digest.sqlite3"
+    assert status["database"] == config.load().database.shown  # var/digest.sqlite3, or the URL
     assert status["last_ingest"]["new"] == 63
     text = cli("status").out
     assert "papers:      429 distinct, 443 sightings" in text
 
 
 def test_config_flag_and_environment_choose_the_database(
-    cli: CLI, workdir: Path, monkeypatch: pytest.MonkeyPatch
+    cli: CLI, workdir: Path, monkeypatch: pytest.MonkeyPatch, on_each_database: str
 ) -> None:
     (workdir / "c.toml").write_text('[database]\npath = "from-file.sqlite3"\n')
     cli("ingest", DUMPS / "001_dc7b62520b3cf1f2.txt", "--config", workdir / "c.toml")
+    if on_each_database == "postgresql":  # DIGEST_DATABASE__URL wins over any path
+        assert not (workdir / "from-file.sqlite3").exists()
+        assert "56 papers" in cli("status", "-c", workdir / "c.toml").out
+        monkeypatch.delenv("DIGEST_DATABASE__URL")
+        cli("ingest", DUMPS / "001_dc7b62520b3cf1f2.txt", "--config", workdir / "c.toml")
     assert (workdir / "from-file.sqlite3").exists()
     monkeypatch.setenv("DIGEST_DATABASE__PATH", str(workdir / "from-env.sqlite3"))
     cli("-c", workdir / "c.toml", "ingest", DUMPS / "001_dc7b62520b3cf1f2.txt")
@@ -205,8 +212,9 @@ def test_help_and_version(cli: CLI) -> None:
     assert version.code == 0 and version.out.startswith("paper-digest ")
 
 
-def _table_counts(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as conn:
+def _table_counts() -> dict[str, int]:
+    with Store.open(config.load().database.location) as store:
+        conn = store.db.conn
         return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("dumps", "papers", "sightings")}
 
 

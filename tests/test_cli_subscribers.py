@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import DUMPS, ROOT, Result
+from .conftest import DUMPS, ON_EACH_DATABASE, ROOT, Result
 
 CLI = Callable[..., Result]
 EXAMPLES = ROOT / "examples" / "subscribers"
+
+pytestmark = [pytest.mark.usefixtures("on_each_database"), ON_EACH_DATABASE]
 
 
 def test_subscribe_stores_and_describes(cli: CLI, workdir: Path) -> None:

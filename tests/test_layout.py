@@ -39,7 +39,8 @@ ALLOWED: dict[str, set[str]] = {
     # the ground floor: plain values, errors, settings, shared text, signed links
     "digest.models": set(),
     "digest.errors": set(),
-    "digest.config": {"digest.errors"},
+    "digest.config": {"digest.errors", "digest.renamed"},
+    "digest.renamed": set(),
     "digest.text": set(),
     "digest.lazy": set(),
     "digest.addresses": set(),  # email-validator, in one place
@@ -106,6 +107,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     # store
     "digest.store": {
+        "digest.errors",
         "digest.store.db",
         "digest.store.digests",
         "digest.store.ledger",
@@ -117,6 +119,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store.signups",
         "digest.store.copies",
         "digest.store.bounces",
+        "digest.store.postgres",  # only when a postgresql:// URL is opened
     },
     "digest.store.schema": set(),
     "digest.store.copies": {"digest.errors", "digest.store.schema"},
@@ -134,6 +137,16 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.fetches": {"digest.models", "digest.store.db"},
     "digest.store.signups": {"digest.store.db"},
     "digest.store.bounces": {"digest.store.db"},
+    "digest.store.postgres": {
+        "digest.config",
+        "digest.errors",
+        "digest.store.db",
+        "digest.store.schema",
+        "digest.store.schema_postgres",
+        "digest.store.transfer",  # a snapshot as a SQLite file
+    },
+    "digest.store.schema_postgres": {"digest.store.schema"},
+    "digest.store.transfer": {"digest.errors", "digest.store.db"},
     "digest.init": {"digest.errors"},  # `digest init`
     # bounces: reading what comes back (pure), and the mailboxes it comes back to (Maildir, mbox, IMAP, stdin)
     "digest.bounces": {"digest.bounces.classify", "digest.bounces.reports"},
@@ -486,6 +499,7 @@ OWNERS = {
         "digest.store.signups",
         "digest.store.copies",
     },
+    "psycopg": {"digest.store.postgres"},  # PostgreSQL, when database.url names it
     "smtplib": {"digest.channels.email"},
     "imaplib": {"digest.mailboxes"},  # the bounce mailbox
     "mailbox": {"digest.mailboxes"},

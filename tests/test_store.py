@@ -1,4 +1,5 @@
-"""The store on a real SQLite file: seen-set, sightings, re-ingest, migrations, file mode."""
+"""The store on a real SQLite file and a real PostgreSQL database: seen-set, sightings, re-ingest, digests and
+their content; SQLite's own: migrations, file mode."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import digest
 from digest import ingest, render, store
 from digest.errors import StoreError
 from digest.models import Dump, Message, NewDelivery, Ranked, Reason, ReasonKind
-from digest.store import PreparedDigest, Store, prepare
+from digest.store import Location, PreparedDigest, Store, prepare
 from digest.store.digests import compress, decompress
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
@@ -27,8 +28,8 @@ def load(name: str) -> tuple[Dump, str]:
     return dump, raw.sha256
 
 
-def test_seeds_in_order_give_443_papers_429_new_14_seen(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "d.sqlite3") as db:
+def test_seeds_in_order_give_443_papers_429_new_14_seen(database: Location) -> None:
+    with Store.open(database) as db:
         results = []
         for name in sorted(SEED_COUNTS):
             dump, sha = load(name)
@@ -43,19 +44,18 @@ def test_seeds_in_order_give_443_papers_429_new_14_seen(tmp_path: Path) -> None:
         assert (status.dumps, status.papers, status.sightings) == (4, 429, 443)
 
 
-def test_same_bytes_again_is_a_no_op_across_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "d.sqlite3"
+def test_same_bytes_again_is_a_no_op_across_reopen(database: Location) -> None:
     dump, sha = load("002_de1b89f38ace8a1e.txt")
-    with Store.open(path) as db:
+    with Store.open(database) as db:
         first = db.papers.ingest(dump, sha256=sha, at=NOW)
-    with Store.open(path) as db:
+    with Store.open(database) as db:
         again = db.papers.ingest(dump, sha256=sha, at=datetime(2027, 1, 1, tzinfo=UTC))
         assert again.repeat and not first.repeat
         assert again.record == first.record
         assert db.papers.status().sightings == 86
 
 
-def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(tmp_path: Path) -> None:
+def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(database: Location) -> None:
     bare = ingest.parse(cards([Card("Shared Paper Title", None)]), source="a.txt", today=TODAY)
     rich = ingest.parse(
         cards(
@@ -72,7 +72,7 @@ def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(tmp_path: Path)
         source="b.txt",
         today=TODAY,
     )
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         assert db.papers.ingest(bare, sha256="a" * 64, at=NOW).record.new == 1
         second = db.papers.ingest(rich, sha256="b" * 64, at=NOW)
         assert (second.record.new, second.record.seen) == (0, 1)
@@ -82,21 +82,19 @@ def test_a_paper_seen_before_is_not_new_and_gains_missing_fields(tmp_path: Path)
     assert (row.paper.authors_count, row.sightings, row.first_dump) == (3, 2, "a.txt")
 
 
-def test_sightings_keep_position_and_upvotes(tmp_path: Path) -> None:
+def test_sightings_keep_position_and_upvotes(database: Location) -> None:
     dump, sha = load("001_dc7b62520b3cf1f2.txt")
-    path = tmp_path / "d.sqlite3"
-    with Store.open(path) as db:
+    with Store.open(database) as db:
         db.papers.ingest(dump, sha256=sha, at=NOW)
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
+        rows = db.db.conn.execute(
             "SELECT position, upvotes FROM sightings WHERE upvotes IS NOT NULL ORDER BY position"
         ).fetchall()
     positions = [p.position for p in dump.papers if p.upvotes is not None]
-    assert rows == [(positions[0], 1), (positions[1], 2)]
+    assert [tuple(row) for row in rows] == [(positions[0], 1), (positions[1], 2)]
 
 
-def test_papers_new_in_one_dump_and_find_dump_by_name_id_or_hash(tmp_path: Path) -> None:
-    with Store.open(tmp_path / "d.sqlite3") as db:
+def test_papers_new_in_one_dump_and_find_dump_by_name_id_or_hash(database: Location) -> None:
+    with Store.open(database) as db:
         for name in sorted(SEED_COUNTS):
             dump, sha = load(name)
             db.papers.ingest(dump, sha256=sha, at=NOW)
@@ -135,10 +133,10 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
         pass
 
 
-def test_a_failed_ingest_leaves_nothing_behind(tmp_path: Path) -> None:
+def test_a_failed_ingest_leaves_nothing_behind(database: Location) -> None:
     dump, sha = load("003_7a5f3204ee6361bf.txt")
     broken = Dump(source=dump.source, layout=dump.layout, page_date=dump.page_date, papers=(*dump.papers, None))  # type: ignore[arg-type]
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         with pytest.raises(AttributeError):
             db.papers.ingest(broken, sha256=sha, at=NOW)
         assert (db.papers.status().dumps, db.papers.status().papers) == (0, 0)
@@ -160,9 +158,9 @@ def test_version_1_database_migrates_keeping_its_data(tmp_path: Path) -> None:
         assert db.subscribers.all() == []
 
 
-def test_subscribers_and_digests(tmp_path: Path) -> None:
+def test_subscribers_and_digests(database: Location) -> None:
     dump, sha = load("003_7a5f3204ee6361bf.txt")
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         db.papers.ingest(dump, sha256=sha, at=NOW)
         assert db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "added"
         assert db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW) == "unchanged"
@@ -189,12 +187,12 @@ def test_subscribers_and_digests(tmp_path: Path) -> None:
         assert db.digests.digested("someone else") == set()
 
 
-def test_a_retry_is_never_due_before_its_time_even_within_the_second(tmp_path: Path) -> None:
+def test_a_retry_is_never_due_before_its_time_even_within_the_second(database: Location) -> None:
     """The ledger keeps whole seconds: a backoff of 0.4 s must not make the row due again at once (the same run
     tried it twice), so its time is rounded up, never down."""
     from datetime import timedelta
 
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
         delivery = NewDelivery("email:ada@example.org", "email", "ada@example.org", "<m@x>")
         db.digests.save([PreparedDigest("ada", "2026-11-23", [], deliveries=[delivery])], at=NOW)
@@ -204,14 +202,13 @@ def test_a_retry_is_never_due_before_its_time_even_within_the_second(tmp_path: P
         assert [d.id for d in db.ledger.due(NOW + timedelta(seconds=1))] == [row.id]
 
 
-def test_digest_content_is_stored_once_compressed_and_read_back_whole(tmp_path: Path) -> None:
+def test_digest_content_is_stored_once_compressed_and_read_back_whole(database: Location) -> None:
     dump, sha = load("003_7a5f3204ee6361bf.txt")
     html = "".join(
         f"<p style='margin: 0;color: #1f2937;'>{p.title} &#183; {p.abstract} — ok</p>\n" for p in dump.papers
     )
     message = Message("Your papers · Mon", "plain ▲ text\nline two  \nend\n", html.rstrip("\n"), "# Markdown ✓\n")
-    path = tmp_path / "d.sqlite3"
-    with Store.open(path) as db:
+    with Store.open(database) as db:
         db.papers.ingest(dump, sha256=sha, at=NOW)
         db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
         mime = render.mime_body(message)
@@ -226,14 +223,13 @@ def test_digest_content_is_stored_once_compressed_and_read_back_whole(tmp_path: 
         )
         assert mailed is not None and plain is not None and kept is not None
         stored = {i: db.digests.get(i) for i in (mailed, plain, kept)}
+        rows = {row[0]: bytes(row[1]) for row in db.db.conn.execute("SELECT digest, parts FROM bodies")}
+        old_columns = db.db.conn.execute("SELECT max(length(body_text || body_html)) FROM digests").fetchone()[0]
     assert (stored[mailed].mime, stored[plain].mime) == (mime, b"")
     for i, sent in ((mailed, message), (plain, message), (kept, crlf)):
         assert (stored[i].subject, stored[i].text, stored[i].html, stored[i].markdown) == (
             sent.subject, sent.text, sent.html, sent.markdown,
         )  # fmt: skip
-    with sqlite3.connect(path) as conn:
-        rows = dict(conn.execute("SELECT digest, parts FROM bodies").fetchall())
-        old_columns = conn.execute("SELECT max(length(body_text || body_html)) FROM digests").fetchone()[0]
     assert old_columns == 0 and dump.papers[0].title.encode() not in rows[plain]
     # Beside the MIME body, only what it does not give back: the Markdown; for the CR LF text, that text.
     assert decompress(rows[mailed]) == [b"", b"", message.markdown.encode()]
@@ -241,10 +237,10 @@ def test_digest_content_is_stored_once_compressed_and_read_back_whole(tmp_path: 
     assert len(rows[plain]) * 2 < len(html)  # prose compresses least; a real email digest (markup) to a sixth
 
 
-def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(tmp_path: Path) -> None:
+def test_sending_email_reads_only_the_mime_body_and_older_digests_still_send(database: Location) -> None:
     message = Message("Grüße · Mon", "plain text\n", "<p>html</p>", "# md\n")
     mime = render.mime_body(message)
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
         [new, old] = db.digests.save(
             [
@@ -287,13 +283,13 @@ def test_digests_made_before_compression_still_read_back(tmp_path: Path) -> None
         assert (old.subject, old.text, old.html, old.markdown) == ("s", "t", "h", "m")
 
 
-def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
+def test_the_corpus_is_fitted_once_per_archive_version(database: Location) -> None:
     from digest import pipeline
     from digest.config import Settings
 
     settings, now = Settings(), NOW
     first, sha = load("001_dc7b62520b3cf1f2.txt")
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         db.papers.ingest(first, sha256=sha, at=NOW)
         space = pipeline.corpus(db, first.papers, settings=settings, now=now)
         assert pipeline.corpus(db, settings=settings, now=now) is space  # stored papers need no refit
@@ -305,7 +301,7 @@ def test_the_corpus_is_fitted_once_per_archive_version(tmp_path: Path) -> None:
         assert refitted is not space and refitted.size == 56 + 86  # these two dumps share no paper
 
 
-def test_the_corpus_holds_what_the_service_remembers_and_every_seed(tmp_path: Path) -> None:
+def test_the_corpus_holds_what_the_service_remembers_and_every_seed(database: Location) -> None:
     """Papers first seen over history_days ago leave the corpus, so a day's ranking stops growing with the
     archive; a profile's seed stays in it however old."""
     from datetime import timedelta
@@ -318,7 +314,7 @@ def test_the_corpus_holds_what_the_service_remembers_and_every_seed(tmp_path: Pa
     second, sha2 = load("002_de1b89f38ace8a1e.txt")
     seed = first.papers[0]
     later = NOW + timedelta(days=settings.retention.history_days + 2)
-    with Store.open(tmp_path / "d.sqlite3") as db:
+    with Store.open(database) as db:
         db.papers.ingest(first, sha256=sha, at=NOW)
         db.papers.ingest(second, sha256=sha2, at=later - timedelta(days=1))
         assert pipeline.corpus(db, settings=settings, now=later).size == 86  # the first dump is forgotten

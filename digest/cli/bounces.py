@@ -34,7 +34,7 @@ def bounces_command(args: argparse.Namespace, settings: Settings) -> int:
     with (
         open_mailbox(source, settings.bounces, stdin=stdin) as box,
         Interrupt() as stop,
-        Store.open(settings.database.path) as store,
+        Store.open(settings.database.location) as store,
     ):
         read = pipeline.read_mailbox(store, box, settings, now=now, dry_run=args.dry_run, stop=stop.is_set)
         for outcome in read:
@@ -100,7 +100,7 @@ def _summary(name: str, kinds: Counter[str], actions: list[str], *, dry_run: boo
 
 def bounced_command(args: argparse.Namespace, settings: Settings) -> int:
     """``digest deliveries --bounced``: the bounces and complaints recorded, newest first."""
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         rows = store.bounces.newest(limit=args.limit or None)
     if args.json:
         for row in rows:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from datetime import UTC, datetime
+from pathlib import Path
 
 from digest import pipeline, schedule
 from digest.cli import show
@@ -17,7 +18,7 @@ from digest.text import plural
 
 
 def backup_command(args: argparse.Namespace, settings: Settings) -> int:
-    database = settings.database.path
+    database = _sqlite_file(settings, "back up", "pg_dump")
     if not database.is_file():
         raise UsageError(f"{database}: no database yet, so nothing to back up; check database.path")
     target = args.path
@@ -37,7 +38,7 @@ def backup_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def restore_command(args: argparse.Namespace, settings: Settings) -> int:
-    database = settings.database.path
+    database = _sqlite_file(settings, "restore", "pg_restore")
     with schedule.exclusive(database):
         done = restore(args.path, database, at=datetime.now(UTC))
     kept = f"; the previous file is kept as {done.aside}" if done.aside else ""
@@ -48,9 +49,17 @@ def restore_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _sqlite_file(settings: Settings, verb: str, tool: str) -> Path:
+    """The SQLite file these commands copy; on PostgreSQL, the server's own tool is the way."""
+    location = settings.database.location
+    if isinstance(location, str):
+        raise UsageError(f"{settings.database.shown}: digest can {verb} only a SQLite file; on PostgreSQL use {tool}")
+    return location
+
+
 def prune_command(args: argparse.Namespace, settings: Settings) -> int:
     days, history = settings.retention.bodies_days, settings.retention.history_days
-    with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
+    with schedule.exclusive(settings.database.location), Store.open(settings.database.location) as store:
         done = pipeline.prune(store, settings, now=datetime.now(UTC), dry_run=args.dry_run)
     if args.json:
         show.json_line(dataclasses.asdict(done) | {"bodies_days": days, "history_days": history})

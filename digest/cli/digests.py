@@ -19,7 +19,7 @@ from digest.text import plural
 
 
 def rank_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         if args.subscriber:
             profile = pipeline.stored_profile(pipeline.find_subscriber(store.subscribers, args.subscriber))
         else:
@@ -61,7 +61,7 @@ def _papers_to_rank(store: Store, args: argparse.Namespace, settings: Settings) 
 
 def preview_command(args: argparse.Namespace, settings: Settings) -> int:
     """The next digest when there are papers for it; else the last one they got (said so); else the notice."""
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         broken = show.sync_report(pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=_clock()))
         view = pipeline.preview(store, args.name, settings=settings, now=_clock())
         last = None if view.items else pipeline.last_digest(store, view.profile)
@@ -155,7 +155,7 @@ def send_command(args: argparse.Namespace, settings: Settings) -> int:
     names = {args.subscriber} if args.subscriber else None
     from digest import schedule  # noqa: PLC0415 - APScheduler and the fetch client, only for the commands that run
 
-    with schedule.exclusive(settings.database.path), Store.open(settings.database.path) as store:
+    with schedule.exclusive(settings.database.location), Store.open(settings.database.location) as store:
         if args.subscriber and store.subscribers.get(args.subscriber) is None:  # a profile added just now
             pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=_clock())
         if args.subscriber:
@@ -185,7 +185,7 @@ def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
 
         return bounced_command(args, settings)
     states = ("failed",) if args.failed else None
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         rows = store.ledger.deliveries(states=states, limit=args.limit or None)
         more = store.ledger.count(states=states) - len(rows)
     if args.json:
@@ -206,7 +206,7 @@ def deliveries_command(args: argparse.Namespace, settings: Settings) -> int:
 def retry_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.id is None and not args.all:
         raise UsageError("say which: digest retry ID, or digest retry --all")
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         count = pipeline.requeue(store.ledger, None if args.all else args.id, at=_clock())
     if args.id is not None and count == 0:
         print(f"#{args.id} is not failed or waiting; nothing to do")

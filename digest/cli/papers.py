@@ -41,7 +41,7 @@ def parse_command(args: argparse.Namespace, settings: Settings) -> int:
 def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     totals = {"dumps": 0, "repeats": 0, "papers": 0, "new": 0, "seen": 0, "failed": 0}
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         outcomes = pipeline.ingest_files(args.paths, papers=store.papers, settings=settings, now=now)
         for outcome in show.progress(outcomes, total=show.count_files(args.paths)):
             if outcome.error is not None:
@@ -86,12 +86,12 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
                 print(show.ingested_line(outcome.path.name, record))
                 show.show_warnings(str(outcome.path), outcome.dump.warnings)
     if not args.json:
-        show.ingest_summary(totals, database=settings.database.path)
+        show.ingest_summary(totals, database=settings.database.shown)
     return 1 if totals["failed"] else 0
 
 
 def papers_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         first_dump = None
         if args.new_in is not None:
             record = store.papers.find_dump(args.new_in)
@@ -111,7 +111,7 @@ def papers_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         status = pipeline.status(store, now=datetime.now(UTC))
     show.no_smtp_warning(
         [
@@ -208,7 +208,7 @@ def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     from digest.fetch import Client  # noqa: PLC0415 - httpx, only for the command that calls out
 
-    with Store.open(settings.database.path) as store, Client.from_environment(settings.fetch) as client:
+    with Store.open(settings.database.location) as store, Client.from_environment(settings.fetch) as client:
         outcomes = pipeline.fetch_days(days, store=store, settings=settings, client=client, now=now)
         for outcome in show.progress(outcomes, total=len(days), doing="fetching"):
             failed += outcome.error is not None
@@ -219,7 +219,7 @@ def fetch_command(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 print(show.fetch_text(outcome))
     if not args.json:
-        print(show.fetch_summary(days, failed=failed, database=settings.database.path))
+        print(show.fetch_summary(days, failed=failed, database=settings.database.shown))
     return 1 if failed else 0
 
 

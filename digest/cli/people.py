@@ -25,7 +25,7 @@ def _archive_titles(store: Store) -> set[str]:
 
 
 def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         profile, outcome = pipeline.subscribe(store.subscribers, args.profile, at=datetime.now(UTC))
         titles = _archive_titles(store)
     if args.json:
@@ -39,7 +39,7 @@ def subscribe_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def unsubscribe_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         pipeline.set_state(store.subscribers, args.name, "unsubscribed", at=datetime.now(UTC))
     print(f"{args.name}: unsubscribed; their digest history is kept, so subscribing again sends no repeats")
     return 0
@@ -48,7 +48,7 @@ def unsubscribe_command(args: argparse.Namespace, settings: Settings) -> int:
 def pause_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.until is not None and args.until <= date.today():
         raise UsageError(f"--until {args.until}: not in the future; give a later date")
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         pipeline.set_state(store.subscribers, args.name, "paused", until=args.until, at=datetime.now(UTC))
     until = f" until {args.until} (digests resume on {args.until + timedelta(days=1)})" if args.until else ""
     print(f"{args.name}: paused{until}; 'digest resume {args.name}' ends it")
@@ -56,7 +56,7 @@ def pause_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def resume_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         pipeline.set_state(store.subscribers, args.name, "active", at=datetime.now(UTC))
         lifted = pipeline.lift_suspension(store.bounces, store.subscribers, args.name)
     again = f"; email to {', '.join(lifted)} resumes (it had bounced)" if lifted else ""
@@ -65,7 +65,7 @@ def resume_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def subscribers_command(args: argparse.Namespace, settings: Settings) -> int:
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         broken = show.sync_report(
             pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=datetime.now(UTC))
         )
@@ -162,7 +162,7 @@ def _print_webhooks(hooks: list[dict[str, Any]]) -> None:
 def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
     """Record votes (--up, --down, --clear) on papers, or list a subscriber's votes."""
     direction = 1 if args.up else -1 if args.down else 0 if args.clear else None
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         if args.papers and direction is None:
             raise UsageError("say which: --up, --down or --clear with paper ids")
         if args.papers and direction is not None:

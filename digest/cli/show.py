@@ -192,7 +192,7 @@ def fetch_record_json(record: FetchRecord) -> dict[str, Any]:
     }
 
 
-def fetch_summary(days: Sequence[date], *, failed: int, database: Path) -> str:
+def fetch_summary(days: Sequence[date], *, failed: int, database: str) -> str:
     span = f"{days[0]}" if len(days) == 1 else f"{len(days)} days, {days[0]} to {days[-1]}"
     return f"fetched {span}" + (f"; {failed} failed" if failed else "") + f" (database: {database})"
 
@@ -310,7 +310,7 @@ def describe_profile(profile: Profile, *, archive_titles: set[str] | None = None
     return lines
 
 
-def ingest_summary(totals: dict[str, int], *, database: Path) -> None:
+def ingest_summary(totals: dict[str, int], *, database: str) -> None:
     fresh = totals["dumps"] - totals["repeats"]
     parts = [f"{fresh} dump{'s' if fresh != 1 else ''} ingested"]
     if totals["repeats"]:

@@ -8,7 +8,6 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from digest import bounces, links, render
 from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
@@ -18,7 +17,7 @@ from digest.models import Delivery, Message, StoredDigest
 from digest.pipeline import payloads
 from digest.pipeline.bounces import refused
 from digest.pipeline.report import Failure, Progress, Retry, SendReport, no_progress
-from digest.store import Digests, Ledger, Store, Update
+from digest.store import Digests, Ledger, Location, Store, Update
 
 DELIVERING = "delivering"
 
@@ -120,7 +119,7 @@ class Deliverer:
 
     def __init__(
         self,
-        path: Path,
+        path: Location,
         settings: Settings,
         *,
         clock: Callable[[], datetime],

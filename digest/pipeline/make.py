@@ -84,7 +84,9 @@ def make_digests(
         report.unmade = due - len(report.made) - len(report.skipped)
         return report
     del read  # each worker reads its windows' papers itself
-    broken = make_in_processes(store.path, settings, batches, now=now, workers=report.workers, on_made=count, stop=stop)
+    broken = make_in_processes(
+        store.location, settings, batches, now=now, workers=report.workers, on_made=count, stop=stop
+    )
     report.unmade = due - len(report.made) - len(report.skipped)
     if broken:
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so

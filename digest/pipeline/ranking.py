@@ -32,7 +32,7 @@ def corpus(store: Store, extra: Sequence[Paper] = (), *, settings: Settings, now
     """
     floor = datetime.combine((now - timedelta(days=settings.retention.history_days)).date(), time(), UTC)
     titles = frozenset(normalise_title(seed) for s in store.subscribers.all() for seed in stored_profile(s).seeds)
-    key = (str(store.path), *store.papers.archive_version(), floor, titles)
+    key = (str(store.location), *store.papers.archive_version(), floor, titles)
     if key not in _corpus_cache:
         _corpus_cache.clear()  # one archive at a time: an older space is stale now
         _corpus_cache[key] = rank.Corpus(store.papers.archive(floor, titles=titles))

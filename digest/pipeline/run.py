@@ -62,7 +62,7 @@ def run_once(
     signups = mail_signups(store, settings, now=clock())
     sending = SendReport()
     with Deliverer(
-        store.path, settings, clock=clock, names=names, rng=rng, stop=stop, progress=hooks.progress, report=sending
+        store.location, settings, clock=clock, names=names, rng=rng, stop=stop, progress=hooks.progress, report=sending
     ) as sender:
         sender.wake()  # what was due before this run (retries, a crashed run's rows) goes out at once
 

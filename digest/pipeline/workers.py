@@ -15,15 +15,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from digest.config import Settings
 from digest.pipeline.batch import Batch, Made, Windows, make_batch
-from digest.store import Store
+from digest.store import Location, Store
 
 
 def make_in_processes(
-    path: Path,
+    path: Location,
     settings: Settings,
     batches: list[Batch],
     *,
@@ -125,7 +124,7 @@ class _Setup:
     """What every worker of a run is started with."""
 
     parent: int  # the process that started it: the worker ends when it does
-    path: Path
+    path: Location
     settings: Settings
     lock: AbstractContextManager[object]  # held to write
     now: datetime

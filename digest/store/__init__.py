@@ -23,10 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from digest.errors import StoreError
 from digest.store import copies
 from digest.store.bounces import SUSPENDED, BounceRecord, Bounces, Rates, Suspension
 from digest.store.copies import Copied, Restored, restore
-from digest.store.db import Database, fault
+from digest.store.db import Database, Location, SqliteDatabase, fault
 from digest.store.digests import Digests, PreparedDigest, prepare
 from digest.store.feedback import Feedback
 from digest.store.fetches import Fetches
@@ -53,18 +54,40 @@ class Store:
 
     @classmethod
     @contextmanager
-    def open(cls, path: Path) -> Iterator[Store]:
-        """Open (creating ``0600`` if new) and migrate the database at ``path``; see ``Database.open``."""
-        with Database.open(path) as db:
-            yield cls(db)
+    def open(cls, location: Location) -> Iterator[Store]:
+        """Open and migrate the database at ``location``: a SQLite file (created ``0600`` if new; see
+        ``SqliteDatabase.open``) or a ``postgresql://`` URL (``postgres.PostgresDatabase``)."""
+        if isinstance(location, Path):
+            with SqliteDatabase.open(location) as db:
+                yield cls(db)
+            return
+        try:
+            from digest.store.postgres import PostgresDatabase  # noqa: PLC0415 - psycopg only where it is used
+        except ImportError as e:
+            raise StoreError(
+                "database.url names PostgreSQL, which needs psycopg: pip install 'daily-papers-digest[postgres]'"
+            ) from e
+        with PostgresDatabase.open(location) as pg:
+            yield cls(pg)
+
+    @staticmethod
+    @contextmanager
+    def server_lock(url: str, key: int) -> Iterator[bool]:
+        """A PostgreSQL advisory lock held for the block (``postgres.advisory_lock``): whether it was taken."""
+        from digest.store.postgres import advisory_lock  # noqa: PLC0415 - psycopg only where it is used
+
+        with advisory_lock(url, key) as taken:
+            yield taken
 
     @property
-    def path(self) -> Path:
-        return self.db.path
+    def location(self) -> Location:
+        return self.db.location
 
     def backup(self, target: Path) -> Copied:
-        """A checked online copy of the database at ``target`` (``copies.backup``)."""
-        return copies.backup(self.db.conn, target)
+        """A checked online copy of a SQLite database at ``target`` (``copies.backup``)."""
+        if not isinstance(self.db, SqliteDatabase):
+            raise StoreError(f"{self.db.name}: back PostgreSQL up with pg_dump; digest backup copies SQLite files")
+        return copies.backup(self.db.sqlite, target)
 
 
 __all__ = [
@@ -80,6 +103,7 @@ __all__ = [
     "Fetches",
     "FileStamp",
     "Ledger",
+    "Location",
     "Papers",
     "PreparedDigest",
     "Rates",

@@ -61,8 +61,8 @@ class Bounces(Part):
         """Keep one bounce; False when it was kept already (the same delivery, address and kind: read twice)."""
         with self._transaction() as conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO bounces (at, source, kind, address, subscriber, delivery, status, reason,"
-                " diagnostic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO bounces (at, source, kind, address, subscriber, delivery, status, reason,"
+                " diagnostic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     bounce.at, bounce.source, bounce.kind, _lower(bounce.address), bounce.subscriber,
                     bounce.delivery, bounce.status, bounce.reason, bounce.diagnostic[:500],
@@ -73,7 +73,7 @@ class Bounces(Part):
     def soft_count(self, address: str, *, since: datetime) -> int:
         """Soft bounces of ``address`` since then, one per delivery (a delay notice, then its failure, is one)."""
         row = self._conn.execute(
-            "SELECT count(DISTINCT coalesce(delivery, 'at ' || at)) FROM bounces"
+            "SELECT count(DISTINCT coalesce(CAST(delivery AS TEXT), 'at ' || at)) FROM bounces"
             " WHERE address = ? AND kind = 'soft' AND at >= ?",
             (address.lower(), since.isoformat(timespec="seconds")),
         ).fetchone()
@@ -85,7 +85,8 @@ class Bounces(Part):
         stamp = at.isoformat(timespec="seconds")
         with self._transaction() as conn:
             added = conn.execute(
-                "INSERT OR IGNORE INTO suspensions (address, subscriber, since, kind, reason) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO suspensions (address, subscriber, since, kind, reason) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (address.lower(), subscriber, stamp, kind, reason),
             ).rowcount
             conn.execute(

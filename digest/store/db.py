@@ -1,9 +1,18 @@
-"""The database file: opening it, transactions, migrations, checkpoints, and one line per fault.
+"""The database: opening it, transactions, migrations, checkpoints, and one line per fault.
 
-One SQLite file in WAL mode, created ``0600``. ``Database`` owns the
-connection; each group of tables (``papers``, ``subscribers``, ``digests``,
-``ledger``, ``feedback``, ``fetches``, ``signups``) is a ``Part`` over it, and
-``digest.store.Store`` holds one of each.
+``Database`` owns the connection; each group of tables (``papers``,
+``subscribers``, ``digests``, ``ledger``, ``feedback``, ``fetches``,
+``signups``, ``bounces``) is a ``Part`` over it, and ``digest.store.Store``
+holds one of each, over either kind:
+
+* ``SqliteDatabase``: one SQLite file in WAL mode, created ``0600`` (the
+  embedded default);
+* ``postgres.PostgresDatabase``: a PostgreSQL database named by a
+  ``postgresql://`` URL, shared by several processes and hosts.
+
+The parts write one SQL that both accept; the connection (``Connection``)
+is a ``sqlite3.Connection`` or ``postgres.Connection``, which adapts the
+placeholders.
 """
 
 from __future__ import annotations
@@ -12,11 +21,12 @@ import logging
 import os
 import sqlite3
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import date
 from pathlib import Path
-from typing import Self
+from typing import Any, Protocol, Self
 
 from digest.errors import StoreError
 from digest.store import copies
@@ -65,20 +75,84 @@ def fault(path: Path, error: sqlite3.Error | UnicodeDecodeError) -> StoreError:
 
 
 IN_CHUNK = 500  # values bound in one IN (...) list: statements stay small, far under SQLite's variable limit
+Location = Path | str  # a SQLite file, or a postgresql:// URL
+Row = Any  # a row by position and by name: sqlite3.Row or postgres.Row
 
 
-class Database:
-    """An open database connection. Use ``Store.open(path)`` as a context manager."""
+class Cursor(Protocol):
+    """What a statement gave, on either database."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
-        self.path = path
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def lastrowid(self) -> int | None: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
-    def rows_in(self, query: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
+
+class Connection(Protocol):
+    """The connection the parts speak to: ``sqlite3.Connection`` or ``postgres.Connection``."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
+    def executemany(self, sql: str, parameters: Any, /) -> Cursor: ...
+    @property
+    def in_transaction(self) -> bool: ...
+
+
+class Database(ABC):
+    """An open database: its connection, transactions, and what each kind does its own way."""
+
+    dialect = "sqlite"
+    conn: Connection
+    location: Location
+
+    def rows_in(self, query: str, values: Sequence[object]) -> Iterator[Any]:
         """The rows of ``query`` for ``values``, bound ``IN_CHUNK`` at a time where it says ``{marks}``."""
         for start in range(0, len(values), IN_CHUNK):
             chunk = list(values[start : start + IN_CHUNK])
             yield from self.conn.execute(query.format(marks=", ".join("?" * len(chunk))), chunk)
+
+    @property
+    def name(self) -> str:
+        """The database as a line may name it (a PostgreSQL URL without its password)."""
+        return str(self.location)
+
+    @abstractmethod
+    def transaction(self, mode: str = "IMMEDIATE") -> AbstractContextManager[Connection]:
+        """One transaction, committed unless its block raises; inside another, part of that one."""
+
+    @abstractmethod
+    def version(self) -> int:
+        """The schema version the database is at."""
+
+    @abstractmethod
+    def defer_foreign_keys(self) -> None:
+        """Inside a transaction: foreign keys are checked at its commit, not at each statement."""
+
+    @abstractmethod
+    def snapshot(self, path: Path) -> None:
+        """Copy the whole database into a new SQLite file at ``path`` (a dry run's scratch copy)."""
+
+    @abstractmethod
+    def reclaim(self, *, step: int = 1024) -> int:
+        """Give freed space back to the file system; bytes."""
+
+    @abstractmethod
+    def defer_checkpoints(self) -> None:
+        """Commits stop copying the write-ahead log into the database; call ``checkpoint`` instead."""
+
+    @abstractmethod
+    def checkpoint(self) -> None:
+        """Copy what the write-ahead log holds into the database, without waiting for other writers."""
+
+
+class SqliteDatabase(Database):
+    """An open SQLite file. Use ``Store.open(path)`` as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = self.sqlite = conn
+        self.path = self.location = path
 
     @classmethod
     @contextmanager
@@ -132,26 +206,30 @@ class Database:
         return database
 
     @contextmanager
-    def transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def transaction(self, mode: str = "IMMEDIATE") -> Iterator[Connection]:
         """One transaction (``BEGIN IMMEDIATE``, or ``EXCLUSIVE``), committed unless its block raises.
 
         Inside another transaction it is part of that one: a change that spans
         parts (a folder sync) opens one, and every write within it joins.
         """
-        if self.conn.in_transaction:
-            yield self.conn
+        conn = self.sqlite
+        if conn.in_transaction:
+            yield conn
             return
-        self.conn.execute(f"BEGIN {mode}")
+        conn.execute(f"BEGIN {mode}")
         try:
-            yield self.conn
+            yield conn
         except BaseException:
             # After some errors (a full disk, an I/O error) SQLite has rolled back already;
             # a second ROLLBACK would fail and hide the real error behind "no transaction is active".
-            if self.conn.in_transaction:
+            if conn.in_transaction:
                 with suppress(sqlite3.Error):
-                    self.conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
+        conn.execute("COMMIT")
+
+    def defer_foreign_keys(self) -> None:
+        self.sqlite.execute("PRAGMA defer_foreign_keys = ON")
 
     def _migrate(self) -> None:
         """Bring the schema up to date, under an exclusive lock with the version read inside it.
@@ -163,13 +241,13 @@ class Database:
         only the process that then migrates names its copy. One line says what
         happened (the ``digest.store`` logger).
         """
-        before = self._version()
+        before = self.version()
         if before == SCHEMA_VERSION:
             return  # the common case: no lock taken
-        staged = copies.stage_before_upgrade(self.conn, self.path) if before > 0 else None
+        staged = copies.stage_before_upgrade(self.sqlite, self.path) if before > 0 else None
         try:
             with self.transaction("EXCLUSIVE") as conn:
-                found = self._version()
+                found = self.version()
                 for number in range(found, SCHEMA_VERSION):
                     for statement in MIGRATIONS[number]:
                         conn.execute(statement)
@@ -213,7 +291,7 @@ class Database:
             given += (free - left) * page
         return given
 
-    def _version(self) -> int:
+    def version(self) -> int:
         version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -223,19 +301,17 @@ class Database:
         return version
 
     def snapshot(self, path: Path) -> None:
-        """Copy the whole database to ``path`` (SQLite's online backup), e.g. for a dry run."""
+        """SQLite's online backup into ``path``."""
         target = sqlite3.connect(path)
         try:
-            self.conn.backup(target)
+            self.sqlite.backup(target)
         finally:
             target.close()
 
     def defer_checkpoints(self) -> None:
-        """Commits stop copying the write-ahead log into the database; call ``checkpoint`` instead."""
         self.conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     def checkpoint(self) -> None:
-        """Copy what the write-ahead log holds into the database, without waiting for other writers."""
         self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
@@ -246,10 +322,10 @@ class Part:
         self._db = db
         self._conn = db.conn
 
-    def _transaction(self, mode: str = "IMMEDIATE") -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self, mode: str = "IMMEDIATE") -> AbstractContextManager[Connection]:
         return self._db.transaction(mode)
 
-    def _rows_in(self, query: str, values: Sequence[object]) -> Iterator[sqlite3.Row]:
+    def _rows_in(self, query: str, values: Sequence[object]) -> Iterator[Any]:
         return self._db.rows_in(query, values)
 
 

@@ -19,7 +19,6 @@ Digests made before schema 4 keep their content in ``body_text``,
 from __future__ import annotations
 
 import json
-import sqlite3
 import struct
 import threading
 from collections.abc import Sequence
@@ -32,7 +31,7 @@ import zstandard
 
 from digest import render
 from digest.models import Message, NewDelivery, Ranked, Reason, ReasonKind, StoredDigest
-from digest.store.db import Part
+from digest.store.db import Part, Row
 from digest.store.papers import paper_of_row
 
 
@@ -104,14 +103,14 @@ class Digests(Part):
         with self._transaction() as conn:
             for digest, body, items, deliveries in rows:
                 cursor = conn.execute(
-                    "INSERT OR IGNORE INTO digests (subscriber, edition, created_at, subject, new_count)"
-                    " VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO digests (subscriber, edition, created_at, subject, new_count)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                     digest,
-                )
-                if cursor.rowcount == 0:
+                ).fetchone()
+                if cursor is None:
                     ids.append(None)
                     continue
-                digest_id = int(cursor.lastrowid or 0)
+                digest_id = int(cursor[0])
                 if body is not None:
                     conn.execute("INSERT INTO bodies (digest, mime, parts) VALUES (?, ?, ?)", (digest_id, *body))
                 conn.executemany(
@@ -168,7 +167,7 @@ class Digests(Part):
 
     def get_many(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
         """Several frozen digests by id, in few queries."""
-        rows = self._rows_in(_DIGEST_QUERY + " WHERE d.id IN ({marks}) GROUP BY d.id", sorted(set(ids)))
+        rows = self._rows_in(_DIGEST_QUERY + " WHERE d.id IN ({marks})", sorted(set(ids)))
         return {row["id"]: _stored_digest(row) for row in rows}
 
     def mail(self, ids: Sequence[int]) -> dict[int, StoredDigest]:
@@ -239,9 +238,9 @@ class Digests(Part):
             try:
                 conn.execute("INSERT INTO gone SELECT d.id" + old, stamp)
                 conn.execute(
-                    "INSERT OR IGNORE INTO received (subscriber, paper) SELECT d.subscriber, i.paper"
+                    "INSERT INTO received (subscriber, paper) SELECT d.subscriber, i.paper"
                     " FROM digest_items i JOIN digests d ON d.id = i.digest JOIN papers p ON p.id = i.paper"
-                    " WHERE i.digest IN (SELECT id FROM gone) AND p.first_seen >= ?",
+                    " WHERE i.digest IN (SELECT id FROM gone) AND p.first_seen >= ? ON CONFLICT DO NOTHING",
                     stamp,
                 )
                 for table, column in (
@@ -249,7 +248,7 @@ class Digests(Part):
                 ):  # fmt: skip
                     conn.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT id FROM gone)")  # noqa: S608 - fixed names
             finally:
-                conn.execute("DROP TABLE temp.gone")
+                conn.execute("DROP TABLE gone")
             conn.execute(
                 "DELETE FROM received WHERE NOT EXISTS"
                 " (SELECT 1 FROM papers p WHERE p.id = received.paper AND p.first_seen >= ?)",
@@ -260,10 +259,8 @@ class Digests(Part):
     def recent(self, name: str, *, limit: int) -> list[StoredDigest]:
         """The subscriber's latest digests that have papers, newest first, without their content (a feed's
         entries are made from the items: ``papers``)."""
-        rows = self._conn.execute(
-            _HEAD_QUERY + " WHERE d.subscriber = ? GROUP BY d.id HAVING items > 0 ORDER BY d.edition DESC LIMIT ?",
-            (name, limit),
-        )
+        query = f"{_HEAD_QUERY} WHERE d.subscriber = ? AND {_HAS_ITEMS} ORDER BY d.edition DESC LIMIT ?"
+        rows = self._conn.execute(query, (name, limit))
         return [_stored_digest(row) for row in rows]
 
     def papers(self, digest_ids: Sequence[int]) -> dict[int, list[Ranked]]:
@@ -348,6 +345,7 @@ def decompress(body: bytes) -> list[bytes]:
 
 _ITEMS = "(SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items"
 _DIGEST_QUERY = f"SELECT d.*, b.mime, b.parts, {_ITEMS} FROM digests d LEFT JOIN bodies b ON b.digest = d.id"  # noqa: S608 - fixed text
+_HAS_ITEMS = "EXISTS (SELECT 1 FROM digest_items i WHERE i.digest = d.id)"
 _HEAD_QUERY = f"SELECT d.*, NULL AS mime, NULL AS parts, {_ITEMS} FROM digests d"  # noqa: S608 - fixed text: no content read
 
 
@@ -358,7 +356,7 @@ def _reasons(stored: str) -> tuple[Reason, ...]:
     )
 
 
-def _content(row: sqlite3.Row) -> tuple[str, str, str, bytes]:
+def _content(row: Row) -> tuple[str, str, str, bytes]:
     """A digest's text, HTML, Markdown and MIME body, each from where it is kept (see the module's doc)."""
     if row["mime"] is None and row["parts"] is None:  # made before schema 4, or its content dropped
         return row["body_text"], row["body_html"], row["body_markdown"], b""
@@ -371,7 +369,7 @@ def _content(row: sqlite3.Row) -> tuple[str, str, str, bytes]:
     return text, html, markdown, mime
 
 
-def _stored_digest(row: sqlite3.Row) -> StoredDigest:
+def _stored_digest(row: Row) -> StoredDigest:
     text, html, markdown, mime = _content(row)
     return StoredDigest(
         id=row["id"],

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
 from digest.models import Vote
-from digest.store.db import Part
+from digest.store.db import Part, Row
 
 
 class Feedback(Part):
@@ -57,7 +56,7 @@ class Feedback(Part):
         return found
 
 
-def _vote(row: sqlite3.Row) -> Vote:
+def _vote(row: Row) -> Vote:
     return Vote(
         subscriber=row["subscriber"],
         paper=row["paper"],

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime
 
 from digest.models import FetchRecord
-from digest.store.db import Part
+from digest.store.db import Part, Row
 
 
 class Fetches(Part):
@@ -15,8 +14,9 @@ class Fetches(Part):
     def save(self, record: FetchRecord) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO fetches (day, outcome, items, etag, sha256, detail, at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO fetches (day, outcome, items, etag, sha256, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (day) DO UPDATE SET outcome = excluded.outcome, items = excluded.items,"
+                " etag = excluded.etag, sha256 = excluded.sha256, detail = excluded.detail, at = excluded.at",
                 (
                     record.day.isoformat(),
                     record.outcome,
@@ -46,7 +46,7 @@ class Fetches(Part):
         return _record(row) if row else None
 
 
-def _record(row: sqlite3.Row) -> FetchRecord:
+def _record(row: Row) -> FetchRecord:
     return FetchRecord(
         day=date.fromisoformat(row["day"]),
         outcome=row["outcome"],

@@ -7,13 +7,12 @@ retried with the same Message-ID.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from digest.models import Delivery, State
-from digest.store.db import Part
+from digest.store.db import Part, Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +45,9 @@ class Ledger(Part):
 
     def deliveries(self, *, states: tuple[str, ...] | None = None, limit: int | None = None) -> list[Delivery]:
         where = f" WHERE x.state IN ({', '.join('?' * len(states))})" if states else ""
+        bound = " LIMIT ?" if limit is not None else ""
         rows = self._conn.execute(
-            _DELIVERY_QUERY + where + " ORDER BY x.id DESC LIMIT ?", (*(states or ()), -1 if limit is None else limit)
+            _DELIVERY_QUERY + where + " ORDER BY x.id DESC" + bound, (*(states or ()), *([limit] if bound else []))
         )
         return [_delivery(row) for row in rows]
 
@@ -124,7 +124,7 @@ class Ledger(Part):
             return conn.execute(query + " AND id = ?", (at.isoformat(timespec="seconds"), delivery_id)).rowcount
 
 
-def _delivery(row: sqlite3.Row) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     def when(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value) if value else None
 

@@ -11,13 +11,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from digest.models import Dump, DumpRecord, Ingested, Paper, SeenPaper, StoreStatus
-from digest.store.db import Part, day, iso
+from digest.store.db import Connection, Part, Row, day, iso
 
 
 class Papers(Part):
@@ -37,7 +36,7 @@ class Papers(Part):
             stamp = at.isoformat(timespec="seconds")
             dump_id = conn.execute(
                 "INSERT INTO dumps (sha256, source, layout, page_date, paper_count, warning_count, ingested_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (
                     sha256,
                     dump.source,
@@ -47,7 +46,7 @@ class Papers(Part):
                     len(dump.warnings),
                     stamp,
                 ),
-            ).lastrowid
+            ).fetchone()[0]
             new = 0
             for paper in dump.papers:
                 known = conn.execute(
@@ -60,10 +59,10 @@ class Papers(Part):
                     paper_id = paper.id
                     conn.execute(_INSERT, (paper.id, paper.norm_title, paper.title, dump_id, stamp, *_values(paper)))
                 else:
-                    paper_id = _adopt_arxiv_id(conn, known[0], paper.id)
+                    paper_id = self._adopt_arxiv_id(conn, known[0], paper.id)
                     conn.execute(_UPDATE, (*_values(paper, _FRESH), *_values(paper, _KEPT), paper_id))
                 conn.execute(
-                    "INSERT OR IGNORE INTO sightings (dump, paper, position, upvotes) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO sightings (dump, paper, position, upvotes) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (dump_id, paper_id, paper.position or 0, paper.upvotes),
                 )
             conn.execute("UPDATE dumps SET new_count = ? WHERE id = ?", (new, dump_id))
@@ -86,14 +85,11 @@ class Papers(Part):
 
     def seen(self, *, first_dump: int | None = None, limit: int | None = None) -> list[SeenPaper]:
         """Papers of the seen-set in the order they were first seen, optionally from one dump."""
+        where = " WHERE p.first_dump = :dump" if first_dump is not None else ""
+        bound = " LIMIT :limit" if limit is not None else ""
         rows = self._conn.execute(
-            "SELECT p.*, d.source AS dump_source, s.position, s.upvotes,"
-            " (SELECT count(*) FROM sightings WHERE paper = p.id) AS sighting_count"
-            " FROM papers p JOIN dumps d ON d.id = p.first_dump"
-            " LEFT JOIN sightings s ON s.dump = p.first_dump AND s.paper = p.id"
-            " WHERE :dump IS NULL OR p.first_dump = :dump"
-            " ORDER BY p.first_dump, s.position LIMIT :limit",
-            {"dump": first_dump, "limit": -1 if limit is None else limit},
+            _SEEN_QUERY + where + " ORDER BY p.first_dump, s.position" + bound,
+            {"dump": first_dump, "limit": limit},
         )
         return [
             SeenPaper(
@@ -112,8 +108,8 @@ class Papers(Part):
         ).fetchone()
         last = self._conn.execute("SELECT * FROM dumps ORDER BY id DESC LIMIT 1").fetchone()
         return StoreStatus(
-            path=str(self._db.path),
-            schema_version=int(self._conn.execute("PRAGMA user_version").fetchone()[0]),
+            path=self._db.name,
+            schema_version=self._db.version(),
             dumps=counts[0],
             papers=counts[1],
             sightings=counts[2],
@@ -169,7 +165,30 @@ class Papers(Part):
         )
         return [replace(paper_of_row(row), upvotes=row["upvotes"], position=row["position"]) for row in rows]
 
+    def _adopt_arxiv_id(self, conn: Connection, known: str, arxiv: str) -> str:
+        """A paper first stored under a title hash takes the arXiv id a later source gives it; the old id
+        becomes an alias, and everything that named the paper names it by the new id. Returns its id now."""
+        if known == arxiv or not known.startswith("t:") or arxiv.startswith("t:"):
+            return known
+        self._db.defer_foreign_keys()  # the rows that name it are moved within this transaction
+        conn.execute("UPDATE papers SET id = ? WHERE id = ?", (arxiv, known))
+        for table in ("sightings", "digest_items", "feedback"):
+            conn.execute(f"UPDATE {table} SET paper = ? WHERE paper = ?", (arxiv, known))  # noqa: S608 - names fixed above
+        conn.execute("UPDATE paper_aliases SET paper = ? WHERE paper = ?", (arxiv, known))
+        conn.execute(
+            "INSERT INTO paper_aliases (alias, paper) VALUES (?, ?)"
+            " ON CONFLICT (alias) DO UPDATE SET paper = excluded.paper",
+            (known, arxiv),
+        )
+        return arxiv
 
+
+_SEEN_QUERY = (
+    "SELECT p.*, d.source AS dump_source, s.position, s.upvotes,"
+    " (SELECT count(*) FROM sightings WHERE paper = p.id) AS sighting_count"
+    " FROM papers p JOIN dumps d ON d.id = p.first_dump"
+    " LEFT JOIN sightings s ON s.dump = p.first_dump AND s.paper = p.id"
+)
 _FIELDS = (
     "abstract", "authors_count", "organization", "published", "authors", "comments",
     "github_repo", "github_stars", "project_page", "ai_summary",
@@ -195,21 +214,7 @@ def _values(paper: Paper, fields: Sequence[str] = _FIELDS) -> list[object]:
     return [value[f] if f in value else getattr(paper, f) for f in fields]
 
 
-def _adopt_arxiv_id(conn: sqlite3.Connection, known: str, arxiv: str) -> str:
-    """A paper first stored under a title hash takes the arXiv id a later source gives it; the old id
-    becomes an alias, and everything that named the paper names it by the new id. Returns its id now."""
-    if known == arxiv or not known.startswith("t:") or arxiv.startswith("t:"):
-        return known
-    conn.execute("PRAGMA defer_foreign_keys = ON")  # the rows that name it are moved within this transaction
-    conn.execute("UPDATE papers SET id = ? WHERE id = ?", (arxiv, known))
-    for table in ("sightings", "digest_items", "feedback"):
-        conn.execute(f"UPDATE {table} SET paper = ? WHERE paper = ?", (arxiv, known))  # noqa: S608 - names fixed above
-    conn.execute("UPDATE paper_aliases SET paper = ? WHERE paper = ?", (arxiv, known))
-    conn.execute("INSERT OR REPLACE INTO paper_aliases (alias, paper) VALUES (?, ?)", (known, arxiv))
-    return arxiv
-
-
-def paper_of_row(row: sqlite3.Row) -> Paper:
+def paper_of_row(row: Row) -> Paper:
     return Paper(
         id=row["id"],
         title=row["title"],
@@ -227,7 +232,7 @@ def paper_of_row(row: sqlite3.Row) -> Paper:
     )
 
 
-def _dump_record(row: sqlite3.Row) -> DumpRecord:
+def _dump_record(row: Row) -> DumpRecord:
     return DumpRecord(
         id=row["id"],
         sha256=row["sha256"],

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta
 
-from digest.store.db import Part
+from digest.store.db import Part, Row
 
 
 class Signups(Part):
@@ -64,10 +63,10 @@ class Signups(Part):
         row = self._pending(request_id, "purpose = 'resume' AND subscriber IS NOT NULL", now=now, valid=valid)
         return (row["email"], row["subscriber"]) if row is not None else None
 
-    def _pending(self, request_id: str, which: str, *, now: datetime, valid: timedelta) -> sqlite3.Row | None:
+    def _pending(self, request_id: str, which: str, *, now: datetime, valid: timedelta) -> Row | None:
         """The unconfirmed request ``request_id`` that matches ``which`` (a fixed condition) and is younger
         than ``valid``."""
-        row: sqlite3.Row | None = self._conn.execute(
+        row: Row | None = self._conn.execute(
             "SELECT * FROM signups WHERE id = ? AND confirmed_at IS NULL AND " + which,  # noqa: S608 - fixed strings
             (request_id,),
         ).fetchone()

@@ -16,7 +16,7 @@ finds the same listing need not look at the files' stamps either.
 
 from __future__ import annotations
 
-import sqlite3
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from digest.models import Status, Subscriber
-from digest.store.db import Part, day, iso
+from digest.store.db import Connection, Part, Row, day, iso
 
 STICKY = ("operator", "reader", "complaint")  # unsubscribes that a folder sync does not undo
 CANCELLED = "cancelled: unsubscribed"  # the error of a delivery an unsubscribe stopped
@@ -99,8 +99,10 @@ class Subscribers(Part):
     def stamp_files(self, folder: str, stamps: Sequence[tuple[str, FileStamp]]) -> None:
         with self._transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO profile_files (path, folder, size, mtime_ns, checked_ns, hash, name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO profile_files (path, folder, size, mtime_ns, checked_ns, hash, name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET folder = excluded.folder,"
+                " size = excluded.size, mtime_ns = excluded.mtime_ns, checked_ns = excluded.checked_ns,"
+                " hash = excluded.hash, name = excluded.name",
                 [(path, folder, *stamp) for path, stamp in stamps],
             )
 
@@ -117,7 +119,8 @@ class Subscribers(Part):
                 conn.execute("DELETE FROM profile_folders WHERE folder = ?", (folder,))
             else:
                 conn.execute(
-                    "INSERT OR REPLACE INTO profile_folders (folder, listing, checked_ns) VALUES (?, ?, ?)",
+                    "INSERT INTO profile_folders (folder, listing, checked_ns) VALUES (?, ?, ?)"
+                    " ON CONFLICT (folder) DO UPDATE SET listing = excluded.listing, checked_ns = excluded.checked_ns",
                     (folder, listing, checked_ns),
                 )
 
@@ -240,7 +243,7 @@ class Subscribers(Part):
         return str(row[0]) if row else None
 
 
-def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: str, *, resubscribe: bool) -> str:
+def _save_subscriber(conn: Connection, profile: StoredProfile, stamp: str, *, resubscribe: bool) -> str:
     row = conn.execute(
         "SELECT status, profile_hash, source, unsubscribed_by, held_noted FROM subscribers WHERE name = ?",
         (profile.name,),
@@ -248,8 +251,8 @@ def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: st
     if row is None:
         conn.execute(
             "INSERT INTO subscribers (name, source, profile, profile_hash, created_at, updated_at, link_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, lower(hex(randomblob(12))))",
-            (profile.name, profile.source, profile.text, profile.profile_hash, stamp, stamp),
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (profile.name, profile.source, profile.text, profile.profile_hash, stamp, stamp, secrets.token_hex(12)),
         )
         return "added"
     held = row["status"] == "unsubscribed" and row["unsubscribed_by"] in STICKY
@@ -274,7 +277,7 @@ def _save_subscriber(conn: sqlite3.Connection, profile: StoredProfile, stamp: st
     return outcome
 
 
-def _subscriber(row: sqlite3.Row) -> Subscriber:
+def _subscriber(row: Row) -> Subscriber:
     return Subscriber(
         name=row["name"],
         source=row["source"],

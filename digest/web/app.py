@@ -53,7 +53,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        stores = Stores(settings.database.path)
+        stores = Stores(settings.database.location)
         stores.here()  # opened (and the schema brought up to date) before the first request
         app.state.site = Site(
             settings,
@@ -258,6 +258,6 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
         log.warning("[delivery] base_url %s is not https: readers' links travel in the clear", base.geturl())
     if not settings.delivery.secret.get_secret_value():
         log.warning("DIGEST_DELIVERY__SECRET is not set: no link can be checked, every link answers 404")
-    log.info("listening on http://%s:%d (database %s)", host, port, settings.database.path)
+    log.info("listening on http://%s:%d (database %s)", host, port, settings.database.location)
     uvicorn.Server(server_config(create_app(settings), settings, host=host, port=port)).run(sockets=[sock])
     return 0

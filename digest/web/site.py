@@ -30,7 +30,7 @@ from digest import links, pipeline
 from digest.config import Settings
 from digest.models import Subscriber
 from digest.render import package_templates
-from digest.store import Bounces, Digests, Feedback, Papers, Signups, Store, Subscribers
+from digest.store import Bounces, Digests, Feedback, Location, Papers, Signups, Store, Subscribers
 from digest.web.limits import RateLimit
 
 log = logging.getLogger("digest.serve")
@@ -43,7 +43,7 @@ def utc_now() -> datetime:
 class Stores:
     """One database connection per thread that asks for one, all closed when the server stops."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self._path = path
         self._local = threading.local()
         self._opened: list[ExitStack] = []
