@@ -120,6 +120,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store.copies",
         "digest.store.bounces",
         "digest.store.postgres",  # only when a postgresql:// URL is opened
+        "digest.store.transfer",
     },
     "digest.store.schema": set(),
     "digest.store.copies": {"digest.errors", "digest.store.schema"},
@@ -140,6 +141,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.postgres": {
         "digest.config",
         "digest.errors",
+        "digest.text",
         "digest.store.db",
         "digest.store.schema",
         "digest.store.schema_postgres",
@@ -411,7 +413,14 @@ ALLOWED: dict[str, set[str]] = {
         "digest.text",
     },
     "digest.cli.args": {"digest.config", "digest.errors"},
-    "digest.cli.parser": {"digest", "digest.cli.args", "digest.models", "digest.store.schema"},  # commands load lazily
+    "digest.cli.parser": {  # commands load lazily
+        "digest",
+        "digest.cli.args",
+        "digest.cli.upkeep",
+        "digest.models",
+        "digest.store.schema",
+    },
+    "digest.cli.upkeep": {"digest.cli.args"},
     "digest.cli.database": {
         "digest",
         "digest.cli.show",

@@ -3,6 +3,8 @@ chosen over the file."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import psycopg
 import pytest
 import time_machine
 
-from .conftest import DUMPS, Result
+from digest import schedule
+
+from .conftest import DUMPS, ROOT, Result
 from .servers import PG_PASSWORD_ROLE, PostgresServer, free_port
 
 CLI = Callable[..., Result]
@@ -80,3 +84,62 @@ def test_the_url_wins_over_the_path_and_both_databases_give_the_same_answers(
     (workdir / "digest.toml").write_text('[database]\npath = "var/x.sqlite3"\n')
     assert cli("ingest", DUMPS).code == 0
     assert cli("papers", "--json").out == on_postgres != ""
+
+
+def _installation(cli: CLI, workdir: Path) -> None:
+    """The example subscribers, the example dumps, and one day's digests sent to the outbox."""
+    shutil.copytree(ROOT / "examples" / "subscribers", workdir / "subscribers")
+    assert cli("ingest", DUMPS).code == 0
+    sent = cli("send")
+    assert sent.code == 0, sent.err
+
+
+@time_machine.travel("2026-11-23 12:00:00+00:00", tick=False)
+def test_migrate_db_copies_every_row_checked_and_the_service_goes_on_there(
+    cli: CLI, workdir: Path, monkeypatch: pytest.MonkeyPatch, postgres: PostgresServer
+) -> None:
+    _installation(cli, workdir)
+    before = {name: cli(name, "--json").out for name in ("papers", "deliveries", "subscribers")}
+    url = postgres.create()
+    moved = cli("migrate-db", "--to", url, "--json")
+    assert moved.code == 0, moved.err
+    report = json.loads(moved.out)
+    assert report["tables"]["papers"]["rows"] == 429 and report["tables"]["digests"]["rows"] == 4
+    assert report["rows"] == sum(t["rows"] for t in report["tables"].values())
+    monkeypatch.setenv("DIGEST_DATABASE__URL", url)
+    assert {name: cli(name, "--json").out for name in before} == before
+    with time_machine.travel("2026-11-24 12:00:00+00:00", tick=False):
+        assert cli("send").code == 0  # new digests and deliveries take ids after the copied ones
+        rows = [json.loads(line) for line in cli("deliveries", "--json").out.splitlines()]
+    assert len({r["id"] for r in rows}) == len(rows) > 4
+
+
+def test_migrate_db_refuses_a_database_that_is_not_empty_and_keeps_it_as_it_was(
+    cli: CLI, workdir: Path, postgres: PostgresServer
+) -> None:
+    _installation(cli, workdir)
+    url = postgres.create()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE theirs (x INTEGER)")
+    refused = cli("migrate-db", "--to", url)
+    assert refused.code == 1
+    assert "not empty (1 table: theirs); migrate-db copies into an empty database" in refused.err
+    with psycopg.connect(url) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone() == (1,)
+
+
+def test_migrate_db_is_refused_while_a_digest_holds_the_database(
+    cli: CLI, workdir: Path, postgres: PostgresServer
+) -> None:
+    _installation(cli, workdir)
+    with schedule.exclusive(workdir / "var" / "digest.sqlite3"):
+        busy = cli("migrate-db", "--to", postgres.create())
+    assert busy.code != 0 and "in use by a running digest" in busy.err
+
+
+def test_migrate_db_wants_the_password_out_of_the_command_line(cli: CLI, workdir: Path) -> None:
+    _installation(cli, workdir)
+    refused = cli("migrate-db", "--to", "postgresql://app:hunter2@db:5432/digest")
+    assert refused.code == 2 and "set PGPASSWORD" in refused.err and "hunter2" not in refused.err

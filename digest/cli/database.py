@@ -1,4 +1,4 @@
-"""Commands on the database file: backup, restore, prune.
+"""Commands on the database: backup, restore, migrate-db, prune.
 
 Each command takes the parsed arguments and the settings and returns an exit code."""
 
@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from digest import pipeline, schedule
 from digest.cli import show
 from digest.config import Settings
 from digest.errors import UsageError
-from digest.store import SCHEMA_VERSION, Store, restore
+from digest.store import SCHEMA_VERSION, Store, migrate_to_postgres, restore
 from digest.text import plural
 
 
@@ -55,6 +58,34 @@ def _sqlite_file(settings: Settings, verb: str, tool: str) -> Path:
     if isinstance(location, str):
         raise UsageError(f"{settings.database.shown}: digest can {verb} only a SQLite file; on PostgreSQL use {tool}")
     return location
+
+
+def migrate_command(args: argparse.Namespace, settings: Settings) -> int:
+    source = _sqlite_file(settings, "migrate", "pg_dump and pg_restore")
+    url: str = args.to
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UsageError(f"--to {url!r}: name a PostgreSQL database, e.g. postgresql://digest@db:5432/digest")
+    if urlsplit(url).password is not None:
+        raise UsageError("--to: leave the password out of the URL (others can read a command line); set PGPASSWORD")
+    if not source.is_file():
+        raise UsageError(f"{source}: no database yet, so nothing to migrate; check database.path")
+    started = time.monotonic()
+    with schedule.exclusive(source):
+        copied = migrate_to_postgres(source, url, progress=_progress if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    seconds, rows = time.monotonic() - started, sum(c.rows for c in copied)
+    if args.json:
+        each = {c.table: {"rows": c.rows, "checksum": c.sha256} for c in copied}
+        show.json_line({"from": str(source), "to": url, "rows": rows, "seconds": round(seconds, 2), "tables": each})
+        return 0
+    tables = [(c.table, c.rows, c.sha256) for c in copied]
+    print(show.migrated(tables, source=str(source), target=url, seconds=seconds))
+    return 0
+
+
+def _progress(table: str, rows: int) -> None:
+    print(f"\rcopying {table}: {rows:,} rows", end="", file=sys.stderr, flush=True)
 
 
 def prune_command(args: argparse.Namespace, settings: Settings) -> int:

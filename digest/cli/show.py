@@ -357,3 +357,14 @@ def quiet_note(chosen: Sequence[Ranked], everything: Sequence[Ranked], profile: 
         f"  {len(under)} more {noun} matched under min_score {profile.min_score:g} (best {best:.2f}); "
         f"{command} shows them"
     )
+
+
+def migrated(copied: Sequence[tuple[str, int, str]], *, source: str, target: str, seconds: float) -> str:
+    """What ``digest migrate-db`` copied (each table, its rows and checksum), and what to do next."""
+    width = max(len(table) for table, _, _ in copied)
+    lines = [f"copied {source} to {target}; every table counted and checksummed on both sides:"]
+    lines += [f"  {table:<{width}}  {rows:>10,} rows  {checksum[:12]}" for table, rows, checksum in copied]
+    lines.append(f"{sum(rows for _, rows, _ in copied):,} rows in {seconds:.1f} s.")
+    lines.append(f'next: set [database] url = "{target}" (the password in PGPASSWORD), then restart the daemon')
+    lines.append(f"and the web side; {source} is left as it was: keep it as your backup")
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ Only this package speaks SQL. A room is handed the parts it uses
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from digest.store.papers import Papers
 from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 from digest.store.signups import Signups
 from digest.store.subscribers import FileStamp, StoredProfile, Subscribers, Synced, SyncPlan
+from digest.store.transfer import TableCopy
 
 
 class Store:
@@ -90,6 +91,16 @@ class Store:
         return copies.backup(self.db.sqlite, target)
 
 
+def migrate_to_postgres(
+    source: Path, url: str, *, progress: Callable[[str, int], None] | None = None
+) -> list[TableCopy]:
+    """Copy the SQLite database at ``source`` into the empty PostgreSQL database at ``url``, checked
+    (``postgres.migrate_into``)."""
+    from digest.store.postgres import migrate_into  # noqa: PLC0415 - psycopg only where it is used
+
+    return migrate_into(source, url, progress=progress)
+
+
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -115,8 +126,10 @@ __all__ = [
     "Suspension",
     "SyncPlan",
     "Synced",
+    "TableCopy",
     "Update",
     "fault",
+    "migrate_to_postgres",
     "prepare",
     "restore",
 ]

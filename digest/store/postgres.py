@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from decimal import Decimal
 from functools import lru_cache
@@ -34,6 +34,7 @@ from digest.store import transfer
 from digest.store.db import Database, SqliteDatabase
 from digest.store.schema import SCHEMA_VERSION
 from digest.store.schema_postgres import postgres_steps
+from digest.text import plural
 
 log = logging.getLogger("digest.store")
 MIGRATION_LOCK = 0x6469_6765_7374  # pg_advisory_xact_lock's key while the schema is brought up to date
@@ -224,12 +225,14 @@ class PostgresDatabase(Database):
 
     @classmethod
     @contextmanager
-    def open(cls, url: str) -> Iterator[Self]:
-        """Connect and migrate; any server fault while it is open leaves as one ``StoreError``."""
+    def open(cls, url: str, *, migrate: bool = True) -> Iterator[Self]:
+        """Connect and (unless told not to) migrate; any server fault while it is open leaves as one
+        ``StoreError``."""
         conn = connect(url)
         try:
             database = cls(conn, url)
-            database._migrate()
+            if migrate:
+                database.migrate()
             yield database
         except psycopg.Error as e:
             raise fault(url, e) from e
@@ -281,7 +284,7 @@ class PostgresDatabase(Database):
             )
         return version
 
-    def _migrate(self) -> None:
+    def migrate(self) -> None:
         """Bring the schema up to date in one transaction, under an advisory lock with the version read inside
         it: of several processes starting at once, one migrates and the others find nothing to do."""
         if self.version() == SCHEMA_VERSION:
@@ -295,6 +298,34 @@ class PostgresDatabase(Database):
                 conn.execute("UPDATE schema_version SET version = ?", (reached,))
         if found:
             log.warning(f"upgraded {self.name} from schema {found} to {SCHEMA_VERSION}", extra={"event": "upgraded"})
+
+
+def migrate_into(
+    source: Path, url: str, *, progress: Callable[[str, int], None] | None = None
+) -> list[transfer.TableCopy]:
+    """Copy the SQLite database at ``source`` into the empty PostgreSQL database at ``url``, checked
+    (``transfer.copy_all``): the schema and every row in one transaction, so a failure leaves it empty."""
+    if found := tables(url):
+        more = "…" if len(found) > 3 else ""
+        raise StoreError(
+            f"{shown(url)}: not empty ({plural(len(found), 'table')}: {', '.join(found[:3])}{more}); "
+            "migrate-db copies into an empty database: create one with createdb"
+        )
+    with SqliteDatabase.open(source) as db, PostgresDatabase.open(url, migrate=False) as pg, pg.transaction():
+        pg.migrate()
+        return transfer.copy_all(db, pg, progress=progress)
+
+
+def tables(url: str) -> list[str]:
+    """The tables in the database's current schema, by name."""
+    conn = connect(url)
+    try:
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+        return [row[0] for row in conn.execute(query)]
+    except psycopg.Error as e:
+        raise fault(url, e) from e
+    finally:
+        conn.close()
 
 
 @contextmanager

@@ -44,7 +44,7 @@ BATCH = 2000  # rows a statement
 
 
 @dataclass(frozen=True, slots=True)
-class Copied:
+class TableCopy:
     """One table as copied and checked: its rows, and the checksum both sides gave."""
 
     table: str
@@ -52,7 +52,9 @@ class Copied:
     sha256: str
 
 
-def copy_all(source: Database, target: Database, *, progress: Callable[[str, int], None] | None = None) -> list[Copied]:
+def copy_all(
+    source: Database, target: Database, *, progress: Callable[[str, int], None] | None = None
+) -> list[TableCopy]:
     """Copy every table of ``source`` into the empty ``target`` (both at this schema) in one transaction, then
     check each table on both sides; a ``StoreError`` names the first that differs (and nothing is kept)."""
     copied = []
@@ -100,7 +102,7 @@ def _columns(db: Database, table: str) -> str:
     return "rowid, *" if table == "papers" and db.dialect == "sqlite" else "*"
 
 
-def _checked(source: Database, target: Database, table: str, order: str) -> Copied:
+def _checked(source: Database, target: Database, table: str, order: str) -> TableCopy:
     counts, sums = [], []
     for db in (source, target):
         total = count = 0
@@ -117,7 +119,7 @@ def _checked(source: Database, target: Database, table: str, order: str) -> Copi
             f"{target.name}: table {table} did not copy exactly ({counts[0]} rows, {counts[1]} copied, "
             f"checksums {sums[0][:12]} and {sums[1][:12]}); nothing was kept, so the source is as it was"
         )
-    return Copied(table, counts[0], sums[0])
+    return TableCopy(table, counts[0], sums[0])
 
 
 def _plain(value: Any) -> Any:
