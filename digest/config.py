@@ -36,6 +36,7 @@ class DatabaseSettings(_Section):
 
     path: Path = Path("var/digest.sqlite3")
     url: SecretStr = SecretStr("")
+    lease_s: float = Field(default=600.0, ge=5, le=86_400)  # a claim on work, on PostgreSQL (pipeline.claims)
 
     @field_validator("url")
     @classmethod

@@ -78,6 +78,8 @@ def tick(
         result.report = pipeline.run_once(
             store, settings, clock=clock, files=ready, names=names, stop=stop, hooks=hooks
         )
+    if result.report.chores_elsewhere:
+        log("ingest_skipped", reason="another process sharing the database is ingesting and syncing")
     _log_deliveries(log, result.report)
     return result
 
@@ -148,7 +150,10 @@ def fetch_missed(
     now = clock()
     today = now.astimezone(UTC).date()
     failed = 0
-    with Store.open(settings.database.location) as store:
+    with Store.open(settings.database.location) as store, store.chores() as mine:
+        if not mine:
+            log("fetch_skipped", reason="another process sharing the database is ingesting or fetching")
+            return 0
         days = [
             day
             for day in pipeline.days_between(today - timedelta(days=settings.fetch.backfill_days), today)

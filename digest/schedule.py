@@ -45,7 +45,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from digest import cadence, links, pipeline
-from digest.config import Settings, without_password
+from digest.config import Settings
 from digest.errors import BusyError, DigestError, StoreError
 from digest.events import Clock, EventLog, said_by, utc_now
 from digest.interrupts import Interrupt
@@ -55,20 +55,12 @@ from digest.store import Location, Store
 # --- one daemon per database --------------------------------------------------------------
 
 
-RUN_LOCK = 0x6469_6765_7375  # the advisory lock a run holds on a PostgreSQL database
-
-
 @contextmanager
 def exclusive(database: Location) -> Iterator[None]:
-    """Hold ``DATABASE.lock`` (or, on PostgreSQL, an advisory lock) for the whole run; a second holder gets a
-    clear error."""
+    """Hold ``DATABASE.lock`` for the whole run; a second holder gets a clear error. On PostgreSQL nothing is
+    held: any number of processes share the work by claiming it (``pipeline.claims``, ``Store.chores``)."""
     if isinstance(database, str):
-        with Store.server_lock(database, RUN_LOCK) as taken:
-            if not taken:
-                raise BusyError(
-                    f"{without_password(database)}: in use by a running digest; stop it first, or let it do the work"
-                )
-            yield
+        yield
         return
     path = database.with_name(database.name + ".lock")
     try:

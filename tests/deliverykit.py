@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from digest import pipeline
 from digest.config import DatabaseSettings, DeliverySettings, Settings, SMTPSettings, SubscribersSettings
 from digest.store import Store
@@ -52,13 +54,17 @@ class World:
 
     def write_config(self, extra: str = "") -> None:
         """``digest.toml`` in the world's folder, for the CLI: its database and subscribers folder, then ``extra``."""
+        database = self.settings.database
+        url = database.url.get_secret_value()
         (self.root / "digest.toml").write_text(
-            f'[database]\npath = "{self.settings.database.path}"\n'
-            f'[subscribers]\ndir = "{self.settings.subscribers.dir}"\n' + extra
+            f'[database]\npath = "{database.path}"\nlease_s = {database.lease_s}\n'
+            + (f'url = "{url}"\n' if url else "")
+            + f'[subscribers]\ndir = "{self.settings.subscribers.dir}"\n'
+            + extra
         )
 
     def send(self, names: set[str] | None = None) -> pipeline.SendReport:
-        with Store.open(self.settings.database.path) as store:
+        with Store.open(self.settings.database.location) as store:
             return pipeline.run_daily(store, self.settings, clock=self.clock, names=names)
 
 
@@ -73,9 +79,17 @@ def profile_text(n: int, *, channels: str = "", extra: str = "") -> str:
 
 
 def make_world(
-    root: Path, *, people: int, smtp_port: int | None = None, dumps: list[Path] | None = None, **delivery: object
+    root: Path,
+    *,
+    people: int,
+    smtp_port: int | None = None,
+    dumps: list[Path] | None = None,
+    url: str = "",
+    lease_s: float = 600.0,
+    **delivery: object,
 ) -> World:
-    """Ingest the example dumps (or ``dumps``) and write ``people`` profiles (user000..) into root/subscribers."""
+    """Ingest the example dumps (or ``dumps``) and write ``people`` profiles (user000..) into root/subscribers;
+    the database is root/digest.sqlite3, or the PostgreSQL database at ``url``."""
     folder = root / "subscribers"
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(people):
@@ -88,14 +102,14 @@ def make_world(
     }
     options.update(delivery)
     settings = Settings(
-        database=DatabaseSettings(path=root / "digest.sqlite3"),
+        database=DatabaseSettings(path=root / "digest.sqlite3", url=SecretStr(url), lease_s=lease_s),
         subscribers=SubscribersSettings(dir=folder),
         smtp=SMTPSettings(host="127.0.0.1", port=smtp_port, security="none", timeout_s=5)
         if smtp_port
         else SMTPSettings(),
         delivery=DeliverySettings(**options),
     )
-    with Store.open(settings.database.path) as store:
+    with Store.open(settings.database.location) as store:
         for _ in pipeline.ingest_files(
             dumps or [DUMPS], papers=store.papers, settings=settings, now=START - timedelta(hours=1)
         ):

@@ -21,6 +21,7 @@ make digests: the workers and multiprocessing's resource tracker must go with it
 from __future__ import annotations
 
 import os
+import platform
 import random
 import signal
 import sqlite3
@@ -38,7 +39,7 @@ from digest import pipeline
 from digest.store import Store
 
 from .deliverykit import World, make_world
-from .servers import Mailbox, SMTPServer, smtp_server
+from .servers import Mailbox, PostgresServer, SMTPServer, smtp_server
 
 RUNS = int(os.environ.get("CRASH_RUNS", "20"))
 DAEMON_RUNS = int(os.environ.get("CRASH_DAEMON_RUNS", "2"))
@@ -74,11 +75,15 @@ def _wait_at_gate(server: SMTPServer, child: subprocess.Popen[bytes] | subproces
         time.sleep(0.005)
 
 
-def _finish(world: World) -> set[str]:
-    """What was in flight at the kill; then the job finished as the next `digest send` would."""
-    with Store.open(world.settings.database.path) as store:
+def _finish(world: World, *, holder: str | None = None, ahead: float = 0.0) -> set[str]:
+    """What was in flight at the kill (every row of it held by ``holder``, when given); then the job finished as
+    the next `digest send` would, ``ahead`` seconds from now (past the killed process's leases)."""
+    with Store.open(world.settings.database.location) as store:
         in_flight = {d.message_id for d in store.ledger.deliveries(states=("sending",))}
-        pipeline.run_daily(store, world.settings, clock=lambda: datetime.now(UTC))
+        if holder is not None:
+            holders = {row[0] for row in store.db.conn.execute("SELECT holder FROM deliveries WHERE state = 'sending'")}
+            assert holders <= {holder}, f"rows in flight held by {holders}, not only by the killed {holder}"
+        pipeline.run_daily(store, world.settings, clock=lambda: datetime.now(UTC) + timedelta(seconds=ahead))
         for _ in range(4):  # retries whose time has come
             pipeline.deliver(store, world.settings, clock=lambda: datetime.now(UTC) + timedelta(seconds=60))
         assert {d.state for d in store.ledger.deliveries()} == {"sent"}
@@ -172,6 +177,52 @@ def _wait_for_workers(child: subprocess.Popen[bytes], database: Path) -> dict[in
         if len(workers) >= 2 and _digests_stored(database) > 0:
             return family
         time.sleep(0.02)
+
+
+PG_RUNS = int(os.environ.get("CRASH_PG_RUNS", "6"))
+
+
+def test_two_senders_on_postgresql_one_sigkilled_lose_nothing_and_repeat_only_its_rows_in_flight(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """Two `digest send` share the day on one PostgreSQL database; the first is killed with messages at the sink's
+    gate. Every subscriber still gets a digest, made once, and a repeat is only ever a row the killed one had
+    on the wire (its lease runs out, and the finishing run takes its claims over)."""
+    rng = random.Random(20261203)
+    tally: Counter[str] = Counter()
+    for run in range(PG_RUNS):
+        root = tmp_path / f"pg{run:02d}"
+        gate = rng.randint(1, PEOPLE - 1)
+        with smtp_server(Mailbox(delay=0.01, hold_after=gate)) as server:
+            world = make_world(
+                root, people=PEOPLE, smtp_port=server.port, backoff_max_s=30.0, url=postgres.create(), lease_s=30
+            )
+            _config(root, world, server.port, "[make]\nbatch_size = 4\n")  # five batches for the two to share
+            senders = [_start(root), _start(root)]
+            deadline = time.monotonic() + WAIT
+            while server.box.held == 0:  # one of them (a sender that found no work left may have ended)
+                assert any(s.poll() is None for s in senders), "both senders ended before reaching the gate"
+                assert time.monotonic() < deadline, f"no sender reached the gate in {WAIT:.0f} s"
+                time.sleep(0.005)
+            killed = next(s for s in senders if s.poll() is None)
+            killed.send_signal(signal.SIGKILL)
+            killed.wait(timeout=30)
+            server.box.hold_after = None  # the other one goes on, and the run that finishes the job
+            assert all(s.wait(timeout=WAIT) in (0, 1) for s in senders if s is not killed)
+            in_flight = _finish(world, holder=f"{platform.node()}:{killed.pid}", ahead=60)
+            copies = Counter(m["Message-ID"] for m in server.box.messages)
+            with Store.open(world.settings.database.location) as store:
+                made = Counter(row[0] for row in store.db.conn.execute("SELECT subscriber FROM digests"))
+        assert set(made) == {f"user{n:03d}" for n in range(PEOPLE)} and set(made.values()) == {1}
+        assert {m["To"] for m in server.box.messages} == {f"user{n:03d}@example.org" for n in range(PEOPLE)}
+        repeats = {mid for mid, n in copies.items() if n > 1}
+        assert all(n <= 2 for n in copies.values())
+        assert repeats <= in_flight, f"run {run}: a repeat outside the killed sender's rows in flight"
+        tally["runs"] += 1
+        tally["rows in flight at the kill"] += len(in_flight)
+        tally["repeats"] += len(repeats)
+        tally["messages"] += sum(copies.values())
+    print("\npostgresql crash test:", dict(tally))
 
 
 @pytest.mark.slow

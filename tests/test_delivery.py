@@ -573,7 +573,7 @@ def test_cli_dry_run_then_send_then_deliveries_and_retry(
     assert events[0]["channel"] == "mattermost:$NOWHERE_HOOK" and "not set" in events[0]["error"]
     assert events[1] | {"dry_run": False} == {
         "event": "summary", "dry_run": False, "made": 0, "papers": 0, "skipped": 0, "sent": 0, "retries": 0,
-        "failed": 1, "unreachable": False, "pruned": 0,
+        "failed": 1, "unreachable": False, "pruned": 0, "made_elsewhere": 0, "sent_elsewhere": 0,
     }  # fmt: skip
 
 

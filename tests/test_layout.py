@@ -119,6 +119,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store.signups",
         "digest.store.copies",
         "digest.store.bounces",
+        "digest.store.claims",
         "digest.store.postgres",  # only when a postgresql:// URL is opened
         "digest.store.transfer",
     },
@@ -138,6 +139,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.store.fetches": {"digest.models", "digest.store.db"},
     "digest.store.signups": {"digest.store.db"},
     "digest.store.bounces": {"digest.store.db"},
+    "digest.store.claims": {"digest.store.db"},
     "digest.store.postgres": {
         "digest.config",
         "digest.errors",
@@ -226,6 +228,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.config",
         "digest.links",
         "digest.models",
+        "digest.pipeline.claims",
         "digest.pipeline.payloads",
         "digest.pipeline.ranking",
         "digest.pipeline.report",
@@ -234,6 +237,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
         "digest.text",
     },
+    "digest.pipeline.claims": {"digest.config"},
     "digest.pipeline.workers": {"digest.config", "digest.pipeline.batch", "digest.store"},
     "digest.pipeline.make": {
         "digest",
@@ -256,6 +260,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.config",
         "digest.errors",
         "digest.models",
+        "digest.pipeline.claims",
         "digest.pipeline.payloads",
         "digest.pipeline.report",
         "digest.render",
@@ -621,6 +626,7 @@ PARTS = {
     "Signups": "signups",
     "Fetches": "fetches",
     "Bounces": "bounces",
+    "Claims": "claims",
 }
 WRITES = {
     "papers": {"ingest", "forget_sightings"},
@@ -629,11 +635,12 @@ WRITES = {
         "note_held", "stamp_files", "stamp_folder", "forget_files",
     },
     "digests": {"save", "drop_bodies", "forget"},
-    "ledger": {"update", "update_many", "requeue", "set_payloads"},
+    "ledger": {"update", "update_many", "requeue", "set_payloads", "claim", "start"},
     "feedback": {"vote", "forget"},
     "signups": {"add", "mailed", "purge", "confirm"},
     "fetches": {"save", "forget"},
     "bounces": {"record", "suspend", "lift", "forget"},
+    "claims": {"editions"},
 }  # fmt: skip
 # Who uses which part of the store: a room is handed the parts it uses. Only those that open the
 # database (cli, passes, the web side, workers) or wire several rooms together hand on all of it.
@@ -644,13 +651,13 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.cli.papers": {"papers", "store"},
     "digest.cli.people": {"bounces", "feedback", "papers", "store", "subscribers"},
     "digest.passes": {"fetches", "store"},
-    "digest.pipeline.batch": {"digests", "papers", "store"},
+    "digest.pipeline.batch": {"claims", "digests", "papers", "store"},
     "digest.pipeline.delivery": {"bounces", "digests", "ledger", "store", "subscribers"},
     "digest.pipeline.fetching": {"fetches", "papers", "store"},
     "digest.pipeline.intake": {"papers"},
     "digest.pipeline.retry": {"ledger"},
     "digest.pipeline.bounces": {"bounces", "subscribers"},
-    "digest.pipeline.retention": {"bounces", "digests", "feedback", "fetches", "papers", "signups"},
+    "digest.pipeline.retention": {"bounces", "digests", "feedback", "fetches", "papers", "signups", "store"},
     "digest.pipeline.make": {"bounces", "digests", "papers", "store", "subscribers"},
     "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},

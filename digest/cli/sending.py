@@ -63,6 +63,11 @@ def send_summary(report: pipeline.SendReport, *, settings: Settings, dry_run: bo
     if report.signup_mails:
         outcome.append(f"{plural(report.signup_mails, 'sign-up email')}")
     print("; ".join(outcome))
+    if report.chores_elsewhere:
+        print("ingest, the profiles' sync and sign-up mail were left to another process sharing the database")
+    if report.made_elsewhere or report.sent_elsewhere:
+        shared = f"{plural(report.made_elsewhere, 'digest')} and {plural(report.sent_elsewhere, 'delivery')}"
+        print(f"left to other processes sharing the database (they had claimed them first): {shared}")
     _capped(retry_lines(report.retries), more="more retries: digest deliveries")
     _capped(
         [f"FAILED:  #{d.id} {d.subscriber} -> {d.channel}: {why}" for d, why in report.failed],
@@ -147,6 +152,8 @@ def send_json(report: pipeline.SendReport, *, dry_run: bool) -> None:
             "failed": len(report.failed),
             "unreachable": report.unreachable_only(),
             "pruned": report.pruned,
+            "made_elsewhere": report.made_elsewhere,
+            "sent_elsewhere": report.sent_elsewhere,
         }
     )
 

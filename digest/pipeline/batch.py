@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
@@ -19,7 +19,7 @@ from digest import links, rank, render
 from digest.channels import REGISTRY
 from digest.config import Settings
 from digest.models import CHAT_KINDS, Digest, NewDelivery, Paper, Profile, Ranked
-from digest.pipeline import payloads
+from digest.pipeline import claims, payloads
 from digest.pipeline.ranking import corpus, renderer, weights
 from digest.pipeline.report import MadeDigest, Skipped
 from digest.store import PreparedDigest, Store, prepare
@@ -52,6 +52,7 @@ class Made:
     made: list[MadeDigest]
     skipped: list[Skipped]
     seconds: dict[str, float]
+    elsewhere: list[str]  # members another process had claimed: it makes theirs
 
 
 @dataclass
@@ -96,9 +97,17 @@ def make_batch(
     lock: AbstractContextManager[object],
     checkpoint: bool = False,
 ) -> Made:
-    """Rank, render and freeze one batch (in this process or a worker; ``lock`` is held to write)."""
+    """Rank, render and freeze one batch (in this process or a worker; ``lock`` is held to write): its
+    members this process claimed (``claims``), the others being made by another process."""
     seconds: dict[str, float] = {}
     clocked = Stopwatch(seconds)
+    editions = [(profile.name, fire.date().isoformat()) for profile, fire in batch.members]
+    mine = store.claims.editions(editions, holder=claims.holder(), now=now, until=claims.lease_end(settings, now))
+    elsewhere = [name for name, _ in editions if name not in mine]
+    if elsewhere:
+        batch = replace(batch, members=[m for m in batch.members if m.profile.name in mine])
+    if not batch.members:
+        return Made([], [], seconds, elsewhere)
     window = windows.get(store, batch.since, settings=settings, now=now)
     with _gc_paused():
         with clocked("rank"):
@@ -117,13 +126,15 @@ def make_batch(
         ]
         with clocked("freeze"):
             with lock:
-                store.digests.save(digests, at=now)
+                saved = store.digests.save(digests, at=now)
             if checkpoint:
                 store.db.checkpoint()  # outside the lock: the other workers write meanwhile
-    made = Made([], [], seconds)
-    for (profile, fire), items in zip(batch.members, ranked, strict=True):
+    made = Made([], [], seconds, elsewhere)
+    for (profile, fire), items, digest_id in zip(batch.members, ranked, saved, strict=True):
         edition = fire.date().isoformat()
-        if not items and profile.empty_day == "skip":
+        if digest_id is None:  # made meanwhile by another process sharing the database
+            made.elsewhere.append(profile.name)
+        elif not items and profile.empty_day == "skip":
             made.skipped.append(Skipped(profile.name, edition))
         else:
             made.made.append(MadeDigest(profile.name, edition, len(items)))

@@ -14,7 +14,7 @@ from digest.channels import REGISTRY, Channel, Job, Target, channel_name, vet
 from digest.config import Settings
 from digest.errors import DeliveryError, PermanentError, SetupError, TransientError
 from digest.models import Delivery, Message, StoredDigest
-from digest.pipeline import payloads
+from digest.pipeline import claims, payloads
 from digest.pipeline.bounces import refused
 from digest.pipeline.report import Failure, Progress, Retry, SendReport, no_progress
 from digest.store import Digests, Ledger, Location, Store, Update
@@ -214,16 +214,27 @@ def _deliver_batch(
     done: Callable[[], None],
     stop: Callable[[], bool],
 ) -> None:
+    me = claims.holder()
+    mine = ledger.claim([d.id for d in rows], holder=me, now=clock(), until=claims.lease_end(settings, clock()))
+    report.sent_elsewhere += len(rows) - len(mine)
+    for _ in range(len(rows) - len(mine)):
+        done()
+    rows = [d for d in rows if d.id in mine]
     wanted = [d.digest for d in rows]
     # SMTP sends only the MIME body; the outbox also writes the Markdown copy, so it reads the digest whole.
     frozen = digests.mail(wanted) if channel.kind == "email" else digests.get_many(wanted)
 
     def jobs() -> Iterator[Job]:
-        """Each row marked ``sending`` as the channel takes its message (which it does only to send it)."""
+        """Each row marked ``sending`` as the channel takes its message (which it does only to send it), unless
+        another process took it over meanwhile (``claims``)."""
         for d in rows:
             if stop():
                 return
-            ledger.update(d.id, "sending", at=clock(), attempts=d.attempts + 1)
+            until = claims.lease_end(settings, clock())
+            if not ledger.start(d.id, attempts=d.attempts + 1, holder=me, at=clock(), until=until):
+                report.sent_elsewhere += 1
+                done()
+                continue
             yield _job(channel, d, frozen[d.digest], settings, ledger=ledger, digests=digests, at=clock())
 
     for job, error in channel.send_all(jobs()):  # each job built while earlier ones are on the wire

@@ -81,13 +81,13 @@ def make_digests(
             if stop():
                 break
             count(make_batch(store, settings, windows, batch, now=now, lock=nullcontext()))
-        report.unmade = due - len(report.made) - len(report.skipped)
+        report.unmade = due - len(report.made) - len(report.skipped) - report.made_elsewhere
         return report
     del read  # each worker reads its windows' papers itself
     broken = make_in_processes(
         store.location, settings, batches, now=now, workers=report.workers, on_made=count, stop=stop
     )
-    report.unmade = due - len(report.made) - len(report.skipped)
+    report.unmade = due - len(report.made) - len(report.skipped) - report.made_elsewhere
     if broken:
         # A worker died (killed, out of memory). Each batch is stored whole or not at all, so
         # what is still due is exactly what was not stored: make that here, in this process.
@@ -95,6 +95,7 @@ def make_digests(
         rest = make_digests(store, alone, now=now, names=names, timings=timings, stop=stop)
         report.made += rest.made
         report.skipped += rest.skipped
+        report.made_elsewhere += rest.made_elsewhere
         report.unmade = rest.unmade
     return report
 
@@ -151,6 +152,7 @@ def batch_size(configured: int, *, papers: int) -> int:
 def _count(report: SendReport, made: Made, timings: dict[str, float] | None) -> None:
     report.made += made.made
     report.skipped += made.skipped
+    report.made_elsewhere += len(made.elsewhere)
     if timings is not None:
         for phase, seconds in made.seconds.items():
             timings[phase] = timings.get(phase, 0.0) + seconds

@@ -71,6 +71,9 @@ class SendReport:
     untried: dict[str, int] = field(default_factory=dict)  # channel kind -> deliveries left waiting for that fix
     unreachable: int = 0  # email tries that failed because the SMTP server could not be reached
     unmade: int = 0  # due digests not made because the run was asked to stop: the next run makes them
+    made_elsewhere: int = 0  # due digests another process had claimed (PostgreSQL): it makes them
+    sent_elsewhere: int = 0  # due deliveries another process had claimed (PostgreSQL): it sends them
+    chores_elsewhere: bool = False  # another process was ingesting, syncing and mailing sign-ups (PostgreSQL)
     waiting: int = 0  # after an interrupted run: deliveries due now that were not tried (the next send's)
     signup_mails: int = 0  # sign-up confirmations (or "you are subscribed already") mailed by this run
     pruned: int = 0  # delivered digests whose bodies this run dropped ([retention] bodies_days)

@@ -55,7 +55,13 @@ class Pruned:
 
 
 def prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool = False) -> Pruned:
-    """Apply ``[retention]`` as of ``now`` (``dry_run``: only count), in one transaction."""
+    """Apply ``[retention]`` as of ``now`` (``dry_run``: only count), in one transaction. On PostgreSQL, one
+    process at a time (``Store.chores``): while another prunes, this one drops nothing."""
+    with store.chores() as mine:
+        return _prune(store, settings, now=now, dry_run=dry_run) if mine else Pruned(0, 0, dry_run=dry_run)
+
+
+def _prune(store: Store, settings: Settings, *, now: datetime, dry_run: bool) -> Pruned:
     kept = settings.retention
     bodies_before = now - timedelta(days=kept.bodies_days)
     history_before = now - timedelta(days=kept.history_days)

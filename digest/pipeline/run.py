@@ -15,7 +15,7 @@ from digest.pipeline.intake import FileOutcome, ingest_files
 from digest.pipeline.make import make_digests
 from digest.pipeline.report import Planned, Progress, SendReport, no_progress
 from digest.pipeline.retention import prune
-from digest.pipeline.signups import mail_signups
+from digest.pipeline.signups import SignupMail, mail_signups
 from digest.pipeline.subscribers import SyncReport, sync_subscribers
 from digest.store import Store
 
@@ -47,7 +47,8 @@ def run_once(
     hooks: Hooks = Hooks(),
 ) -> SendReport:
     """Ingest ``files``, sync the profiles, mail the sign-ups, freeze the digests that are due, deliver
-    everything due.
+    everything due. On PostgreSQL the first three are one process's at a time (``Store.chores``): while
+    another does them, this one goes on to the making and says so (``report.chores_elsewhere``).
 
     Delivery runs beside the making (``Deliverer``): each frozen batch's messages
     go out while the next batches are made, and what was due before the run at once.
@@ -55,11 +56,15 @@ def run_once(
     message handed out; those on the wire finish and are recorded, and
     ``report.waiting`` and ``report.unmade`` say what the next run has to do.
     """
-    for outcome in ingest_files(files, papers=store.papers, settings=settings, now=clock()):
-        hooks.file(outcome)
-    sync = sync_subscribers(store.subscribers, settings.subscribers.dir, at=clock())
-    hooks.synced(sync)
-    signups = mail_signups(store, settings, now=clock())
+    with store.chores() as mine:  # on PostgreSQL, one process at a time; the others go on to the making
+        if mine:
+            for outcome in ingest_files(files, papers=store.papers, settings=settings, now=clock()):
+                hooks.file(outcome)
+            sync = sync_subscribers(store.subscribers, settings.subscribers.dir, at=clock())
+            hooks.synced(sync)
+            signups = mail_signups(store, settings, now=clock())
+        else:
+            sync, signups = SyncReport(settings.subscribers.dir, {}, [], []), SignupMail()
     sending = SendReport()
     with Deliverer(
         store.location, settings, clock=clock, names=names, rng=rng, stop=stop, progress=hooks.progress, report=sending
@@ -73,10 +78,11 @@ def run_once(
         report = make_digests(store, settings, now=clock(), names=names, progress=made, stop=stop)
         report.profile_errors = sync.errors
         report.signup_mails = signups.sent
+        report.chores_elsewhere = not mine
         hooks.made(report)
     report.sent, report.retries, report.failed = sending.sent, sending.retries, sending.failed
     report.halted, report.untried, report.unreachable = sending.halted, sending.untried, sending.unreachable
-    report.bounced = sending.bounced
+    report.bounced, report.sent_elsewhere = sending.bounced, sending.sent_elsewhere
     if stop():
         report.waiting = len(store.ledger.due(clock(), names=names))
     return report

@@ -10,6 +10,7 @@
 * ``signups``: sign-ups from the web page, until confirmed;
 * ``fetches``: what each day's fetch from Hugging Face found;
 * ``bounces``: bounces and complaints as recorded, and the addresses suspended;
+* ``claims``: which process is making whose edition, when several share a PostgreSQL database;
 * ``copies``: the file copied: a checked backup, a restore, the copy before an upgrade.
 
 Only this package speaks SQL. A room is handed the parts it uses
@@ -26,6 +27,7 @@ from pathlib import Path
 from digest.errors import StoreError
 from digest.store import copies
 from digest.store.bounces import SUSPENDED, BounceRecord, Bounces, Rates, Suspension
+from digest.store.claims import Claims
 from digest.store.copies import Copied, Restored, restore
 from digest.store.db import Database, Location, SqliteDatabase, fault
 from digest.store.digests import Digests, PreparedDigest, prepare
@@ -37,6 +39,8 @@ from digest.store.schema import MIGRATIONS, SCHEMA_VERSION
 from digest.store.signups import Signups
 from digest.store.subscribers import FileStamp, StoredProfile, Subscribers, Synced, SyncPlan
 from digest.store.transfer import TableCopy
+
+CHORES_LOCK = 0x6469_6765_7363  # the advisory lock of ``Store.chores``
 
 
 class Store:
@@ -52,6 +56,7 @@ class Store:
         self.signups = Signups(db)
         self.fetches = Fetches(db)
         self.bounces = Bounces(db)
+        self.claims = Claims(db)
 
     @classmethod
     @contextmanager
@@ -70,6 +75,17 @@ class Store:
             ) from e
         with PostgresDatabase.open(location) as pg:
             yield cls(pg)
+
+    @contextmanager
+    def chores(self) -> Iterator[bool]:
+        """Whether this process may do now what one process does at a time (ingest, fetch, the profiles'
+        sync, sign-up mail, retention): on SQLite always (one writer holds the file); on PostgreSQL while it
+        holds the advisory lock for them, which nothing waits for."""
+        if isinstance(self.db, SqliteDatabase):
+            yield True
+            return
+        with Store.server_lock(str(self.db.location), CHORES_LOCK) as taken:
+            yield taken
 
     @staticmethod
     @contextmanager
@@ -107,6 +123,7 @@ __all__ = [
     "SUSPENDED",
     "BounceRecord",
     "Bounces",
+    "Claims",
     "Copied",
     "Database",
     "Digests",

@@ -123,6 +123,7 @@ class Digests(Part):
                     [(digest_id, *delivery) for delivery in deliveries],
                 )
                 ids.append(digest_id)
+            conn.executemany("DELETE FROM claims WHERE subscriber = ?", [(d.name,) for d in digests])
         return ids
 
     def latest(self) -> dict[str, tuple[datetime, str]]:

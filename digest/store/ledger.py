@@ -34,11 +34,13 @@ class Ledger(Part):
     """Queries on the deliveries table."""
 
     def due(self, now: datetime, *, names: set[str] | None = None) -> list[Delivery]:
-        """Deliveries to try now: pending, left in sending by a crash, or retries whose time has come."""
+        """Deliveries to try now: pending, left in sending by a crash, or retries whose time has come; none
+        that another process holds (``claim``) until its lease runs out."""
+        stamp = now.isoformat(timespec="seconds")
         rows = self._conn.execute(
-            _DELIVERY_QUERY + " WHERE x.state IN ('pending', 'sending')"
-            " OR (x.state = 'retry' AND x.next_try <= ?) ORDER BY x.kind, x.id",
-            (now.isoformat(timespec="seconds"),),
+            _DELIVERY_QUERY + " WHERE (x.state IN ('pending', 'sending') OR (x.state = 'retry' AND x.next_try <= ?))"
+            " AND (x.lease_until IS NULL OR x.lease_until < ?) ORDER BY x.kind, x.id",
+            (stamp, stamp),
         )
         found = [_delivery(row) for row in rows]
         return [d for d in found if names is None or d.subscriber in names]
@@ -90,6 +92,7 @@ class Ledger(Part):
             conn.executemany(
                 "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
                 " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
+                " lease_until = CASE WHEN ? = 'sending' THEN lease_until END,"  # an outcome ends the claim
                 " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
                 [
                     (
@@ -100,11 +103,45 @@ class Ledger(Part):
                         _not_before(m.next_try) if m.next_try else None,
                         m.error,
                         m.state,
+                        m.state,
                         stamp,
                         m.id,
                     )
                     for m in updates
                 ],
+            )
+
+    def claim(self, ids: Sequence[int], *, holder: str, now: datetime, until: datetime) -> set[int]:
+        """Of these due deliveries, those this process may send: on PostgreSQL, the rows no other process
+        holds or is claiming (``FOR UPDATE SKIP LOCKED``), now held by ``holder`` until ``until``; on SQLite
+        (one writer) all of them."""
+        if self._db.dialect == "sqlite" or not ids:
+            return set(ids)
+        stamp = now.isoformat(timespec="seconds")
+        query = (
+            "UPDATE deliveries SET holder = ?, lease_until = ? WHERE id IN (SELECT id FROM deliveries"
+            " WHERE id IN ({marks}) AND state IN ('pending', 'sending', 'retry')"
+            " AND (lease_until IS NULL OR lease_until < ? OR holder = ?) FOR UPDATE SKIP LOCKED) RETURNING id"
+        )
+        marks = ", ".join("?" * len(ids))
+        with self._transaction() as conn:
+            rows = conn.execute(
+                query.format(marks=marks), (holder, until.isoformat(timespec="seconds"), *ids, stamp, holder)
+            )
+            return {int(row[0]) for row in rows}
+
+    def start(self, delivery_id: int, *, attempts: int, holder: str, at: datetime, until: datetime) -> bool:
+        """Mark a delivery ``sending`` as its message is handed on, renewing this process's lease; False (and
+        nothing changed) when another process took the row over meanwhile (its lease ran out here)."""
+        stamp = at.isoformat(timespec="seconds")
+        with self._transaction() as conn:
+            return (
+                conn.execute(
+                    "UPDATE deliveries SET state = 'sending', updated_at = ?, attempts = ?, lease_until = CASE"
+                    " WHEN holder IS NULL THEN NULL ELSE ? END WHERE id = ? AND (holder IS NULL OR holder = ?)",
+                    (stamp, attempts, until.isoformat(timespec="seconds"), delivery_id, holder),
+                ).rowcount
+                > 0
             )
 
     def set_payloads(self, payloads: Sequence[tuple[int, str]]) -> None:

@@ -330,6 +330,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # new subscription) or 'resume' (confirm, from the address itself, that it takes mail again).
         "ALTER TABLE signups ADD COLUMN purpose TEXT NOT NULL DEFAULT 'signup'",
     ),
+    # 16: several processes share the work on PostgreSQL. A delivery claimed by one (``holder``) is left to
+    # it until ``lease_until``; a subscriber whose edition one is making has a row in ``claims`` until the
+    # digest is saved or the lease runs out (a killed host's claims return to the pool). SQLite, with one
+    # writer, never sets them.
+    (
+        "ALTER TABLE deliveries ADD COLUMN holder TEXT",
+        "ALTER TABLE deliveries ADD COLUMN lease_until TEXT",
+        """
+        CREATE TABLE claims (
+            subscriber  TEXT PRIMARY KEY,
+            edition     TEXT NOT NULL,
+            holder      TEXT NOT NULL,
+            lease_until TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,6 +38,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("received", "subscriber, paper"),
     ("bounces", "id"),
     ("suspensions", "address"),
+    ("claims", "subscriber"),
 )
 IDENTITIES = (("dumps", "id"), ("papers", "rowid"), ("digests", "id"), ("deliveries", "id"), ("bounces", "id"))
 BATCH = 2000  # rows a statement
