@@ -91,3 +91,15 @@ def on_each_database(request: pytest.FixtureRequest, workdir: Path, monkeypatch:
 
 
 ON_EACH_DATABASE = pytest.mark.parametrize("on_each_database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def on_each_world(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``deliverykit.make_world`` puts its database in a SQLite file, then (the second run) in a new PostgreSQL
+    database. Which one, by name."""
+    from . import deliverykit
+
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        monkeypatch.setattr(deliverykit, "new_database", server.create)
+    return str(request.param)

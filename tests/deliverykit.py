@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,9 @@ from digest.store import Store
 from .conftest import DUMPS
 
 START = datetime(2026, 11, 23, 7, 30, tzinfo=UTC)
+# Where make_world puts each world's database when not told: "" for a SQLite file, or a new PostgreSQL database's
+# URL (on_each_world sets it to the test cluster's ``create``).
+new_database: Callable[[], str] = str
 
 
 def digest_process(root: Path, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
@@ -54,13 +58,8 @@ class World:
 
     def write_config(self, extra: str = "") -> None:
         """``digest.toml`` in the world's folder, for the CLI: its database and subscribers folder, then ``extra``."""
-        database = self.settings.database
-        url = database.url.get_secret_value()
         (self.root / "digest.toml").write_text(
-            f'[database]\npath = "{database.path}"\nlease_s = {database.lease_s}\n'
-            + (f'url = "{url}"\n' if url else "")
-            + f'[subscribers]\ndir = "{self.settings.subscribers.dir}"\n'
-            + extra
+            database_toml(self.settings) + f'[subscribers]\ndir = "{self.settings.subscribers.dir}"\n' + extra
         )
 
     def send(self, names: set[str] | None = None) -> pipeline.SendReport:
@@ -84,7 +83,7 @@ def make_world(
     people: int,
     smtp_port: int | None = None,
     dumps: list[Path] | None = None,
-    url: str = "",
+    url: str | None = None,
     lease_s: float = 600.0,
     **delivery: object,
 ) -> World:
@@ -102,7 +101,9 @@ def make_world(
     }
     options.update(delivery)
     settings = Settings(
-        database=DatabaseSettings(path=root / "digest.sqlite3", url=SecretStr(url), lease_s=lease_s),
+        database=DatabaseSettings(
+            path=root / "digest.sqlite3", url=SecretStr(new_database() if url is None else url), lease_s=lease_s
+        ),
         subscribers=SubscribersSettings(dir=folder),
         smtp=SMTPSettings(host="127.0.0.1", port=smtp_port, security="none", timeout_s=5)
         if smtp_port
@@ -115,3 +116,20 @@ def make_world(
         ):
             pass
     return World(root=root, settings=settings)
+
+
+def database_toml(settings: Settings) -> str:
+    """The ``[database]`` table of a config file naming the settings' database (its file, or its URL)."""
+    database = settings.database
+    url = database.url.get_secret_value()
+    return f'[database]\npath = "{database.path}"\nlease_s = {database.lease_s}\n' + (f'url = "{url}"\n' if url else "")
+
+
+def stored_text(world: World) -> str:
+    """Everything the world's database holds, as text (to search it for what must never be kept)."""
+    with Store.open(world.settings.database.location) as store:
+        conn = store.db.conn
+        if store.db.dialect == "sqlite":
+            return "\n".join(store.db.sqlite.iterdump())  # type: ignore[attr-defined]
+        tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        return "\n".join(repr(tuple(row)) for table in tables for row in conn.execute(f"SELECT * FROM {table}"))

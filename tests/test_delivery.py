@@ -7,7 +7,6 @@ import html
 import json
 import re
 import shutil
-import sqlite3
 import ssl
 import subprocess
 import threading
@@ -29,14 +28,16 @@ from digest.models import Message
 from digest.pipeline.batch import make_batch as make_one_batch
 from digest.store import Store
 
-from .deliverykit import World, make_world, profile_text
+from .deliverykit import World, make_world, profile_text, stored_text
 from .servers import Hooks, Mailbox, Reply, free_port, http_server, smtp_server
 
 MESSAGE_ID = re.compile(r"^<2026-11-23\.[0-9a-f]{10}\.user\d{3}@localhost>$")
 
+pytestmark = pytest.mark.usefixtures("on_each_world")
+
 
 def states(world: World) -> Counter[str]:
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         return Counter(d.state for d in store.ledger.deliveries())
 
 
@@ -141,7 +142,7 @@ def test_markdown_is_rendered_only_for_the_channels_that_deliver_it(tmp_path: Pa
     with smtp_server() as server:
         world = make_world(tmp_path, people=2, smtp_port=server.port)
         world.send()
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         stored = [store.digests.get(d.digest) for d in store.ledger.deliveries()]
         beside = store.db.conn.execute("SELECT count(*) FROM bodies WHERE mime IS NOT NULL AND parts IS NULL")
         [[kept_once]] = beside.fetchall()
@@ -166,7 +167,7 @@ def hooked_world(
 
 
 def only_delivery(world: World) -> tuple[str, int, str | None]:
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         [row] = store.ledger.deliveries()
     return row.state, row.attempts, row.last_error
 
@@ -296,7 +297,7 @@ def test_secrets_never_reach_output_errors_database_or_files(
     assert codes[0] == 1
     everything = out.out + out.err
     assert "refused the login (535)" in everything and "rejected with 404" in everything
-    dump = "\n".join(sqlite3.connect(world.settings.database.path).iterdump())
+    dump = stored_text(world)
     files = "".join(p.read_text(errors="replace") for p in (tmp_path / "outbox").rglob("*") if p.is_file())
     for secret in (PASSWORD, TOKEN, f"{base}/services"):
         assert secret not in everything
@@ -327,7 +328,7 @@ def test_messages_are_built_while_earlier_ones_are_on_the_wire(tmp_path: Path) -
         smtp = world.settings.smtp.model_copy(update={"connections": 2})
         settings = world.settings.model_copy(update={"smtp": smtp})
         built: list[int] = []
-        with Store.open(world.settings.database.path) as store:
+        with Store.open(world.settings.database.location) as store:
             pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
             pipeline.make_digests(store, world.settings, now=world.clock())
             due = store.ledger.due(world.clock())
@@ -375,7 +376,7 @@ def test_a_delivery_frozen_before_payloads_were_kept_goes_out_whole(tmp_path: Pa
         world = make_world(
             tmp_path, people=2, smtp_port=server.port, base_url="https://digest.example.org", secret="s3cret-for-hmac"
         )
-        with Store.open(world.settings.database.path) as store:
+        with Store.open(world.settings.database.location) as store:
             pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
             pipeline.make_digests(store, world.settings, now=world.clock())
             with store.db.transaction() as conn:  # as 0.11 left them
@@ -399,7 +400,7 @@ def test_the_atom_feed_keeps_the_latest_digests(tmp_path: Path) -> None:
     feed = ET.parse(tmp_path / "outbox" / "feeds" / "team.atom").getroot()
     ns = {"a": "http://www.w3.org/2005/Atom"}
     entries = feed.findall("a:entry", ns)
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         [digest] = store.digests.recent("team", limit=5)
         items = store.digests.papers([digest.id])[digest.id]
     # One entry per paper, in the digest's order; each opens the paper and carries its item, not a document.
@@ -460,7 +461,7 @@ def _with_smtp(world: World, **changes: object) -> None:
 
 
 def _ledger(world: World) -> list[tuple[str, int]]:
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         return sorted((d.state, d.attempts) for d in store.ledger.deliveries())
 
 
@@ -552,7 +553,7 @@ def test_cli_dry_run_then_send_then_deliveries_and_retry(
         "  team -> mattermost:$NOWHERE_HOOK",
     ]
     assert not (tmp_path / "outbox").exists()
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         assert (store.subscribers.all(), store.ledger.deliveries()) == ([], [])  # the dry run wrote nothing
     assert main(["send"]) == 1
     out = capsys.readouterr().out

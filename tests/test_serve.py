@@ -16,12 +16,14 @@ from digest.config import RenderSettings, Settings, WebSettings
 from digest.models import Subscriber
 from digest.store import Store
 
-from .deliverykit import World, make_world
+from .deliverykit import World, database_toml, make_world
 from .servers import smtp_server
 from .webkit import client, links_in, local, web_server
 
 BASE = "https://digest.example.org"
 SECRET = "s3cret-for-hmac-0123456789"
+
+pytestmark = pytest.mark.usefixtures("on_each_world")
 
 
 def world_with_links(root: Path, *, people: int, smtp_port: int | None = None, signup: bool = False) -> World:
@@ -32,7 +34,7 @@ def world_with_links(root: Path, *, people: int, smtp_port: int | None = None, s
 
 
 def subscriber(world: World, name: str) -> Subscriber:
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         found = store.subscribers.get(name)
     assert found is not None
     return found
@@ -80,7 +82,7 @@ def test_one_click_unsubscribe_from_a_received_email_sticks(tmp_path: Path) -> N
 
 def test_a_folder_sync_says_once_that_a_subscriber_stays_unsubscribed(tmp_path: Path) -> None:
     world = world_with_links(tmp_path, people=1)
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
         pipeline.set_state(store.subscribers, "user000", "unsubscribed", at=world.clock())  # `digest unsubscribe`
         first = pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
@@ -90,7 +92,7 @@ def test_a_folder_sync_says_once_that_a_subscriber_stays_unsubscribed(tmp_path: 
         ]
         assert second.held == [] and second.changes == {}
     assert subscriber(world, "user000").status == "unsubscribed"
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         pipeline.set_state(store.subscribers, "user000", "active", at=world.clock())  # `digest resume`
     assert subscriber(world, "user000").status == "active"
 
@@ -111,7 +113,7 @@ def test_a_feedback_link_from_an_email_records_a_vote_on_post_only(tmp_path: Pat
         world.clock.advance(60)
         assert http.post(local(more, base)).status_code == 200
     assert len(first) == 1 and first[0].vote == 1 and _votes(world) == first  # a repeat changes nothing
-    (workdir / "digest.toml").write_text(f'[database]\npath = "{world.settings.database.path}"\n')
+    (workdir / "digest.toml").write_text(database_toml(world.settings))
     assert main(["feedback", "user000", "--json"]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert json.loads(line) | {"at": None} == {
@@ -124,7 +126,7 @@ def test_a_feedback_link_from_an_email_records_a_vote_on_post_only(tmp_path: Pat
 
 
 def _votes(world: World):
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         return store.feedback.votes("user000")
 
 
@@ -196,7 +198,7 @@ def test_preferences_edit_the_profile_file_and_keep_its_comments(tmp_path: Path)
         assert path.read_text() == text
         assert http.post(base + url, data={k: v for k, v in fields.items() if k != "form"}).status_code == 403
     assert path.read_text() == text
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         synced = pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
         assert synced.changes == {}  # the file and the database agree: the edit stays
     assert "speculative decoding" in subscriber(world, "ada").text
@@ -320,7 +322,7 @@ def test_settings_default_to_loopback() -> None:
 def test_an_unsubscribe_cancels_what_was_not_sent_yet(tmp_path: Path) -> None:
     with smtp_server() as smtp:
         world = world_with_links(tmp_path, people=2, smtp_port=smtp.port)
-        with Store.open(world.settings.database.path) as store:
+        with Store.open(world.settings.database.location) as store:
             pipeline.sync_subscribers(store.subscribers, world.settings.subscribers.dir, at=world.clock())
             pipeline.make_digests(store, world.settings, now=world.clock())
         with web_server(world.settings, clock=world.clock) as base, client(base) as http:
@@ -328,7 +330,7 @@ def test_an_unsubscribe_cancels_what_was_not_sent_yet(tmp_path: Path) -> None:
             assert http.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
         world.send()
         assert [m["To"] for m in smtp.box.messages] == ["user001@example.org"]
-    with Store.open(world.settings.database.path) as store:
+    with Store.open(world.settings.database.location) as store:
         [cancelled] = store.ledger.deliveries(states=("failed",))
         assert cancelled.subscriber == "user000" and cancelled.last_error == "cancelled: unsubscribed by the reader"
         assert store.ledger.failed_since(world.clock() - timedelta(days=1)) == 0
@@ -347,8 +349,7 @@ def test_a_reader_s_feed_address_is_shown_to_them_and_to_the_operator(
         assert http.get(local(feed.feed, base)).status_code == 200  # ... and it is served
     where = world.settings
     (workdir / "digest.toml").write_text(
-        f'[database]\npath = "{where.database.path}"\n[subscribers]\ndir = "{where.subscribers.dir}"\n'
-        f'[delivery]\nbase_url = "{BASE}"\n'
+        database_toml(where) + f'[subscribers]\ndir = "{where.subscribers.dir}"\n[delivery]\nbase_url = "{BASE}"\n'
     )
     monkeypatch.setenv("DIGEST_DELIVERY__SECRET", SECRET)
     assert main(["subscribers", "--json"]) == 0
@@ -406,3 +407,26 @@ def test_the_static_folder_serves_the_stylesheet_and_script_and_nothing_else(tmp
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert [r.status_code for r in hidden] == [404, 404, 404]  # a page template is no asset
     assert again.status_code == 304
+
+
+def test_two_web_nodes_on_one_database_serve_the_same_readers(tmp_path: Path, on_each_world: str) -> None:
+    """`digest serve` keeps nothing of its own: behind a proxy, any node answers any link. (On SQLite the two
+    share one file on one host; on PostgreSQL they would be on different hosts.)"""
+    with smtp_server() as smtp:
+        world = world_with_links(tmp_path, people=2, smtp_port=smtp.port)
+        world.send()
+        mails = {m["To"]: m for m in smtp.box.messages}
+        with (
+            web_server(world.settings, clock=world.clock) as one,
+            web_server(world.settings, clock=world.clock) as two,
+            client(one) as http,
+        ):
+            more = links_in(mails["user000@example.org"], "f")[0]
+            assert "Thank you" in http.post(local(more, one)).text
+            assert "Thank you" in http.post(local(more, two)).text  # the same vote, on the other node: kept once
+            url = mails["user001@example.org"]["List-Unsubscribe"].strip()[1:-1]
+            assert http.post(local(url, two), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+            page = http.get(f"{one}/p/{token(world, 'user001', links.PREFERENCES)}").text
+        assert len(_votes(world)) == 1
+        assert subscriber(world, "user001").status == "unsubscribed"
+        assert "unsubscribed" in page.lower()
