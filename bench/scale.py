@@ -29,6 +29,14 @@ whatever that does not give back), the figure retention's ``bodies_days`` multip
 (``run_s``); then every delivery is set back to pending and sent again by itself, the
 pure hand-off of the same messages (``handoff_s``). ``run_over_handoff`` is their ratio.
 
+``--database postgresql://…`` runs against that (empty) PostgreSQL database instead of a
+SQLite file; ``bench/pgcluster.py`` starts a throwaway server with its default durability.
+With ``--stage run --processes N`` the run is N processes side by side (as N daemons on
+one database would share the day: claims, ``pipeline.claims``; each with ``[make] workers``
+the cores over N, as on one host); ``run_s`` is until the
+last one ends, and ``digests_made_twice``, ``messages_sent_twice`` (the sink counts what
+it accepted) and ``made_elsewhere`` say how the work was shared.
+
 Prints one JSON object: per-stage seconds, messages per second and memory:
 ``peak_rss_mb`` is the most this process and its workers held together (sampled
 every 20 ms; the sink runs apart and is not counted), ``peak_rss_bound_mb`` this
@@ -60,6 +68,8 @@ from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from pydantic import SecretStr  # noqa: E402
 
 from digest import ingest, pipeline  # noqa: E402
 from digest.config import DatabaseSettings, DeliverySettings, Settings, SMTPSettings, SubscribersSettings  # noqa: E402
@@ -108,11 +118,14 @@ def write_profiles(folder: Path, count: int, rng: random.Random, *, first: int =
         )
 
 
-def sink(port: int, ready: Any) -> None:
-    """An SMTP server that accepts every message and keeps nothing."""
+def sink(port: int, ready: Any, accepted: Any = None) -> None:
+    """An SMTP server that accepts every message and keeps nothing (``accepted``: a shared count of them)."""
 
     class Discard:
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+            if accepted is not None:
+                with accepted.get_lock():
+                    accepted.value += 1
             return "250 OK"
 
     controller = Controller(Discard(), hostname="127.0.0.1", port=port)
@@ -191,6 +204,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--papers", type=int, default=1000)
     parser.add_argument("--stage", choices=STAGES, default="all", help="stop after this stage")
     parser.add_argument("--voters", type=float, default=0.0, help="share of subscribers with votes (5 each)")
+    parser.add_argument("--database", default="", help="an empty PostgreSQL database's URL (default: a SQLite file)")
+    parser.add_argument("--processes", type=int, default=1, help="with --stage run: that many runs side by side")
     parser.add_argument(
         "--connections",
         type=int,
@@ -238,7 +253,7 @@ def stored_bytes(store: Store) -> int:
     """The content kept per digest that has any, in bytes: the ``bodies`` table from schema 14, the digests'
     own columns before (so this file measures an older checkout the same way)."""
     conn = store.db.conn
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'bodies'").fetchone():
+    if store.db.dialect == "postgresql" or conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'bodies'").fetchone():
         query = "SELECT avg(coalesce(length(mime), 0) + coalesce(length(parts), 0)) FROM bodies"
     else:
         query = (
@@ -246,6 +261,37 @@ def stored_bytes(store: Store) -> int:
             " WHERE body IS NOT NULL OR mail IS NOT NULL"
         )
     return round(conn.execute(query).fetchone()[0] or 0)
+
+
+def _one_run(settings: Settings, now: datetime, made: Any) -> None:
+    """One of several runs side by side (a process of its own, its own connection)."""
+    with Store.open(settings.database.location) as store:
+        report = pipeline.run_once(store, settings, clock=lambda: now)
+    with made.get_lock():
+        made[0] += len(report.made)
+        made[1] += report.made_elsewhere
+        made[2] += len(report.sent)
+
+
+def shared_run_stage(store: Store, settings: Settings, processes: int, *, now: datetime) -> dict[str, Any]:
+    """The day's run as ``processes`` processes sharing it; how long until the last ended, and how they shared."""
+    made = multiprocessing.Array("l", 3)
+    # The cores shared out, as an operator running N daemons on one host sets [make] workers: cores / N each.
+    each = max(1, (os.cpu_count() or 1) // processes)
+    settings = settings.model_copy(update={"make": settings.make.model_copy(update={"workers": each})})
+    runs = [multiprocessing.Process(target=_one_run, args=(settings, now, made)) for _ in range(processes)]
+    started = time.perf_counter()
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+        assert run.exitcode == 0, f"a run ended with {run.exitcode}"
+    result: dict[str, Any] = {"run_s": round(time.perf_counter() - started, 2), "processes": processes}
+    result["digests"], result["made_elsewhere"], result["sent"] = made[0], made[1], made[2]
+    digests, people = store.db.conn.execute("SELECT count(*), count(DISTINCT subscriber) FROM digests").fetchone()
+    result["digests_made_twice"] = digests - people
+    result["stored_bytes_per_digest"] = stored_bytes(store)
+    return result
 
 
 def run_stage(store: Store, settings: Settings, *, sink_pid: int | None, now: datetime) -> dict[str, Any]:
@@ -271,7 +317,7 @@ def set_up_day(root: Path, args: argparse.Namespace, rng: random.Random) -> Sett
     """A day in ``root``: a dump of ``--papers`` papers and ``--subscribers`` profiles, and settings for them
     (a fresh database, the outbox, SMTP to 127.0.0.1 on a free port with ``--connections`` sessions)."""
     settings = Settings(
-        database=DatabaseSettings(path=root / "bench.sqlite3"),
+        database=DatabaseSettings(path=root / "bench.sqlite3", url=SecretStr(args.database)),
         subscribers=SubscribersSettings(dir=root / "subscribers"),
         smtp=SMTPSettings(
             host="127.0.0.1", port=free_port(), security="none", timeout_s=30, connections=args.connections
@@ -283,10 +329,10 @@ def set_up_day(root: Path, args: argparse.Namespace, rng: random.Random) -> Sett
     return settings
 
 
-def start_sink(target: Callable[[int, Any], None], port: int | None) -> multiprocessing.Process:
-    """An SMTP sink (``target(port, ready)``) in a process of its own, once it listens."""
+def start_sink(target: Callable[..., None], port: int | None, *extra: Any) -> multiprocessing.Process:
+    """An SMTP sink (``target(port, ready, *extra)``) in a process of its own, once it listens."""
     ready = multiprocessing.Event()
-    server = multiprocessing.Process(target=target, args=(port, ready), daemon=True)
+    server = multiprocessing.Process(target=target, args=(port, ready, *extra), daemon=True)
     server.start()
     ready.wait(30)
     return server
@@ -303,9 +349,10 @@ def main() -> None:
         # A file written within RACY_NS of a sync is read again at the next one, in case it changes within the
         # mtime's granularity. Profiles are written before the day's run, not during it: wait that out.
         time.sleep(RACY_NS / 1e9 + 0.5)
-        server = start_sink(sink, settings.smtp.port)
+        accepted = multiprocessing.Value("l", 0)
+        server = start_sink(sink, settings.smtp.port, accepted)
         memory = MemoryWatch(skip={server.pid or 0})
-        with Store.open(settings.database.path) as store:
+        with Store.open(settings.database.location) as store:
             started = time.perf_counter()
             for outcome in pipeline.ingest_files([root / "day.txt"], papers=store.papers, settings=settings, now=now):
                 assert outcome.error is None, outcome.error
@@ -320,7 +367,10 @@ def main() -> None:
                 again = pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=now)
                 assert not (again.changes or again.removed or again.errors)
                 result["resync_s"] = round(time.perf_counter() - started, 2)
-            if args.stage == "run":
+            if args.stage == "run" and args.processes > 1:
+                result |= shared_run_stage(store, settings, args.processes, now=now)
+                result["messages_sent_twice"] = accepted.value - args.subscribers
+            elif args.stage == "run":
                 result |= run_stage(store, settings, sink_pid=server.pid, now=now)
             elif args.stage not in ("ingest", "sync"):
                 result |= make_stage(store, settings, now=now)

@@ -463,10 +463,11 @@ def _pg_bin(name: str) -> str | None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server(*, durable: bool = False) -> Iterator[PostgresServer]:
     """Debian's PostgreSQL (``.ci/run`` installs it): ``initdb`` + ``pg_ctl`` in a temp folder, listening on
     127.0.0.1 and a socket in that folder, stopped and removed after. Run as root, the cluster belongs to
-    ``nobody`` (PostgreSQL refuses root). Skipped only outside CI, where PostgreSQL may not be installed."""
+    ``nobody`` (PostgreSQL refuses root). Skipped only outside CI, where PostgreSQL may not be installed.
+    For the tests it skips flushing to disk; ``durable`` keeps PostgreSQL's defaults (for benchmarks)."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         if os.environ.get("CI"):
@@ -484,9 +485,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         _as(user, [initdb, "-D", str(data), "-U", "digest", "-A", "trust", "-E", "UTF8", "--no-sync"], root)
         hba = f"host all {PG_PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + (data / "pg_hba.conf").read_text()
         (data / "pg_hba.conf").write_text(hba)
+        fast = "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c max_connections=200{fast}"
         )
         _as(user, [pg_ctl, "-D", str(data), "-l", str(root / "log"), "-o", options, "-w", "-t", "60", "start"], root)
         try:

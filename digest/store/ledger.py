@@ -27,6 +27,12 @@ class Update:
     error: str | None = None
 
 
+_UPDATE = (
+    "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
+    " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
+    " lease_until = CASE WHEN ? = 'sending' THEN lease_until END,"  # an outcome ends the claim
+    " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?"
+)
 _DELIVERY_QUERY = "SELECT x.*, d.subscriber, d.edition FROM deliveries x JOIN digests d ON d.id = x.digest"
 
 
@@ -86,30 +92,29 @@ class Ledger(Part):
         self.update_many([Update(delivery_id, state, attempts, parts_sent, next_try, error)], at=at)
 
     def update_many(self, updates: Sequence[Update], *, at: datetime) -> None:
-        """Record new states for a batch of deliveries, in one transaction (None keeps a count as it is)."""
+        """Record new states for a batch of deliveries, in one transaction (None keeps a count as it is). One
+        state is one statement, committed by itself (a round trip, not three, on a database server)."""
         stamp = at.isoformat(timespec="seconds")
-        with self._transaction() as conn:
-            conn.executemany(
-                "UPDATE deliveries SET state = ?, updated_at = ?, attempts = coalesce(?, attempts),"
-                " parts_sent = coalesce(?, parts_sent), next_try = ?, last_error = ?,"
-                " lease_until = CASE WHEN ? = 'sending' THEN lease_until END,"  # an outcome ends the claim
-                " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
-                [
-                    (
-                        m.state,
-                        stamp,
-                        m.attempts,
-                        m.parts_sent,
-                        _not_before(m.next_try) if m.next_try else None,
-                        m.error,
-                        m.state,
-                        m.state,
-                        stamp,
-                        m.id,
-                    )
-                    for m in updates
-                ],
+        rows = [
+            (
+                m.state,
+                stamp,
+                m.attempts,
+                m.parts_sent,
+                _not_before(m.next_try) if m.next_try else None,
+                m.error,
+                m.state,
+                m.state,
+                stamp,
+                m.id,
             )
+            for m in updates
+        ]
+        if len(rows) == 1:
+            self._conn.execute(_UPDATE, rows[0])
+            return
+        with self._transaction() as conn:
+            conn.executemany(_UPDATE, rows)
 
     def claim(self, ids: Sequence[int], *, holder: str, now: datetime, until: datetime) -> set[int]:
         """Of these due deliveries, those this process may send: on PostgreSQL, the rows no other process
@@ -134,15 +139,12 @@ class Ledger(Part):
         """Mark a delivery ``sending`` as its message is handed on, renewing this process's lease; False (and
         nothing changed) when another process took the row over meanwhile (its lease ran out here)."""
         stamp = at.isoformat(timespec="seconds")
-        with self._transaction() as conn:
-            return (
-                conn.execute(
-                    "UPDATE deliveries SET state = 'sending', updated_at = ?, attempts = ?, lease_until = CASE"
-                    " WHEN holder IS NULL THEN NULL ELSE ? END WHERE id = ? AND (holder IS NULL OR holder = ?)",
-                    (stamp, attempts, until.isoformat(timespec="seconds"), delivery_id, holder),
-                ).rowcount
-                > 0
-            )
+        started = self._conn.execute(  # one statement, committed by itself
+            "UPDATE deliveries SET state = 'sending', updated_at = ?, attempts = ?, lease_until = CASE"
+            " WHEN holder IS NULL THEN NULL ELSE ? END WHERE id = ? AND (holder IS NULL OR holder = ?)",
+            (stamp, attempts, until.isoformat(timespec="seconds"), delivery_id, holder),
+        )
+        return started.rowcount > 0
 
     def set_payloads(self, payloads: Sequence[tuple[int, str]]) -> None:
         """Keep each delivery's payload (one frozen before payloads were kept, made now)."""
