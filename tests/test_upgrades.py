@@ -35,6 +35,16 @@ BY_TABLE: dict[str, dict[str, object]] = {
     "paper_aliases": {"paper": "old-paper"},
     "profile_files": {"name": "ada", "hash": "h"},
     "fetches": {"sha256": None},
+    "bounces": {
+        "id": 1,
+        "source": "imap",
+        "kind": "hard",
+        "delivery": 1,
+        "reason": "mailbox unknown",
+        "status": "5.1.1",
+    },
+    "suspensions": {"address": "gone@example.org", "subscriber": None, "kind": "hard", "reason": "mailbox unknown"},
+    "claims": {"holder": "old-host:1", "lease_until": THEN},
 }
 BY_COLUMN: dict[str, object] = {
     "layout": "cards", "page_date": EDITION, "paper_count": 1, "new_count": 1, "warning_count": 0,
@@ -52,10 +62,11 @@ BY_COLUMN: dict[str, object] = {
     "vote": 1, "at": THEN, "email": "someone@example.org", "confirmed_at": None, "mailed_at": THEN,
     "alias": "old-alias", "day": EDITION, "outcome": "new", "items": 1, "etag": None, "detail": None,
     "path": "/nowhere/ada.toml", "folder": "/nowhere", "size": 1, "mtime_ns": 1, "checked_ns": 1,
-    "listing": "x", "mime": None, "parts": None,
+    "listing": "x", "mime": None, "parts": None, "purpose": "signup", "address": "ada@example.org",
+    "diagnostic": "", "since": THEN, "holder": None, "lease_until": None,
 }  # fmt: skip
 ORDER = ("dumps", "papers", "sightings", "paper_aliases", "subscribers", "digests", "digest_items", "deliveries",
-         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received", "bodies")  # fmt: skip
+         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received", "bodies", "bounces", "suspensions", "claims")  # fmt: skip
 
 
 def at_version(path: Path, version: int) -> dict[str, int]:
