@@ -66,7 +66,8 @@ BY_COLUMN: dict[str, object] = {
     "diagnostic": "", "since": THEN, "holder": None, "lease_until": None,
 }  # fmt: skip
 ORDER = ("dumps", "papers", "sightings", "paper_aliases", "subscribers", "digests", "digest_items", "deliveries",
-         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received", "bodies", "bounces", "suspensions", "claims")  # fmt: skip
+         "feedback", "signups", "fetches", "profile_files", "profile_folders", "received", "bodies", "bounces",
+         "suspensions", "claims")  # fmt: skip
 
 
 def at_version(path: Path, version: int) -> dict[str, int]:
