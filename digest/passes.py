@@ -73,7 +73,9 @@ def tick(
     )
     with Store.open(settings.database.location) as store:
         if settings.bounces.source:  # before making: an address that bounced since is not mailed again
-            result.bounces = read_bounces(store, settings, clock=clock, log=log, stop=stop)
+            with store.chores() as mine:  # on PostgreSQL one process reads the mailbox at a time
+                if mine:
+                    result.bounces = read_bounces(store, settings, clock=clock, log=log, stop=stop)
         ready = watcher.ready(clock())
         result.report = pipeline.run_once(
             store, settings, clock=clock, files=ready, names=names, stop=stop, hooks=hooks
