@@ -206,6 +206,10 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--voters", type=float, default=0.0, help="share of subscribers with votes (5 each)")
     parser.add_argument("--database", default="", help="an empty PostgreSQL database's URL (default: a SQLite file)")
     parser.add_argument("--processes", type=int, default=1, help="with --stage run: that many runs side by side")
+    parser.add_argument("--workers", type=int, default=0, help="[make] workers (default: the setting's, one per core)")
+    parser.add_argument(
+        "--no-links", action="store_true", help="no base URL and secret: digests without signed vote links"
+    )
     parser.add_argument(
         "--connections",
         type=int,
@@ -236,9 +240,10 @@ def make_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, 
     """Every due digest made and frozen, timed by phase."""
     result: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_with_children()
     made = pipeline.make_digests(store, settings, now=now, timings=timings)
     result["make_s"] = round(time.perf_counter() - started, 2)
+    spent = cpu_with_children() - cpu
     result["workers"] = made.workers
     # Workers make batches side by side: a phase's share of make_s is its seconds over the workers.
     result |= {f"{phase}_s": round(seconds / made.workers, 2) for phase, seconds in timings.items()}
@@ -246,7 +251,30 @@ def make_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, 
     result["digests"] = len(made.made)
     result["items"] = sum(n for _, _, n in made.made)
     result["stored_bytes_per_digest"] = stored_bytes(store)
+    result["reasons_bytes_per_digest"] = reasons_bytes(store)
+    if made.made:
+        # CPU per digest: all of it (this process and the workers, their start and warm-up included), and the
+        # steady part (the phases' seconds, each batch's rank, render and freeze, without the fixed costs).
+        result["make_cpu_ms_per_digest"] = round(spent * 1000 / len(made.made), 3)
+        result["steady_ms_per_digest"] = round(sum(timings.values()) * 1000 / len(made.made), 3)
     return result
+
+
+def cpu_with_children() -> float:
+    """CPU seconds of this process and of its children that have ended (the workers of a run)."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def reasons_bytes(store: Store) -> int:
+    """The bytes kept of the digests' reasons (the why of each item), per digest with items."""
+    conn = store.db.conn
+    digests = conn.execute("SELECT count(DISTINCT digest) FROM digest_items").fetchone()[0] or 1
+    if store.db.dialect != "postgresql":
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(digests)")}
+        if "reasons" in columns:
+            return round(int(conn.execute("SELECT sum(length(reasons)) FROM digests").fetchone()[0] or 0) / digests)
+    return round(int(conn.execute("SELECT sum(length(why)) FROM digest_items").fetchone()[0] or 0) / digests)
 
 
 def stored_bytes(store: Store) -> int:
@@ -322,8 +350,15 @@ def set_up_day(root: Path, args: argparse.Namespace, rng: random.Random) -> Sett
         smtp=SMTPSettings(
             host="127.0.0.1", port=free_port(), security="none", timeout_s=30, connections=args.connections
         ),
-        delivery=DeliverySettings(outbox_dir=root / "outbox"),
+        delivery=DeliverySettings(
+            outbox_dir=root / "outbox",
+            # As in production: signed vote, preferences and unsubscribe links in every digest.
+            base_url="" if args.no_links else "https://digest.example.org",
+            secret=SecretStr("" if args.no_links else "bench-signing-secret-" + "x" * 32),
+        ),
     )
+    if args.workers:
+        settings = settings.model_copy(update={"make": settings.make.model_copy(update={"workers": args.workers})})
     (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
     write_profiles(root / "subscribers", args.subscribers, rng)
     return settings
