@@ -106,6 +106,14 @@ def test_the_digests_cover_what_readers_get() -> None:
     assert any(s is None for _, _, s in made) and any(s is not None for _, _, s in made)
 
 
+def test_every_digest_is_kept_once_its_mime_body_giving_back_text_and_html() -> None:
+    for name, digest, signed in digests():
+        message = renderer().message(digest, links=signed)
+        body, gives_back = render.email_body(message)
+        assert gives_back, f"{name}: the text and HTML would be kept twice"
+        assert render.alternatives(body) == (message.text, message.html)
+
+
 def test_every_format_is_byte_identical() -> None:
     produced = hashes()
     if os.environ.get("UPDATE_GOLDEN"):

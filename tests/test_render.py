@@ -455,6 +455,21 @@ def test_a_mime_body_decodes_to_its_text_and_html_with_lines_that_fit(
     assert all(len(line) <= render.MAX_LINE for line in body.split(b"\r\n"))
 
 
+_PIECES = st.sampled_from(["a", " ", "\n", "\r", "é", "→", "&#183;", "&#8212;", "&#39;", "&", "=", "x" * 500])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(_PIECES, max_size=14).map("".join), html=st.lists(_PIECES, max_size=14).map("".join))
+def test_a_mime_body_says_truly_whether_it_gives_its_text_and_html_back(text: str, html: str) -> None:
+    """A digest keeps only the MIME body when it gives the text and HTML back (``email_body`` says so without
+    decoding): where it says yes, decoding gives exactly them; where no, the digest keeps them beside it."""
+    message = Message("s", text, "<p>" + html, "")
+    body, gives_back = render.email_body(message)
+    assert body == render.mime_body(message)
+    if gives_back:
+        assert render.alternatives(body) == (message.text, message.html)
+
+
 @pytest.mark.slow
 def test_every_subject_of_the_demo_and_bench_subscribers_names_only_what_is_in_the_digest(tmp_path: Path) -> None:
     import shutil

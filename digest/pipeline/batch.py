@@ -203,9 +203,13 @@ def _prepare(
             return NewDelivery(name, kind, target, message_id, payload)
 
         deliveries = [delivery(name, cls.kind, target) for name, cls, target in channels]
-        body = render.mime_body(message) if any(cls.takes == "email" for _, cls, _ in channels) else b""
+        mailed = any(cls.takes == "email" for _, cls, _ in channels)
+        body, gives_back = render.email_body(message) if mailed else (b"", False)
     with clocked("freeze"):  # packing the content is part of freezing it
-        return prepare(profile.name, edition, items, message, new_count=len(papers), deliveries=deliveries, mime=body)
+        return prepare(
+            profile.name, edition, items, message, new_count=len(papers), deliveries=deliveries, mime=body,
+            gives_back=gives_back,
+        )  # fmt: skip
 
 
 @contextmanager

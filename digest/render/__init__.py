@@ -13,7 +13,17 @@ from digest import lazy
 if TYPE_CHECKING:  # loaded with their room on first use (PEP 562): describing a paper needs no Jinja
     from digest.render.context import describe, header_text, links, md_escape, paper_meta, slack_escape, subject
     from digest.render.message import FORMATS, Renderer, package_templates
-    from digest.render.mime import MAX_LINE, alternatives, dated, eml, eml_head, list_unsubscribe, message_id, mime_body
+    from digest.render.mime import (
+        MAX_LINE,
+        alternatives,
+        dated,
+        email_body,
+        eml,
+        eml_head,
+        list_unsubscribe,
+        message_id,
+        mime_body,
+    )
 
 _ROOMS = {
     **dict.fromkeys(
@@ -21,7 +31,18 @@ _ROOMS = {
     ),
     **dict.fromkeys(("FORMATS", "Renderer", "package_templates"), "message"),
     **dict.fromkeys(
-        ("MAX_LINE", "alternatives", "dated", "eml", "eml_head", "mime_body", "list_unsubscribe", "message_id"), "mime"
+        (
+            "MAX_LINE",
+            "alternatives",
+            "dated",
+            "email_body",
+            "eml",
+            "eml_head",
+            "mime_body",
+            "list_unsubscribe",
+            "message_id",
+        ),
+        "mime",
     ),
 }
 
@@ -37,6 +58,7 @@ __all__ = [
     "alternatives",
     "dated",
     "describe",
+    "email_body",
     "eml",
     "eml_head",
     "header_text",

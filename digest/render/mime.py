@@ -84,8 +84,17 @@ def mime_body(message: Message) -> bytes:
     (``_html_body``). Made when the digest is frozen, so sending adds only the
     headers that name the recipient and the moment.
     """
+    return email_body(message)[0]
+
+
+def email_body(message: Message) -> tuple[bytes, bool]:
+    """``mime_body``, and whether ``alternatives`` gives the message's text and HTML back from it exactly.
+
+    Known from how the parts were encoded, without decoding them again (which
+    was a tenth of making a digest): see ``_gives_back``.
+    """
     text = _qp(message.text)
-    html_encoding, html = _html_body(message.html)
+    html_encoding, html, folded = _html_body(message.html)
     boundary = "==paper-digest-" + hashlib.sha256(text[:4096] + html[:4096]).hexdigest()[:24] + "=="
     part = 'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: {}\r\n\r\n'
     return b"".join(
@@ -99,7 +108,21 @@ def mime_body(message: Message) -> bytes:
             html,
             f"\r\n--{boundary}--\r\n".encode(),
         ]
-    )
+    ), _gives_back(message, seven_bit=html_encoding == "7bit", folded=folded)
+
+
+def _gives_back(message: Message, *, seven_bit: bool, folded: bool) -> bool:
+    """Whether ``alternatives`` returns exactly this text and HTML, as encoded by ``email_body``.
+
+    Both parts come back with LF line ends, the text ending with one and the
+    HTML with none; a 7-bit HTML part turns every reference to a character
+    beyond ASCII back into the character, so the HTML must have written none
+    itself, and a folded line does not come back.
+    """
+    text, html = message.text, message.html
+    if "\r" in text or "\r" in html or not text.endswith("\n") or text.endswith("\n\n") or html.endswith("\n"):
+        return False
+    return not seven_bit or (not folded and _REFERENCE.search(html) is None)
 
 
 def alternatives(body: bytes) -> tuple[str, str] | None:
@@ -169,7 +192,7 @@ def _elements(document: AnyStr, opening: AnyStr, closing: AnyStr) -> Iterator[An
         start = document.find(opening, stop) if stop >= 0 else -1
 
 
-def _html_body(html: str) -> tuple[str, bytes]:
+def _html_body(html: str) -> tuple[str, bytes, bool]:
     """The HTML part as 7bit where it can travel so, else quoted-printable.
 
     7bit needs ASCII and lines of at most 998 octets: other characters become
@@ -178,14 +201,15 @@ def _html_body(html: str) -> tuple[str, bytes]:
     lines of a quoted-printable one, so the receiving server reads far fewer.
     The HTML is encoded first and read as bytes from then on: an HTML digest
     has non-ASCII characters, and every pass over such a string costs more.
+    Last, whether a line was folded.
     """
     body = html.encode("ascii", "xmlcharrefreplace")
     if _raw_text_is_ascii(body, html):
         lines = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n").split(b"\n")
         fitted = lines if max(map(len, lines)) <= MAX_LINE else _fold(lines)
         if fitted is not None:
-            return "7bit", b"\r\n".join(fitted) + b"\r\n"
-    return "quoted-printable", _qp(html)
+            return "7bit", b"\r\n".join(fitted) + b"\r\n", fitted is not lines
+    return "quoted-printable", _qp(html), False
 
 
 _ATTRIBUTE_GAP = re.compile(rb"(?<=[\"']) +(?=[A-Za-z_:][-A-Za-z0-9_:.]*=)")
@@ -228,16 +252,31 @@ def _qp(body: str) -> bytes:
     lines = _lf(body).rstrip("\n").split("\n")
     if len(_QP_LINES) + len(lines) > QP_LINES_KEPT:
         _QP_LINES.clear()
-    return b"\r\n".join([_QP_LINES.get(line) or _qp_line(line) for line in lines]) + b"\r\n"
+    known = _QP_LINES.get
+    return b"\r\n".join([e if (e := known(line)) is not None else _qp_line(line) for line in lines]) + b"\r\n"
 
 
 def _qp_line(line: str) -> bytes:
+    if _plain(line):  # as it is: nothing quoted-printable would change (not kept: vote links are one-offs)
+        return line.encode("ascii")
     # With its line end, as in the whole text: a space last on a full line is encoded before it, not after a break.
     encoded = binascii.b2a_qp(line.encode("utf-8") + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
     _QP_LINES[line] = encoded
     return encoded
 
 
+def _plain(line: str) -> bool:
+    """A line quoted-printable leaves as it is: printable ASCII, short, no "=", no space last, not a lone "."."""
+    return (
+        len(line) <= QP_WIDTH
+        and line.isascii()
+        and line.isprintable()
+        and "=" not in line
+        and (line[-1:] != " " and line != ".")
+    )
+
+
+QP_WIDTH = 76  # characters a quoted-printable line holds before a soft break
 QP_LINES_KEPT = 50_000  # encoded lines kept before the store starts over (a day's digests share a few thousand)
 _QP_LINES: dict[str, bytes] = {}
 

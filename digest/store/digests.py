@@ -63,15 +63,23 @@ def prepare(
     new_count: int,
     deliveries: list[NewDelivery] | None = None,
     mime: bytes = b"",
+    gives_back: bool = False,
 ) -> PreparedDigest:
     """A digest with its rendered message (and ``mime``, its MIME body when it goes out as email) packed,
-    each part once: the text and HTML that ``mime`` gives back exactly are not kept beside it."""
-    text, html = (render.alternatives(mime) if mime else None) or ("", "")
-    kept = [
-        b"" if text == message.text else message.text.encode(),
-        b"" if html == message.html else message.html.encode(),
-        message.markdown.encode(),
-    ]
+    each part once: the text and HTML that ``mime`` gives back exactly are not kept beside it.
+
+    ``gives_back``: ``render.email_body`` made ``mime`` and said it gives both back; otherwise they are
+    read back from it and compared.
+    """
+    if gives_back:
+        kept = [b"", b"", message.markdown.encode()]
+    else:
+        text, html = (render.alternatives(mime) if mime else None) or ("", "")
+        kept = [
+            b"" if text == message.text else message.text.encode(),
+            b"" if html == message.html else message.html.encode(),
+            message.markdown.encode(),
+        ]
     parts = compress(kept) if any(kept) else None
     return PreparedDigest(
         name, edition, items, message.subject, parts, new_count, deliveries or [], pack(mime) if mime else None
