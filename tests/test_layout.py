@@ -132,8 +132,10 @@ ALLOWED: dict[str, set[str]] = {
         "digest.models",
         "digest.render",  # the stored form of an email digest, and the text and HTML read back from it
         "digest.store.db",
+        "digest.store.packing",  # the content and the reasons as kept
         "digest.store.papers",  # a paper's row, read once
     },
+    "digest.store.packing": {"digest.models"},
     "digest.store.ledger": {"digest.models", "digest.store.db"},
     "digest.store.feedback": {"digest.models", "digest.store.db"},
     "digest.store.fetches": {"digest.models", "digest.store.db"},

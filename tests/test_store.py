@@ -15,7 +15,7 @@ from digest import ingest, render, store
 from digest.errors import StoreError
 from digest.models import Dump, Message, NewDelivery, Ranked, Reason, ReasonKind
 from digest.store import Location, PreparedDigest, Store, prepare
-from digest.store.digests import compress, decompress
+from digest.store.packing import compress, decompress
 
 from .conftest import DUMPS, SEED_COUNTS, TODAY
 from .dumpgen import Card, cards
@@ -185,6 +185,45 @@ def test_subscribers_and_digests(database: Location) -> None:
         assert db.digests.save([made], at=NOW) == [None]
         assert db.digests.digested("ada") == {dump.papers[0].id}
         assert db.digests.digested("someone else") == set()
+
+
+def test_reasons_are_kept_once_per_digest_and_read_back_exactly_beside_items_frozen_before(
+    database: Location,
+) -> None:
+    """A digest's reasons are one record (schema 17); an item frozen before keeps its own JSON, and both read
+    back as they were: for `digest explain`, the feed and the ranking's memory of what was shown."""
+    dump, sha = load("003_7a5f3204ee6361bf.txt")
+    why = [
+        (Reason(ReasonKind.KEYWORD, "model compression", 0.41234567891, ("title", "abstract"), "compression"),),
+        (
+            Reason(ReasonKind.SEED, "PD-Quant: “Post-Training” ▲", 0.2, (), "liked"),
+            Reason(ReasonKind.TRENDING, "", 0.0),
+        ),
+        (),
+    ]
+    items = [Ranked(paper, n, 1.0 / n, w) for n, (paper, w) in enumerate(zip(dump.papers, why, strict=False), 1)]
+    old = (Reason(ReasonKind.KEYWORD, "tracking", 0.5, ("title",)),)
+    with Store.open(database) as db:
+        db.papers.ingest(dump, sha256=sha, at=NOW)
+        db.subscribers.save("ada", text="a", profile_hash="1", source="s/ada.toml", at=NOW)
+        [new, before] = db.digests.save(
+            [PreparedDigest("ada", "2026-11-23", items), PreparedDigest("ada", "2026-11-22", items[:1])], at=NOW
+        )
+        assert new is not None and before is not None
+        with db.db.transaction() as conn:  # as an item frozen before schema 17 is kept
+            conn.execute("UPDATE digests SET reasons = NULL WHERE id = ?", (before,))
+            conn.execute(
+                "UPDATE digest_items SET why = ? WHERE digest = ?",
+                (
+                    '[{"kind": "keyword", "label": "tracking", "score": 0.5, "where": ["title"], "detail": null}]',
+                    before,
+                ),
+            )
+        assert [w for _, _, _, w in db.digests.items(new)] == why
+        assert [w for _, _, _, w in db.digests.items(before)] == [old]
+        papers = db.digests.papers([new, before])
+        assert [r.why for r in papers[new]] == why and [r.why for r in papers[before]] == [old]
+        assert db.db.conn.execute("SELECT count(*) FROM digest_items WHERE why != ''").fetchone()[0] == 1
 
 
 def test_a_retry_is_never_due_before_its_time_even_within_the_second(database: Location) -> None:

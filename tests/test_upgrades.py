@@ -13,7 +13,7 @@ import pytest
 from digest import pipeline, render, store
 from digest.models import Message
 from digest.store import Store
-from digest.store.digests import compress, pack
+from digest.store.packing import compress, pack
 
 from .conftest import DUMPS
 from .deliverykit import START, make_world

@@ -14,24 +14,24 @@ subscriber's digests once, ever. Its content is kept once, in ``bodies``
 
 Digests made before schema 4 keep their content in ``body_text``,
 ``body_html`` and ``body_markdown``.
+
+An item's reasons (the "why" of its score) are kept with its digest, one
+record for all its items (``digests.reasons``, schema 17: ``packing.reasons_record``);
+items frozen before keep theirs in ``digest_items.why``, a JSON object per
+reason, and items frozen since leave that empty.
 """
 
 from __future__ import annotations
 
-import json
-import struct
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from itertools import accumulate, pairwise
 from typing import Any
 
-import zstandard
-
 from digest import render
-from digest.models import Message, NewDelivery, Ranked, Reason, ReasonKind, StoredDigest
+from digest.models import Message, NewDelivery, Ranked, Reason, StoredDigest
 from digest.store.db import Part, Row
+from digest.store.packing import ReasonsRead, compress, decompress, pack, reasons_record, unpack
 from digest.store.papers import paper_of_row
 
 
@@ -111,8 +111,8 @@ class Digests(Part):
         with self._transaction() as conn:
             for digest, body, items, deliveries in rows:
                 cursor = conn.execute(
-                    "INSERT INTO digests (subscriber, edition, created_at, subject, new_count)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                    "INSERT INTO digests (subscriber, edition, created_at, subject, new_count, reasons)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                     digest,
                 ).fetchone()
                 if cursor is None:
@@ -167,9 +167,12 @@ class Digests(Part):
     def items(self, digest_id: int) -> list[tuple[str, int, float, tuple[Reason, ...]]]:
         """A digest's items as frozen: paper id, rank, score and reasons, best first."""
         rows = self._conn.execute(
-            "SELECT paper, rank, score, why FROM digest_items WHERE digest = ? ORDER BY rank", (digest_id,)
-        )
-        return [(row[0], row[1], row[2], _reasons(row[3])) for row in rows]
+            "SELECT i.paper, i.rank, i.score, i.why, d.reasons FROM digest_items i JOIN digests d ON d.id = i.digest"
+            " WHERE i.digest = ? ORDER BY i.rank",
+            (digest_id,),
+        ).fetchall()
+        kept = ReasonsRead()
+        return [(row[0], row[1], row[2], kept.of(row[3], row[4], row[1])) for row in rows]
 
     def get(self, digest_id: int) -> StoredDigest:
         return self.get_many([digest_id])[digest_id]
@@ -276,11 +279,14 @@ class Digests(Part):
         """Each digest's items as frozen, best first, with their whole papers (for the entries of a feed)."""
         found: dict[int, list[Ranked]] = {i: [] for i in digest_ids}
         query = (
-            "SELECT i.digest, i.rank, i.score, i.why, p.* FROM digest_items i JOIN papers p ON p.id = i.paper"
+            "SELECT i.digest, i.rank, i.score, i.why, d.reasons, p.* FROM digest_items i"
+            " JOIN papers p ON p.id = i.paper JOIN digests d ON d.id = i.digest"
             " WHERE i.digest IN ({marks}) ORDER BY i.digest, i.rank"
         )
+        kept = ReasonsRead()
         for row in self._rows_in(query, digest_ids):
-            found[row["digest"]].append(Ranked(paper_of_row(row), row["rank"], row["score"], _reasons(row["why"])))
+            why = kept.of(row["why"], row["reasons"], row["rank"])
+            found[row["digest"]].append(Ranked(paper_of_row(row), row["rank"], row["score"], why))
         return found
 
 
@@ -308,61 +314,17 @@ _DROPS = (  # (its count and bytes, the statement that drops it)
 def _digest_rows(d: PreparedDigest, stamp: str) -> tuple[_Row, _Row | None, list[_Row], list[_Row]]:
     """A digest's row, its content's (None when it has none), its items' and its deliveries' (each without the
     digest's id, not known yet)."""
-    digest = (d.name, d.edition, stamp, d.subject, d.new_count)
+    digest = (d.name, d.edition, stamp, d.subject, d.new_count, reasons_record(d.items))
     body = (d.mime, d.parts) if d.mime is not None or d.parts is not None else None
-    items = [(item.paper.id, item.rank, item.score, json.dumps([r.as_dict() for r in item.why])) for item in d.items]
+    items = [(item.paper.id, item.rank, item.score, "") for item in d.items]
     deliveries = [(x.channel, x.kind, x.target, x.message_id, x.payload, stamp) for x in d.deliveries]
     return digest, body, items, deliveries
-
-
-_COUNT = struct.Struct(">I")  # a body: how many parts, each part's length, then the parts
-_zstd = threading.local()  # a compressor and a decompressor per thread (reused: making one is not free)
-
-
-def compress(parts: list[bytes]) -> bytes:
-    """Parts of a digest's content as one zstd frame (level 1: an email digest's ~36 KB to ~6 KB).
-
-    The parts are the UTF-8 text, HTML and Markdown, each empty where it is not
-    kept (see the module's doc). Frames made before schema 9 have a fourth part,
-    the MIME body. Uncompressed, 100,000 digests were 3.5 GB written to the
-    write-ahead log and again to the database; kept once and packed, about 0.6 GB.
-    """
-    lengths = struct.pack(f">{len(parts) + 1}I", len(parts), *map(len, parts))
-    return pack(lengths + b"".join(parts))
-
-
-def pack(data: bytes) -> bytes:
-    """Bytes as a zstd frame: one part alone (the MIME body, read without the rest), or ``compress``'s parts."""
-    if not hasattr(_zstd, "compressor"):
-        _zstd.compressor = zstandard.ZstdCompressor(level=1)
-    return bytes(_zstd.compressor.compress(data))
-
-
-def unpack(frame: bytes) -> bytes:
-    if not hasattr(_zstd, "decompressor"):
-        _zstd.decompressor = zstandard.ZstdDecompressor()
-    return bytes(_zstd.decompressor.decompress(frame))
-
-
-def decompress(body: bytes) -> list[bytes]:
-    data = unpack(body)
-    [count] = _COUNT.unpack_from(data)
-    lengths = struct.unpack_from(f">{count}I", data, _COUNT.size)
-    stops = list(accumulate(lengths, initial=_COUNT.size * (count + 1)))
-    return [data[a:b] for a, b in pairwise(stops)]
 
 
 _ITEMS = "(SELECT count(*) FROM digest_items i WHERE i.digest = d.id) AS items"
 _DIGEST_QUERY = f"SELECT d.*, b.mime, b.parts, {_ITEMS} FROM digests d LEFT JOIN bodies b ON b.digest = d.id"  # noqa: S608 - fixed text
 _HAS_ITEMS = "EXISTS (SELECT 1 FROM digest_items i WHERE i.digest = d.id)"
 _HEAD_QUERY = f"SELECT d.*, NULL AS mime, NULL AS parts, {_ITEMS} FROM digests d"  # noqa: S608 - fixed text: no content read
-
-
-def _reasons(stored: str) -> tuple[Reason, ...]:
-    return tuple(
-        Reason(ReasonKind(r["kind"]), r["label"], r["score"], tuple(r.get("where") or ()), r.get("detail"))
-        for r in json.loads(stored)
-    )
 
 
 def _content(row: Row) -> tuple[str, str, str, bytes]:

@@ -346,6 +346,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 17: a digest's reasons kept once, one packed record for all its items (``digests._reasons_record``);
+    # ``digest_items.why`` stays for the items frozen before, and is empty for those frozen since.
+    ("ALTER TABLE digests ADD COLUMN reasons BLOB",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

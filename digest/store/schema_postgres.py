@@ -241,7 +241,9 @@ POSTGRES_BASELINE: tuple[str, ...] = (
     )
     """,
 )
-POSTGRES_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+POSTGRES_MIGRATIONS: dict[int, tuple[str, ...]] = {  # from the version named, where the types differ
+    16: ("ALTER TABLE digests ADD COLUMN reasons BYTEA",),
+}
 
 
 def postgres_steps(found: int) -> list[tuple[int, tuple[str, ...]]]:
