@@ -261,9 +261,23 @@ def make_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, 
 
 
 def cpu_with_children() -> float:
-    """CPU seconds of this process and of its children that have ended (the workers of a run)."""
+    """CPU seconds of this process, of its children that have ended, and of the workers its forkserver started
+    (that have ended: the forkserver collects them, and lives on)."""
     own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + forkserver_cpu()
+
+
+def forkserver_cpu() -> float:
+    """User + system CPU seconds of this process's forkserver and its ended children (Linux /proc); 0 without one."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and b"forkserver" in (entry / "cmdline").read_bytes():
+                total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def reasons_bytes(store: Store) -> int:

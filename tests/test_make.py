@@ -49,7 +49,7 @@ def made_by(
         ]
     with sqlite3.connect(settings.database.path) as db:
         items = db.execute(
-            "SELECT d.subscriber, i.paper, i.rank, i.score, i.why FROM digest_items i"
+            "SELECT d.subscriber, i.paper, i.rank, i.score, i.why, d.reasons FROM digest_items i"
             " JOIN digests d ON d.id = i.digest ORDER BY d.subscriber, i.rank"
         ).fetchall()
     return report, digests, items
@@ -75,7 +75,7 @@ def test_a_worker_that_dies_leaves_its_batches_to_the_main_process(tmp_path: Pat
         deadline = time.monotonic() + 60
         while not killed and time.monotonic() < deadline:
             for child in multiprocessing.active_children():
-                if "SpawnProcess" in child.name and child.pid:
+                if child.name.startswith("ForkServerProcess") and child.pid:
                     os.kill(child.pid, signal.SIGKILL)
                     killed.append(child.pid)
                     break
