@@ -194,14 +194,25 @@ def code_text(paper: Paper) -> str | None:
 
 
 def reason_view(reason: Reason) -> dict[str, Any]:
-    """What templates show of one reason: its words (shared by every subscriber it applies to) and its score."""
+    """What templates show of one reason: its words (shared by every subscriber it applies to), the ``key`` of
+    their cached fragments, and its score."""
     return {**_reason_words(reason._replace(score=0.0)), "score": reason.score}
+
+
+def reason_data(reason: Reason) -> dict[str, Any]:
+    """One reason as data (a JSON webhook's): ``reason_view`` without its fragments' key."""
+    return {name: value for name, value in reason_view(reason).items() if name != "key"}
+
+
+_REASON_KEYS = itertools.count()  # each reason's words' number: the key of their cached fragments, never reused
 
 
 @lru_cache(maxsize=65536)
 def _reason_words(reason: Reason) -> dict[str, Any]:
-    """A reason's words, kept per reason without its score: the same few recur in thousands of digests."""
+    """A reason's words, kept per reason without its score: the same few recur in thousands of digests; ``key``
+    stands for them (a template renders them once per key, in a cache block)."""
     return {
+        "key": next(_REASON_KEYS),
         "kind": reason.kind,
         "label": header_text(reason.label, limit=120),
         "where": " and ".join(reason.where) or "text",
@@ -233,7 +244,9 @@ def archive_match(items: Sequence[Ranked]) -> str | None:
     return header_text(best.label, limit=120) if best else None
 
 
+@lru_cache(maxsize=64)
 def day_label(value: date) -> str:
+    """ "Mon 14 Mar" (cached: strftime is slow, and a day's digests share a handful of dates)."""
     return f"{value:%a} {value.day} {value:%b}"
 
 

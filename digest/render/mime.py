@@ -205,7 +205,8 @@ def _html_body(html: str) -> tuple[str, bytes, bool]:
     """
     body = html.encode("ascii", "xmlcharrefreplace")
     if _raw_text_is_ascii(body, html):
-        lines = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").rstrip(b"\n").split(b"\n")
+        lf = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in body else body
+        lines = lf.rstrip(b"\n").split(b"\n")
         fitted = lines if max(map(len, lines)) <= MAX_LINE else _fold(lines)
         if fitted is not None:
             return "7bit", b"\r\n".join(fitted) + b"\r\n", fitted is not lines
@@ -257,8 +258,8 @@ def _qp(body: str) -> bytes:
 
 
 def _qp_line(line: str) -> bytes:
-    if _plain(line):  # as it is: nothing quoted-printable would change (not kept: vote links are one-offs)
-        return line.encode("ascii")
+    if len(line) > QP_WIDTH and _plain(line):  # not kept: such long lines are mostly vote links, one-offs
+        return _soft_broken(line).encode("ascii")
     # With its line end, as in the whole text: a space last on a full line is encoded before it, not after a break.
     encoded = binascii.b2a_qp(line.encode("utf-8") + b"\n", istext=True)[:-1].replace(b"\n", b"\r\n")
     _QP_LINES[line] = encoded
@@ -266,14 +267,18 @@ def _qp_line(line: str) -> bytes:
 
 
 def _plain(line: str) -> bool:
-    """A line quoted-printable leaves as it is: printable ASCII, short, no "=", no space last, not a lone "."."""
-    return (
-        len(line) <= QP_WIDTH
-        and line.isascii()
-        and line.isprintable()
-        and "=" not in line
-        and (line[-1:] != " " and line != ".")
-    )
+    """A line quoted-printable only breaks where it is long: printable ASCII, no "=", no space last, not "."."""
+    return line.isascii() and line.isprintable() and "=" not in line and line[-1:] != " " and line != "."
+
+
+def _soft_broken(line: str) -> str:
+    """A ``_plain`` line as quoted-printable writes it: 75 characters and a soft break ("="), while it is longer than
+    76; what is left is never one character (so never a lone ".")."""
+    if len(line) <= QP_WIDTH:
+        return line
+    cuts = range(0, len(line) - QP_WIDTH, QP_WIDTH - 1)
+    pieces = [line[start : start + QP_WIDTH - 1] + "=" for start in cuts]
+    return "\r\n".join([*pieces, line[len(pieces) * (QP_WIDTH - 1) :]])
 
 
 QP_WIDTH = 76  # characters a quoted-printable line holds before a soft break
@@ -283,7 +288,7 @@ _QP_LINES: dict[str, bytes] = {}
 
 def _lf(text: str) -> str:
     """Every line end as LF (the parts turn them into CRLF when encoded)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text  # a search is cheaper
 
 
 def _header(name: str, value: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from digest.render.chat.base import ChatDraft
-from digest.render.context import links, md_escape, reason_view
+from digest.render.context import links, md_escape, reason_data
 
 
 class Webhook:
@@ -37,7 +37,7 @@ class Webhook:
                         "url": links(item.paper)["main"],
                         "abstract": item.paper.abstract,
                         "score": item.score,
-                        "why": [reason_view(r) for r in item.why],
+                        "why": [reason_data(r) for r in item.why],
                         "authors_count": item.paper.authors_count,
                         "organization": item.paper.organization,
                         "published": item.paper.published.isoformat() if item.paper.published else None,
