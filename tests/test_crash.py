@@ -20,6 +20,7 @@ make digests: the workers and multiprocessing's resource tracker must go with it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
@@ -150,6 +151,28 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
+def _none_left(root: Path, within: float = 10.0) -> None:
+    """No process started from ``root`` is left (a forkserver names its sys.path, ``root`` first)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [
+            pid for pid, cmd in _every_process().items() if "forkserver" in cmd and str(root) in cmd and _alive(pid)
+        ]
+        if not left:
+            return
+        assert time.monotonic() < deadline, f"still running after the sender died: {left}"
+        time.sleep(0.05)
+
+
+def _every_process() -> dict[int, str]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return found
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -212,6 +235,7 @@ def test_two_senders_on_postgresql_one_sigkilled_lose_nothing_and_repeat_only_it
             killed.wait(timeout=30)
             server.box.hold_after = None  # the other one goes on, and the run that finishes the job
             assert all(s.wait(timeout=WAIT) in (0, 1) for s in senders if s is not killed)
+            _none_left(root)  # the killed one's workers and forkserver went with it
             in_flight = _finish(world, holder=f"{platform.node()}:{killed.pid}", ahead=60)
             copies = Counter(m["Message-ID"] for m in server.box.messages)
             with Store.open(world.settings.database.location) as store:
@@ -240,9 +264,11 @@ def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_
             make = "[make]\nworkers = 2\nbatch_size = 4\n"  # 12 batches: two workers start
             _config(root, world, server.port, f'{make}[ingest]\ndumps_dir = "{root / "dumps"}"\n')
             child = _start(root, "run")
-            family = _wait_for_workers(child, world.settings.database.path)  # a worker may end its last batch now
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
+            try:
+                family = _wait_for_workers(child, world.settings.database.path)  # a worker may end its batch now
+            finally:
+                child.send_signal(signal.SIGKILL)  # also when the wait failed: no daemon outlives its test
+                child.wait(timeout=30)
             deadline = time.monotonic() + 10
             while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -6,6 +6,8 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -19,6 +21,7 @@ from digest.config import MakeSettings
 from digest.pipeline import make
 from digest.store import Store
 
+from .conftest import ROOT
 from .deliverykit import START, make_world
 
 KEYWORDS = ["diffusion", "language model", "video", "reasoning", "robot", "3d", "agents", "speech"]
@@ -90,6 +93,54 @@ def test_a_worker_that_dies_leaves_its_batches_to_the_main_process(tmp_path: Pat
     assert killed
     assert sorted(name for name, _, _ in report.made) == [f"p{n:02d}" for n in range(23)]
     assert len(digests) == 23
+
+
+def _blocked_worker(parent: int, ready: Any) -> None:
+    """A worker that will never finish its batch on its own (as one waiting on a lock would)."""
+    from digest.pipeline import workers
+
+    workers._die_with(parent)
+    ready.set()
+    time.sleep(120)
+
+
+RUNNER = """
+import multiprocessing, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.test_make import _blocked_worker
+context = multiprocessing.get_context("forkserver")
+ready = context.Event()
+worker = context.Process(target=_blocked_worker, args=(os.getpid(), ready))
+worker.start()
+ready.wait(60)
+print(worker.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_worker_ends_when_the_run_that_started_it_is_killed_even_in_the_middle_of_a_batch() -> None:
+    """A worker's parent is the forkserver, which a live worker keeps alive: the worker must watch the run."""
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(ROOT)], stdout=subprocess.PIPE)
+    try:
+        assert runner.stdout is not None
+        worker = int(runner.stdout.readline())
+    finally:
+        runner.kill()
+        runner.wait(timeout=30)
+        if runner.stdout is not None:
+            runner.stdout.close()
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _running(worker)
+    assert not alive, "the worker outlived the run that started it"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from digest.config import Settings
 from digest.pipeline.batch import Batch, Made, Windows, make_batch
@@ -179,28 +180,38 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 def _die_with(parent: int) -> None:
     """End this worker when the process that started the run (``parent``) dies, even by SIGKILL.
 
-    The worker's own parent is the forkserver, which ends when ``parent`` does
-    (its end of a pipe closes). On Linux the kernel sends SIGKILL when the
-    forkserver goes (``PR_SET_PDEATHSIG``); a thread that watches the
-    forkserver's pid does the same job everywhere else within a second. A
-    ``parent`` or forkserver already gone before either was set up is caught by
-    looking once.
+    The worker's own parent is the forkserver, and the forkserver outlives the
+    run while any worker it forked does (each holds the pipe whose end tells the
+    forkserver to stop), so the kernel's signal on a parent's death
+    (``PR_SET_PDEATHSIG``) only covers the forkserver going. A thread looks
+    every half second whether ``parent`` is still there, and whether the
+    forkserver is; a ``parent`` already gone is caught at once.
     """
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     server = os.getppid()
-    try:
-        os.kill(parent, 0)
-    except ProcessLookupError:
+    if server == 1 or not _alive(parent):
         os._exit(1)
-    except PermissionError:
-        pass  # alive, under another user (never here; the check is only for the gone)
-    if server == 1:
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(server,), name="parent-watch", daemon=True).start()
+    threading.Thread(target=_watch, args=(parent, server), name="parent-watch", daemon=True).start()
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
+def _watch(parent: int, server: int) -> None:
+    while os.getppid() == server and _alive(parent):
+        time.sleep(_LOOK_FOR_PARENT_S)
     os._exit(1)
+
+
+_LOOK_FOR_PARENT_S = 0.5
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process is there (a zombie, ended but not yet collected by its parent, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # there, under another user
+    with suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
