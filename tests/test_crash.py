@@ -193,9 +193,12 @@ def _wait_for_workers(child: subprocess.Popen[bytes], database: Path) -> dict[in
     """Until two worker processes run and a batch of theirs is stored: mid-making. The daemon's workers are
     its forkserver's children (it has threads, so it does not fork them itself): the family is all of them."""
     deadline = time.monotonic() + WAIT
+    family: dict[int, str] = {}
     while True:
         assert child.poll() is None, f"digest run exited ({child.returncode}) before its workers made a batch"
-        assert time.monotonic() < deadline, f"no workers making digests after {WAIT:.0f} s"
+        assert time.monotonic() < deadline, (
+            f"no workers making digests after {WAIT:.0f} s: {family}, {_digests_stored(database)} digests stored"
+        )
         family = _children(child.pid)
         workers = {
             pid: cmd for server, cmd in family.items() if "forkserver" in cmd for pid, cmd in _children(server).items()
@@ -256,12 +259,14 @@ def test_two_senders_on_postgresql_one_sigkilled_lose_nothing_and_repeat_only_it
 def test_sigkill_of_the_daemon_while_workers_make_digests_leaves_no_process_and_loses_nothing(
     tmp_path: Path,
 ) -> None:
-    people, tally = 48, Counter[str]()
+    # Enough batches that the workers are making for a second or more: warm workers made 12 batches of 4 in
+    # well under the time it takes to look at them.
+    people, tally = 160, Counter[str]()
     for run in range(DAEMON_RUNS):
         root = tmp_path / f"daemon{run:02d}"
         with smtp_server(Mailbox()) as server:
             world = make_world(root, people=people, smtp_port=server.port, backoff_max_s=30.0)
-            make = "[make]\nworkers = 2\nbatch_size = 4\n"  # 12 batches: two workers start
+            make = "[make]\nworkers = 2\nbatch_size = 2\n"  # 80 batches: two workers start
             _config(root, world, server.port, f'{make}[ingest]\ndumps_dir = "{root / "dumps"}"\n')
             child = _start(root, "run")
             try:
