@@ -284,11 +284,12 @@ def reasons_bytes(store: Store) -> int:
     """The bytes kept of the digests' reasons (the why of each item), per digest with items."""
     conn = store.db.conn
     digests = conn.execute("SELECT count(DISTINCT digest) FROM digest_items").fetchone()[0] or 1
-    if store.db.dialect != "postgresql":
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(digests)")}
-        if "reasons" in columns:
-            return round(int(conn.execute("SELECT sum(length(reasons)) FROM digests").fetchone()[0] or 0) / digests)
-    return round(int(conn.execute("SELECT sum(length(why)) FROM digest_items").fetchone()[0] or 0) / digests)
+    kept = int(conn.execute("SELECT sum(length(why)) FROM digest_items").fetchone()[0] or 0)
+    sqlite_columns = () if store.db.dialect == "postgresql" else conn.execute("PRAGMA table_info(digests)")
+    if store.db.dialect == "postgresql" or any(row[1] == "reasons" for row in sqlite_columns):
+        # schema 17 on (PostgreSQL starts there): one record a digest; items frozen before keep their why
+        kept += int(conn.execute("SELECT sum(length(reasons)) FROM digests").fetchone()[0] or 0)
+    return round(kept / digests)
 
 
 def stored_bytes(store: Store) -> int:

@@ -20,7 +20,6 @@ make digests: the workers and multiprocessing's resource tracker must go with it
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import random
@@ -135,8 +134,8 @@ def test_sigkill_at_chosen_points_loses_nothing_and_repeats_only_in_flight(tmp_p
     assert tally["killed while messages were going out"] >= gated  # every gated run died mid-sending
 
 
-def _children(pid: int) -> dict[int, str]:
-    """The live children of a process, with their command lines (from /proc)."""
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every live process: its parent's pid and its command line (from /proc; zombies left out)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -146,31 +145,25 @@ def _children(pid: int) -> dict[int, str]:
             except OSError:  # it ended meanwhile
                 continue
             state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-            if int(ppid) == pid and state != "Z":
-                found[int(entry.name)] = cmdline
+            if state != "Z":
+                found[int(entry.name)] = (int(ppid), cmdline)
     return found
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live children of a process, with their command lines."""
+    return {child: cmd for child, (parent, cmd) in _processes().items() if parent == pid}
 
 
 def _none_left(root: Path, within: float = 10.0) -> None:
     """No process started from ``root`` is left (a forkserver names its sys.path, ``root`` first)."""
     deadline = time.monotonic() + within
     while True:
-        left = [
-            pid for pid, cmd in _every_process().items() if "forkserver" in cmd and str(root) in cmd and _alive(pid)
-        ]
+        left = [pid for pid, (_, cmd) in _processes().items() if "forkserver" in cmd and str(root) in cmd]
         if not left:
             return
         assert time.monotonic() < deadline, f"still running after the sender died: {left}"
         time.sleep(0.05)
-
-
-def _every_process() -> dict[int, str]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    return found
 
 
 def _alive(pid: int) -> bool:

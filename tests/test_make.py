@@ -23,6 +23,7 @@ from digest.store import Store
 
 from .conftest import ROOT
 from .deliverykit import START, make_world
+from .test_crash import _alive
 
 KEYWORDS = ["diffusion", "language model", "video", "reasoning", "robot", "3d", "agents", "speech"]
 ZONES = ["UTC", "Asia/Tokyo", "America/New_York"]
@@ -130,17 +131,9 @@ def test_a_worker_ends_when_the_run_that_started_it_is_killed_even_in_the_middle
         if runner.stdout is not None:
             runner.stdout.close()
     deadline = time.monotonic() + 10
-    while _running(worker) and time.monotonic() < deadline:
+    while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    alive = _running(worker)
-    assert not alive, "the worker outlived the run that started it"
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not _alive(worker), "the worker outlived the run that started it"
 
 
 def test_a_few_subscribers_are_made_without_starting_workers(tmp_path: Path) -> None:

@@ -46,9 +46,10 @@ def make_in_processes(
     daemon's scheduler and fetch), and a fork copies a lock one of them holds.
     They take batches from one queue, open the database themselves and write
     their own batches, one at a time: a lock shared by the workers wakes the
-    next writer at once, where SQLite's busy handler would sleep and poll. Each answers over its own pipe. When a worker
-    dies, every batch finished before is still counted, and the others are
-    stopped (each batch is stored whole or not at all).
+    next writer at once, where SQLite's busy handler would sleep and poll. Each
+    answers over its own pipe. When a worker dies, every batch finished before
+    is still counted, and the others are stopped (each batch is stored whole or
+    not at all).
 
     (Python 3.11's ProcessPoolExecutor starts workers on demand while handing
     out work; a worker dying meanwhile made the next start fail, or left a

@@ -267,15 +267,13 @@ def _qp_line(line: str) -> bytes:
 
 
 def _plain(line: str) -> bool:
-    """A line quoted-printable only breaks where it is long: printable ASCII, no "=", no space last, not "."."""
-    return line.isascii() and line.isprintable() and "=" not in line and line[-1:] != " " and line != "."
+    """A line quoted-printable only breaks where it is long: printable ASCII, no "=", no space last."""
+    return line.isascii() and line.isprintable() and "=" not in line and line[-1:] != " "
 
 
 def _soft_broken(line: str) -> str:
-    """A ``_plain`` line as quoted-printable writes it: 75 characters and a soft break ("="), while it is longer than
-    76; what is left is never one character (so never a lone ".")."""
-    if len(line) <= QP_WIDTH:
-        return line
+    """A ``_plain`` line longer than 76 characters as quoted-printable writes it: 75 characters and a soft break
+    ("="), while what is left is longer than 76; what is left is never one character (so never a lone ".")."""
     cuts = range(0, len(line) - QP_WIDTH, QP_WIDTH - 1)
     pieces = [line[start : start + QP_WIDTH - 1] + "=" for start in cuts]
     return "\r\n".join([*pieces, line[len(pieces) * (QP_WIDTH - 1) :]])

@@ -77,14 +77,16 @@ class ReasonsRead:
             self._record = record
             self._by_rank = {
                 place: tuple(
-                    Reason(ReasonKind(k), label, score, tuple(where), detail) for k, label, score, where, detail in why
+                    Reason(ReasonKind(k), label, score, tuple(where), detail)
+                    for k, label, score, where, detail in reasons
                 )
-                for place, why in json.loads(unpack(record))
+                for place, reasons in json.loads(unpack(record))
             }
         return self._by_rank.get(rank, ())
 
 
 def reasons_json(stored: str) -> tuple[Reason, ...]:
+    """An item's reasons as items frozen before schema 17 keep them: a JSON object per reason."""
     return tuple(
         Reason(ReasonKind(r["kind"]), r["label"], r["score"], tuple(r.get("where") or ()), r.get("detail"))
         for r in json.loads(stored)

@@ -346,7 +346,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
-    # 17: a digest's reasons kept once, one packed record for all its items (``digests._reasons_record``);
+    # 17: a digest's reasons kept once, one packed record for all its items (``packing.reasons_record``);
     # ``digest_items.why`` stays for the items frozen before, and is empty for those frozen since.
     ("ALTER TABLE digests ADD COLUMN reasons BLOB",),
 )
