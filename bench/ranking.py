@@ -18,6 +18,14 @@ system). Systems:
 * ``bm25``: Okapi BM25 (k1 1.2, b 0.75) over title + abstract, with the same word
   folding as ``digest`` and the keywords' words as the query, weighted.
 
+A third table is a new reader's first week: the labelled papers re-split into
+pseudo-days (``--orders`` random orders), the first ``ARCHIVE_DAYS`` the archive
+at sign-up, the rest later days. "every paper" is the ceiling of what answers
+can teach this ranker: the reader answered all of the archive. A simulated reader answers onboarding (judged by
+the labels: yes for grade 1 or 2) and, where asked, each day's question after
+reading that day; nDCG@10 on the later days per way of starting (see
+``first_week``), with means and spreads over the orders.
+
 A second table ranks by seed papers alone: each interest's first two grade-2
 papers (in ``qrels.json`` order) become its ``seeds`` and leave the evaluation.
 ``digest`` (best cosine to a seed) is compared with arxiv-sanity-lite's method,
@@ -31,6 +39,7 @@ import argparse
 import dataclasses
 import json
 import math
+import random
 import sys
 import time
 from collections import Counter
@@ -101,6 +110,7 @@ class BM25:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--orders", type=int, default=5, help="random orders of the first week's pseudo-days")
     parser.add_argument(
         "--weights", default="{}", help="JSON overrides of rank.Weights, e.g. '{\"liked_weight\": 1.5}'"
     )
@@ -150,7 +160,9 @@ def main() -> None:
     overall = {n: round(_mean([r[n] for r in rows]), 4) for n in names}
     seeded = seeds_only(days, archive, interests, qrels, corpus)
     learned = with_feedback(days, archive, interests, qrels, corpus)
+    week = first_week(archive, interests, qrels, orders=args.orders)
     result = {
+        "first_week": week,
         "seeds_only": seeded,
         "with_feedback": learned,
         "pairs": len(rows),
@@ -172,13 +184,7 @@ def main() -> None:
     print(f"\nseeds only (2 seed papers per interest, no keywords), nDCG@10 over {int(seeded['pairs'])} pairs")
     print(f"{'':18}{'digest':>11}{'svm':>11}")
     print(f"{'mean (all pairs)':18}{seeded['digest']:>11.3f}{seeded['svm']:>11.3f}")
-    print("\nwith feedback: a reader votes on each day's top 10 (up if labelled relevant, else down), in date order;")
-    print("nDCG@10 on the later days (papers already shown left out), by how many days of votes came before")
-    learners = [name for name in learned if name != "pairs"]
-    print(f"{'':18}" + "".join(f"{n:>15}" for n in learners))
-    for after in ("1", "2"):
-        label = f"after {after}+ day{'s' if after != '1' else ''}"
-        print(f"{label:18}" + "".join(f"{learned[n][after]:>15.3f}" for n in learners))
+    print("\n".join(feedback_table(learned) + first_week_table(week)))
     print(f"\n{result['seconds']} s")
 
 
@@ -278,6 +284,131 @@ def with_feedback(
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+PSEUDO_DAYS = 8  # the labelled papers re-split into this many days per random order
+ARCHIVE_DAYS = 3  # ... of which the first are the archive a new reader is onboarded from
+STARTS = {
+    "a: none": ("none", False),
+    "a + question": ("none", True),
+    "b: best ten": ("best", False),
+    "c: random ten": ("random", False),
+    "d: the mix": ("mix", False),
+    "d + question": ("mix", True),
+    "every paper": ("all", False),  # the ceiling: the reader answered every archive paper (~165)
+}
+
+
+def first_week(
+    archive: Sequence[Paper], interests: Sequence[Profile], qrels: dict[str, list[dict[str, Any]]], *, orders: int
+) -> dict[str, Any]:
+    """nDCG@10 on later pseudo-days for each way of starting (``STARTS``): onboarding offers nothing, the ten best
+    matches, ten random archive papers, or ``rank.offers``'s mix; with or without the daily question.
+
+    Per order, the per-pair mean of each start; the spread is the standard deviation of those means over the
+    orders, and each start's gain over another is paired (same order, interest and day)."""
+    by_order: dict[str, list[float]] = {name: [] for name in STARTS}
+    pairs = 0
+    for seed in range(orders):
+        shuffled = list(archive)
+        random.Random(seed).shuffle(shuffled)
+        days = [shuffled[k::PSEUDO_DAYS] for k in range(PSEUDO_DAYS)]
+        known = [p for day in days[:ARCHIVE_DAYS] for p in day]
+        corpora = {
+            k: rank.Corpus([p for day in days[: k + 1] for p in day]) for k in range(ARCHIVE_DAYS - 1, PSEUDO_DAYS)
+        }
+        scores: dict[str, list[float]] = {name: [] for name in STARTS}
+        for profile in interests:
+            grades = {r["id"]: r["grade"] for r in qrels[profile.name]}
+            answer = {p.id: 1.0 if grades.get(p.id) else -1.0 for p in archive}
+            for name, (offer, asking) in STARTS.items():
+                onboard = _offered(offer, known, profile, corpora[ARCHIVE_DAYS - 1], seed=seed)
+                votes = {pid: answer[pid] for pid in onboard}
+                for k in range(ARCHIVE_DAYS, PSEUDO_DAYS):
+                    ndcg, question = _later_day(days[k], profile, votes, grades, corpora[k], asking=asking)
+                    if ndcg is not None:
+                        scores[name].append(ndcg)
+                    if question is not None:
+                        votes[question] = answer[question]
+        pairs += len(scores["a: none"])
+        for name, values in scores.items():
+            by_order[name].append(_mean(values))
+    return {"orders": orders, "pairs": pairs, "by_order": by_order}
+
+
+def _offered(offer: str, known: Sequence[Paper], profile: Profile, corpus: rank.Corpus, *, seed: int) -> list[str]:
+    """The ids onboarding offers: none, the best ten, ten at random, the chosen mix, or all of them."""
+    if offer == "none":
+        return []
+    if offer == "all":
+        return [p.id for p in known]
+    if offer == "random":
+        return [p.id for p in random.Random(f"{seed}:{profile.name}").sample(list(known), rank.ONBOARDING_SIZE)]
+    ranked = rank.rank(
+        known, profile, corpus=corpus, normalise_title=ingest.normalise_title, keep_all=True, weights=WEIGHTS
+    )
+    if offer == "best":
+        return [r.paper.id for r in ranked[: rank.ONBOARDING_SIZE]]
+    return [o.item.paper.id for o in rank.offers(ranked, corpus, line=profile.min_score)]
+
+
+def _later_day(
+    papers: Sequence[Paper],
+    profile: Profile,
+    votes: dict[str, float],
+    grades: dict[str, int],
+    corpus: rank.Corpus,
+    *,
+    asking: bool,
+) -> tuple[float | None, str | None]:
+    """A later day's nDCG@10 (None without a relevant paper), and the question asked after it, if any."""
+    day = [p for p in papers if p.id not in votes]
+    common = {"corpus": corpus, "normalise_title": ingest.normalise_title, "weights": WEIGHTS}
+    voted = {profile.name: list(votes.items())} if votes else None
+    [everything], _ = rank.rank_and_ask(day, [profile], votes=voted, keep_all=True, **common)  # type: ignore[arg-type]
+    score = {r.paper.id: r.score for r in everything}
+    day_grades = {p.id: grades[p.id] for p in day if grades.get(p.id)}
+    ndcg = ndcg_at_10(order(day, [score.get(p.id, -1.0) for p in day]), day_grades) if day_grades else None
+    if not asking:
+        return ndcg, None
+    _, [question] = rank.rank_and_ask(day, [profile], votes=voted, ask=[True], **common)  # type: ignore[arg-type]
+    return ndcg, question.paper.id if question else None
+
+
+def feedback_table(learned: dict[str, Any]) -> list[str]:
+    lines = [
+        "\nwith feedback: a reader votes on each day's top 10 (up if labelled relevant, else down), in date order;",
+        "nDCG@10 on the later days (papers already shown left out), by how many days of votes came before",
+    ]
+    learners = [name for name in learned if name != "pairs"]
+    lines.append(f"{'':18}" + "".join(f"{n:>15}" for n in learners))
+    for after in ("1", "2"):
+        label = f"after {after}+ day{'s' if after != '1' else ''}"
+        lines.append(f"{label:18}" + "".join(f"{learned[n][after]:>15.3f}" for n in learners))
+    return lines
+
+
+def first_week_table(result: dict[str, Any]) -> list[str]:
+    """The first week's comparison as lines: each start's mean and spread, and (d)'s paired gains."""
+    by = result["by_order"]
+    lines = [
+        f"\na new reader's first week: {result['pairs']} (interest, later day) pairs in {result['orders']} orders;",
+        "nDCG@10 per way of starting (spread: standard deviation of the per-order means)",
+        f"{'':18}{'mean':>9}{'spread':>9}{'vs a':>9}",
+    ]
+    for name, values in by.items():
+        gain = [x - y for x, y in zip(values, by["a: none"], strict=True)]
+        lines.append(f"{name:18}{_mean(values):>9.3f}{_spread(values):>9.3f}{_mean(gain):>+9.3f}")
+    lines.append("\npaired gain of d over each, per order: mean ± spread (smallest)")
+    for d in ("d: the mix", "d + question"):
+        for other in ("a: none", "b: best ten", "c: random ten"):
+            gain = [x - y for x, y in zip(by[d], by[other], strict=True)]
+            lines.append(f"{d} over {other:14} {_mean(gain):+.4f} ± {_spread(gain):.4f} ({min(gain):+.4f})")
+    return lines
+
+
+def _spread(values: Sequence[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,12 @@ whatever that does not give back), the figure retention's ``bodies_days`` multip
 (``run_s``); then every delivery is set back to pending and sent again by itself, the
 pure hand-off of the same messages (``handoff_s``). ``run_over_handoff`` is their ratio.
 
+Every bench reader is new, so each digest ends with the daily question (``[rank] ask_days``);
+``--no-ask`` makes them without it. ``--stage ask`` compares the two in one process, which the
+machine's drift between runs cannot blur: after a warm-up, the subscribers are made in eight
+equal parts, alternately with and without the question (ABBA, twice), one process, and
+``ask_over_no_ask`` is the ratio of the steady milliseconds a digest (rank, render, freeze).
+
 ``--database postgresql://…`` runs against that (empty) PostgreSQL database instead of a
 SQLite file; ``bench/pgcluster.py`` starts a throwaway server with its default durability.
 With ``--stage run --processes N`` the run is N processes side by side (as N daemons on
@@ -77,7 +83,7 @@ from digest.pipeline.subscribers import RACY_NS  # noqa: E402
 from digest.store import Store  # noqa: E402
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Asia/Kolkata", "America/Los_Angeles"]
-STAGES = ("ingest", "sync", "rank", "render", "smtp", "all", "run")
+STAGES = ("ingest", "sync", "rank", "render", "smtp", "all", "run", "ask")
 
 
 @functools.cache  # the example dumps, parsed once
@@ -211,6 +217,11 @@ def arguments() -> argparse.Namespace:
         "--no-links", action="store_true", help="no base URL and secret: digests without signed vote links"
     )
     parser.add_argument(
+        "--no-ask",
+        action="store_true",
+        help="[rank] ask_days = 0: no daily question (else each new reader gets one)",
+    )
+    parser.add_argument(
         "--connections",
         type=int,
         default=SMTPSettings().connections,
@@ -258,6 +269,47 @@ def make_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, 
         result["make_cpu_ms_per_digest"] = round(spent * 1000 / len(made.made), 3)
         result["steady_ms_per_digest"] = round(sum(timings.values()) * 1000 / len(made.made), 3)
     return result
+
+
+WARM_UP = 0.1  # the share of subscribers made first in --stage ask, not compared: the archive's space, the
+# templates, every paper's cached fragments
+ASK_ORDER = (True, False, False, True, False, True, True, False)  # ABBA BAAB: drift falls on both alike
+
+
+def ask_stage(store: Store, settings: Settings, *, now: datetime) -> dict[str, Any]:
+    """Steady ms a digest with the daily question and without, made alternately in one process."""
+    one = settings.make.model_copy(update={"workers": 1})
+    names = sorted(s.name for s in store.subscribers.all())
+    spent: dict[bool, list[float]] = {True: [], False: []}
+    made: dict[bool, int] = {True: 0, False: 0}
+    parts_ms: list[str] = []  # in the order made
+    warm = int(len(names) * WARM_UP)
+    size = (len(names) - warm) // len(ASK_ORDER)
+    parts = [set(names[:warm])] + [set(names[warm + k * size : warm + (k + 1) * size]) for k in range(8)]
+    for number, part in enumerate(parts):
+        asking = ASK_ORDER[number - 1] if number else True
+        rank_settings = settings.rank.model_copy(update={"ask_days": 30 if asking else 0})
+        timings: dict[str, float] = {}
+        report = pipeline.make_digests(
+            store,
+            settings.model_copy(update={"make": one, "rank": rank_settings}),
+            now=now,
+            names=part,
+            timings=timings,
+        )
+        if number:
+            spent[asking].append(sum(timings.values()))
+            made[asking] += len(report.made)
+            parts_ms.append(
+                f"{'ask' if asking else 'no'} {sum(timings.values()) * 1000 / max(len(report.made), 1):.3f}"
+            )
+    per = {asking: sum(spent[asking]) * 1000 / max(made[asking], 1) for asking in (True, False)}
+    return {
+        "ask_ms_per_digest": round(per[True], 3),
+        "no_ask_ms_per_digest": round(per[False], 3),
+        "ask_over_no_ask": round(per[True] / per[False], 3),
+        "parts_ms_per_digest": parts_ms,
+    }
 
 
 def cpu_with_children() -> float:
@@ -374,6 +426,8 @@ def set_up_day(root: Path, args: argparse.Namespace, rng: random.Random) -> Sett
     )
     if args.workers:
         settings = settings.model_copy(update={"make": settings.make.model_copy(update={"workers": args.workers})})
+    if args.no_ask:
+        settings = settings.model_copy(update={"rank": settings.rank.model_copy(update={"ask_days": 0})})
     (root / "day.txt").write_text(synthetic_dump(args.papers, rng), encoding="utf-8")
     write_profiles(root / "subscribers", args.subscribers, rng)
     return settings
@@ -422,6 +476,8 @@ def main() -> None:
                 result["messages_sent_twice"] = accepted.value - args.subscribers
             elif args.stage == "run":
                 result |= run_stage(store, settings, sink_pid=server.pid, now=now)
+            elif args.stage == "ask":
+                result |= ask_stage(store, settings, now=now)
             elif args.stage not in ("ingest", "sync"):
                 result |= make_stage(store, settings, now=now)
             if args.stage in ("smtp", "all"):

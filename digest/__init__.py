@@ -7,4 +7,4 @@ The package is laid out by stage (docs/architecture.md has the map): ``ingest`` 
 
 # Before 1.0 the minor version is the database's schema version (CONTRIBUTING.md, "Versions"):
 # a release with a migration bumps it, any other release the patch.
-__version__ = "0.17.0"
+__version__ = "0.17.1"

@@ -97,6 +97,7 @@ class RankSettings(_Section):
     liked_weight: float = Field(default=0.75, ge=0, le=10)
     disliked_weight: float = Field(default=0.5, ge=0, le=10)
     vote_half_life_days: float = Field(default=60.0, gt=0)
+    ask_days: int = Field(default=30, ge=0, le=3650)  # a reader's first days with the daily question; 0: never
 
 
 class RenderSettings(_Section):

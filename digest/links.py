@@ -31,7 +31,8 @@ SIGNUP = "s"
 CSRF = "c"  # a form's anti-CSRF token (a purpose inside a token; no page has a path for it)
 RESUBSCRIBE = "r"  # undo the reader's own unsubscribe; its data is the time it expires
 EMAIL_AGAIN = "e"  # mail a suspended (bounced) address again: signs a request's id, mailed to that address
-PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, CSRF, RESUBSCRIBE, EMAIL_AGAIN)
+ONBOARD = "o"  # a few archive papers to rate, teaching a new reader's ranking
+PURPOSES = (UNSUBSCRIBE, FEEDBACK, PREFERENCES, FEED, SIGNUP, CSRF, RESUBSCRIBE, EMAIL_AGAIN, ONBOARD)
 REQUESTS = (SIGNUP, EMAIL_AGAIN)  # tokens that sign a request's id, not a subscriber's key
 # Each page a signed link opens: its route's name and path (the token is the last segment).
 PATHS = {
@@ -42,6 +43,7 @@ PATHS = {
     "feed": "/feeds/{token}.atom",
     "confirm": "/c/{token}",  # a sign-up's confirmation
     "email_again": "/e/{token}",  # a bounced address confirming it takes mail again
+    "onboard": "/o/{token}",  # papers to rate
 }
 RESUBSCRIBE_DAYS = 30
 KEY_BYTES = 12
@@ -166,6 +168,10 @@ class Links:
     @property
     def feed(self) -> str:
         return self.url("feed", FEED)
+
+    @property
+    def onboard(self) -> str:
+        return self.url("onboard", ONBOARD)
 
     def resubscribe(self, *, until: int) -> str:
         """The way back after the reader's own unsubscribe, valid until ``until`` (a Unix time)."""

@@ -191,6 +191,7 @@ class Profile:
     min_score: float = 0.1
     empty_day: str = "skip"
     trending: int = 3
+    ask: bool | None = None  # the daily question: on, off, or None (on for a reader's first ``[rank] ask_days``)
     channels: tuple[Destination, ...] = ()
     source: str | None = None  # the file it was read from
 
@@ -217,6 +218,7 @@ class Subscriber:
     unsubscribed_by: str | None = None  # file, operator or reader
     unsubscribed_at: datetime | None = None
     joined_at: datetime | None = None  # signed up on the page then: no edition that fired before it
+    created_at: datetime | None = None  # first stored (from a file, or an unconfirmed sign-up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,7 @@ class Digest:
     items: tuple[Ranked, ...]
     trending: tuple[Paper, ...] = ()
     new_count: int = 0  # new papers that day, for "12 papers for you out of 86 new today"
+    question: Ranked | None = None  # "Help me learn: is this for you?": not among the items, not counted
 
 
 @dataclass(frozen=True, slots=True)

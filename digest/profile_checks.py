@@ -63,6 +63,7 @@ TOP_KEYS = (
     "min_score",
     "empty_day",
     "trending",
+    "ask",
     "keywords",
     "exclude",
     "seeds",
@@ -128,6 +129,11 @@ class Check:
             return addresses.normalise(text)
         except addresses.AddressError as e:
             raise self.fail(key, str(e), fix, value) from None
+
+    def yes_no(self, key: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, not {kind_of(value)}", f"write {key} = true or false", value)
+        return value
 
     def choice(self, key: str, value: object, options: tuple[str, ...]) -> str:
         if not isinstance(value, str) or value.strip().lower() not in options:

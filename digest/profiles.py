@@ -77,6 +77,7 @@ def parse(text: str, *, source: str, default_name: str | None = None) -> Profile
         min_score=given("min_score", 0.1, check.number, 0.0, 10.0),
         empty_day=given("empty_day", "skip", check.choice, EMPTY_DAYS),
         trending=given("trending", 3, check.integer, 0, checks.MAX_TRENDING),
+        ask=given("ask", None, check.yes_no),
         channels=take((), checks.channels, check, data["channels"], email=email, data=data) if has_channels else (),
         source=source,
     )

@@ -17,6 +17,7 @@ ROOMS = (
     "fetching",
     "subscribers",
     "ranking",
+    "onboarding",
     "batch",
     "workers",
     "make",
@@ -63,7 +64,14 @@ ALLOWED: dict[str, set[str]] = {
     },
     "digest.ingest.read": {"digest.errors", "digest.ingest.hfjson", "digest.ingest.parse", "digest.models"},
     # rank
-    "digest.rank": {"digest.rank.corpus", "digest.rank.score", "digest.rank.trending", "digest.text"},
+    "digest.rank": {
+        "digest.rank.corpus",
+        "digest.rank.onboarding",
+        "digest.rank.score",
+        "digest.rank.trending",
+        "digest.text",
+    },
+    "digest.rank.onboarding": {"digest.models", "digest.rank.corpus"},
     "digest.rank.corpus": {"digest.models", "digest.rank.postings", "digest.text"},
     "digest.rank.plan": {"digest.models", "digest.rank.corpus"},
     "digest.rank.postings": {"digest.models", "digest.text"},
@@ -224,6 +232,14 @@ ALLOWED: dict[str, set[str]] = {
         "digest.store",
         "digest.text",
     },
+    "digest.pipeline.onboarding": {
+        "digest",
+        "digest.config",
+        "digest.models",
+        "digest.pipeline.ranking",
+        "digest.rank",
+        "digest.store",
+    },
     "digest.pipeline.batch": {
         "digest",
         "digest.channels",
@@ -342,6 +358,15 @@ ALLOWED: dict[str, set[str]] = {
         "digest.web.pages",
         "digest.web.site",
     },
+    "digest.web.onboard": {
+        "digest",
+        "digest.pipeline",
+        "digest.links",
+        "digest.models",
+        "digest.render.context",
+        "digest.web.prefs",
+        "digest.web.site",
+    },
     "digest.web.signup": {
         "digest",
         "digest.atomic",
@@ -369,6 +394,7 @@ ALLOWED: dict[str, set[str]] = {
         "digest.errors",
         "digest.links",
         "digest.render",
+        "digest.web.onboard",
         "digest.web.pages",
         "digest.web.prefs",
         "digest.web.signup",
@@ -452,6 +478,7 @@ ALLOWED: dict[str, set[str]] = {
     "digest.cli.people": {
         "digest",
         "digest.channels",
+        "digest.rank",  # the type of what onboarding offers
         "digest.cli.show",
         "digest.config",
         "digest.errors",
@@ -531,6 +558,7 @@ OWNERS = {
         "digest.web.prefs",
         "digest.web.signup",
         "digest.web.hooks",
+        "digest.web.onboard",
     },
     "uvicorn": {"digest.web.app"},
     "tomlkit": {"digest.web.prefs", "digest.web.signup"},
@@ -651,7 +679,7 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.cli.digests": {"ledger", "store", "subscribers"},
     "digest.cli.bounces": {"bounces", "store"},
     "digest.cli.papers": {"papers", "store"},
-    "digest.cli.people": {"bounces", "feedback", "papers", "store", "subscribers"},
+    "digest.cli.people": {"bounces", "feedback", "papers", "store", "subscribers"},  # feedback: onboarding's answers
     "digest.passes": {"fetches", "store"},
     "digest.pipeline.batch": {"claims", "digests", "papers", "store"},
     "digest.pipeline.delivery": {"bounces", "digests", "ledger", "store", "subscribers"},
@@ -663,6 +691,7 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.pipeline.make": {"bounces", "digests", "papers", "store", "subscribers"},
     "digest.pipeline.payloads": {"digests", "ledger", "subscribers"},
     "digest.pipeline.ranking": {"digests", "feedback", "papers", "store", "subscribers"},
+    "digest.pipeline.onboarding": {"feedback", "papers", "store"},
     "digest.pipeline.run": {"ledger", "papers", "store", "subscribers"},
     "digest.pipeline.signups": {"signups", "subscribers"},
     "digest.pipeline.status": {"bounces", "fetches", "ledger", "papers", "subscribers"},
@@ -673,6 +702,7 @@ USES: dict[str, set[str]] = {  # "store": hands the whole database on (it opens 
     "digest.web.prefs": {"bounces", "feedback", "signups", "subscribers"},
     "digest.web.hooks": {"bounces", "subscribers"},
     "digest.web.signup": {"signups", "subscribers"},
+    "digest.web.onboard": {"feedback", "papers"},
     "digest.web.site": {"bounces", "digests", "feedback", "papers", "signups", "store", "subscribers"},
 }
 # The ledger is written where deliveries happen (`digest retry` too, through pipeline.requeue), and where

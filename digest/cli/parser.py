@@ -30,7 +30,7 @@ the day, by hand:
 
 or let the daemon do it: digest run (or digest run --once from cron), with
 digest serve beside it for readers' one-click unsubscribe, votes and preferences.
-parse, papers, rank, check, subscribers, feedback, pause, resume, unsubscribe,
+parse, papers, rank, check, subscribers, feedback, onboard, pause, resume, unsubscribe,
 deliveries and retry inspect and adjust; bounces reads what comes back; backup and
 restore keep the database safe, migrate-db moves it to PostgreSQL; 'digest COMMAND --help' explains each.
 
@@ -203,6 +203,19 @@ def _subscriber_commands(command: Adder) -> None:
     vote.add_argument("--down", action="store_true", help="less like these")
     vote.add_argument("--clear", action="store_true", help="forget the votes on these")
     sub.add_argument("--json", action="store_true", help=JSON_HELP)
+    sub = command(
+        "onboard",
+        lazy("people", "onboard_command"),
+        "Offer a subscriber about ten recent papers to rate, to teach their ranking quickly.",
+        "Chooses papers whose answers teach the most: two of the profile's best matches,\n"
+        "the papers it is least sure of (scores nearest min_score), and a few more near\n"
+        "that line but unlike the rest; none they voted on or were sent. On a terminal,\n"
+        "asks for each (y / n / s to skip) and records the answers as votes; otherwise\n"
+        "lists them with the command that records votes and the reader's own page, when\n"
+        "links can be signed. Readers get the same page after confirming a sign-up.",
+    )
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("--json", action="store_true", help=JSON_HELP + ": {id, title, score, kind} per paper")
     sub = command(
         "check",
         lazy("people", "check_command"),

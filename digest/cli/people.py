@@ -1,4 +1,4 @@
-"""Commands on subscribers: subscribe, unsubscribe, pause, resume, subscribers, check."""
+"""Commands on subscribers: subscribe, unsubscribe, pause, resume, subscribers, feedback, onboard, check."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +18,9 @@ from digest.errors import DeliveryError, DigestError, UsageError
 from digest.models import Profile, Subscriber
 from digest.store import Store
 from digest.text import normalise_title, plural, printable
+
+if TYPE_CHECKING:
+    from digest.rank import Offer
 
 
 def _archive_titles(store: Store) -> set[str]:
@@ -183,3 +186,67 @@ def feedback_command(args: argparse.Namespace, settings: Settings) -> int:
     if not votes and not args.json:
         print(f"{args.name}: no votes yet")
     return 0
+
+
+KIND_WORDS = {"best": "a best match", "unsure": "the ranking is unsure", "apart": "unsure, and unlike the others"}
+ANSWER_KEYS = {"y": 1, "yes": 1, "n": -1, "no": -1, "s": 0, "skip": 0, "": 0}
+
+
+def onboard_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Offer about ten archive papers to rate: asked one by one on a terminal, else listed (or as JSON)."""
+    with Store.open(settings.database.location) as store:
+        show.sync_report(pipeline.sync_subscribers(store.subscribers, settings.subscribers.dir, at=datetime.now(UTC)))
+        subscriber = pipeline.find_subscriber(store.subscribers, args.name)
+        offers = pipeline.onboarding_offers(
+            store, pipeline.stored_profile(subscriber), settings=settings, now=datetime.now(UTC)
+        )
+        signed = links.links_for(subscriber.name, subscriber.link_key, settings.delivery)
+        page = signed.onboard if signed else None
+        if args.json:
+            for offer in offers:
+                paper = offer.item.paper
+                show.json_line({"id": paper.id, "title": paper.title, "score": offer.item.score, "kind": offer.kind})
+            return 0
+        if not offers:
+            print(f"{args.name}: no recent papers to offer yet (ingest some dumps first)")
+            return 0
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            answers = _ask(offers)
+            changed = pipeline.record_answers(store.feedback, args.name, answers, at=datetime.now(UTC))
+            print(f"{args.name}: {plural(len(answers), 'answer')} recorded as votes ({changed} changed)")
+            return 0
+    _list_offers(args.name, offers, page)
+    return 0
+
+
+def _list_offers(name: str, offers: list[Offer], page: str | None) -> None:
+    print(f"{name}: {plural(len(offers), 'paper')} to rate, best match first")
+    for number, offer in enumerate(offers, start=1):
+        paper = offer.item.paper
+        print(f"{number:>3}. {printable(paper.title)}")
+        print(f"     {paper.id}  score {offer.item.score:.3f}  ({KIND_WORDS[offer.kind]})")
+    print(f"\nrecord answers: digest feedback {name} PAPER_ID... --up (yes) or --down (no)")
+    if page:
+        print(f"or send the reader their page: {page}")
+
+
+def _ask(offers: list[Offer]) -> dict[str, int]:
+    """Each paper's answer from the terminal: y(es), n(o) or s(kip); Ctrl-D stops asking, keeping what was said."""
+    answers: dict[str, int] = {}
+    for number, offer in enumerate(offers, start=1):
+        paper = offer.item.paper
+        print(f"\n{number}/{len(offers)}  {printable(paper.title)}")
+        if paper.abstract:
+            print("   " + printable(paper.abstract[:300]) + ("…" if len(paper.abstract) > 300 else ""))
+        while True:
+            try:
+                reply = input("   more like this? [y]es / [n]o / [s]kip: ").strip().lower()
+            except EOFError:
+                print()
+                return answers
+            if reply in ANSWER_KEYS:
+                break
+            print("   please answer y, n or s")
+        if ANSWER_KEYS[reply]:
+            answers[paper.id] = ANSWER_KEYS[reply]
+    return answers

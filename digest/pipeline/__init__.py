@@ -11,6 +11,7 @@ quickly, and the ledger around every delivery. Rooms:
 * ``fetching``: a day's list fetched from Hugging Face, written as a dump and ingested;
 * ``subscribers``: profiles checked, stored and synced;
 * ``ranking``: what making and previewing share (corpus, renderer, windows);
+* ``onboarding``: the archive papers a new reader is asked to rate, and their answers;
 * ``batch`` / ``make`` / ``workers``: the due digests made, batch by batch;
 * ``delivery``: the ledger's due rows handed to their channels;
 * ``run``: ``run_once``, the one sequence ``digest send`` and the daemon run;
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
     )
     from digest.pipeline.make import due_edition, make_digests
     from digest.pipeline.notices import deliver_notice
+    from digest.pipeline.onboarding import MAX_ANSWERS, onboarding_offers, record_answers
     from digest.pipeline.ranking import (
         LastDigest,
         Preview,
@@ -81,6 +83,7 @@ if TYPE_CHECKING:  # the names below load with their room on first use (PEP 562)
     )
     from digest.pipeline.subscribers import (
         SyncReport,
+        asks,
         find_subscriber,
         held_line,
         is_active,
@@ -107,6 +110,9 @@ _ROOMS = {
     "FileOutcome": "intake",
     "Hooks": "run",
     "Preview": "ranking",
+    "onboarding_offers": "onboarding",
+    "MAX_ANSWERS": "onboarding",
+    "record_answers": "onboarding",
     "LastDigest": "ranking",
     "last_digest": "ranking",
     "Progress": "report",
@@ -128,6 +134,7 @@ _ROOMS = {
     "held_line": "subscribers",
     "ingest_files": "intake",
     "is_active": "subscribers",
+    "asks": "subscribers",
     "is_dump_name": "intake",
     "ledger_channels": "batch",
     "make_digests": "make",
@@ -165,6 +172,7 @@ __getattr__ = lazy.loader(__name__, _ROOMS, globals())
 
 
 __all__ = [
+    "MAX_ANSWERS",
     "RATE_DAYS",
     "SUSPENDED_ACTION",
     "UNSUBSCRIBED_ACTION",
@@ -184,6 +192,7 @@ __all__ = [
     "SyncReport",
     "apply_reports",
     "as_digest",
+    "asks",
     "backoff",
     "candidates",
     "corpus",
@@ -207,12 +216,14 @@ __all__ = [
     "make_digests",
     "new_papers",
     "no_progress",
+    "onboarding_offers",
     "parse_files",
     "preview",
     "prune",
     "rank_for",
     "rate_levels",
     "read_mailbox",
+    "record_answers",
     "renderer",
     "requeue",
     "run_daily",

@@ -43,6 +43,7 @@ class Batch:
     keys: dict[str, str]  # each member's link key, for their signed links
     votes: dict[str, list[tuple[str, float]]]  # each member's votes, weighted by age
     suspended: frozenset[str] = frozenset()  # addresses not mailed: they bounced (lower-cased)
+    asking: frozenset[str] = frozenset()  # members whose digest ends with the daily question
 
 
 @dataclass
@@ -111,7 +112,7 @@ def make_batch(
     window = windows.get(store, batch.since, settings=settings, now=now)
     with _gc_paused():
         with clocked("rank"):
-            ranked = rank.rank_all(
+            ranked, questions = rank.rank_and_ask(
                 window.papers,
                 [profile for profile, _ in batch.members],
                 corpus=window.space,
@@ -119,10 +120,11 @@ def make_batch(
                 weights=weights(settings),
                 seen=batch.seen,
                 votes=batch.votes,
+                ask=[profile.name in batch.asking for profile, _ in batch.members],
             )
         digests = [
-            _prepare(profile, fire, items, window, batch=batch, settings=settings, clocked=clocked)
-            for (profile, fire), items in zip(batch.members, ranked, strict=True)
+            _prepare(profile, fire, (items, question), window, batch=batch, settings=settings, clocked=clocked)
+            for (profile, fire), items, question in zip(batch.members, ranked, questions, strict=True)
         ]
         with clocked("freeze"):
             with lock:
@@ -164,29 +166,34 @@ def ledger_channels(
 def _prepare(
     profile: Profile,
     fire: datetime,
-    items: list[Ranked],
+    picked: tuple[list[Ranked], Ranked | None],
     window: Window,
     *,
     batch: Batch,
     settings: Settings,
     clocked: Stopwatch,
 ) -> PreparedDigest:
-    """One subscriber's digest, rendered and ready to store (an empty skip-day keeps only its mark)."""
+    """One subscriber's digest, rendered and ready to store (an empty skip-day keeps only its mark); its
+    ``picked`` papers, and the day's question, asked only where the reader can answer it (signed links)."""
+    items, question = picked
     edition = fire.date().isoformat()
     papers = window.papers
     if not items and profile.empty_day == "skip":
         return PreparedDigest(profile.name, edition, [], new_count=len(papers))
+    signed = links.links_for(profile.name, batch.keys.get(profile.name, ""), settings.delivery)
+    question = question if signed is not None else None
     with clocked("rank"):
         chosen = {item.paper.id for item in items} | batch.seen.get(profile.name, set())
+        if question is not None:
+            chosen.add(question.paper.id)  # asked about: not listed again as trending
         trending = rank.trending(
             papers, count=profile.trending, skip=chosen, exclude=profile.exclude, order=window.order
         )
-    digest = Digest(profile, fire.date(), tuple(items), tuple(trending), new_count=len(papers))
+    digest = Digest(profile, fire.date(), tuple(items), tuple(trending), new_count=len(papers), question=question)
     with clocked("render"):
         renders = renderer(settings)
         routes = ledger_channels(profile, settings, suspended=batch.suspended)
         channels = [(name, REGISTRY[kind], target) for name, kind, target in routes]
-        signed = links.links_for(profile.name, batch.keys.get(profile.name, ""), settings.delivery)
         message = renders.message(digest, links=signed, markdown=any(cls.markdown for _, cls, _ in channels))
 
         def delivery(name: str, kind: str, target: str | None) -> NewDelivery:

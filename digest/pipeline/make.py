@@ -13,7 +13,7 @@ from digest.models import Paper, Profile, Subscriber
 from digest.pipeline.batch import Batch, Made, Member, Windows, ledger_channels, make_batch
 from digest.pipeline.ranking import vote_weights, window_start
 from digest.pipeline.report import Progress, SendReport, no_progress
-from digest.pipeline.subscribers import is_active, stored_profile
+from digest.pipeline.subscribers import asks, is_active, stored_profile
 from digest.pipeline.workers import make_in_processes
 from digest.store import Store
 
@@ -109,6 +109,7 @@ def _batches(
     latest = store.digests.latest()
     suspended = frozenset(store.bounces.suspended())
     windows: dict[datetime, list[Member]] = {}
+    asking: set[str] = set()
     for subscriber in store.subscribers.all():
         if names is not None and subscriber.name not in names:
             continue
@@ -120,6 +121,8 @@ def _batches(
         elif fire is not None:
             since = window_start(profile, fire, mine[0] if mine else None, history_days=settings.retention.history_days)
             windows.setdefault(since, []).append(Member(profile, fire))
+            if asks(subscriber, profile, on=fire, ask_days=settings.rank.ask_days):
+                asking.add(profile.name)
     batches: list[Batch] = []
     read: dict[datetime, list[Paper]] = {}
     for since, members in windows.items():
@@ -133,7 +136,8 @@ def _batches(
             had = {p.name: seen[p.name] for p, _ in part if p.name in seen}
             in_part = [p.name for p, _ in part]
             votes = vote_weights(store, in_part, settings=settings, now=now)
-            batches.append(Batch(since, part, had, store.subscribers.link_keys(in_part), votes, suspended))
+            keys = store.subscribers.link_keys(in_part)
+            batches.append(Batch(since, part, had, keys, votes, suspended, frozenset(asking.intersection(in_part))))
     return batches, read
 
 

@@ -44,7 +44,7 @@ def corpus(store: Store, extra: Sequence[Paper] = (), *, settings: Settings, now
 
 
 def weights(settings: Settings) -> rank.Weights:
-    return rank.Weights(**settings.rank.model_dump(exclude={"vote_half_life_days"}))
+    return rank.Weights(**settings.rank.model_dump(exclude={"vote_half_life_days", "ask_days"}))
 
 
 def renderer(settings: Settings) -> render.Renderer:

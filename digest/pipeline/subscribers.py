@@ -9,7 +9,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from digest import profiles
@@ -225,3 +225,14 @@ def is_active(subscriber: Subscriber, *, today: date) -> bool:
     if subscriber.status == "active":
         return True
     return subscriber.status == "paused" and subscriber.paused_until is not None and subscriber.paused_until < today
+
+
+def asks(subscriber: Subscriber, profile: Profile, *, on: datetime, ask_days: int) -> bool:
+    """Whether this edition ends with the daily question: never when ``[rank] ask_days`` is 0; else as the
+    profile's ``ask`` says; else within ``ask_days`` of the reader's start (their sign-up, or the first sync)."""
+    if ask_days <= 0:
+        return False
+    if profile.ask is not None:
+        return profile.ask
+    start = subscriber.joined_at or subscriber.created_at
+    return start is not None and on < start + timedelta(days=ask_days)

@@ -30,8 +30,21 @@ does having been in one of the subscriber's earlier digests.
 from __future__ import annotations
 
 from digest.rank.corpus import Corpus, Weights
-from digest.rank.score import rank, rank_all
+from digest.rank.onboarding import ONBOARDING_SIZE, Offer, offers
+from digest.rank.score import rank, rank_all, rank_and_ask
 from digest.rank.trending import trending, trending_order
 from digest.text import tokens
 
-__all__ = ["Corpus", "Weights", "rank", "rank_all", "tokens", "trending", "trending_order"]
+__all__ = [
+    "ONBOARDING_SIZE",
+    "Corpus",
+    "Offer",
+    "Weights",
+    "offers",
+    "rank",
+    "rank_all",
+    "rank_and_ask",
+    "tokens",
+    "trending",
+    "trending_order",
+]

@@ -208,8 +208,29 @@ def rank_all(
     seeds, push papers like its disliked ones down, and a disliked paper is
     never ranked.
     """
+    chosen, _ = rank_and_ask(
+        papers, profiles, corpus=corpus, normalise_title=normalise_title, weights=weights, seen=seen, votes=votes,
+        keep_all=keep_all,
+    )  # fmt: skip
+    return chosen
+
+
+def rank_and_ask(
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    *,
+    corpus: Corpus,
+    normalise_title: Callable[[str], str],
+    weights: Weights = Weights(),
+    seen: Mapping[str, set[str]] | None = None,
+    votes: Votes | None = None,
+    keep_all: bool = False,
+    ask: Sequence[bool] = (),
+) -> tuple[list[list[Ranked]], list[Ranked | None]]:
+    """``rank_all``, and for each profile whose ``ask`` is true, the day's question: the paper not chosen whose
+    score is nearest the inclusion line (no reasons; None when every paper was chosen or none may be)."""
     if not papers or not profiles:
-        return [[] for _ in profiles]
+        return [[] for _ in profiles], [None for _ in profiles]
     plan = make_plan(profiles, corpus, weights)
     features = day_features(papers, plan, weights)
     keyword = keyword_scores(features, plan)
@@ -234,9 +255,38 @@ def rank_all(
     columns = np.repeat(np.arange(len(profiles)), [len(order) for order in orders])
     why = iter(explain(rows, columns, papers, plan, features, like, relevance, prior, weights))
     score = iter(rounded(by_rows[columns, rows]))
-    return [
+    chosen = [
         [Ranked(papers[i], place, next(score), next(why)) for place, i in enumerate(order, start=1)] for order in orders
     ]
+    asked = _questions(by_rows, orders, ask, tiebreak)
+    questions = [
+        None if row is None else Ranked(papers[row], len(order) + 1, rounded(by_rows[column, [row]])[0], ())
+        for column, (row, order) in enumerate(zip(asked, orders, strict=True))
+    ]
+    return chosen, questions
+
+
+def _questions(
+    by_rows: NDArray[np.float32], orders: list[list[int]], ask: Sequence[bool], tiebreak: NDArray[np.int64]
+) -> list[int | None]:
+    """Per profile asking, the row of the paper scoring nearest the inclusion line among those not chosen.
+
+    The line lies between the last paper chosen and the papers left out (the
+    ``max_items``-th score when that many were chosen, else ``min_score``), and
+    every paper left out scores below it: the nearest is the best of them, ties
+    by ``tiebreak``. Blocked papers (excluded, sent before, disliked) never.
+    """
+    found: list[int | None] = [None] * len(orders)
+    for column, asking in enumerate(ask):
+        if not asking:
+            continue
+        left = by_rows[column].copy()
+        left[orders[column]] = -np.inf
+        best = float(left.max())
+        if np.isfinite(best):
+            tied = np.flatnonzero(left == best)
+            found[column] = int(tied[np.argmin(tiebreak[tied])])
+    return found
 
 
 def _blocked(

@@ -296,6 +296,7 @@ def context(digest: Digest, *, unsubscribe_url: str | None = None, links: Links 
         "items": items,
         "archive_match": archive_match(digest.items),
         "trending": trending,
+        "question": _question_view(digest.question, links, edition),
         "keywords": [term for term, _ in profile.keywords],
         "seeds": len(profile.seeds),
         "unsubscribe_url": links.unsubscribe if links else unsubscribe_url,
@@ -315,6 +316,18 @@ def _item_view(item: Ranked, links: Links | None, edition: str) -> dict[str, Any
         "trending": next((r.detail for r in item.why if r.kind == "trending" and r.detail), None),
         "vote": _votes(links, item.paper.id, edition),
     }
+
+
+QUESTION = "Help me learn: is this for you?"  # the daily question's heading, in every format
+QUESTION_NOTE = "Your answer teaches your digest; this paper is not one of today's picks."
+
+
+def _question_view(question: Ranked | None, links: Links | None, edition: str) -> dict[str, Any] | None:
+    """The daily question: the paper (no place, no reasons) and its vote links; None without either."""
+    if question is None or links is None:
+        return None
+    vote = _votes(links, question.paper.id, edition)
+    return {**paper_view(question.paper), "vote": vote, "heading": QUESTION, "note": QUESTION_NOTE}
 
 
 def _votes(links: Links | None, paper: str, edition: str) -> dict[str, str] | None:

@@ -121,8 +121,12 @@ class Renderer:
                 self._render(f"chat_trending.{style.markup}.j2", paper=paper, esc=style.escape).strip()
                 for paper in data["trending"]
             ]
+        question = None
+        if style.markup is not None and data["question"] is not None:
+            template = f"chat_question.{style.markup}.j2"
+            question = self._render(template, question=data["question"], esc=style.escape).strip()
         heading = header_text(data["subject"], limit=150)
-        return style.payloads(ChatDraft(digest, data, heading, intro(data), items, trending))
+        return style.payloads(ChatDraft(digest, data, heading, intro(data), items, trending, question))
 
     def render(self, digest: Digest, fmt: str, *, unsubscribe_url: str | None = None) -> str:
         """One format as text, for previews and files: html, text, md, or a chat kind as JSON."""

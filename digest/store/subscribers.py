@@ -290,4 +290,5 @@ def _subscriber(row: Row) -> Subscriber:
         unsubscribed_by=row["unsubscribed_by"],
         unsubscribed_at=datetime.fromisoformat(row["unsubscribed_at"]) if row["unsubscribed_at"] else None,
         joined_at=datetime.fromisoformat(row["joined_at"]) if row["joined_at"] else None,
+        created_at=datetime.fromisoformat(row["created_at"]),
     )

@@ -34,7 +34,7 @@ from digest import links
 from digest.config import Settings
 from digest.errors import DigestError
 from digest.render import package_templates
-from digest.web import hooks, pages, prefs, signup
+from digest.web import hooks, onboard, pages, prefs, signup
 from digest.web.limits import RateLimit
 from digest.web.site import Site, Stores, log, page_templates, utc_now
 
@@ -76,6 +76,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         "feed": pages.feed,
         "confirm": signup.confirm,
         "email_again": prefs.email_again,
+        "onboard": onboard.onboard,
     }
     app = Starlette(
         routes=[

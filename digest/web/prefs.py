@@ -41,7 +41,7 @@ def preferences(site: Site, call: Call) -> Response:
     if call.method == "GET":
         return _show(site, subscriber)
     fields = call.fields
-    if not _form_ok(site, subscriber, fields.get("form", "")):
+    if not form_ok(site, subscriber, fields.get("form", "")):
         return site.page("missing.html.j2", status=403, title="This form has expired")
     if subscriber.status == "unsubscribed":  # only the way back, a new sign-up or the operator bring them back
         return _show(site, subscriber, status=409)
@@ -196,7 +196,8 @@ def form_token(site: Site, subscriber: Subscriber) -> str:
     return links.sign(site.secret, links.CSRF, name=subscriber.name, key=subscriber.link_key, data=expires)
 
 
-def _form_ok(site: Site, subscriber: Subscriber, token: str) -> bool:
+def form_ok(site: Site, subscriber: Subscriber, token: str) -> bool:
+    """Whether a form's anti-CSRF token is this subscriber's and still fresh."""
     claim = links.read(token)
     if claim is None or claim.purpose != links.CSRF or claim.key != subscriber.link_key:
         return False
@@ -233,6 +234,7 @@ def _show(
         error=error,
         wrong=wrong or {},
         feed=links.feed_url(subscriber.name, subscriber.link_key, site.settings.delivery),
+        onboard=signed.onboard if (signed := site.links_of(subscriber)) else None,
         resubscribe=way_back(site, subscriber),
         bounced=suspended_addresses(site, subscriber),
     )

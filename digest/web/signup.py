@@ -115,7 +115,10 @@ def confirm(site: Site, call: Call) -> Response:
     signed = site.links_of(found) if found else None
     first = cadence.next_label(pipeline.stored_profile(found), site.clock()) if found else ""
     manage = signed.preferences if signed else None
-    return site.page("confirm.html.j2", title="Subscribed", done=True, new=known is None, first=first, manage=manage)
+    onboard = signed.onboard if signed else None
+    return site.page(
+        "confirm.html.j2", title="Subscribed", done=True, new=known is None, first=first, manage=manage, onboard=onboard
+    )
 
 
 def _create(site: Site, email: str, text: str) -> str:

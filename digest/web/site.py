@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, Response
 
 from digest import links, pipeline
 from digest.config import Settings
-from digest.models import Subscriber
+from digest.models import Paper, Subscriber
 from digest.render import package_templates
 from digest.store import Bounces, Digests, Feedback, Location, Papers, Signups, Store, Subscribers
 from digest.web.limits import RateLimit
@@ -106,6 +106,12 @@ class Site:
     def papers(self) -> Papers:
         """Read only: the paper a vote names."""
         return self.stores.here().papers
+
+    def offers(self, subscriber: Subscriber) -> list[Paper]:
+        """The archive papers the onboarding page offers this reader to rate, best match first."""
+        profile = pipeline.stored_profile(subscriber)
+        offers = pipeline.onboarding_offers(self.stores.here(), profile, settings=self.settings, now=self.clock())
+        return [offer.item.paper for offer in offers]
 
     def status(self) -> pipeline.Status:
         """The brief status ``/healthz`` reports."""

@@ -33,6 +33,7 @@ class ChatDraft:
     intro: str
     items: list[str]  # one fragment per paper, in the platform's markup
     trending: list[str]
+    question: str | None = None  # the daily question's fragment, without its heading (``context.QUESTION``)
 
 
 class ChatStyle(Protocol):

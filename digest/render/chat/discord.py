@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from digest.render.chat.base import ChatDraft, Limits, clip, pack
 from digest.render.chat.webhook import Markdown
-from digest.render.context import header_text, md_escape
+from digest.render.context import QUESTION, header_text, md_escape
 
 
 class Discord(Markdown):
@@ -25,6 +25,8 @@ class Discord(Markdown):
             )
         if draft.trending:
             embeds.append({"title": "Trending today", "description": clip("\n".join(draft.trending), 1500)})
+        if draft.question:
+            embeds.append({"title": QUESTION, "description": clip(draft.question, 1500)})
         content = clip(f"**{md_escape(draft.heading)}**\n{md_escape(draft.intro)}", 2000)
         groups = pack(embeds, size=_embed_size, limit=cls.limits.total, count=cls.limits.items) if embeds else [[]]
         return [

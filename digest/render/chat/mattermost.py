@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from digest.render.chat.base import ChatDraft, Limits, clip, pack
 from digest.render.chat.webhook import Markdown
-from digest.render.context import md_escape
+from digest.render.context import QUESTION, md_escape
 
 
 class Mattermost(Markdown):
@@ -20,6 +20,8 @@ class Mattermost(Markdown):
         parts = [clip(i, room - 4) for i in draft.items]
         if draft.trending:
             parts.append(clip("**Trending today**\n" + "\n".join(draft.trending), room - 4))
+        if draft.question:
+            parts.append(clip(f"**{QUESTION}**\n{draft.question}", room - 4))
         groups = pack(parts, size=lambda p: len(p) + 2, limit=room - 2, count=cls.limits.items)
         return [
             {"text": "\n\n".join([head, *group]) if n == 0 else "\n\n".join(group)} for n, group in enumerate(groups)

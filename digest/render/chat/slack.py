@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from digest.render.chat.base import ChatDraft, Limits, clip
 from digest.render.chat.webhook import Webhook
-from digest.render.context import slack_escape
+from digest.render.context import QUESTION, slack_escape
 
 
 class Slack(Webhook):
@@ -24,6 +24,9 @@ class Slack(Webhook):
         item_blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": clip(i, chars)}} for i in draft.items]
         if draft.trending:
             text = "*Trending today*\n" + "\n".join(draft.trending)
+            item_blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, chars)}})
+        if draft.question:
+            text = f"*{QUESTION}*\n{draft.question}"
             item_blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": clip(text, chars)}})
         head: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": clip(heading, 150), "emoji": False}},

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from digest.render.chat.base import ChatDraft, Limits, clip, pack
 from digest.render.chat.webhook import Markdown
-from digest.render.context import md_escape
+from digest.render.context import QUESTION, md_escape
 
 
 class Teams(Markdown):
@@ -26,6 +26,9 @@ class Teams(Markdown):
         ]
         if draft.trending:
             text = clip("**Trending today**\n\n" + "\n".join(draft.trending), 4000)
+            blocks.append({"type": "TextBlock", "text": text, "wrap": True, "separator": True})
+        if draft.question:
+            text = clip(f"**{QUESTION}**\n\n{draft.question}", 4000)
             blocks.append({"type": "TextBlock", "text": text, "wrap": True, "separator": True})
         overhead = len(json.dumps(_card(head)).encode())
         groups = pack(blocks, size=_json_size, limit=cls.limits.total - overhead, count=cls.limits.items)

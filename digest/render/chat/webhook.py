@@ -52,8 +52,19 @@ class Webhook:
                     for item in digest.items
                 ],
                 "trending": [{"id": p.id, "title": p.title, "url": links(p)["main"]} for p in digest.trending],
+                **_question(draft),
             }
         ]
+
+
+def _question(draft: ChatDraft) -> dict[str, Any]:
+    """The daily question, when the digest asks one: the paper and its two vote links (not among the items)."""
+    view = draft.context["question"]
+    if view is None:
+        return {}
+    paper = view["paper"]
+    about = {"id": paper.id, "title": paper.title, "url": view["links"]["main"], "abstract": paper.abstract}
+    return {"question": {"text": view["heading"], **about, "more": view["vote"]["more"], "less": view["vote"]["less"]}}
 
 
 class Markdown(Webhook):
