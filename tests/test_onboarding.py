@@ -10,6 +10,7 @@ import select
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from digest import links, pipeline
 from digest.cli import main
 from digest.config import RankSettings
+from digest.pipeline import onboarding
 from digest.render.context import QUESTION
 from digest.store import Store
 
@@ -181,3 +183,21 @@ def test_digest_onboard_on_a_terminal_asks_each_paper_and_records_the_answers(tm
     assert process.returncode == 0, text
     assert "please answer y, n or s" in text and "2 answers recorded as votes" in text
     assert sorted(_votes(world).values()) == [-1, 1]
+
+
+def test_onboarding_ranks_only_the_latest_papers_and_none_voted_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    world = world_with_links(tmp_path, people=1)
+    world.send()
+    monkeypatch.setattr(onboarding, "ONBOARDING_PAPERS", 40)
+    with Store.open(world.settings.database.location) as store:
+        recent = [p.id for p in store.papers.since(world.clock() - timedelta(days=60))]
+        profile = pipeline.stored_profile(subscriber(world, "user000"))
+        first = pipeline.onboarding_offers(store, profile, settings=world.settings, now=world.clock())
+        assert len(first) == 10 and {o.item.paper.id for o in first} <= set(recent[-40:])
+        pipeline.record_answers(store.feedback, "user000", {first[0].item.paper.id: 1}, at=world.clock())
+        again = pipeline.onboarding_offers(store, profile, settings=world.settings, now=world.clock())
+    assert first[0].item.paper.id not in {o.item.paper.id for o in again}
+    assert {o.item.paper.id for o in again} <= set(recent[-41:])  # the 40 latest not voted on

@@ -12,7 +12,9 @@ from digest.models import Profile
 from digest.pipeline.ranking import corpus, rank_for
 from digest.store import Feedback, Store
 
-ONBOARDING_DAYS = 60  # offered papers were first seen within this many days: a page ranks these, not a year's
+ONBOARDING_DAYS = 60  # offered papers were first seen within this many days ...
+ONBOARDING_PAPERS = 1000  # ... and are among the latest this many: what one page view ranks (~0.3 s, and the
+# archive's likeness to each, ~4 bytes x archive x papers, is held while it does)
 MAX_ANSWERS = 2 * rank.ONBOARDING_SIZE  # answers taken from one form: a hostile post cannot vote on the archive
 
 
@@ -21,7 +23,7 @@ def onboarding_offers(store: Store, profile: Profile, *, settings: Settings, now
     reader voted on or was sent already."""
     days = min(ONBOARDING_DAYS, settings.retention.history_days)
     voted = {paper for paper, _, _ in store.feedback.votes_of([profile.name]).get(profile.name, [])}
-    papers = [p for p in store.papers.since(now - timedelta(days=days)) if p.id not in voted]
+    papers = [p for p in store.papers.since(now - timedelta(days=days)) if p.id not in voted][-ONBOARDING_PAPERS:]
     if not papers:
         return []
     ranked = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
