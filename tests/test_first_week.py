@@ -156,3 +156,16 @@ def test_the_question_ends_every_format_with_its_two_vote_links_and_is_not_count
 def test_without_vote_links_there_is_no_question_to_answer() -> None:
     message = render.Renderer().message(_asking_digest())
     assert QUESTION not in message.text + message.html + message.markdown
+
+
+def test_a_no_near_the_reader_s_interest_pushes_down_what_is_like_it_not_their_best_matches() -> None:
+    day = list(seed_days()[0].papers)
+    common = {"corpus": corpus(), "normalise_title": ingest.normalise_title, "keep_all": True}
+    before = rank.rank(day, _ssl(), **common)  # type: ignore[arg-type]
+    turned_down = before[14]  # a paper near the line, on the reader's topic ("a no" to the daily question)
+    after = {r.paper.id: r.score for r in rank.rank(day, _ssl(), votes=[(turned_down.paper.id, -1.0)], **common)}  # type: ignore[arg-type]
+    assert turned_down.paper.id not in after  # never shown again
+    drops = {r.paper.id: r.score - after[r.paper.id] for r in before if r.paper.id in after}
+    assert all(drops[r.paper.id] <= 0.001 for r in before[:8])  # the clear matches keep their scores
+    assert max(drops.values()) > 0.005  # what is most like the paper turned down goes down
+    assert max(drops, key=drops.__getitem__) not in {r.paper.id for r in before[:8]}

@@ -207,8 +207,8 @@ def _subscriber_commands(command: Adder) -> None:
         "onboard",
         lazy("people", "onboard_command"),
         "Offer a subscriber about ten recent papers to rate, to teach their ranking quickly.",
-        "Chooses papers whose answers teach the most: two of the profile's best matches,\n"
-        "the papers it is least sure of (scores nearest min_score), and a few more near\n"
+        "Chooses papers whose answers teach the most: four of the profile's best matches,\n"
+        "four it is least sure of (scores nearest min_score), and two more near\n"
         "that line but unlike the rest; none they voted on or were sent. On a terminal,\n"
         "asks for each (y / n / s to skip) and records the answers as votes; otherwise\n"
         "lists them with the command that records votes and the reader's own page, when\n"

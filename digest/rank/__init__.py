@@ -18,6 +18,9 @@ day's papers and every profile together, never a loop per pair):
   ``seed_weight``. On our labelled set this ranks at least as well as
   arxiv-sanity's per-profile linear SVM (bench/ranking.py) and, unlike an SVM
   per profile, is a few matrix products for all profiles at once.
+* **votes**: liked papers join the seeds (``liked_weight``); likeness to the
+  closest disliked paper, where it exceeds the paper's likeness to the seeds,
+  liked papers and archive matches, pushes it down (``disliked_weight``).
 * **trending**: a small prior from upvotes and page position (0..1) scales the
   relevance by ``1 + trending_weight * prior``: among relevant papers the
   trending ones rise; an irrelevant paper does not become relevant by trending.

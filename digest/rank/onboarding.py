@@ -15,7 +15,7 @@ has seen nothing yet. So onboarding offers a few archive papers of each kind:
 No two chosen papers are near-duplicates (TF-IDF cosine at most
 ``NEAR_DUPLICATE``): ten answers about one topic teach what one would.
 The daily question is one paper of the day's not shown, scoring nearest the
-digest's own inclusion line (``score.rank_all``'s ``ask``).
+digest's own inclusion line (``score.rank_and_ask``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ ONBOARDING_SIZE = 10  # papers offered
 NEAR_DUPLICATE = 0.5  # cosine from which two papers count as one
 POOL = 5  # the best and the nearest the line looked at: this many times ``size`` of each
 APART_POOL = 2  # "apart" papers come from this many times ``size`` of the papers nearest the line
-SHARES = {"best": 0.2, "unsure": 0.5, "apart": 0.3}  # of the papers offered, each kind's part
+SHARES = {"best": 0.4, "unsure": 0.4, "apart": 0.2}  # of the papers offered, each kind's part
 
 Kind = Literal["best", "unsure", "apart"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -190,3 +190,19 @@ class Likeness:
         best = np.full(len(papers), -1, dtype=np.int64)
         best[has] = self.best[papers[has], found[has]]
         return value, best
+
+
+def contrasted(like: dict[str, Likeness], *, papers: int, profiles: int) -> dict[str, Likeness]:
+    """The likenesses with a disliked paper's pull cut to what exceeds the paper's likeness to what the reader
+    asked for (the best of its seed, liked and archive likeness): a paper is pushed down only as far as it is
+    more like what they turned down, so a "no" near their interest does not sink the relevant papers beside it.
+    (Reasons are made from these: "less like …" says what was taken off.)"""
+    disliked = like["disliked"]
+    if not len(disliked.owners):
+        return like
+    positive = np.zeros((papers, profiles), dtype=np.float32)
+    for kind, found in like.items():
+        if kind != "disliked" and len(found.owners):
+            positive[:, found.owners] = np.maximum(positive[:, found.owners], found.score)
+    beyond = np.clip(disliked.score - positive[:, disliked.owners], 0.0, None).astype(np.float32)
+    return like | {"disliked": replace(disliked, score=beyond)}

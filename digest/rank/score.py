@@ -14,7 +14,7 @@ from digest.models import Paper, Profile, Ranked
 from digest.rank.corpus import PARTIAL_FROM, Corpus, Weights, document
 from digest.rank.explain import explain, rounded
 from digest.rank.implicit import NO_ROWS, implicit_seeds
-from digest.rank.plan import Features, Likeness, Plan, make_plan
+from digest.rank.plan import Features, Likeness, Plan, contrasted, make_plan
 from digest.rank.postings import day_postings
 from digest.rank.trending import trend_prior
 
@@ -238,6 +238,7 @@ def rank_and_ask(
     like = likenesses(
         papers, profiles, corpus, normalise_title, weights=weights, votes=votes, implicit=implicit
     )  # fmt: skip
+    like = contrasted(like, papers=len(papers), profiles=len(profiles))
     prior = trend_prior(papers)
     liking = np.zeros_like(keyword)
     for kind, found in like.items():
