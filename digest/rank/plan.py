@@ -192,7 +192,7 @@ class Likeness:
         return value, best
 
 
-def contrasted(like: dict[str, Likeness], *, papers: int, profiles: int) -> dict[str, Likeness]:
+def contrasted(like: dict[str, Likeness], *, profiles: int) -> dict[str, Likeness]:
     """The likenesses with a disliked paper's pull cut to what exceeds the paper's likeness to what the reader
     asked for (the best of its seed, liked and archive likeness): a paper is pushed down only as far as it is
     more like what they turned down, so a "no" near their interest does not sink the relevant papers beside it.
@@ -200,9 +200,12 @@ def contrasted(like: dict[str, Likeness], *, papers: int, profiles: int) -> dict
     disliked = like["disliked"]
     if not len(disliked.owners):
         return like
-    positive = np.zeros((papers, profiles), dtype=np.float32)
+    slot = np.full(profiles, -1, dtype=np.int64)  # each profile's column in disliked.score, or -1
+    slot[disliked.owners] = np.arange(len(disliked.owners))
+    positive = np.zeros(disliked.score.shape, dtype=np.float32)  # only the few profiles that disliked something
     for kind, found in like.items():
-        if kind != "disliked" and len(found.owners):
-            positive[:, found.owners] = np.maximum(positive[:, found.owners], found.score)
-    beyond = np.clip(disliked.score - positive[:, disliked.owners], 0.0, None).astype(np.float32)
+        columns = slot[found.owners] if kind != "disliked" and len(found.owners) else slot[:0]
+        mine = np.flatnonzero(columns >= 0)
+        positive[:, columns[mine]] = np.maximum(positive[:, columns[mine]], found.score[:, mine])
+    beyond = np.clip(disliked.score - positive, 0.0, None).astype(np.float32)
     return like | {"disliked": replace(disliked, score=beyond)}

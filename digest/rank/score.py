@@ -238,7 +238,7 @@ def rank_and_ask(
     like = likenesses(
         papers, profiles, corpus, normalise_title, weights=weights, votes=votes, implicit=implicit
     )  # fmt: skip
-    like = contrasted(like, papers=len(papers), profiles=len(profiles))
+    like = contrasted(like, profiles=len(profiles))
     prior = trend_prior(papers)
     liking = np.zeros_like(keyword)
     for kind, found in like.items():
