@@ -204,7 +204,9 @@ def contrasted(like: dict[str, Likeness], *, profiles: int) -> dict[str, Likenes
     slot[disliked.owners] = np.arange(len(disliked.owners))
     positive = np.zeros(disliked.score.shape, dtype=np.float32)  # only the few profiles that disliked something
     for kind, found in like.items():
-        columns = slot[found.owners] if kind != "disliked" and len(found.owners) else slot[:0]
+        if kind == "disliked":
+            continue
+        columns = slot[found.owners]
         mine = np.flatnonzero(columns >= 0)
         positive[:, columns[mine]] = np.maximum(positive[:, columns[mine]], found.score[:, mine])
     beyond = np.clip(disliked.score - positive, 0.0, None).astype(np.float32)
