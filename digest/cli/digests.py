@@ -26,10 +26,11 @@ def rank_command(args: argparse.Namespace, settings: Settings) -> int:
             profile, _ = profiles.load(args.profile)
         papers, source = _papers_to_rank(store, args, settings)
         now = _clock()
-        ranked = pipeline.rank_for(store, profile, papers, settings=settings, now=now, keep_all=args.all)
-        everything = (
-            ranked if args.all else pipeline.rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
-        )
+        read = pipeline.reading(store, profile, papers, settings=settings, now=now)
+        ranked = pipeline.rank_for(store, profile, papers, settings=settings, now=now, keep_all=args.all, read=read)
+        everything = ranked if args.all else pipeline.rank_for(
+            store, profile, papers, settings=settings, now=now, keep_all=True, read=read
+        )  # fmt: skip
     if args.json:
         for r in ranked:
             show.json_line(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from digest import rank
 from digest.config import Settings
 from digest.models import Profile
-from digest.pipeline.ranking import corpus, rank_for
+from digest.pipeline.ranking import rank_for, reading
 from digest.store import Feedback, Store
 
 ONBOARDING_DAYS = 60  # offered papers were first seen within this many days ...
@@ -22,12 +22,14 @@ def onboarding_offers(store: Store, profile: Profile, *, settings: Settings, now
     """About ten recent archive papers whose answers teach this profile's ranking most, best first: none the
     reader voted on or was sent already."""
     days = min(ONBOARDING_DAYS, settings.retention.history_days)
-    voted = {paper for paper, _, _ in store.feedback.votes_of([profile.name]).get(profile.name, [])}
-    papers = [p for p in store.papers.since(now - timedelta(days=days)) if p.id not in voted][-ONBOARDING_PAPERS:]
+    recent = store.papers.since(now - timedelta(days=days))
+    read = reading(store, profile, recent, settings=settings, now=now)
+    voted = {paper for paper, _ in read.votes}
+    papers = [p for p in recent if p.id not in voted][-ONBOARDING_PAPERS:]
     if not papers:
         return []
-    ranked = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
-    return rank.offers(ranked, corpus(store, papers, settings=settings, now=now), line=profile.min_score)
+    ranked = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True, read=read)
+    return rank.offers(ranked, read.space, line=profile.min_score)
 
 
 def record_answers(feedback: Feedback, name: str, answers: Mapping[str, int], *, at: datetime) -> int:

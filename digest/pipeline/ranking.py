@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from digest import cadence, rank, render
@@ -74,6 +75,21 @@ def new_papers(store: Store) -> tuple[list[Paper], str | None]:
     return [row.paper for row in store.papers.seen(first_dump=latest.id)], latest.source
 
 
+class Reading(NamedTuple):
+    """What ranking papers for one subscriber reads from the store: the archive's space (with the papers), their
+    votes as the ranker takes them, and the papers they were sent. Read once for several rankings."""
+
+    space: rank.Corpus
+    votes: list[tuple[str, float]]
+    seen: set[str]
+
+
+def reading(store: Store, profile: Profile, papers: Sequence[Paper], *, settings: Settings, now: datetime) -> Reading:
+    votes = vote_weights(store, [profile.name], settings=settings, now=now).get(profile.name, [])
+    space = corpus(store, papers, settings=settings, now=now)
+    return Reading(space, votes, store.digests.digested(profile.name))
+
+
 def rank_for(
     store: Store,
     profile: Profile,
@@ -82,16 +98,18 @@ def rank_for(
     settings: Settings,
     now: datetime,
     keep_all: bool = False,
+    read: Reading | None = None,
 ) -> list[Ranked]:
-    """Rank papers for one profile, skipping what its subscriber already received, with their votes."""
-    votes = vote_weights(store, [profile.name], settings=settings, now=now).get(profile.name, [])
+    """Rank papers for one profile, skipping what its subscriber already received, with their votes (``read``:
+    what ``reading`` gave for these papers, when it was read already)."""
+    space, votes, seen = read or reading(store, profile, papers, settings=settings, now=now)
     return rank.rank(
         papers,
         profile,
-        corpus=corpus(store, papers, settings=settings, now=now),
+        corpus=space,
         normalise_title=normalise_title,
         weights=weights(settings),
-        seen=store.digests.digested(profile.name),
+        seen=seen,
         votes=votes,
         keep_all=keep_all,
     )
@@ -141,9 +159,10 @@ def preview(store: Store, name: str, *, settings: Settings, now: datetime) -> Pr
     subscriber = find_subscriber(store.subscribers, name, unsubscribed=True)
     profile = stored_profile(subscriber)
     papers, since = candidates(store, profile, now=now, history_days=settings.retention.history_days)
-    items = rank_for(store, profile, papers, settings=settings, now=now)
-    everything = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True)
-    chosen = {item.paper.id for item in items} | store.digests.digested(profile.name)
+    read = reading(store, profile, papers, settings=settings, now=now)
+    items = rank_for(store, profile, papers, settings=settings, now=now, read=read)
+    everything = rank_for(store, profile, papers, settings=settings, now=now, keep_all=True, read=read)
+    chosen = {item.paper.id for item in items} | read.seen
     trending = rank.trending(papers, count=profile.trending, skip=chosen, exclude=profile.exclude)
     return Preview(
         profile, items, trending, candidates=len(papers), since=since, everything=everything, status=subscriber.status
